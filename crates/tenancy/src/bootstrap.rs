@@ -1,0 +1,178 @@
+//! Creating what the engine runs on: the owner role of a managed cluster, the control database,
+//! the control schema, the runtime role and the shared tenant schema. Every step is idempotent and
+//! safe to run from several processes at once.
+
+use anyhow::Context;
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{ConnectOptions, Connection, PgConnection};
+
+use crate::error::sqlstate;
+use crate::migrations::MigrationSet;
+use crate::naming::{CONTROL_SCHEMA, Naming, quote_ident, quote_literal};
+use crate::secrets::RoleKey;
+
+const ROLE_KEY: &str = "role_password_key";
+
+/// For a managed cluster: connects as the owner role, creating it first through the bootstrap
+/// superuser when it does not exist. The superuser then loses its login, so no login role can
+/// bypass row-level security.
+pub async fn managed_owner(
+    superuser: &PgConnectOptions,
+    naming: &Naming,
+) -> anyhow::Result<PgConnectOptions> {
+    let owner = superuser.clone().username(&naming.owner_role());
+    match owner.connect().await {
+        Ok(conn) => {
+            conn.close().await.ok();
+            return Ok(owner);
+        }
+        // 28000: the role does not exist (or may not log in); create it.
+        Err(e) if sqlstate(&e).as_deref() == Some("28000") => {}
+        Err(e) => return Err(e).context("failed to connect to the managed PostgreSQL as the owner role"),
+    }
+    let mut conn = superuser
+        .connect()
+        .await
+        .context("failed to connect to the managed PostgreSQL as its bootstrap superuser")?;
+    let role = quote_ident(&naming.owner_role());
+    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)")
+        .bind(naming.owner_role())
+        .fetch_one(&mut conn)
+        .await?;
+    if !exists {
+        sqlx::raw_sql(&format!("CREATE ROLE {role} LOGIN CREATEDB CREATEROLE"))
+            .execute(&mut conn)
+            .await
+            .context("failed to create the owner role")?;
+    }
+    sqlx::raw_sql(&format!(
+        "GRANT pg_signal_backend TO {role}; ALTER ROLE CURRENT_USER NOLOGIN"
+    ))
+    .execute(&mut conn)
+    .await
+    .context("failed to finish the owner role")?;
+    conn.close().await.ok();
+    Ok(owner)
+}
+
+/// Creates the control database when it is missing.
+pub async fn ensure_control_database(owner: &PgConnectOptions, control: &str) -> anyhow::Result<()> {
+    match owner.clone().database(control).connect().await {
+        Ok(mut conn) => {
+            sqlx::raw_sql(&format!("REVOKE ALL ON DATABASE {} FROM PUBLIC", quote_ident(control)))
+                .execute(&mut conn)
+                .await
+                .context("failed to restrict the control database")?;
+            conn.close().await.ok();
+            return Ok(());
+        }
+        // 3D000: the database does not exist yet.
+        Err(e) if sqlstate(&e).as_deref() == Some("3D000") => {}
+        Err(e) => return Err(e).context("failed to connect to the control database"),
+    }
+    let mut conn = owner
+        .connect()
+        .await
+        .context("failed to connect to PostgreSQL as the owner role")?;
+    tracing::info!(database = control, "creating the control database");
+    let name = quote_ident(control);
+    match sqlx::raw_sql(&format!("CREATE DATABASE {name}")).execute(&mut conn).await {
+        Ok(_) => {}
+        // Another instance created it at the same moment.
+        Err(e) if matches!(sqlstate(&e).as_deref(), Some("42P04" | "23505")) => {}
+        Err(e) => return Err(e).context("failed to create the control database"),
+    }
+    sqlx::raw_sql(&format!("REVOKE ALL ON DATABASE {name} FROM PUBLIC"))
+        .execute(&mut conn)
+        .await?;
+    conn.close().await.ok();
+    Ok(())
+}
+
+/// Migrates the control schema, loads the role-password key, and creates the runtime role with
+/// its grants. Returns the key and the owner role's name.
+pub async fn prepare_control(
+    conn: &mut PgConnection,
+    naming: &Naming,
+    control_database: &str,
+) -> anyhow::Result<(RoleKey, String)> {
+    MigrationSet::control()
+        .apply(conn, CONTROL_SCHEMA)
+        .await
+        .context("failed to migrate the control database")?;
+    let owner_role: String = sqlx::query_scalar("SELECT current_user::text")
+        .fetch_one(&mut *conn)
+        .await?;
+    sqlx::query("INSERT INTO control.secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
+        .bind(ROLE_KEY)
+        .bind(RoleKey::generate())
+        .execute(&mut *conn)
+        .await?;
+    let key: Vec<u8> = sqlx::query_scalar("SELECT value FROM control.secrets WHERE name = $1")
+        .bind(ROLE_KEY)
+        .fetch_one(&mut *conn)
+        .await?;
+    let key = RoleKey::new(key);
+    let runtime = naming.runtime_role();
+    ensure_login_role(conn, &runtime, &key.password_for(&runtime)).await?;
+    let role = quote_ident(&runtime);
+    sqlx::raw_sql(&format!(
+        "GRANT CONNECT ON DATABASE {db} TO {role};
+         GRANT USAGE ON SCHEMA control TO {role};
+         GRANT SELECT ON control.tenants, control.schema_scopes TO {role};",
+        db = quote_ident(control_database),
+    ))
+    .execute(&mut *conn)
+    .await
+    .context("failed to grant the runtime role its privileges")?;
+    Ok((key, owner_role))
+}
+
+/// Creates a login role that is neither superuser nor BYPASSRLS, or resets its password.
+pub async fn ensure_login_role(conn: &mut PgConnection, role: &str, password: &str) -> anyhow::Result<()> {
+    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)")
+        .bind(role)
+        .fetch_one(&mut *conn)
+        .await?;
+    let name = quote_ident(role);
+    let password = quote_literal(password);
+    if !exists {
+        let create = format!("CREATE ROLE {name} LOGIN NOINHERIT PASSWORD {password}");
+        match sqlx::raw_sql(&create).execute(&mut *conn).await {
+            Ok(_) => return Ok(()),
+            // Created by another session in the meantime.
+            Err(e) if matches!(sqlstate(&e).as_deref(), Some("42710" | "23505")) => {}
+            Err(e) => return Err(e).with_context(|| format!("failed to create role {role}")),
+        }
+    }
+    sqlx::raw_sql(&format!("ALTER ROLE {name} LOGIN PASSWORD {password}"))
+        .execute(&mut *conn)
+        .await
+        .with_context(|| format!("failed to update role {role}"))?;
+    Ok(())
+}
+
+/// Lets `role` read and write the tables of `schema`, but not its migration records.
+pub async fn grant_tenant_tables(conn: &mut PgConnection, schema: &str, role: &str) -> anyhow::Result<()> {
+    let schema = quote_ident(schema);
+    let role = quote_ident(role);
+    sqlx::raw_sql(&format!(
+        "GRANT USAGE ON SCHEMA {schema} TO {role};
+         GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {schema} TO {role};
+         REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON {schema}.schema_migrations FROM {role};"
+    ))
+    .execute(&mut *conn)
+    .await
+    .context("failed to grant access to the tenant tables")?;
+    Ok(())
+}
+
+/// Connects to `database` as the owner role (a short-lived connection for DDL).
+pub async fn owner_connection(owner: &PgConnectOptions, database: &str) -> anyhow::Result<PgConnection> {
+    owner
+        .clone()
+        .database(database)
+        .connect()
+        .await
+        .with_context(|| format!("failed to connect to database {database} as the owner role"))
+}

@@ -1,0 +1,54 @@
+//! How the engine reaches PostgreSQL and how big its pools are.
+
+use std::time::Duration;
+
+use sqlx::postgres::PgConnectOptions;
+
+/// Everything the engine needs to run. The owner options are for a role with CREATEDB and
+/// CREATEROLE; the engine derives every other connection from them.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// The owner role, connected to a database that exists (the control database or a
+    /// maintenance database such as `postgres`).
+    pub owner: PgConnectOptions,
+    /// The name of the control database, created when missing.
+    pub control_database: String,
+    /// The prefix of every role and tenant database name.
+    pub prefix: String,
+    pub pools: PoolConfig,
+}
+
+#[derive(Debug, Clone)]
+pub struct PoolConfig {
+    /// Connections of the runtime role to the control database (shared and schema tiers).
+    pub runtime_max: u32,
+    /// Connections of the owner role to the control database (provisioning, lifecycle).
+    pub owner_max: u32,
+    /// The most connections all database-tier tenant pools may hold together.
+    pub tenant_connection_budget: u32,
+    /// The most connections one database-tier tenant pool may hold.
+    pub per_tenant_max: u32,
+    /// A database-tier pool unused this long is closed.
+    pub tenant_pool_idle: Duration,
+    pub acquire_timeout: Duration,
+}
+
+impl Default for PoolConfig {
+    fn default() -> Self {
+        Self {
+            runtime_max: 20,
+            owner_max: 4,
+            tenant_connection_budget: 64,
+            per_tenant_max: 4,
+            tenant_pool_idle: Duration::from_secs(300),
+            acquire_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl PoolConfig {
+    /// How many database-tier pools may be open at once within the connection budget.
+    pub fn tenant_pool_capacity(&self) -> usize {
+        (self.tenant_connection_budget / self.per_tenant_max.max(1)).max(1) as usize
+    }
+}

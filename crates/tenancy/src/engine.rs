@@ -1,0 +1,223 @@
+//! [`Tenancy`], the engine's handle: opened once per process, cheap to clone. It owns the pools,
+//! resolves tenants into [`TenantCtx`]s, and carries the provisioning, lifecycle and fleet
+//! operations implemented in their own modules.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use sqlx::PgPool;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+
+use crate::bootstrap;
+use crate::config::EngineConfig;
+use crate::door::TenantCtx;
+use crate::error::TenancyError;
+use crate::ids::{Isolation, TenantId, TenantStatus};
+use crate::migrations::MigrationSet;
+use crate::naming::{Naming, SHARED_SCHEMA};
+use crate::pools::{PoolStats, TenantPools};
+use crate::registry::{self, TenantRecord};
+use crate::secrets::RoleKey;
+
+#[derive(Clone)]
+pub struct Tenancy {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Tenancy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tenancy")
+            .field("prefix", &self.inner.naming.prefix())
+            .field("control_database", &self.inner.control_database)
+            .finish()
+    }
+}
+
+pub(crate) struct Inner {
+    pub naming: Naming,
+    pub control_database: String,
+    /// Owner-role options pointing at the control database.
+    pub owner_options: PgConnectOptions,
+    pub owner_role: String,
+    pub owner: PgPool,
+    pub runtime: PgPool,
+    pub tenant_pools: TenantPools,
+    pub key: RoleKey,
+    pub migrations: MigrationSet,
+}
+
+impl Inner {
+    /// The pool of a database-tier tenant, connected as that tenant's own role.
+    pub fn tenant_pool(&self, id: TenantId, database: &str) -> PgPool {
+        self.tenant_pools.get(id, || self.tenant_options(id, database))
+    }
+
+    pub fn tenant_options(&self, id: TenantId, database: &str) -> PgConnectOptions {
+        let role = self.naming.tenant_role(id);
+        self.owner_options
+            .clone()
+            .username(&role)
+            .password(&self.key.password_for(&role))
+            .database(database)
+    }
+}
+
+impl Tenancy {
+    /// Opens the engine with the built-in tenant schema.
+    pub async fn open(config: EngineConfig) -> anyhow::Result<Self> {
+        Self::open_with(config, MigrationSet::tenant()).await
+    }
+
+    /// Opens the engine with `migrations` as the tenant schema: creates the control database,
+    /// migrates it, creates the runtime role, and creates the shared schema if it is new.
+    pub async fn open_with(config: EngineConfig, migrations: MigrationSet) -> anyhow::Result<Self> {
+        let naming = Naming::new(&config.prefix)?;
+        bootstrap::ensure_control_database(&config.owner, &config.control_database).await?;
+        let owner_options = config.owner.clone().database(&config.control_database);
+        let owner = PgPoolOptions::new()
+            .max_connections(config.pools.owner_max)
+            .acquire_timeout(config.pools.acquire_timeout)
+            .idle_timeout(Some(Duration::from_secs(60)))
+            .connect_with(owner_options.clone())
+            .await
+            .context("failed to connect to the control database as the owner role")?;
+        let mut conn = owner.acquire().await?;
+        let (key, owner_role) =
+            bootstrap::prepare_control(&mut conn, &naming, &config.control_database).await?;
+        drop(conn);
+        let runtime_role = naming.runtime_role();
+        let runtime = PgPoolOptions::new()
+            .max_connections(config.pools.runtime_max)
+            .acquire_timeout(config.pools.acquire_timeout)
+            .idle_timeout(Some(Duration::from_secs(300)))
+            .connect_with(
+                owner_options
+                    .clone()
+                    .username(&runtime_role)
+                    .password(&key.password_for(&runtime_role)),
+            )
+            .await
+            .context("failed to connect to the control database as the runtime role")?;
+        let engine = Self {
+            inner: Arc::new(Inner {
+                naming,
+                control_database: config.control_database.clone(),
+                owner_options,
+                owner_role,
+                owner,
+                runtime,
+                tenant_pools: TenantPools::new(config.pools.clone()),
+                key,
+                migrations,
+            }),
+        };
+        if engine.scope_version(SHARED_SCHEMA).await? == 0 {
+            engine.migrate_shared().await?;
+        }
+        Ok(engine)
+    }
+
+    pub fn naming(&self) -> &Naming {
+        &self.inner.naming
+    }
+
+    pub fn migrations(&self) -> &MigrationSet {
+        &self.inner.migrations
+    }
+
+    /// The role migrations and provisioning run as.
+    pub fn owner_role(&self) -> &str {
+        &self.inner.owner_role
+    }
+
+    pub fn control_database(&self) -> &str {
+        &self.inner.control_database
+    }
+
+    /// The pool of the runtime role on the control database, for control-plane tables.
+    pub fn runtime_pool(&self) -> &PgPool {
+        &self.inner.runtime
+    }
+
+    /// The pool of the owner role on the control database. Not for request handling.
+    pub fn owner_pool(&self) -> &PgPool {
+        &self.inner.owner
+    }
+
+    /// Owner-role connection options on the control database.
+    pub fn owner_options(&self) -> &PgConnectOptions {
+        &self.inner.owner_options
+    }
+
+    /// The door: the tenant named by `key` (id or slug), if it exists and is active.
+    pub async fn resolve(&self, key: &str) -> Result<TenantCtx, TenancyError> {
+        let record = registry::find(&self.inner.runtime, key)
+            .await?
+            .ok_or_else(|| TenancyError::NotFound(key.to_string()))?;
+        self.verify(&record)
+    }
+
+    /// The door, by id.
+    pub async fn resolve_id(&self, id: TenantId) -> Result<TenantCtx, TenancyError> {
+        self.resolve(&id.to_string()).await
+    }
+
+    fn verify(&self, record: &TenantRecord) -> Result<TenantCtx, TenancyError> {
+        if record.status != TenantStatus::Active || record.purging {
+            return Err(TenancyError::NotActive {
+                slug: record.slug.clone(),
+                status: record.status,
+            });
+        }
+        TenantCtx::verified(record, self.inner.clone())
+    }
+
+    /// The registry row of the tenant named by `key` (id or slug), whatever its status.
+    pub async fn find(&self, key: &str) -> Result<TenantRecord, TenancyError> {
+        registry::find(&self.inner.owner, key)
+            .await?
+            .ok_or_else(|| TenancyError::NotFound(key.to_string()))
+    }
+
+    pub async fn list(&self) -> Result<Vec<TenantRecord>, TenancyError> {
+        registry::list(&self.inner.owner).await
+    }
+
+    pub async fn tenant_counts(&self) -> Result<Vec<(Isolation, TenantStatus, i64)>, TenancyError> {
+        registry::counts(&self.inner.runtime).await
+    }
+
+    /// Whether the control database answers.
+    pub async fn ping(&self) -> bool {
+        sqlx::query("SELECT 1").execute(&self.inner.runtime).await.is_ok()
+    }
+
+    pub fn pool_stats(&self) -> PoolStats {
+        self.inner
+            .tenant_pools
+            .stats(&self.inner.runtime, &self.inner.owner)
+    }
+
+    /// Closes idle database-tier pools every `every`, until the engine is dropped.
+    pub fn spawn_pool_reaper(&self, every: Duration) -> tokio::task::JoinHandle<()> {
+        let weak = Arc::downgrade(&self.inner);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                let Some(inner) = weak.upgrade() else { return };
+                let closed = inner.tenant_pools.reap_idle();
+                if closed > 0 {
+                    tracing::debug!(closed, "closed idle tenant pools");
+                }
+            }
+        })
+    }
+
+    /// Closes every pool.
+    pub async fn close(&self) {
+        self.inner.runtime.close().await;
+        self.inner.owner.close().await;
+    }
+}

@@ -1,0 +1,42 @@
+//! The errors the engine reports to its callers.
+
+use crate::ids::TenantStatus;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TenancyError {
+    /// No tenant with this id or slug (or it was hard-deleted).
+    #[error("no tenant {0:?}")]
+    NotFound(String),
+    /// The tenant exists but is not active; the door refuses it.
+    #[error("tenant {slug} is {status}")]
+    NotActive { slug: String, status: TenantStatus },
+    #[error("the slug {0:?} is taken")]
+    SlugTaken(String),
+    /// A lifecycle action that does not apply to the tenant's current status.
+    #[error("cannot {action} tenant {slug}: it is {status}")]
+    InvalidState {
+        slug: String,
+        status: TenantStatus,
+        action: &'static str,
+    },
+    #[error("{0}")]
+    Invalid(String),
+    #[error("the confirmation {given:?} does not match the slug {slug:?}")]
+    ConfirmationMismatch { slug: String, given: String },
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+impl From<sqlx::Error> for TenancyError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Unexpected(e.into())
+    }
+}
+
+/// The SQLSTATE of a database error, if `e` is one.
+pub(crate) fn sqlstate(e: &sqlx::Error) -> Option<String> {
+    match e {
+        sqlx::Error::Database(db) => db.code().map(|c| c.into_owned()),
+        _ => None,
+    }
+}

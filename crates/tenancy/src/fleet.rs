@@ -1,0 +1,276 @@
+//! Fleet migrations: the tenant schema's pending migrations applied to the shared schema once and
+//! to every schema- and database-tier tenant, several at a time, each tenant's version recorded in
+//! the registry. Whether anything is pending is decided from the registry alone.
+
+use futures::StreamExt;
+use serde::Serialize;
+use sqlx::Connection;
+
+use crate::Tenancy;
+use crate::bootstrap::{grant_tenant_tables, owner_connection};
+use crate::error::TenancyError;
+use crate::ids::{Isolation, ProvisionStep, TenantStatus};
+use crate::migrations::applied_version;
+use crate::naming::SHARED_SCHEMA;
+use crate::registry::{self, TenantRecord};
+
+/// Told about a fleet migration's progress (a progress bar, log lines).
+pub trait MigrateProgress: Send + Sync {
+    fn started(&self, _tenants: usize) {}
+    fn finished(&self, _slug: &str, _result: &Result<i32, String>) {}
+}
+
+/// Reports nothing.
+#[derive(Debug, Clone, Copy)]
+pub struct Quiet;
+impl MigrateProgress for Quiet {}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MigrateReport {
+    pub latest: i32,
+    /// Nothing was pending; no tenant was connected to.
+    pub noop: bool,
+    pub shared_from: i32,
+    pub shared_to: i32,
+    pub migrated: Vec<String>,
+    pub failed: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FleetStatus {
+    pub latest: i32,
+    pub shared: ScopeStatus,
+    pub tenants: Vec<TenantSchemaStatus>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ScopeStatus {
+    pub registry_version: i32,
+    pub actual_version: i32,
+    pub drift: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TenantSchemaStatus {
+    pub slug: String,
+    pub isolation: Isolation,
+    pub status: TenantStatus,
+    pub registry_version: i32,
+    /// What the tenant's own storage records; absent when it has no tables yet.
+    pub actual_version: Option<i32>,
+    pub pending: i32,
+    /// Differences between the registry, the storage and the migration set.
+    pub drift: Vec<String>,
+}
+
+impl Tenancy {
+    /// Applies every pending tenant-schema migration, `jobs` tenants at a time. Tenants that fail
+    /// are reported and left at the version they reached; running again resumes them.
+    pub async fn migrate_fleet(
+        &self,
+        jobs: usize,
+        progress: &dyn MigrateProgress,
+    ) -> Result<MigrateReport, TenancyError> {
+        let latest = self.inner.migrations.latest();
+        let shared_from = self.scope_version(SHARED_SCHEMA).await?;
+        // Decided from the registry alone: no tenant is connected to when nothing is pending.
+        let behind = registry::behind(&self.inner.owner, latest).await?;
+        if shared_from >= latest && behind.is_empty() {
+            return Ok(MigrateReport {
+                latest,
+                noop: true,
+                shared_from,
+                shared_to: shared_from,
+                migrated: Vec::new(),
+                failed: Vec::new(),
+            });
+        }
+        let shared_to = if shared_from < latest {
+            self.migrate_shared().await?
+        } else {
+            shared_from
+        };
+        progress.started(behind.len());
+        let results: Vec<(String, Result<i32, String>)> = futures::stream::iter(behind)
+            .map(|record| async move {
+                let result = self
+                    .migrate_tenant(&record)
+                    .await
+                    .map_err(|e| format!("{e:#}"));
+                progress.finished(&record.slug, &result);
+                (record.slug, result)
+            })
+            .buffer_unordered(jobs.max(1))
+            .collect()
+            .await;
+        let mut report = MigrateReport {
+            latest,
+            noop: false,
+            shared_from,
+            shared_to,
+            migrated: Vec::new(),
+            failed: Vec::new(),
+        };
+        for (slug, result) in results {
+            match result {
+                Ok(_) => report.migrated.push(slug),
+                Err(e) => report.failed.push((slug, e)),
+            }
+        }
+        report.migrated.sort();
+        report.failed.sort();
+        Ok(report)
+    }
+
+    /// Brings one schema- or database-tier tenant to the latest version and records it.
+    async fn migrate_tenant(&self, record: &TenantRecord) -> anyhow::Result<i32> {
+        let version = match record.isolation {
+            Isolation::Schema => {
+                let mut conn = self.inner.owner.acquire().await?;
+                let v = self.inner.migrations.apply(&mut conn, &record.schema_name).await?;
+                grant_tenant_tables(&mut conn, &record.schema_name, &self.naming().runtime_role())
+                    .await?;
+                v
+            }
+            Isolation::Database => {
+                let mut conn =
+                    owner_connection(&self.inner.owner_options, &record.database_name).await?;
+                let v = self.inner.migrations.apply(&mut conn, &record.schema_name).await?;
+                grant_tenant_tables(
+                    &mut conn,
+                    &record.schema_name,
+                    &self.naming().tenant_role(record.id),
+                )
+                .await?;
+                conn.close().await.ok();
+                v
+            }
+            Isolation::Shared => self.migrate_shared().await?,
+        };
+        sqlx::query("UPDATE control.tenants SET schema_version = $2, updated_at = now() WHERE id = $1")
+            .bind(record.id.as_uuid())
+            .bind(version)
+            .execute(&self.inner.owner)
+            .await?;
+        Ok(version)
+    }
+
+    /// Brings the shared schema to the latest version and records it for the scope and for every
+    /// shared-tier tenant.
+    pub(crate) async fn migrate_shared(&self) -> anyhow::Result<i32> {
+        let mut conn = self.inner.owner.acquire().await?;
+        let version = self.inner.migrations.apply(&mut conn, SHARED_SCHEMA).await?;
+        grant_tenant_tables(&mut conn, SHARED_SCHEMA, &self.naming().runtime_role()).await?;
+        let mut tx = conn.begin().await?;
+        sqlx::query(
+            "INSERT INTO control.schema_scopes (scope, version) VALUES ($1, $2)
+             ON CONFLICT (scope) DO UPDATE SET version = greatest(schema_scopes.version, $2), updated_at = now()",
+        )
+        .bind(SHARED_SCHEMA)
+        .bind(version)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE control.tenants SET schema_version = $1
+             WHERE isolation = 'shared' AND schema_version < $1",
+        )
+        .bind(version)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(version)
+    }
+
+    /// The version the registry records for a scope (`shared`), 0 when never migrated.
+    pub(crate) async fn scope_version(&self, scope: &str) -> Result<i32, TenancyError> {
+        Ok(
+            sqlx::query_scalar("SELECT version FROM control.schema_scopes WHERE scope = $1")
+                .bind(scope)
+                .fetch_optional(&self.inner.owner)
+                .await?
+                .unwrap_or(0),
+        )
+    }
+
+    /// Compares, for the shared schema and every tenant, the registry's version, the version its
+    /// storage records, and the migration set, `jobs` tenants at a time.
+    pub async fn migration_status(&self, jobs: usize) -> Result<FleetStatus, TenancyError> {
+        let latest = self.inner.migrations.latest();
+        let shared = {
+            let mut conn = self.inner.owner.acquire().await?;
+            let actual = applied_version(&mut conn, SHARED_SCHEMA).await?;
+            let mut drift = self.inner.migrations.drift(&mut conn, SHARED_SCHEMA).await?;
+            let registry_version = self.scope_version(SHARED_SCHEMA).await?;
+            if registry_version != actual {
+                drift.push(format!(
+                    "the registry says version {registry_version}, the schema has {actual}"
+                ));
+            }
+            ScopeStatus {
+                registry_version,
+                actual_version: actual,
+                drift,
+            }
+        };
+        let records = registry::list(&self.inner.owner).await?;
+        let shared_actual = shared.actual_version;
+        let tenants = futures::stream::iter(records)
+            .map(|record| async move {
+                let has_tables = record.provision_step >= ProvisionStep::TablesCreated && !record.purging;
+                let (actual, mut drift) = if !has_tables {
+                    (None, Vec::new())
+                } else {
+                    match self.inspect(&record, shared_actual).await {
+                        Ok((v, d)) => (Some(v), d),
+                        Err(e) => (None, vec![format!("could not be inspected: {e:#}")]),
+                    }
+                };
+                if let Some(actual) = actual
+                    && actual != record.schema_version
+                    && record.status != TenantStatus::Provisioning
+                {
+                    drift.push(format!(
+                        "the registry says version {}, the storage has {actual}",
+                        record.schema_version
+                    ));
+                }
+                TenantSchemaStatus {
+                    pending: latest - actual.unwrap_or(record.schema_version),
+                    slug: record.slug,
+                    isolation: record.isolation,
+                    status: record.status,
+                    registry_version: record.schema_version,
+                    actual_version: actual,
+                    drift,
+                }
+            })
+            .buffered(jobs.max(1))
+            .collect()
+            .await;
+        Ok(FleetStatus {
+            latest,
+            shared,
+            tenants,
+        })
+    }
+
+    async fn inspect(&self, record: &TenantRecord, shared_actual: i32) -> anyhow::Result<(i32, Vec<String>)> {
+        match record.isolation {
+            Isolation::Shared => Ok((shared_actual, Vec::new())),
+            Isolation::Schema => {
+                let mut conn = self.inner.owner.acquire().await?;
+                let v = applied_version(&mut conn, &record.schema_name).await?;
+                let d = self.inner.migrations.drift(&mut conn, &record.schema_name).await?;
+                Ok((v, d))
+            }
+            Isolation::Database => {
+                let mut conn =
+                    owner_connection(&self.inner.owner_options, &record.database_name).await?;
+                let v = applied_version(&mut conn, &record.schema_name).await?;
+                let d = self.inner.migrations.drift(&mut conn, &record.schema_name).await?;
+                conn.close().await.ok();
+                Ok((v, d))
+            }
+        }
+    }
+}

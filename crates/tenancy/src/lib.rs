@@ -1,0 +1,37 @@
+//! The tenancy engine: the tenant registry, the three isolation tiers (shared schema with
+//! row-level security, a schema per tenant, a database per tenant), the one door to tenant data
+//! ([`TenantCtx`] → [`TenantTx`]), provisioning, lifecycle and fleet migrations.
+//!
+//! It knows nothing of HTTP. Open it once with [`Tenancy::open`]; everything else hangs off the
+//! returned handle.
+
+mod bootstrap;
+mod config;
+mod door;
+mod engine;
+mod error;
+mod fleet;
+mod ids;
+mod lifecycle;
+pub mod lint;
+mod migrations;
+mod naming;
+mod pools;
+mod provision;
+mod registry;
+mod secrets;
+
+pub use bootstrap::managed_owner;
+pub use config::{EngineConfig, PoolConfig};
+pub use door::{TenantCtx, TenantTx};
+pub use engine::Tenancy;
+pub use error::TenancyError;
+pub use fleet::{FleetStatus, MigrateProgress, MigrateReport, Quiet, ScopeStatus, TenantSchemaStatus};
+pub use ids::{Isolation, ProvisionStep, Slug, SlugError, TenantId, TenantStatus};
+pub use migrations::{Migration, MigrationSet};
+pub use naming::{CONTROL_SCHEMA, DATABASE_TIER_SCHEMA, Naming, SHARED_SCHEMA, quote_ident};
+pub use pools::PoolStats;
+pub use provision::NewTenant;
+pub use registry::TenantRecord;
+
+pub use sqlx::postgres::PgConnectOptions;

@@ -1,0 +1,248 @@
+//! A tenant's life after provisioning: suspend, activate, soft delete, restore, and hard delete,
+//! which removes its database and role or its schema, and every row carrying its id from the
+//! control database, then its registry row. A hard delete cut off halfway is finished by running
+//! it again, or at the next server start.
+
+use std::collections::{HashMap, HashSet};
+
+use anyhow::Context;
+use sqlx::Connection;
+
+use crate::Tenancy;
+use crate::error::TenancyError;
+use crate::ids::{Isolation, TenantId, TenantStatus};
+use crate::naming::quote_ident;
+use crate::registry::{self, TenantRecord};
+
+impl Tenancy {
+    /// Active → suspended: the door refuses the tenant until it is activated.
+    pub async fn suspend(&self, key: &str) -> Result<TenantRecord, TenancyError> {
+        self.transition(key, &[TenantStatus::Active], TenantStatus::Suspended, "suspend")
+            .await
+    }
+
+    /// Suspended → active.
+    pub async fn activate(&self, key: &str) -> Result<TenantRecord, TenancyError> {
+        self.transition(key, &[TenantStatus::Suspended], TenantStatus::Active, "activate")
+            .await
+    }
+
+    /// Active or suspended → deleted, keeping every row so it can be restored.
+    pub async fn soft_delete(&self, key: &str) -> Result<TenantRecord, TenancyError> {
+        self.transition(
+            key,
+            &[TenantStatus::Active, TenantStatus::Suspended],
+            TenantStatus::Deleted,
+            "delete",
+        )
+        .await
+    }
+
+    /// Deleted → the status it had before the deletion.
+    pub async fn restore(&self, key: &str) -> Result<TenantRecord, TenancyError> {
+        let record = self.find(key).await?;
+        let restored = sqlx::query_scalar::<_, uuid::Uuid>(
+            "UPDATE control.tenants SET status = coalesce(status_before_delete, 'active'),
+                 status_before_delete = NULL, deleted_at = NULL, updated_at = now()
+             WHERE id = $1 AND status = 'deleted' AND NOT purging
+             RETURNING id",
+        )
+        .bind(record.id.as_uuid())
+        .fetch_optional(&self.inner.owner)
+        .await?;
+        match restored {
+            Some(_) => registry::get(&self.inner.owner, record.id).await,
+            None => Err(TenancyError::InvalidState {
+                slug: record.slug,
+                status: record.status,
+                action: "restore",
+            }),
+        }
+    }
+
+    /// Removes the tenant and everything it owns. `confirm` must repeat its slug.
+    #[tracing::instrument(skip_all, fields(tenant = key))]
+    pub async fn hard_delete(&self, key: &str, confirm: &str) -> Result<(), TenancyError> {
+        let record = self.find(key).await?;
+        if confirm != record.slug {
+            return Err(TenancyError::ConfirmationMismatch {
+                slug: record.slug,
+                given: confirm.to_string(),
+            });
+        }
+        let lock = self.lock_tenant(record.id).await?;
+        sqlx::query(
+            "UPDATE control.tenants SET purging = true, status = 'deleted',
+                 deleted_at = coalesce(deleted_at, now()), updated_at = now()
+             WHERE id = $1",
+        )
+        .bind(record.id.as_uuid())
+        .execute(&self.inner.owner)
+        .await?;
+        self.purge(&record).await?;
+        lock.commit().await?;
+        tracing::info!(slug = %record.slug, "tenant hard-deleted");
+        Ok(())
+    }
+
+    /// Finishes hard deletes that were cut off. Returns how many it finished.
+    pub async fn resume_purges(&self) -> Result<usize, TenancyError> {
+        let mut finished = 0;
+        for record in registry::list(&self.inner.owner).await? {
+            if record.purging {
+                tracing::info!(slug = %record.slug, "finishing an interrupted hard delete");
+                let lock = self.lock_tenant(record.id).await?;
+                self.purge(&record).await?;
+                lock.commit().await?;
+                finished += 1;
+            }
+        }
+        Ok(finished)
+    }
+
+    async fn transition(
+        &self,
+        key: &str,
+        from: &[TenantStatus],
+        to: TenantStatus,
+        action: &'static str,
+    ) -> Result<TenantRecord, TenancyError> {
+        let record = self.find(key).await?;
+        let mut conn = self.inner.owner.acquire().await?;
+        match registry::transition(&mut conn, record.id, from, to).await? {
+            Some(updated) => {
+                if to != TenantStatus::Active
+                    && let Some(pool) = self.inner.tenant_pools.remove(record.id)
+                {
+                    pool.close().await;
+                }
+                tracing::info!(slug = %updated.slug, from = %record.status, to = %to, "tenant status changed");
+                Ok(updated)
+            }
+            None => Err(TenancyError::InvalidState {
+                slug: record.slug,
+                status: record.status,
+                action,
+            }),
+        }
+    }
+
+    async fn purge(&self, record: &TenantRecord) -> Result<(), TenancyError> {
+        if let Some(pool) = self.inner.tenant_pools.remove(record.id) {
+            pool.close().await;
+        }
+        match record.isolation {
+            Isolation::Database => {
+                let mut conn = self.inner.owner.acquire().await?;
+                sqlx::raw_sql(&format!(
+                    "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                    quote_ident(&record.database_name)
+                ))
+                .execute(&mut *conn)
+                .await
+                .context("failed to drop the tenant database")?;
+                sqlx::raw_sql(&format!(
+                    "DROP ROLE IF EXISTS {}",
+                    quote_ident(&self.naming().tenant_role(record.id))
+                ))
+                .execute(&mut *conn)
+                .await
+                .context("failed to drop the tenant role")?;
+            }
+            Isolation::Schema => {
+                let mut tx = self.inner.owner.begin().await?;
+                sqlx::raw_sql(&format!(
+                    "SET LOCAL lock_timeout = '30s'; DROP SCHEMA IF EXISTS {} CASCADE",
+                    quote_ident(&record.schema_name)
+                ))
+                .execute(&mut *tx)
+                .await
+                .context("failed to drop the tenant schema")?;
+                tx.commit().await?;
+            }
+            Isolation::Shared => {}
+        }
+        self.purge_rows(record.id).await
+    }
+
+    /// Deletes every row with the tenant's id from the control database (shared schema and
+    /// control tables alike, children before parents), then its registry row, in one transaction.
+    async fn purge_rows(&self, id: TenantId) -> Result<(), TenancyError> {
+        let mut conn = self.inner.owner.acquire().await?;
+        let tables = tables_with_tenant_id(&mut conn).await?;
+        let mut tx = conn.begin().await?;
+        sqlx::query("SELECT set_config('app.tenant_id', $1, true)")
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        for (schema, table) in &tables {
+            sqlx::query(&format!(
+                "DELETE FROM {}.{} WHERE tenant_id = $1",
+                quote_ident(schema),
+                quote_ident(table)
+            ))
+            .bind(id.as_uuid())
+            .execute(&mut *tx)
+            .await
+            .with_context(|| format!("failed to delete the tenant's rows from {schema}.{table}"))?;
+        }
+        sqlx::query("DELETE FROM control.tenants WHERE id = $1")
+            .bind(id.as_uuid())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+/// Tables of the control database with a `tenant_id` column, outside the per-tenant schemas,
+/// ordered so that a table comes before every table it references.
+async fn tables_with_tenant_id(conn: &mut sqlx::PgConnection) -> anyhow::Result<Vec<(String, String)>> {
+    let tables: Vec<(i64, String, String)> = sqlx::query_as(
+        "SELECT c.oid::int8, n.nspname::text, c.relname::text
+         FROM pg_class c
+         JOIN pg_namespace n ON n.oid = c.relnamespace
+         JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped
+         WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
+           AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+           AND n.nspname !~ '^t_[0-9a-f]{32}$'
+         ORDER BY 2, 3",
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .context("failed to list the tables with tenant_id")?;
+    let edges: Vec<(i64, i64)> = sqlx::query_as(
+        "SELECT conrelid::int8, confrelid::int8 FROM pg_constraint
+         WHERE contype = 'f' AND conrelid <> confrelid",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let ids: HashSet<i64> = tables.iter().map(|t| t.0).collect();
+    // referenced table → tables referencing it, among the tables with tenant_id.
+    let mut referencing: HashMap<i64, HashSet<i64>> = HashMap::new();
+    for (child, parent) in edges {
+        if ids.contains(&child) && ids.contains(&parent) {
+            referencing.entry(parent).or_default().insert(child);
+        }
+    }
+    let mut ordered = Vec::with_capacity(tables.len());
+    let mut done: HashSet<i64> = HashSet::new();
+    while ordered.len() < tables.len() {
+        let before = ordered.len();
+        for (oid, schema, table) in &tables {
+            let ready = !done.contains(oid)
+                && referencing
+                    .get(oid)
+                    .is_none_or(|children| children.iter().all(|c| done.contains(c)));
+            if ready {
+                done.insert(*oid);
+                ordered.push((schema.clone(), table.clone()));
+            }
+        }
+        anyhow::ensure!(
+            ordered.len() > before,
+            "the foreign keys between tables with tenant_id form a cycle"
+        );
+    }
+    Ok(ordered)
+}

@@ -1,0 +1,226 @@
+//! Ordered SQL migrations applied to one schema at a time, recorded with checksums in that
+//! schema's `schema_migrations` table. The same runner builds the control schema and every tenant
+//! schema; each migration runs in its own transaction, so an interrupted run resumes where it
+//! stopped.
+
+use std::borrow::Cow;
+
+use anyhow::Context;
+use sha2::{Digest, Sha256};
+use sqlx::{Connection, PgConnection};
+
+use crate::naming::quote_ident;
+
+#[derive(Debug, Clone)]
+pub struct Migration {
+    pub version: i32,
+    pub name: Cow<'static, str>,
+    pub sql: Cow<'static, str>,
+}
+
+impl Migration {
+    pub fn checksum(&self) -> String {
+        hex::encode(Sha256::digest(self.sql.as_bytes()))
+    }
+}
+
+/// An ordered list of migrations, numbered 1, 2, 3...
+#[derive(Debug, Clone)]
+pub struct MigrationSet {
+    items: Vec<Migration>,
+}
+
+macro_rules! builtin {
+    ($($version:literal => $file:literal),+ $(,)?) => {
+        vec![$(Migration {
+            version: $version,
+            name: Cow::Borrowed($file),
+            sql: Cow::Borrowed(include_str!(concat!("../migrations/", $file))),
+        }),+]
+    };
+}
+
+impl MigrationSet {
+    /// The control database's migrations.
+    pub fn control() -> Self {
+        Self {
+            items: builtin![1 => "control/0001_registry.sql"],
+        }
+    }
+
+    /// The tenant schema's migrations, the same for every tier.
+    pub fn tenant() -> Self {
+        Self {
+            items: builtin![1 => "tenant/0001_monitors.sql"],
+        }
+    }
+
+    /// This set with one more migration at the end (numbered next).
+    pub fn with(mut self, name: &str, sql: &str) -> Self {
+        let version = self.latest() + 1;
+        self.items.push(Migration {
+            version,
+            name: Cow::Owned(name.to_string()),
+            sql: Cow::Owned(sql.to_string()),
+        });
+        self
+    }
+
+    /// The first `n` migrations of this set.
+    pub fn truncated(mut self, n: usize) -> Self {
+        self.items.truncate(n);
+        self
+    }
+
+    pub fn latest(&self) -> i32 {
+        self.items.last().map_or(0, |m| m.version)
+    }
+
+    pub fn items(&self) -> &[Migration] {
+        &self.items
+    }
+
+    pub fn pending_after(&self, version: i32) -> impl Iterator<Item = &Migration> {
+        self.items.iter().filter(move |m| m.version > version)
+    }
+
+    /// Applies what `schema` lacks, each migration in its own transaction holding a lock keyed
+    /// on the schema, so concurrent runs apply each migration once. Returns the version reached.
+    pub async fn apply(&self, conn: &mut PgConnection, schema: &str) -> anyhow::Result<i32> {
+        let quoted = quote_ident(schema);
+        let mut tx = conn.begin().await?;
+        lock_schema(&mut tx, schema).await?;
+        sqlx::raw_sql(&format!(
+            "CREATE SCHEMA IF NOT EXISTS {quoted};
+             CREATE TABLE IF NOT EXISTS {quoted}.schema_migrations (
+                 version integer PRIMARY KEY,
+                 name text NOT NULL,
+                 checksum text NOT NULL,
+                 applied_at timestamptz NOT NULL DEFAULT now()
+             );"
+        ))
+        .execute(&mut *tx)
+        .await
+        .with_context(|| format!("failed to prepare schema {schema}"))?;
+        tx.commit().await?;
+        let mut reached = applied_version(conn, schema).await?;
+        for migration in self.pending_after(reached) {
+            let mut tx = conn.begin().await?;
+            lock_schema(&mut tx, schema).await?;
+            let done: Option<i32> = sqlx::query_scalar(&format!(
+                "SELECT version FROM {quoted}.schema_migrations WHERE version = $1"
+            ))
+            .bind(migration.version)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if done.is_none() {
+                sqlx::query("SELECT set_config('search_path', $1, true)")
+                    .bind(&quoted)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::raw_sql(&migration.sql)
+                    .execute(&mut *tx)
+                    .await
+                    .with_context(|| {
+                        format!("migration {} failed in schema {schema}", migration.name)
+                    })?;
+                sqlx::query(&format!(
+                    "INSERT INTO {quoted}.schema_migrations (version, name, checksum) VALUES ($1, $2, $3)"
+                ))
+                .bind(migration.version)
+                .bind(migration.name.as_ref())
+                .bind(migration.checksum())
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            reached = migration.version;
+        }
+        Ok(reached)
+    }
+
+    /// Versions in `schema` whose recorded checksum differs from this set's (edited migrations),
+    /// and versions recorded there that this set does not know.
+    pub async fn drift(&self, conn: &mut PgConnection, schema: &str) -> anyhow::Result<Vec<String>> {
+        let rows: Vec<(i32, String)> = sqlx::query_as(&format!(
+            "SELECT version, checksum FROM {}.schema_migrations ORDER BY version",
+            quote_ident(schema)
+        ))
+        .fetch_all(&mut *conn)
+        .await
+        .with_context(|| format!("failed to read the migrations of schema {schema}"))?;
+        let mut drift = Vec::new();
+        for (version, checksum) in rows {
+            match self.items.iter().find(|m| m.version == version) {
+                Some(m) if m.checksum() == checksum => {}
+                Some(m) => drift.push(format!("migration {} was changed after it ran", m.name)),
+                None => drift.push(format!("unknown migration {version} is applied")),
+            }
+        }
+        Ok(drift)
+    }
+}
+
+/// The highest version recorded in `schema`, or 0 when nothing ran there.
+pub async fn applied_version(conn: &mut PgConnection, schema: &str) -> anyhow::Result<i32> {
+    let exists: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM pg_tables WHERE schemaname = $1 AND tablename = 'schema_migrations')",
+    )
+    .bind(schema)
+    .fetch_one(&mut *conn)
+    .await?;
+    if !exists {
+        return Ok(0);
+    }
+    let version: Option<i32> = sqlx::query_scalar(&format!(
+        "SELECT max(version) FROM {}.schema_migrations",
+        quote_ident(schema)
+    ))
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(version.unwrap_or(0))
+}
+
+/// Serialises migration runs on one schema for the rest of the transaction.
+async fn lock_schema(conn: &mut PgConnection, schema: &str) -> anyhow::Result<()> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('tenantry.migrate'), hashtext($1))")
+        .bind(schema)
+        .execute(&mut *conn)
+        .await
+        .context("failed to lock the schema for migration")?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_sets_are_numbered_from_one_without_gaps() {
+        for set in [MigrationSet::control(), MigrationSet::tenant()] {
+            for (i, m) in set.items().iter().enumerate() {
+                assert_eq!(m.version, i as i32 + 1, "{}", m.name);
+            }
+        }
+    }
+
+    #[test]
+    fn every_tenant_table_enables_and_forces_rls() {
+        for m in MigrationSet::tenant().items() {
+            let sql = m.sql.to_lowercase();
+            for table in sql.split("create table ").skip(1) {
+                let name = table.split_whitespace().next().unwrap();
+                assert!(sql.contains(&format!("alter table {name} enable row level security")), "{name}");
+                assert!(sql.contains(&format!("alter table {name} force row level security")), "{name}");
+                assert!(sql.contains(&format!("create policy tenant_isolation on {name}")), "{name}");
+            }
+        }
+    }
+
+    #[test]
+    fn an_extra_migration_is_numbered_next() {
+        let set = MigrationSet::tenant().with("extra", "SELECT 1");
+        assert_eq!(set.latest(), MigrationSet::tenant().latest() + 1);
+        assert_eq!(set.truncated(1).latest(), 1);
+    }
+}

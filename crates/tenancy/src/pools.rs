@@ -1,0 +1,156 @@
+//! Connection pools: the owner and runtime pools of the control database, and a bounded LRU cache
+//! of database-tier tenant pools that keeps every tenant pool together under one connection
+//! budget.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use serde::Serialize;
+use sqlx::PgPool;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+
+use crate::config::PoolConfig;
+use crate::ids::TenantId;
+
+/// The database-tier pools in use, at most `capacity` of them, each of at most
+/// `per_tenant_max` connections, so together they never exceed the budget.
+#[derive(Debug)]
+pub struct TenantPools {
+    config: PoolConfig,
+    cache: Mutex<HashMap<TenantId, Entry>>,
+    opened: AtomicU64,
+    evicted: AtomicU64,
+}
+
+#[derive(Debug)]
+struct Entry {
+    pool: PgPool,
+    last_used: Instant,
+}
+
+/// A snapshot of the pools, for `/metrics`.
+#[derive(Debug, Clone, Serialize)]
+pub struct PoolStats {
+    pub runtime_connections: u32,
+    pub runtime_idle: u32,
+    pub owner_connections: u32,
+    pub tenant_pools: usize,
+    pub tenant_pool_capacity: usize,
+    pub tenant_connections: u32,
+    pub tenant_connection_budget: u32,
+    pub tenant_pools_opened: u64,
+    pub tenant_pools_evicted: u64,
+}
+
+impl TenantPools {
+    pub fn new(config: PoolConfig) -> Self {
+        Self {
+            config,
+            cache: Mutex::new(HashMap::new()),
+            opened: AtomicU64::new(0),
+            evicted: AtomicU64::new(0),
+        }
+    }
+
+    /// The tenant's pool, opened (lazily: no connection yet) with `options` when not cached.
+    /// Opening one in a full cache closes the least recently used pool.
+    pub fn get(&self, id: TenantId, options: impl FnOnce() -> PgConnectOptions) -> PgPool {
+        let mut cache = self.lock();
+        if let Some(entry) = cache.get_mut(&id) {
+            entry.last_used = Instant::now();
+            return entry.pool.clone();
+        }
+        while cache.len() >= self.config.tenant_pool_capacity() {
+            let Some(oldest) = cache
+                .iter()
+                .min_by_key(|(_, e)| e.last_used)
+                .map(|(id, _)| *id)
+            else {
+                break;
+            };
+            if let Some(entry) = cache.remove(&oldest) {
+                self.evicted.fetch_add(1, Ordering::Relaxed);
+                close_in_background(entry.pool);
+            }
+        }
+        let pool = PgPoolOptions::new()
+            .max_connections(self.config.per_tenant_max)
+            .min_connections(0)
+            .idle_timeout(Some(self.config.tenant_pool_idle))
+            .acquire_timeout(self.config.acquire_timeout)
+            .connect_lazy_with(options());
+        self.opened.fetch_add(1, Ordering::Relaxed);
+        cache.insert(
+            id,
+            Entry {
+                pool: pool.clone(),
+                last_used: Instant::now(),
+            },
+        );
+        pool
+    }
+
+    /// Closes the tenant's pool, if open (the tenant was suspended, deleted or moved).
+    pub fn remove(&self, id: TenantId) -> Option<PgPool> {
+        let entry = self.lock().remove(&id)?;
+        Some(entry.pool)
+    }
+
+    /// Closes pools unused for longer than the idle timeout with no connection checked out.
+    pub fn reap_idle(&self) -> usize {
+        let mut cache = self.lock();
+        let idle: Vec<TenantId> = cache
+            .iter()
+            .filter(|(_, e)| {
+                e.last_used.elapsed() >= self.config.tenant_pool_idle
+                    && e.pool.size() as usize == e.pool.num_idle()
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in &idle {
+            if let Some(entry) = cache.remove(id) {
+                close_in_background(entry.pool);
+            }
+        }
+        idle.len()
+    }
+
+    /// How many tenant pools are open.
+    pub fn count(&self) -> usize {
+        self.lock().len()
+    }
+
+    fn connections(&self) -> u32 {
+        self.lock().values().map(|e| e.pool.size()).sum()
+    }
+
+    pub fn stats(&self, runtime: &PgPool, owner: &PgPool) -> PoolStats {
+        PoolStats {
+            runtime_connections: runtime.size(),
+            runtime_idle: runtime.num_idle() as u32,
+            owner_connections: owner.size(),
+            tenant_pools: self.count(),
+            tenant_pool_capacity: self.config.tenant_pool_capacity(),
+            tenant_connections: self.connections(),
+            tenant_connection_budget: self.config.tenant_connection_budget,
+            tenant_pools_opened: self.opened.load(Ordering::Relaxed),
+            tenant_pools_evicted: self.evicted.load(Ordering::Relaxed),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<TenantId, Entry>> {
+        self.cache.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// Closes a pool once its checked-out connections come back, without blocking the caller.
+fn close_in_background(pool: PgPool) {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) => {
+            handle.spawn(async move { pool.close().await });
+        }
+        Err(_) => drop(pool),
+    }
+}

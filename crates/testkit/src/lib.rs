@@ -1,0 +1,151 @@
+//! The test harness. `cargo xtask test` starts one throwaway PostgreSQL cluster for the whole run
+//! and passes its superuser URL in `TENANTRY_TEST_DATABASE_URL`; every test then gets a fresh
+//! control database cloned from a migrated template, so tests run in parallel without sharing
+//! state. Roles are cluster-wide and shared by the tests (`tt_owner`, `tt_app`); tenant
+//! databases and roles carry the tenant's unique id.
+
+use std::str::FromStr;
+
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{ConnectOptions, Connection, PgConnection};
+use tenantry_tenancy::{EngineConfig, MigrationSet, PoolConfig, Tenancy};
+use tokio::sync::OnceCell;
+
+pub const PREFIX: &str = "tt";
+const TEMPLATE: &str = "tt_template";
+pub const URL_VAR: &str = "TENANTRY_TEST_DATABASE_URL";
+
+/// The superuser of the test cluster.
+pub fn superuser() -> PgConnectOptions {
+    let url = std::env::var(URL_VAR).unwrap_or_else(|_| {
+        panic!(
+            "{URL_VAR} is not set: run the tests with `cargo xtask test`, which starts a throwaway \
+             PostgreSQL, or set it to a superuser URL of a PostgreSQL you can spare"
+        )
+    });
+    PgConnectOptions::from_str(&url)
+        .unwrap_or_else(|e| panic!("{URL_VAR} is not a PostgreSQL URL: {e}"))
+        .disable_statement_logging()
+}
+
+/// A connection to `database` as the test cluster's superuser.
+pub async fn superuser_conn(database: &str) -> PgConnection {
+    superuser()
+        .database(database)
+        .connect()
+        .await
+        .expect("connect to the test cluster as superuser")
+}
+
+/// The owner role's options on the maintenance database.
+pub fn owner() -> PgConnectOptions {
+    superuser().username("tt_owner").database("postgres")
+}
+
+static TEMPLATE_READY: OnceCell<()> = OnceCell::const_new();
+
+/// An engine configuration pointing at a fresh control database of its own.
+pub async fn fresh_config() -> EngineConfig {
+    TEMPLATE_READY.get_or_init(prepare_template).await;
+    let name = format!("tt_{}", uuid::Uuid::new_v4().simple());
+    let mut conn = owner().connect().await.expect("connect as tt_owner");
+    sqlx::raw_sql(&format!("CREATE DATABASE \"{name}\" TEMPLATE \"{TEMPLATE}\""))
+        .execute(&mut conn)
+        .await
+        .expect("clone the template database");
+    conn.close().await.ok();
+    EngineConfig {
+        owner: owner(),
+        control_database: name,
+        prefix: PREFIX.to_string(),
+        pools: PoolConfig::default(),
+    }
+}
+
+/// A fresh engine with the built-in tenant schema.
+pub async fn tenancy() -> Tenancy {
+    Tenancy::open(fresh_config().await).await.expect("open the engine")
+}
+
+/// A fresh engine with `migrations` as its tenant schema.
+pub async fn tenancy_with(migrations: MigrationSet) -> Tenancy {
+    Tenancy::open_with(fresh_config().await, migrations)
+        .await
+        .expect("open the engine")
+}
+
+/// Creates the owner role and the template once per cluster (several test processes may race;
+/// an advisory lock in the maintenance database orders them). A template built from older
+/// migrations is rebuilt.
+async fn prepare_template() {
+    let mut conn = superuser_conn("postgres").await;
+    sqlx::query("SELECT pg_advisory_lock(hashtext('tenantry.testkit'))")
+        .execute(&mut conn)
+        .await
+        .expect("lock the test cluster");
+    let owner_exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'tt_owner')")
+            .fetch_one(&mut conn)
+            .await
+            .expect("look up tt_owner");
+    if !owner_exists {
+        sqlx::raw_sql("CREATE ROLE tt_owner LOGIN CREATEDB CREATEROLE; GRANT pg_signal_backend TO tt_owner")
+            .execute(&mut conn)
+            .await
+            .expect("create tt_owner");
+    }
+    let fingerprint = fingerprint();
+    let current: Option<Option<String>> = sqlx::query_scalar(
+        "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = $1",
+    )
+    .bind(TEMPLATE)
+    .fetch_optional(&mut conn)
+    .await
+    .expect("look up the template");
+    match current {
+        Some(Some(marker)) if marker == fingerprint => {}
+        found => {
+            if found.is_some() {
+                sqlx::raw_sql(&format!("DROP DATABASE \"{TEMPLATE}\" WITH (FORCE)"))
+                    .execute(&mut conn)
+                    .await
+                    .expect("drop the stale template");
+            }
+            let config = EngineConfig {
+                owner: owner(),
+                control_database: TEMPLATE.to_string(),
+                prefix: PREFIX.to_string(),
+                pools: PoolConfig::default(),
+            };
+            let engine = Tenancy::open(config).await.expect("build the template");
+            engine.close().await;
+            sqlx::raw_sql(&format!("COMMENT ON DATABASE \"{TEMPLATE}\" IS '{fingerprint}'"))
+                .execute(&mut conn)
+                .await
+                .expect("mark the template");
+        }
+    }
+    sqlx::query("SELECT pg_advisory_unlock(hashtext('tenantry.testkit'))")
+        .execute(&mut conn)
+        .await
+        .expect("unlock the test cluster");
+    conn.close().await.ok();
+}
+
+/// Identifies the migrations a template was built from.
+fn fingerprint() -> String {
+    let mut text = String::new();
+    for set in [MigrationSet::control(), MigrationSet::tenant()] {
+        for m in set.items() {
+            text.push_str(&m.checksum());
+        }
+    }
+    format!("{:x}", fnv1a(&text))
+}
+
+/// A stable 64-bit FNV-1a hash; enough to notice changed migrations.
+fn fnv1a(text: &str) -> u64 {
+    text.bytes().fold(0xcbf29ce484222325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100000001b3)
+    })
+}
