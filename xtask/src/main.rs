@@ -36,7 +36,10 @@ fn test(args: Vec<String>) -> anyhow::Result<ExitCode> {
         .prefix("tenantry-test-")
         .tempdir_in("/tmp")
         .context("failed to create a folder for the test cluster")?;
-    eprintln!("xtask: starting a throwaway PostgreSQL in {}", dir.path().display());
+    eprintln!(
+        "xtask: starting a throwaway PostgreSQL in {}",
+        dir.path().display()
+    );
     let cluster = ManagedCluster::acquire(
         dir.path(),
         &ClusterOptions {
@@ -56,7 +59,11 @@ fn test(args: Vec<String>) -> anyhow::Result<ExitCode> {
 fn cargo_test(args: &[String], url: Option<&str>) -> anyhow::Result<ExitCode> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
     let mut command = Command::new(cargo);
-    command.args(["test", "--workspace"]).args(args);
+    command.arg("test");
+    if !args.iter().any(|a| a == "-p" || a.starts_with("--package")) {
+        command.arg("--workspace");
+    }
+    command.args(args);
     if let Some(url) = url {
         command.env(URL_VAR, url);
     }

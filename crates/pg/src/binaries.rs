@@ -13,7 +13,9 @@ pub struct PgBinaries {
 
 #[derive(Debug, thiserror::Error)]
 pub enum FindError {
-    #[error("{0} does not hold initdb, pg_ctl and postgres: point the PostgreSQL bin folder setting at one that does")]
+    #[error(
+        "{0} does not hold initdb, pg_ctl and postgres: point the PostgreSQL bin folder setting at one that does"
+    )]
     IncompleteBinDir(PathBuf),
     #[error(
         "no PostgreSQL server binaries (initdb, pg_ctl, postgres) were found on PATH, through \

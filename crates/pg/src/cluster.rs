@@ -91,7 +91,10 @@ impl ManagedCluster {
             users: None,
             started_here: false,
         };
-        let _guard = lock(&cluster.data_dir.join(".cluster.lock"), FlockArg::LockExclusive)?;
+        let _guard = lock(
+            &cluster.data_dir.join(".cluster.lock"),
+            FlockArg::LockExclusive,
+        )?;
         cluster.users = Some(lock(
             &cluster.data_dir.join(".cluster.users"),
             FlockArg::LockShared,
@@ -103,7 +106,10 @@ impl ManagedCluster {
         cluster.write_config(options)?;
         match cluster.live_postmaster() {
             Some(pid) => {
-                tracing::info!(pid, "using the PostgreSQL already running on this data folder");
+                tracing::info!(
+                    pid,
+                    "using the PostgreSQL already running on this data folder"
+                );
                 cluster.wait_ready()?;
             }
             None => {
@@ -116,7 +122,10 @@ impl ManagedCluster {
 
     /// Unregisters this process; the last user stops the cluster. Returns whether it stopped.
     pub fn release(mut self) -> Result<bool, ClusterError> {
-        let _guard = lock(&self.data_dir.join(".cluster.lock"), FlockArg::LockExclusive)?;
+        let _guard = lock(
+            &self.data_dir.join(".cluster.lock"),
+            FlockArg::LockExclusive,
+        )?;
         let Some(users) = self.users.take() else {
             return Ok(false);
         };
@@ -207,7 +216,10 @@ impl ManagedCluster {
         let output = command.output().context("failed to run initdb")?;
         check(&output, "initdb")?;
         std::fs::rename(&staging, &self.pgdata).with_context(|| {
-            format!("failed to move the new cluster to {}", self.pgdata.display())
+            format!(
+                "failed to move the new cluster to {}",
+                self.pgdata.display()
+            )
         })?;
         let conf = self.pgdata.join("postgresql.conf");
         let mut text = std::fs::read_to_string(&conf).context("failed to read postgresql.conf")?;
@@ -239,19 +251,25 @@ impl ManagedCluster {
     fn live_postmaster(&self) -> Option<i32> {
         let text = std::fs::read_to_string(self.pgdata.join("postmaster.pid")).ok()?;
         let pid: i32 = text.lines().next()?.trim().parse().ok()?;
-        Self::processes(&self.data_dir).contains(&pid).then_some(pid)
+        Self::processes(&self.data_dir)
+            .contains(&pid)
+            .then_some(pid)
     }
 
     /// Waits for a postmaster started by another process to report itself ready.
     fn wait_ready(&self) -> anyhow::Result<()> {
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
-            let text = std::fs::read_to_string(self.pgdata.join("postmaster.pid")).unwrap_or_default();
+            let text =
+                std::fs::read_to_string(self.pgdata.join("postmaster.pid")).unwrap_or_default();
             if text.lines().nth(7).is_some_and(|s| s.trim() == "ready") {
                 return Ok(());
             }
             if Instant::now() > deadline {
-                bail!("PostgreSQL in {} did not become ready in 120 s", self.pgdata.display());
+                bail!(
+                    "PostgreSQL in {} did not become ready in 120 s",
+                    self.pgdata.display()
+                );
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -261,7 +279,10 @@ impl ManagedCluster {
     fn clear_stale_state(&self) -> anyhow::Result<()> {
         let orphans = Self::processes(&self.data_dir);
         for pid in &orphans {
-            tracing::warn!(pid, "stopping a PostgreSQL process left by a killed postmaster");
+            tracing::warn!(
+                pid,
+                "stopping a PostgreSQL process left by a killed postmaster"
+            );
             let _ = nix::sys::signal::kill(
                 nix::unistd::Pid::from_raw(*pid),
                 nix::sys::signal::Signal::SIGKILL,

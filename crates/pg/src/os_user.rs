@@ -63,8 +63,9 @@ impl RunAs {
     /// Gives `path` to this user, so PostgreSQL can use it.
     pub fn take_ownership(&self, path: &Path) -> anyhow::Result<()> {
         if let Self::User { uid, gid, .. } = self {
-            chown(path, Some(*uid), Some(*gid))
-                .with_context(|| format!("failed to give {} to user {}", path.display(), self.name()))?;
+            chown(path, Some(*uid), Some(*gid)).with_context(|| {
+                format!("failed to give {} to user {}", path.display(), self.name())
+            })?;
         }
         Ok(())
     }

@@ -28,17 +28,20 @@ pub async fn managed_owner(
         }
         // 28000: the role does not exist (or may not log in); create it.
         Err(e) if sqlstate(&e).as_deref() == Some("28000") => {}
-        Err(e) => return Err(e).context("failed to connect to the managed PostgreSQL as the owner role"),
+        Err(e) => {
+            return Err(e).context("failed to connect to the managed PostgreSQL as the owner role");
+        }
     }
     let mut conn = superuser
         .connect()
         .await
         .context("failed to connect to the managed PostgreSQL as its bootstrap superuser")?;
     let role = quote_ident(&naming.owner_role());
-    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)")
-        .bind(naming.owner_role())
-        .fetch_one(&mut conn)
-        .await?;
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)")
+            .bind(naming.owner_role())
+            .fetch_one(&mut conn)
+            .await?;
     if !exists {
         sqlx::raw_sql(&format!("CREATE ROLE {role} LOGIN CREATEDB CREATEROLE"))
             .execute(&mut conn)
@@ -46,7 +49,10 @@ pub async fn managed_owner(
             .context("failed to create the owner role")?;
     }
     sqlx::raw_sql(&format!(
-        "GRANT pg_signal_backend TO {role}; ALTER ROLE CURRENT_USER NOLOGIN"
+        "GRANT pg_signal_backend TO {role};
+         REVOKE CONNECT ON DATABASE postgres, template1 FROM PUBLIC;
+         GRANT CONNECT ON DATABASE postgres TO {role};
+         ALTER ROLE CURRENT_USER NOLOGIN"
     ))
     .execute(&mut conn)
     .await
@@ -56,13 +62,19 @@ pub async fn managed_owner(
 }
 
 /// Creates the control database when it is missing.
-pub async fn ensure_control_database(owner: &PgConnectOptions, control: &str) -> anyhow::Result<()> {
+pub async fn ensure_control_database(
+    owner: &PgConnectOptions,
+    control: &str,
+) -> anyhow::Result<()> {
     match owner.clone().database(control).connect().await {
         Ok(mut conn) => {
-            sqlx::raw_sql(&format!("REVOKE ALL ON DATABASE {} FROM PUBLIC", quote_ident(control)))
-                .execute(&mut conn)
-                .await
-                .context("failed to restrict the control database")?;
+            sqlx::raw_sql(&format!(
+                "REVOKE ALL ON DATABASE {} FROM PUBLIC",
+                quote_ident(control)
+            ))
+            .execute(&mut conn)
+            .await
+            .context("failed to restrict the control database")?;
             conn.close().await.ok();
             return Ok(());
         }
@@ -76,7 +88,10 @@ pub async fn ensure_control_database(owner: &PgConnectOptions, control: &str) ->
         .context("failed to connect to PostgreSQL as the owner role")?;
     tracing::info!(database = control, "creating the control database");
     let name = quote_ident(control);
-    match sqlx::raw_sql(&format!("CREATE DATABASE {name}")).execute(&mut conn).await {
+    match sqlx::raw_sql(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+    {
         Ok(_) => {}
         // Another instance created it at the same moment.
         Err(e) if matches!(sqlstate(&e).as_deref(), Some("42P04" | "23505")) => {}
@@ -103,11 +118,13 @@ pub async fn prepare_control(
     let owner_role: String = sqlx::query_scalar("SELECT current_user::text")
         .fetch_one(&mut *conn)
         .await?;
-    sqlx::query("INSERT INTO control.secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
-        .bind(ROLE_KEY)
-        .bind(RoleKey::generate())
-        .execute(&mut *conn)
-        .await?;
+    sqlx::query(
+        "INSERT INTO control.secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+    )
+    .bind(ROLE_KEY)
+    .bind(RoleKey::generate())
+    .execute(&mut *conn)
+    .await?;
     let key: Vec<u8> = sqlx::query_scalar("SELECT value FROM control.secrets WHERE name = $1")
         .bind(ROLE_KEY)
         .fetch_one(&mut *conn)
@@ -129,11 +146,16 @@ pub async fn prepare_control(
 }
 
 /// Creates a login role that is neither superuser nor BYPASSRLS, or resets its password.
-pub async fn ensure_login_role(conn: &mut PgConnection, role: &str, password: &str) -> anyhow::Result<()> {
-    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)")
-        .bind(role)
-        .fetch_one(&mut *conn)
-        .await?;
+pub async fn ensure_login_role(
+    conn: &mut PgConnection,
+    role: &str,
+    password: &str,
+) -> anyhow::Result<()> {
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)")
+            .bind(role)
+            .fetch_one(&mut *conn)
+            .await?;
     let name = quote_ident(role);
     let password = quote_literal(password);
     if !exists {
@@ -145,15 +167,28 @@ pub async fn ensure_login_role(conn: &mut PgConnection, role: &str, password: &s
             Err(e) => return Err(e).with_context(|| format!("failed to create role {role}")),
         }
     }
-    sqlx::raw_sql(&format!("ALTER ROLE {name} LOGIN PASSWORD {password}"))
-        .execute(&mut *conn)
-        .await
-        .with_context(|| format!("failed to update role {role}"))?;
-    Ok(())
+    // Sessions of other control databases on the same server may update the same role at the
+    // same moment ("tuple concurrently updated"); the update is idempotent, so try again.
+    let alter = format!("ALTER ROLE {name} LOGIN PASSWORD {password}");
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match sqlx::raw_sql(&alter).execute(&mut *conn).await {
+            Ok(_) => return Ok(()),
+            Err(e) if attempt < 10 && sqlstate(&e).as_deref() == Some("XX000") => {
+                tokio::time::sleep(std::time::Duration::from_millis(20 * attempt)).await;
+            }
+            Err(e) => return Err(e).with_context(|| format!("failed to update role {role}")),
+        }
+    }
 }
 
 /// Lets `role` read and write the tables of `schema`, but not its migration records.
-pub async fn grant_tenant_tables(conn: &mut PgConnection, schema: &str, role: &str) -> anyhow::Result<()> {
+pub async fn grant_tenant_tables(
+    conn: &mut PgConnection,
+    schema: &str,
+    role: &str,
+) -> anyhow::Result<()> {
     let schema = quote_ident(schema);
     let role = quote_ident(role);
     sqlx::raw_sql(&format!(
@@ -168,7 +203,10 @@ pub async fn grant_tenant_tables(conn: &mut PgConnection, schema: &str, role: &s
 }
 
 /// Connects to `database` as the owner role (a short-lived connection for DDL).
-pub async fn owner_connection(owner: &PgConnectOptions, database: &str) -> anyhow::Result<PgConnection> {
+pub async fn owner_connection(
+    owner: &PgConnectOptions,
+    database: &str,
+) -> anyhow::Result<PgConnection> {
     owner
         .clone()
         .database(database)

@@ -38,7 +38,10 @@ impl std::fmt::Debug for TenantCtx {
 
 impl TenantCtx {
     /// Only the engine builds contexts, from a registry row it has just checked.
-    pub(crate) fn verified(record: &TenantRecord, engine: Arc<Inner>) -> Result<Self, TenancyError> {
+    pub(crate) fn verified(
+        record: &TenantRecord,
+        engine: Arc<Inner>,
+    ) -> Result<Self, TenancyError> {
         if !is_plain_identifier(&record.schema_name) {
             return Err(anyhow::anyhow!(
                 "tenant {} has an invalid schema name in the registry",
@@ -86,7 +89,10 @@ impl TenantCtx {
                 Err(e) => return Err(e.into()),
             }
         };
-        Ok(TenantTx { tx, tenant: self.id })
+        Ok(TenantTx {
+            tx,
+            tenant: self.id,
+        })
     }
 
     fn pool(&self) -> PgPool {
@@ -106,7 +112,9 @@ pub struct TenantTx {
 
 impl std::fmt::Debug for TenantTx {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TenantTx").field("tenant", &self.tenant).finish()
+        f.debug_struct("TenantTx")
+            .field("tenant", &self.tenant)
+            .finish()
     }
 }
 

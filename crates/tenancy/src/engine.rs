@@ -50,7 +50,8 @@ pub(crate) struct Inner {
 impl Inner {
     /// The pool of a database-tier tenant, connected as that tenant's own role.
     pub fn tenant_pool(&self, id: TenantId, database: &str) -> PgPool {
-        self.tenant_pools.get(id, || self.tenant_options(id, database))
+        self.tenant_pools
+            .get(id, || self.tenant_options(id, database))
     }
 
     pub fn tenant_options(&self, id: TenantId, database: &str) -> PgConnectOptions {
@@ -190,7 +191,10 @@ impl Tenancy {
 
     /// Whether the control database answers.
     pub async fn ping(&self) -> bool {
-        sqlx::query("SELECT 1").execute(&self.inner.runtime).await.is_ok()
+        sqlx::query("SELECT 1")
+            .execute(&self.inner.runtime)
+            .await
+            .is_ok()
     }
 
     pub fn pool_stats(&self) -> PoolStats {

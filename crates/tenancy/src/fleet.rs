@@ -127,15 +127,27 @@ impl Tenancy {
         let version = match record.isolation {
             Isolation::Schema => {
                 let mut conn = self.inner.owner.acquire().await?;
-                let v = self.inner.migrations.apply(&mut conn, &record.schema_name).await?;
-                grant_tenant_tables(&mut conn, &record.schema_name, &self.naming().runtime_role())
+                let v = self
+                    .inner
+                    .migrations
+                    .apply(&mut conn, &record.schema_name)
                     .await?;
+                grant_tenant_tables(
+                    &mut conn,
+                    &record.schema_name,
+                    &self.naming().runtime_role(),
+                )
+                .await?;
                 v
             }
             Isolation::Database => {
                 let mut conn =
                     owner_connection(&self.inner.owner_options, &record.database_name).await?;
-                let v = self.inner.migrations.apply(&mut conn, &record.schema_name).await?;
+                let v = self
+                    .inner
+                    .migrations
+                    .apply(&mut conn, &record.schema_name)
+                    .await?;
                 grant_tenant_tables(
                     &mut conn,
                     &record.schema_name,
@@ -147,11 +159,13 @@ impl Tenancy {
             }
             Isolation::Shared => self.migrate_shared().await?,
         };
-        sqlx::query("UPDATE control.tenants SET schema_version = $2, updated_at = now() WHERE id = $1")
-            .bind(record.id.as_uuid())
-            .bind(version)
-            .execute(&self.inner.owner)
-            .await?;
+        sqlx::query(
+            "UPDATE control.tenants SET schema_version = $2, updated_at = now() WHERE id = $1",
+        )
+        .bind(record.id.as_uuid())
+        .bind(version)
+        .execute(&self.inner.owner)
+        .await?;
         Ok(version)
     }
 
@@ -159,7 +173,11 @@ impl Tenancy {
     /// shared-tier tenant.
     pub(crate) async fn migrate_shared(&self) -> anyhow::Result<i32> {
         let mut conn = self.inner.owner.acquire().await?;
-        let version = self.inner.migrations.apply(&mut conn, SHARED_SCHEMA).await?;
+        let version = self
+            .inner
+            .migrations
+            .apply(&mut conn, SHARED_SCHEMA)
+            .await?;
         grant_tenant_tables(&mut conn, SHARED_SCHEMA, &self.naming().runtime_role()).await?;
         let mut tx = conn.begin().await?;
         sqlx::query(
@@ -199,7 +217,11 @@ impl Tenancy {
         let shared = {
             let mut conn = self.inner.owner.acquire().await?;
             let actual = applied_version(&mut conn, SHARED_SCHEMA).await?;
-            let mut drift = self.inner.migrations.drift(&mut conn, SHARED_SCHEMA).await?;
+            let mut drift = self
+                .inner
+                .migrations
+                .drift(&mut conn, SHARED_SCHEMA)
+                .await?;
             let registry_version = self.scope_version(SHARED_SCHEMA).await?;
             if registry_version != actual {
                 drift.push(format!(
@@ -216,7 +238,8 @@ impl Tenancy {
         let shared_actual = shared.actual_version;
         let tenants = futures::stream::iter(records)
             .map(|record| async move {
-                let has_tables = record.provision_step >= ProvisionStep::TablesCreated && !record.purging;
+                let has_tables =
+                    record.provision_step >= ProvisionStep::TablesCreated && !record.purging;
                 let (actual, mut drift) = if !has_tables {
                     (None, Vec::new())
                 } else {
@@ -254,20 +277,32 @@ impl Tenancy {
         })
     }
 
-    async fn inspect(&self, record: &TenantRecord, shared_actual: i32) -> anyhow::Result<(i32, Vec<String>)> {
+    async fn inspect(
+        &self,
+        record: &TenantRecord,
+        shared_actual: i32,
+    ) -> anyhow::Result<(i32, Vec<String>)> {
         match record.isolation {
             Isolation::Shared => Ok((shared_actual, Vec::new())),
             Isolation::Schema => {
                 let mut conn = self.inner.owner.acquire().await?;
                 let v = applied_version(&mut conn, &record.schema_name).await?;
-                let d = self.inner.migrations.drift(&mut conn, &record.schema_name).await?;
+                let d = self
+                    .inner
+                    .migrations
+                    .drift(&mut conn, &record.schema_name)
+                    .await?;
                 Ok((v, d))
             }
             Isolation::Database => {
                 let mut conn =
                     owner_connection(&self.inner.owner_options, &record.database_name).await?;
                 let v = applied_version(&mut conn, &record.schema_name).await?;
-                let d = self.inner.migrations.drift(&mut conn, &record.schema_name).await?;
+                let d = self
+                    .inner
+                    .migrations
+                    .drift(&mut conn, &record.schema_name)
+                    .await?;
                 conn.close().await.ok();
                 Ok((v, d))
             }

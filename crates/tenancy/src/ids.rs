@@ -214,7 +214,9 @@ mod tests {
 
     #[test]
     fn bad_slugs_are_refused() {
-        for s in ["a", "Acme", "1acme", "acme-", "ac--me", "ac_me", "ac me", "admin", "ü-x", ""] {
+        for s in [
+            "a", "Acme", "1acme", "acme-", "ac--me", "ac_me", "ac me", "admin", "ü-x", "",
+        ] {
             assert!(Slug::parse(s).is_err(), "{s:?} should be refused");
         }
         assert!(Slug::parse(&"a".repeat(64)).is_err());

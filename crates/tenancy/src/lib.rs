@@ -26,7 +26,9 @@ pub use config::{EngineConfig, PoolConfig};
 pub use door::{TenantCtx, TenantTx};
 pub use engine::Tenancy;
 pub use error::TenancyError;
-pub use fleet::{FleetStatus, MigrateProgress, MigrateReport, Quiet, ScopeStatus, TenantSchemaStatus};
+pub use fleet::{
+    FleetStatus, MigrateProgress, MigrateReport, Quiet, ScopeStatus, TenantSchemaStatus,
+};
 pub use ids::{Isolation, ProvisionStep, Slug, SlugError, TenantId, TenantStatus};
 pub use migrations::{Migration, MigrationSet};
 pub use naming::{CONTROL_SCHEMA, DATABASE_TIER_SCHEMA, Naming, SHARED_SCHEMA, quote_ident};

@@ -17,14 +17,24 @@ use crate::registry::{self, TenantRecord};
 impl Tenancy {
     /// Active → suspended: the door refuses the tenant until it is activated.
     pub async fn suspend(&self, key: &str) -> Result<TenantRecord, TenancyError> {
-        self.transition(key, &[TenantStatus::Active], TenantStatus::Suspended, "suspend")
-            .await
+        self.transition(
+            key,
+            &[TenantStatus::Active],
+            TenantStatus::Suspended,
+            "suspend",
+        )
+        .await
     }
 
     /// Suspended → active.
     pub async fn activate(&self, key: &str) -> Result<TenantRecord, TenancyError> {
-        self.transition(key, &[TenantStatus::Suspended], TenantStatus::Active, "activate")
-            .await
+        self.transition(
+            key,
+            &[TenantStatus::Suspended],
+            TenantStatus::Active,
+            "activate",
+        )
+        .await
     }
 
     /// Active or suspended → deleted, keeping every row so it can be restored.
@@ -197,7 +207,9 @@ impl Tenancy {
 
 /// Tables of the control database with a `tenant_id` column, outside the per-tenant schemas,
 /// ordered so that a table comes before every table it references.
-async fn tables_with_tenant_id(conn: &mut sqlx::PgConnection) -> anyhow::Result<Vec<(String, String)>> {
+async fn tables_with_tenant_id(
+    conn: &mut sqlx::PgConnection,
+) -> anyhow::Result<Vec<(String, String)>> {
     let tables: Vec<(i64, String, String)> = sqlx::query_as(
         "SELECT c.oid::int8, n.nspname::text, c.relname::text
          FROM pg_class c

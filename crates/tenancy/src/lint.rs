@@ -51,7 +51,10 @@ pub async fn login_roles_bypassing_rls(conn: &mut PgConnection) -> anyhow::Resul
 }
 
 /// Names of the relations `role` owns in the connected database.
-pub async fn relations_owned_by(conn: &mut PgConnection, role: &str) -> anyhow::Result<Vec<String>> {
+pub async fn relations_owned_by(
+    conn: &mut PgConnection,
+    role: &str,
+) -> anyhow::Result<Vec<String>> {
     Ok(sqlx::query_scalar(
         "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c
          JOIN pg_namespace n ON n.oid = c.relnamespace

@@ -141,7 +141,11 @@ impl MigrationSet {
 
     /// Versions in `schema` whose recorded checksum differs from this set's (edited migrations),
     /// and versions recorded there that this set does not know.
-    pub async fn drift(&self, conn: &mut PgConnection, schema: &str) -> anyhow::Result<Vec<String>> {
+    pub async fn drift(
+        &self,
+        conn: &mut PgConnection,
+        schema: &str,
+    ) -> anyhow::Result<Vec<String>> {
         let rows: Vec<(i32, String)> = sqlx::query_as(&format!(
             "SELECT version, checksum FROM {}.schema_migrations ORDER BY version",
             quote_ident(schema)
@@ -210,9 +214,18 @@ mod tests {
             let sql = m.sql.to_lowercase();
             for table in sql.split("create table ").skip(1) {
                 let name = table.split_whitespace().next().unwrap();
-                assert!(sql.contains(&format!("alter table {name} enable row level security")), "{name}");
-                assert!(sql.contains(&format!("alter table {name} force row level security")), "{name}");
-                assert!(sql.contains(&format!("create policy tenant_isolation on {name}")), "{name}");
+                assert!(
+                    sql.contains(&format!("alter table {name} enable row level security")),
+                    "{name}"
+                );
+                assert!(
+                    sql.contains(&format!("alter table {name} force row level security")),
+                    "{name}"
+                );
+                assert!(
+                    sql.contains(&format!("create policy tenant_isolation on {name}")),
+                    "{name}"
+                );
             }
         }
     }

@@ -141,7 +141,9 @@ impl TenantPools {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<TenantId, Entry>> {
-        self.cache.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.cache
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 

@@ -27,6 +27,13 @@ impl Tenancy {
     /// Registers and provisions a tenant. Called again with the slug of a tenant whose
     /// provisioning was interrupted, it resumes that provisioning.
     pub async fn create_tenant(&self, new: &NewTenant) -> Result<TenantRecord, TenancyError> {
+        let record = self.register(new).await?;
+        self.provision(record.id).await
+    }
+
+    /// The first provisioning step: the registry row, or the existing row of a tenant with this
+    /// slug whose provisioning did not finish.
+    pub async fn register(&self, new: &NewTenant) -> Result<TenantRecord, TenancyError> {
         let id = TenantId::new();
         let (database, schema) = self.placement(id, new.isolation);
         let inserted = registry::insert(
@@ -46,7 +53,10 @@ impl Tenancy {
             Some(record) => record,
             None => {
                 let existing = self.find(new.slug.as_str()).await?;
-                if !matches!(existing.status, TenantStatus::Provisioning | TenantStatus::Failed) {
+                if !matches!(
+                    existing.status,
+                    TenantStatus::Provisioning | TenantStatus::Failed
+                ) {
                     return Err(TenancyError::SlugTaken(new.slug.to_string()));
                 }
                 if existing.isolation != new.isolation {
@@ -59,7 +69,7 @@ impl Tenancy {
                 existing
             }
         };
-        self.provision(record.id).await
+        Ok(record)
     }
 
     /// Runs every remaining provisioning step of the tenant.
@@ -73,7 +83,10 @@ impl Tenancy {
 
     /// Runs and records the next provisioning step; `None` when provisioning is complete.
     /// A failure marks the tenant `failed` with the error, to be resumed later.
-    pub async fn provision_next_step(&self, id: TenantId) -> Result<Option<ProvisionStep>, TenancyError> {
+    pub async fn provision_next_step(
+        &self,
+        id: TenantId,
+    ) -> Result<Option<ProvisionStep>, TenancyError> {
         let lock = self.lock_tenant(id).await?;
         let step = self.run_next_step(id).await?;
         lock.commit().await?;
@@ -83,7 +96,11 @@ impl Tenancy {
     /// Does the work of `step` for the tenant without recording it, as a process that crashed
     /// right after the work would have. Provisioning then runs the step again.
     #[doc(hidden)]
-    pub async fn perform_step_unrecorded(&self, id: TenantId, step: ProvisionStep) -> Result<(), TenancyError> {
+    pub async fn perform_step_unrecorded(
+        &self,
+        id: TenantId,
+        step: ProvisionStep,
+    ) -> Result<(), TenancyError> {
         let record = registry::get(&self.inner.owner, id).await?;
         Ok(self.perform(&record, step).await?)
     }
@@ -93,7 +110,10 @@ impl Tenancy {
     pub async fn resume_provisioning(&self) -> Result<Vec<(String, String)>, TenancyError> {
         let mut failures = Vec::new();
         for record in registry::list(&self.inner.owner).await? {
-            if matches!(record.status, TenantStatus::Provisioning | TenantStatus::Failed) {
+            if matches!(
+                record.status,
+                TenantStatus::Provisioning | TenantStatus::Failed
+            ) {
                 tracing::info!(slug = %record.slug, step = %record.provision_step, "resuming provisioning");
                 if let Err(e) = self.provision(record.id).await {
                     failures.push((record.slug, e.to_string()));
@@ -106,14 +126,23 @@ impl Tenancy {
     fn placement(&self, id: TenantId, isolation: Isolation) -> (String, String) {
         let naming = self.naming();
         match isolation {
-            Isolation::Shared => (self.inner.control_database.clone(), SHARED_SCHEMA.to_string()),
-            Isolation::Schema => (self.inner.control_database.clone(), naming.tenant_schema(id)),
+            Isolation::Shared => (
+                self.inner.control_database.clone(),
+                SHARED_SCHEMA.to_string(),
+            ),
+            Isolation::Schema => (
+                self.inner.control_database.clone(),
+                naming.tenant_schema(id),
+            ),
             Isolation::Database => (naming.tenant_database(id), DATABASE_TIER_SCHEMA.to_string()),
         }
     }
 
     /// Holds a lock on the tenant until the returned transaction ends.
-    pub(crate) async fn lock_tenant(&self, id: TenantId) -> Result<Transaction<'static, Postgres>, TenancyError> {
+    pub(crate) async fn lock_tenant(
+        &self,
+        id: TenantId,
+    ) -> Result<Transaction<'static, Postgres>, TenancyError> {
         let mut tx = self.inner.owner.begin().await?;
         sqlx::query("SELECT pg_advisory_xact_lock(hashtext('tenantry.tenant'), hashtext($1))")
             .bind(id.to_string())
@@ -164,7 +193,9 @@ impl Tenancy {
                     .context("failed to grant the tenant role to the owner")?;
                 Ok(())
             }
-            (ProvisionStep::StorageCreated, Isolation::Database) => self.create_database(record).await,
+            (ProvisionStep::StorageCreated, Isolation::Database) => {
+                self.create_database(record).await
+            }
             (ProvisionStep::StorageCreated, Isolation::Schema) => {
                 let schema = quote_ident(&record.schema_name);
                 let mut tx = self.inner.owner.begin().await?;
@@ -184,13 +215,25 @@ impl Tenancy {
             }
             (ProvisionStep::TablesCreated, Isolation::Schema) => {
                 let mut conn = self.inner.owner.acquire().await?;
-                self.inner.migrations.apply(&mut conn, &record.schema_name).await?;
+                self.inner
+                    .migrations
+                    .apply(&mut conn, &record.schema_name)
+                    .await?;
                 grant_tenant_tables(&mut conn, &record.schema_name, &naming.runtime_role()).await
             }
             (ProvisionStep::TablesCreated, Isolation::Database) => {
-                let mut conn = owner_connection(&self.inner.owner_options, &record.database_name).await?;
-                self.inner.migrations.apply(&mut conn, &record.schema_name).await?;
-                grant_tenant_tables(&mut conn, &record.schema_name, &naming.tenant_role(record.id)).await?;
+                let mut conn =
+                    owner_connection(&self.inner.owner_options, &record.database_name).await?;
+                self.inner
+                    .migrations
+                    .apply(&mut conn, &record.schema_name)
+                    .await?;
+                grant_tenant_tables(
+                    &mut conn,
+                    &record.schema_name,
+                    &naming.tenant_role(record.id),
+                )
+                .await?;
                 conn.close().await.ok();
                 Ok(())
             }
@@ -203,10 +246,11 @@ impl Tenancy {
 
     async fn create_database(&self, record: &TenantRecord) -> anyhow::Result<()> {
         let mut conn = self.inner.owner.acquire().await?;
-        let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-            .bind(&record.database_name)
-            .fetch_one(&mut *conn)
-            .await?;
+        let exists: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+                .bind(&record.database_name)
+                .fetch_one(&mut *conn)
+                .await?;
         let database = quote_ident(&record.database_name);
         if !exists {
             sqlx::raw_sql(&format!("CREATE DATABASE {database}"))
@@ -229,13 +273,18 @@ impl Tenancy {
     async fn seed(&self, record: &TenantRecord) -> anyhow::Result<()> {
         match record.isolation {
             Isolation::Database => {
-                let mut conn = owner_connection(&self.inner.owner_options, &record.database_name).await?;
-                seed_settings(&mut conn, record).await.context("failed to seed the tenant")?;
+                let mut conn =
+                    owner_connection(&self.inner.owner_options, &record.database_name).await?;
+                seed_settings(&mut conn, record)
+                    .await
+                    .context("failed to seed the tenant")?;
                 conn.close().await.ok();
             }
             Isolation::Shared | Isolation::Schema => {
                 let mut conn = self.inner.owner.acquire().await?;
-                seed_settings(&mut conn, record).await.context("failed to seed the tenant")?;
+                seed_settings(&mut conn, record)
+                    .await
+                    .context("failed to seed the tenant")?;
             }
         }
         Ok(())
@@ -250,7 +299,8 @@ impl Tenancy {
                 applied_version(&mut conn, &record.schema_name).await?
             }
             Isolation::Database => {
-                let mut conn = owner_connection(&self.inner.owner_options, &record.database_name).await?;
+                let mut conn =
+                    owner_connection(&self.inner.owner_options, &record.database_name).await?;
                 let v = applied_version(&mut conn, &record.schema_name).await?;
                 conn.close().await.ok();
                 v
@@ -271,15 +321,19 @@ impl Tenancy {
 
 async fn seed_settings(conn: &mut PgConnection, record: &TenantRecord) -> anyhow::Result<()> {
     let mut tx = conn.begin().await?;
-    sqlx::query("SELECT set_config('app.tenant_id', $1, true), set_config('search_path', $2, true)")
-        .bind(record.id.to_string())
-        .bind(quote_ident(&record.schema_name))
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query("INSERT INTO tenant_settings (tenant_id) VALUES ($1) ON CONFLICT (tenant_id) DO NOTHING")
-        .bind(record.id.as_uuid())
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query(
+        "SELECT set_config('app.tenant_id', $1, true), set_config('search_path', $2, true)",
+    )
+    .bind(record.id.to_string())
+    .bind(quote_ident(&record.schema_name))
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO tenant_settings (tenant_id) VALUES ($1) ON CONFLICT (tenant_id) DO NOTHING",
+    )
+    .bind(record.id.as_uuid())
+    .execute(&mut *tx)
+    .await?;
     tx.commit().await?;
     Ok(())
 }

@@ -55,39 +55,48 @@ pub struct NewRecord<'a> {
 pub async fn find(pool: &PgPool, key: &str) -> Result<Option<TenantRecord>, TenancyError> {
     let record = match key.parse::<Uuid>() {
         Ok(id) => {
-            sqlx::query_as(&format!("SELECT {COLUMNS} FROM control.tenants WHERE id = $1"))
-                .bind(id)
-                .fetch_optional(pool)
-                .await?
+            sqlx::query_as(&format!(
+                "SELECT {COLUMNS} FROM control.tenants WHERE id = $1"
+            ))
+            .bind(id)
+            .fetch_optional(pool)
+            .await?
         }
         Err(_) => {
-            sqlx::query_as(&format!("SELECT {COLUMNS} FROM control.tenants WHERE slug = $1"))
-                .bind(key)
-                .fetch_optional(pool)
-                .await?
+            sqlx::query_as(&format!(
+                "SELECT {COLUMNS} FROM control.tenants WHERE slug = $1"
+            ))
+            .bind(key)
+            .fetch_optional(pool)
+            .await?
         }
     };
     Ok(record)
 }
 
 pub async fn get(pool: &PgPool, id: TenantId) -> Result<TenantRecord, TenancyError> {
-    sqlx::query_as(&format!("SELECT {COLUMNS} FROM control.tenants WHERE id = $1"))
-        .bind(id.as_uuid())
-        .fetch_optional(pool)
-        .await?
-        .ok_or_else(|| TenancyError::NotFound(id.to_string()))
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM control.tenants WHERE id = $1"
+    ))
+    .bind(id.as_uuid())
+    .fetch_optional(pool)
+    .await?
+    .ok_or_else(|| TenancyError::NotFound(id.to_string()))
 }
 
 pub async fn list(pool: &PgPool) -> Result<Vec<TenantRecord>, TenancyError> {
-    Ok(
-        sqlx::query_as(&format!("SELECT {COLUMNS} FROM control.tenants ORDER BY slug"))
-            .fetch_all(pool)
-            .await?,
-    )
+    Ok(sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM control.tenants ORDER BY slug"
+    ))
+    .fetch_all(pool)
+    .await?)
 }
 
 /// Inserts the tenant's row; `None` when the slug is already registered.
-pub async fn insert(pool: &PgPool, new: &NewRecord<'_>) -> Result<Option<TenantRecord>, TenancyError> {
+pub async fn insert(
+    pool: &PgPool,
+    new: &NewRecord<'_>,
+) -> Result<Option<TenantRecord>, TenancyError> {
     let result = sqlx::query_as(&format!(
         "INSERT INTO control.tenants (id, slug, name, plan, isolation, database_name, schema_name)
          VALUES ($1, $2, $3, $4, $5, $6, $7)
@@ -113,7 +122,11 @@ pub async fn insert(pool: &PgPool, new: &NewRecord<'_>) -> Result<Option<TenantR
     }
 }
 
-pub async fn record_step(pool: &PgPool, id: TenantId, step: ProvisionStep) -> Result<(), TenancyError> {
+pub async fn record_step(
+    pool: &PgPool,
+    id: TenantId,
+    step: ProvisionStep,
+) -> Result<(), TenancyError> {
     sqlx::query("UPDATE control.tenants SET provision_step = $2, updated_at = now() WHERE id = $1")
         .bind(id.as_uuid())
         .bind(step.as_str())

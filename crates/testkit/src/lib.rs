@@ -49,10 +49,12 @@ pub async fn fresh_config() -> EngineConfig {
     TEMPLATE_READY.get_or_init(prepare_template).await;
     let name = format!("tt_{}", uuid::Uuid::new_v4().simple());
     let mut conn = owner().connect().await.expect("connect as tt_owner");
-    sqlx::raw_sql(&format!("CREATE DATABASE \"{name}\" TEMPLATE \"{TEMPLATE}\""))
-        .execute(&mut conn)
-        .await
-        .expect("clone the template database");
+    sqlx::raw_sql(&format!(
+        "CREATE DATABASE \"{name}\" TEMPLATE \"{TEMPLATE}\""
+    ))
+    .execute(&mut conn)
+    .await
+    .expect("clone the template database");
     conn.close().await.ok();
     EngineConfig {
         owner: owner(),
@@ -64,7 +66,9 @@ pub async fn fresh_config() -> EngineConfig {
 
 /// A fresh engine with the built-in tenant schema.
 pub async fn tenancy() -> Tenancy {
-    Tenancy::open(fresh_config().await).await.expect("open the engine")
+    Tenancy::open(fresh_config().await)
+        .await
+        .expect("open the engine")
 }
 
 /// A fresh engine with `migrations` as its tenant schema.
@@ -89,10 +93,16 @@ async fn prepare_template() {
             .await
             .expect("look up tt_owner");
     if !owner_exists {
-        sqlx::raw_sql("CREATE ROLE tt_owner LOGIN CREATEDB CREATEROLE; GRANT pg_signal_backend TO tt_owner")
-            .execute(&mut conn)
-            .await
-            .expect("create tt_owner");
+        // As in a managed cluster: only the owner may connect to the maintenance databases.
+        sqlx::raw_sql(
+            "CREATE ROLE tt_owner LOGIN CREATEDB CREATEROLE;
+             GRANT pg_signal_backend TO tt_owner;
+             REVOKE CONNECT ON DATABASE postgres, template1 FROM PUBLIC;
+             GRANT CONNECT ON DATABASE postgres TO tt_owner;",
+        )
+        .execute(&mut conn)
+        .await
+        .expect("create tt_owner");
     }
     let fingerprint = fingerprint();
     let current: Option<Option<String>> = sqlx::query_scalar(
@@ -119,10 +129,12 @@ async fn prepare_template() {
             };
             let engine = Tenancy::open(config).await.expect("build the template");
             engine.close().await;
-            sqlx::raw_sql(&format!("COMMENT ON DATABASE \"{TEMPLATE}\" IS '{fingerprint}'"))
-                .execute(&mut conn)
-                .await
-                .expect("mark the template");
+            sqlx::raw_sql(&format!(
+                "COMMENT ON DATABASE \"{TEMPLATE}\" IS '{fingerprint}'"
+            ))
+            .execute(&mut conn)
+            .await
+            .expect("mark the template");
         }
     }
     sqlx::query("SELECT pg_advisory_unlock(hashtext('tenantry.testkit'))")
