@@ -1,0 +1,119 @@
+//! Building and running the HTTP application: the listener is bound first, so callers (and
+//! tests) know the port before serving starts.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::HeaderValue;
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use tenantry_tenancy::Tenancy;
+use tokio::net::TcpListener;
+use tracing::Instrument;
+
+use crate::error::{AppError, LoggedError};
+use crate::metrics::{Metrics, RequestLabels, RouteLabels};
+use crate::ops;
+
+const REQUEST_ID: &str = "x-request-id";
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub tenancy: Tenancy,
+    pub metrics: Arc<Metrics>,
+}
+
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+}
+
+impl Application {
+    /// Binds `listen` (port 0 picks a free port) and builds the routes.
+    pub async fn build(listen: SocketAddr, tenancy: Tenancy) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(listen).await.map_err(|e| {
+            anyhow::anyhow!(
+                "failed to listen on {listen}: {e} (choose another address with --listen)"
+            )
+        })?;
+        let state = AppState {
+            tenancy,
+            metrics: Arc::new(Metrics::new()),
+        };
+        Ok(Self {
+            listener,
+            router: router(state),
+        })
+    }
+
+    pub fn local_addr(&self) -> anyhow::Result<SocketAddr> {
+        Ok(self.listener.local_addr()?)
+    }
+
+    /// Serves until `shutdown` completes, then finishes the requests in flight.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown)
+            .await?;
+        Ok(())
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(ops::routes())
+        .fallback(|| async { AppError::NotFound })
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .with_state(state)
+}
+
+/// Gives every request an id (the client's `X-Request-Id` when it sent a sane one), a tracing
+/// span, a line in the metrics, and the full error in the log when it failed on our side.
+async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let request_id = request
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 200 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", |p| p.as_str())
+        .to_owned();
+    let method = request.method().to_string();
+    let span = tracing::info_span!("request", %method, %route, %request_id);
+    let started = Instant::now();
+    let mut response = next.run(request).instrument(span.clone()).await;
+    let status = response.status();
+    if let Some(LoggedError(error)) = response.extensions().get::<LoggedError>() {
+        span.in_scope(|| tracing::error!(%status, %error, "request failed"));
+    }
+    state
+        .metrics
+        .requests
+        .get_or_create(&RequestLabels {
+            method,
+            route: route.clone(),
+            status: status.as_u16(),
+        })
+        .inc();
+    state
+        .metrics
+        .latency
+        .get_or_create(&RouteLabels { route })
+        .observe(started.elapsed().as_secs_f64());
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert(REQUEST_ID, value);
+    }
+    response
+}

@@ -1,0 +1,93 @@
+//! Reaching PostgreSQL: the configured server, or the managed cluster in the data folder, shared
+//! with any other tenantry process using that folder. Both `serve` and the CLI commands open the
+//! engine through here.
+
+use std::str::FromStr;
+
+use anyhow::Context;
+use tenantry_pg::{ClusterOptions, ManagedCluster};
+use tenantry_tenancy::{EngineConfig, Naming, PgConnectOptions, Tenancy, managed_owner};
+
+use crate::settings::Settings;
+
+/// The engine, and the managed cluster it runs on when there is one.
+pub struct Backend {
+    pub tenancy: Tenancy,
+    cluster: Option<ManagedCluster>,
+}
+
+impl Backend {
+    pub async fn open(settings: &Settings) -> anyhow::Result<Self> {
+        let Some(url) = &settings.database_url else {
+            return Self::open_managed(settings).await;
+        };
+        let owner = PgConnectOptions::from_str(url.expose())
+            .context("TENANTRY_DATABASE_URL is not a valid PostgreSQL URL")?;
+        let tenancy = Tenancy::open(engine_config(settings, owner)).await?;
+        Ok(Self {
+            tenancy,
+            cluster: None,
+        })
+    }
+
+    async fn open_managed(settings: &Settings) -> anyhow::Result<Self> {
+        let data_dir = settings.data_dir.clone();
+        let options = ClusterOptions {
+            bindir: settings.pg_bindir.clone(),
+            ephemeral: false,
+            max_connections: settings.pg_max_connections,
+        };
+        let cluster =
+            tokio::task::spawn_blocking(move || ManagedCluster::acquire(&data_dir, &options))
+                .await
+                .context("the PostgreSQL start task failed")??;
+        let superuser = PgConnectOptions::new()
+            .socket(cluster.socket_dir())
+            .port(cluster.port())
+            .username("postgres")
+            .database("postgres");
+        let opened = async {
+            let naming = Naming::new(&settings.database_prefix)?;
+            let owner = managed_owner(&superuser, &naming).await?;
+            Tenancy::open(engine_config(settings, owner)).await
+        }
+        .await;
+        match opened {
+            Ok(tenancy) => Ok(Self {
+                tenancy,
+                cluster: Some(cluster),
+            }),
+            Err(e) => {
+                release(cluster).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Closes the pools, then lets go of the managed cluster (stopping it if this process is
+    /// its last user).
+    pub async fn close(self) {
+        self.tenancy.close().await;
+        if let Some(cluster) = self.cluster {
+            release(cluster).await;
+        }
+    }
+}
+
+fn engine_config(settings: &Settings, owner: PgConnectOptions) -> EngineConfig {
+    EngineConfig {
+        owner,
+        control_database: settings.control_database.clone(),
+        prefix: settings.database_prefix.clone(),
+        pools: settings.pools(),
+    }
+}
+
+async fn release(cluster: ManagedCluster) {
+    match tokio::task::spawn_blocking(move || cluster.release()).await {
+        Ok(Ok(true)) => tracing::info!("PostgreSQL stopped"),
+        Ok(Ok(false)) => {}
+        Ok(Err(e)) => tracing::error!(error = %e, "failed to stop PostgreSQL"),
+        Err(e) => tracing::error!(error = %e, "the PostgreSQL stop task failed"),
+    }
+}

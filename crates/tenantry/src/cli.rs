@@ -1,0 +1,159 @@
+//! The command line.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use tenantry_tenancy::Isolation;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tenantry",
+    version,
+    about = "Multi-tenant uptime monitoring with provable tenant isolation"
+)]
+pub struct Cli {
+    /// Configuration file (default: ./tenantry.toml when it exists)
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Data folder holding the managed PostgreSQL (default: ./tenantry-data)
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (starting a managed PostgreSQL when no database URL is set)
+    Serve {
+        /// HTTP listen address (default: 127.0.0.1:8080)
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<SocketAddr>,
+    },
+    /// Apply pending tenant-schema migrations to the shared schema and every tenant
+    Migrate {
+        /// Tenants migrated at once
+        #[arg(long, value_name = "N")]
+        jobs: Option<usize>,
+        /// Report each tenant's version and drift instead of migrating
+        #[arg(long)]
+        status: bool,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Manage tenants
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TenantCommand {
+    /// Create a tenant (or finish one whose creation was interrupted)
+    Create {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        slug: String,
+        #[arg(long, value_enum)]
+        isolation: Tier,
+        #[arg(long)]
+        plan: Option<String>,
+        #[command(flatten)]
+        output: Output,
+    },
+    /// List tenants
+    List {
+        #[command(flatten)]
+        output: Output,
+    },
+    /// Show one tenant
+    Show {
+        slug: String,
+        #[command(flatten)]
+        output: Output,
+    },
+    /// Suspend an active tenant
+    Suspend {
+        slug: String,
+        #[command(flatten)]
+        output: Output,
+    },
+    /// Activate a suspended tenant
+    Activate {
+        slug: String,
+        #[command(flatten)]
+        output: Output,
+    },
+    /// Delete a tenant: restorable, or with --hard everything it owns is removed
+    Delete {
+        slug: String,
+        /// Remove the tenant's database or schema, and every row it owns, for good
+        #[arg(long, requires = "confirm")]
+        hard: bool,
+        /// The slug again, to confirm a hard delete
+        #[arg(long, value_name = "SLUG", requires = "hard")]
+        confirm: Option<String>,
+        #[command(flatten)]
+        output: Output,
+    },
+    /// Restore a deleted tenant
+    Restore {
+        slug: String,
+        #[command(flatten)]
+        output: Output,
+    },
+}
+
+#[derive(Debug, Args, Clone, Copy)]
+pub struct Output {
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Tier {
+    Shared,
+    Schema,
+    Database,
+}
+
+impl From<Tier> for Isolation {
+    fn from(t: Tier) -> Self {
+        match t {
+            Tier::Shared => Isolation::Shared,
+            Tier::Schema => Isolation::Schema,
+            Tier::Database => Isolation::Database,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn a_hard_delete_needs_a_confirmation() {
+        assert!(Cli::try_parse_from(["tenantry", "tenant", "delete", "acme", "--hard"]).is_err());
+        assert!(
+            Cli::try_parse_from([
+                "tenantry",
+                "tenant",
+                "delete",
+                "acme",
+                "--hard",
+                "--confirm",
+                "acme"
+            ])
+            .is_ok()
+        );
+    }
+}
