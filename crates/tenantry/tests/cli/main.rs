@@ -1,0 +1,6 @@
+//! The `tenantry` binary from outside: zero-configuration serve, the CLI beside a running
+//! server and without one, shutdown and crash recovery of the managed PostgreSQL.
+
+mod recovery;
+mod serve;
+mod support;

@@ -1,0 +1,124 @@
+//! Running the binary and reaching its managed cluster.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{ConnectOptions, PgConnection};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_tenantry");
+
+/// A data folder with a short path (PostgreSQL's socket path is limited to 107 bytes).
+pub fn data_dir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("tenantry-cli-")
+        .tempdir_in("/tmp")
+        .unwrap()
+}
+
+/// `tenantry ARGS` run in `dir` (so the data folder is the default `./tenantry-data`), to
+/// completion, with no TENANTRY_* variables inherited.
+pub fn tenantry(dir: &Path, args: &[&str]) -> Output {
+    command(dir).args(args).output().unwrap()
+}
+
+fn command(dir: &Path) -> Command {
+    let mut command = Command::new(BIN);
+    command.current_dir(dir);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("TENANTRY_") {
+            command.env_remove(key);
+        }
+    }
+    command
+}
+
+/// A running `tenantry serve`.
+pub struct Server {
+    pub child: Child,
+    pub base: String,
+}
+
+impl Server {
+    /// Starts `tenantry serve` on a free port and waits for its "listening on" line.
+    pub fn start(dir: &Path) -> Server {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut child = command(dir)
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        assert!(
+            line.starts_with("listening on http://"),
+            "serve printed {line:?}"
+        );
+        Server {
+            base: line.trim().trim_start_matches("listening on ").to_string(),
+            child,
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        reqwest::get(format!("{}{path}", self.base)).await.unwrap()
+    }
+
+    /// Sends `signal` and waits for the process to exit.
+    pub fn stop(mut self, signal: nix::sys::signal::Signal) -> std::process::ExitStatus {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), signal).unwrap();
+        wait_with_deadline(&mut self.child, Duration::from_secs(60))
+    }
+}
+
+pub fn wait_with_deadline(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "the process did not exit");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The PostgreSQL processes working in the default data folder under `dir`.
+pub fn postgres_processes(dir: &Path) -> Vec<i32> {
+    tenantry_pg::ManagedCluster::processes(
+        &std::fs::canonicalize(dir).unwrap().join("tenantry-data"),
+    )
+}
+
+/// A connection to the managed cluster as `role` (the owner `tenantry_owner`, or the runtime
+/// role `tenantry_app`).
+pub async fn connect(dir: &Path, role: &str, database: &str) -> Result<PgConnection, sqlx::Error> {
+    PgConnectOptions::new()
+        .socket(
+            std::fs::canonicalize(dir)
+                .unwrap()
+                .join("tenantry-data")
+                .join("run"),
+        )
+        .port(5432)
+        .username(role)
+        .database(database)
+        .connect()
+        .await
+}
+
+pub fn stdout(output: &Output) -> String {
+    assert!(
+        output.status.success(),
+        "tenantry failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout.clone()).unwrap()
+}
