@@ -124,7 +124,7 @@ fn versioned_dirs(root: &str, bin: impl Fn(&Path) -> PathBuf) -> Vec<PathBuf> {
             Some((major, bin(&entry.path())))
         })
         .collect();
-    found.sort_by(|a, b| b.0.cmp(&a.0));
+    found.sort_by_key(|(major, _)| std::cmp::Reverse(*major));
     found.into_iter().map(|(_, dir)| dir).collect()
 }
 

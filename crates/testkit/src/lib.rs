@@ -4,6 +4,9 @@
 //! state. Roles are cluster-wide and shared by the tests (`tt_owner`, `tt_app`); tenant
 //! databases and roles carry the tenant's unique id.
 
+// A harness for tests only: failing loudly at the first broken step is what a test wants.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
 use std::str::FromStr;
 
 use sqlx::postgres::PgConnectOptions;

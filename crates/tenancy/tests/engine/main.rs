@@ -1,6 +1,8 @@
 //! The tenancy engine against a real PostgreSQL: isolation in every tier, provisioning resumed
 //! after interruption, lifecycle and complete hard delete, fleet migrations.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod fleet;
 mod isolation;
 mod lifecycle;

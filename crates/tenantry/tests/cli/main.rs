@@ -1,6 +1,8 @@
 //! The `tenantry` binary from outside: zero-configuration serve, the CLI beside a running
 //! server and without one, shutdown and crash recovery of the managed PostgreSQL.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod recovery;
 mod serve;
 mod support;
