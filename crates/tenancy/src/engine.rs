@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{Connection, PgConnection, PgPool};
 
 use crate::bootstrap;
 use crate::config::EngineConfig;
@@ -217,6 +217,36 @@ impl Tenancy {
                 }
             }
         })
+    }
+
+    /// Runs `work` on an owner-role connection to the database holding the tenant's schema.
+    pub(crate) async fn with_storage<T>(
+        &self,
+        record: &TenantRecord,
+        work: impl AsyncFnOnce(&mut PgConnection) -> anyhow::Result<T>,
+    ) -> anyhow::Result<T> {
+        match record.isolation {
+            Isolation::Database => {
+                let mut conn =
+                    bootstrap::owner_connection(&self.inner.owner_options, &record.database_name)
+                        .await?;
+                let result = work(&mut conn).await;
+                conn.close().await.ok();
+                result
+            }
+            Isolation::Shared | Isolation::Schema => {
+                let mut conn = self.inner.owner.acquire().await?;
+                work(&mut conn).await
+            }
+        }
+    }
+
+    /// The role the tenant's transactions run as.
+    pub(crate) fn runtime_role_of(&self, record: &TenantRecord) -> String {
+        match record.isolation {
+            Isolation::Database => self.inner.naming.tenant_role(record.id),
+            Isolation::Shared | Isolation::Schema => self.inner.naming.runtime_role(),
+        }
     }
 
     /// Closes every pool.

@@ -7,7 +7,7 @@ use serde::Serialize;
 use sqlx::Connection;
 
 use crate::Tenancy;
-use crate::bootstrap::{grant_tenant_tables, owner_connection};
+use crate::bootstrap::grant_tenant_tables;
 use crate::error::TenancyError;
 use crate::ids::{Isolation, ProvisionStep, TenantStatus};
 use crate::migrations::applied_version;
@@ -124,41 +124,7 @@ impl Tenancy {
 
     /// Brings one schema- or database-tier tenant to the latest version and records it.
     async fn migrate_tenant(&self, record: &TenantRecord) -> anyhow::Result<i32> {
-        let version = match record.isolation {
-            Isolation::Schema => {
-                let mut conn = self.inner.owner.acquire().await?;
-                let v = self
-                    .inner
-                    .migrations
-                    .apply(&mut conn, &record.schema_name)
-                    .await?;
-                grant_tenant_tables(
-                    &mut conn,
-                    &record.schema_name,
-                    &self.naming().runtime_role(),
-                )
-                .await?;
-                v
-            }
-            Isolation::Database => {
-                let mut conn =
-                    owner_connection(&self.inner.owner_options, &record.database_name).await?;
-                let v = self
-                    .inner
-                    .migrations
-                    .apply(&mut conn, &record.schema_name)
-                    .await?;
-                grant_tenant_tables(
-                    &mut conn,
-                    &record.schema_name,
-                    &self.naming().tenant_role(record.id),
-                )
-                .await?;
-                conn.close().await.ok();
-                v
-            }
-            Isolation::Shared => self.migrate_shared().await?,
-        };
+        let version = self.migrate_storage(record).await?;
         sqlx::query(
             "UPDATE control.tenants SET schema_version = $2, updated_at = now() WHERE id = $1",
         )
@@ -167,6 +133,25 @@ impl Tenancy {
         .execute(&self.inner.owner)
         .await?;
         Ok(version)
+    }
+
+    /// Applies the pending migrations to the tenant's schema and grants the tenant's runtime
+    /// role its tables. For the shared tier, that is the shared schema.
+    pub(crate) async fn migrate_storage(&self, record: &TenantRecord) -> anyhow::Result<i32> {
+        if record.isolation == Isolation::Shared {
+            return self.migrate_shared().await;
+        }
+        let role = self.runtime_role_of(record);
+        self.with_storage(record, async |conn| {
+            let version = self
+                .inner
+                .migrations
+                .apply(conn, &record.schema_name)
+                .await?;
+            grant_tenant_tables(conn, &record.schema_name, &role).await?;
+            Ok(version)
+        })
+        .await
     }
 
     /// Brings the shared schema to the latest version and records it for the scope and for every
@@ -282,30 +267,18 @@ impl Tenancy {
         record: &TenantRecord,
         shared_actual: i32,
     ) -> anyhow::Result<(i32, Vec<String>)> {
-        match record.isolation {
-            Isolation::Shared => Ok((shared_actual, Vec::new())),
-            Isolation::Schema => {
-                let mut conn = self.inner.owner.acquire().await?;
-                let v = applied_version(&mut conn, &record.schema_name).await?;
-                let d = self
-                    .inner
-                    .migrations
-                    .drift(&mut conn, &record.schema_name)
-                    .await?;
-                Ok((v, d))
-            }
-            Isolation::Database => {
-                let mut conn =
-                    owner_connection(&self.inner.owner_options, &record.database_name).await?;
-                let v = applied_version(&mut conn, &record.schema_name).await?;
-                let d = self
-                    .inner
-                    .migrations
-                    .drift(&mut conn, &record.schema_name)
-                    .await?;
-                conn.close().await.ok();
-                Ok((v, d))
-            }
+        if record.isolation == Isolation::Shared {
+            return Ok((shared_actual, Vec::new()));
         }
+        self.with_storage(record, async |conn| {
+            let version = applied_version(conn, &record.schema_name).await?;
+            let drift = self
+                .inner
+                .migrations
+                .drift(conn, &record.schema_name)
+                .await?;
+            Ok((version, drift))
+        })
+        .await
     }
 }

@@ -7,7 +7,7 @@ use anyhow::Context;
 use sqlx::{Connection, PgConnection, Postgres, Transaction};
 
 use crate::Tenancy;
-use crate::bootstrap::{ensure_login_role, grant_tenant_tables, owner_connection};
+use crate::bootstrap::ensure_login_role;
 use crate::error::TenancyError;
 use crate::ids::{Isolation, ProvisionStep, Slug, TenantId, TenantStatus};
 use crate::migrations::applied_version;
@@ -209,32 +209,8 @@ impl Tenancy {
                 tx.commit().await?;
                 Ok(())
             }
-            (ProvisionStep::TablesCreated, Isolation::Shared) => {
-                self.migrate_shared().await?;
-                Ok(())
-            }
-            (ProvisionStep::TablesCreated, Isolation::Schema) => {
-                let mut conn = self.inner.owner.acquire().await?;
-                self.inner
-                    .migrations
-                    .apply(&mut conn, &record.schema_name)
-                    .await?;
-                grant_tenant_tables(&mut conn, &record.schema_name, &naming.runtime_role()).await
-            }
-            (ProvisionStep::TablesCreated, Isolation::Database) => {
-                let mut conn =
-                    owner_connection(&self.inner.owner_options, &record.database_name).await?;
-                self.inner
-                    .migrations
-                    .apply(&mut conn, &record.schema_name)
-                    .await?;
-                grant_tenant_tables(
-                    &mut conn,
-                    &record.schema_name,
-                    &naming.tenant_role(record.id),
-                )
-                .await?;
-                conn.close().await.ok();
+            (ProvisionStep::TablesCreated, _) => {
+                self.migrate_storage(record).await?;
                 Ok(())
             }
             (ProvisionStep::Seeded, _) => self.seed(record).await,
@@ -271,39 +247,20 @@ impl Tenancy {
 
     /// The tenant's settings row, written as the owner inside the tenant's context.
     async fn seed(&self, record: &TenantRecord) -> anyhow::Result<()> {
-        match record.isolation {
-            Isolation::Database => {
-                let mut conn =
-                    owner_connection(&self.inner.owner_options, &record.database_name).await?;
-                seed_settings(&mut conn, record)
-                    .await
-                    .context("failed to seed the tenant")?;
-                conn.close().await.ok();
-            }
-            Isolation::Shared | Isolation::Schema => {
-                let mut conn = self.inner.owner.acquire().await?;
-                seed_settings(&mut conn, record)
-                    .await
-                    .context("failed to seed the tenant")?;
-            }
-        }
-        Ok(())
+        self.with_storage(record, async |conn| seed_settings(conn, record).await)
+            .await
+            .context("failed to seed the tenant")
     }
 
     /// Marks the tenant active at the schema version its storage really has.
     async fn activate_new(&self, record: &TenantRecord) -> anyhow::Result<()> {
         let version = match record.isolation {
             Isolation::Shared => self.scope_version(SHARED_SCHEMA).await?,
-            Isolation::Schema => {
-                let mut conn = self.inner.owner.acquire().await?;
-                applied_version(&mut conn, &record.schema_name).await?
-            }
-            Isolation::Database => {
-                let mut conn =
-                    owner_connection(&self.inner.owner_options, &record.database_name).await?;
-                let v = applied_version(&mut conn, &record.schema_name).await?;
-                conn.close().await.ok();
-                v
+            Isolation::Schema | Isolation::Database => {
+                self.with_storage(record, async |conn| {
+                    applied_version(conn, &record.schema_name).await
+                })
+                .await?
             }
         };
         sqlx::query(
