@@ -43,18 +43,22 @@ pub async fn managed_owner(
             .fetch_one(&mut conn)
             .await?;
     if !exists {
-        sqlx::raw_sql(&format!("CREATE ROLE {role} LOGIN CREATEDB CREATEROLE"))
-            .execute(&mut conn)
-            .await
-            .context("failed to create the owner role")?;
+        crate::sql::exec(
+            &mut conn,
+            &format!("CREATE ROLE {role} LOGIN CREATEDB CREATEROLE"),
+        )
+        .await
+        .context("failed to create the owner role")?;
     }
-    sqlx::raw_sql(&format!(
-        "GRANT pg_signal_backend TO {role};
+    crate::sql::exec(
+        &mut conn,
+        &format!(
+            "GRANT pg_signal_backend TO {role};
          REVOKE CONNECT ON DATABASE postgres, template1 FROM PUBLIC;
          GRANT CONNECT ON DATABASE postgres TO {role};
          ALTER ROLE CURRENT_USER NOLOGIN"
-    ))
-    .execute(&mut conn)
+        ),
+    )
     .await
     .context("failed to finish the owner role")?;
     conn.close().await.ok();
@@ -68,11 +72,13 @@ pub async fn ensure_control_database(
 ) -> anyhow::Result<()> {
     match owner.clone().database(control).connect().await {
         Ok(mut conn) => {
-            sqlx::raw_sql(&format!(
-                "REVOKE ALL ON DATABASE {} FROM PUBLIC",
-                quote_ident(control)
-            ))
-            .execute(&mut conn)
+            crate::sql::exec(
+                &mut conn,
+                &format!(
+                    "REVOKE ALL ON DATABASE {} FROM PUBLIC",
+                    quote_ident(control)
+                ),
+            )
             .await
             .context("failed to restrict the control database")?;
             conn.close().await.ok();
@@ -88,18 +94,17 @@ pub async fn ensure_control_database(
         .context("failed to connect to PostgreSQL as the owner role")?;
     tracing::info!(database = control, "creating the control database");
     let name = quote_ident(control);
-    match sqlx::raw_sql(&format!("CREATE DATABASE {name}"))
-        .execute(&mut conn)
-        .await
-    {
+    match crate::sql::exec(&mut conn, &format!("CREATE DATABASE {name}")).await {
         Ok(_) => {}
         // Another instance created it at the same moment.
         Err(e) if matches!(sqlstate(&e).as_deref(), Some("42P04" | "23505")) => {}
         Err(e) => return Err(e).context("failed to create the control database"),
     }
-    sqlx::raw_sql(&format!("REVOKE ALL ON DATABASE {name} FROM PUBLIC"))
-        .execute(&mut conn)
-        .await?;
+    crate::sql::exec(
+        &mut conn,
+        &format!("REVOKE ALL ON DATABASE {name} FROM PUBLIC"),
+    )
+    .await?;
     conn.close().await.ok();
     Ok(())
 }
@@ -133,13 +138,15 @@ pub async fn prepare_control(
     let runtime = naming.runtime_role();
     ensure_login_role(conn, &runtime, &key.password_for(&runtime)).await?;
     let role = quote_ident(&runtime);
-    sqlx::raw_sql(&format!(
-        "GRANT CONNECT ON DATABASE {db} TO {role};
+    crate::sql::exec(
+        &mut *conn,
+        &format!(
+            "GRANT CONNECT ON DATABASE {db} TO {role};
          GRANT USAGE ON SCHEMA control TO {role};
          GRANT SELECT ON control.tenants, control.schema_scopes TO {role};",
-        db = quote_ident(control_database),
-    ))
-    .execute(&mut *conn)
+            db = quote_ident(control_database),
+        ),
+    )
     .await
     .context("failed to grant the runtime role its privileges")?;
     Ok((key, owner_role))
@@ -160,7 +167,7 @@ pub async fn ensure_login_role(
     let password = quote_literal(password);
     if !exists {
         let create = format!("CREATE ROLE {name} LOGIN NOINHERIT PASSWORD {password}");
-        match sqlx::raw_sql(&create).execute(&mut *conn).await {
+        match crate::sql::exec(&mut *conn, &create).await {
             Ok(_) => return Ok(()),
             // Created by another session in the meantime.
             Err(e) if matches!(sqlstate(&e).as_deref(), Some("42710" | "23505")) => {}
@@ -173,7 +180,7 @@ pub async fn ensure_login_role(
     let mut attempt = 0;
     loop {
         attempt += 1;
-        match sqlx::raw_sql(&alter).execute(&mut *conn).await {
+        match crate::sql::exec(&mut *conn, &alter).await {
             Ok(_) => return Ok(()),
             Err(e) if attempt < 10 && sqlstate(&e).as_deref() == Some("XX000") => {
                 tokio::time::sleep(std::time::Duration::from_millis(20 * attempt)).await;
@@ -191,12 +198,14 @@ pub async fn grant_tenant_tables(
 ) -> anyhow::Result<()> {
     let schema = quote_ident(schema);
     let role = quote_ident(role);
-    sqlx::raw_sql(&format!(
-        "GRANT USAGE ON SCHEMA {schema} TO {role};
+    crate::sql::exec(
+        &mut *conn,
+        &format!(
+            "GRANT USAGE ON SCHEMA {schema} TO {role};
          GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {schema} TO {role};
          REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON {schema}.schema_migrations FROM {role};"
-    ))
-    .execute(&mut *conn)
+        ),
+    )
     .await
     .context("failed to grant access to the tenant tables")?;
     Ok(())

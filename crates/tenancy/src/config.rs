@@ -22,7 +22,9 @@ pub struct EngineConfig {
 pub struct PoolConfig {
     /// Connections of the runtime role to the control database (shared and schema tiers).
     pub runtime_max: u32,
-    /// Connections of the owner role to the control database (provisioning, lifecycle).
+    /// Connections of the owner role to the control database (provisioning, lifecycle,
+    /// migrations); at least 2. Fleet migrations work on at most this many minus one tenants at
+    /// once.
     pub owner_max: u32,
     /// The most connections all database-tier tenant pools may hold together.
     pub tenant_connection_budget: u32,
@@ -37,7 +39,7 @@ impl Default for PoolConfig {
     fn default() -> Self {
         Self {
             runtime_max: 20,
-            owner_max: 4,
+            owner_max: 8,
             tenant_connection_budget: 64,
             per_tenant_max: 4,
             tenant_pool_idle: Duration::from_secs(300),

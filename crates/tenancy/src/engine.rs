@@ -6,8 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{Connection, PgConnection, PgPool};
+use sqlx::{Connection, PgConnection, PgPool, Postgres};
+use tokio::sync::Semaphore;
 
 use crate::bootstrap;
 use crate::config::EngineConfig;
@@ -19,6 +21,40 @@ use crate::naming::{Naming, SHARED_SCHEMA};
 use crate::pools::{PoolStats, TenantPools};
 use crate::registry::{self, TenantRecord};
 use crate::secrets::RoleKey;
+
+/// An owner connection to a tenant's storage: from the control pool, or opened to the tenant's
+/// own database (close it with [`StorageConn::close`]).
+pub(crate) enum StorageConn {
+    Pooled(PoolConnection<Postgres>),
+    Direct(PgConnection),
+}
+
+impl StorageConn {
+    pub async fn close(self) {
+        if let StorageConn::Direct(conn) = self {
+            conn.close().await.ok();
+        }
+    }
+}
+
+impl std::ops::Deref for StorageConn {
+    type Target = PgConnection;
+    fn deref(&self) -> &PgConnection {
+        match self {
+            StorageConn::Pooled(conn) => conn,
+            StorageConn::Direct(conn) => conn,
+        }
+    }
+}
+
+impl std::ops::DerefMut for StorageConn {
+    fn deref_mut(&mut self) -> &mut PgConnection {
+        match self {
+            StorageConn::Pooled(conn) => conn,
+            StorageConn::Direct(conn) => conn,
+        }
+    }
+}
 
 #[derive(Clone)]
 pub struct Tenancy {
@@ -45,6 +81,8 @@ pub(crate) struct Inner {
     pub tenant_pools: TenantPools,
     pub key: RoleKey,
     pub migrations: MigrationSet,
+    /// Tenant locks held at once: one fewer than the owner connections.
+    pub lock_slots: Arc<Semaphore>,
 }
 
 impl Inner {
@@ -74,6 +112,10 @@ impl Tenancy {
     /// migrates it, creates the runtime role, and creates the shared schema if it is new.
     pub async fn open_with(config: EngineConfig, migrations: MigrationSet) -> anyhow::Result<Self> {
         let naming = Naming::new(&config.prefix)?;
+        anyhow::ensure!(
+            config.pools.owner_max >= 2,
+            "the owner pool needs at least 2 connections (pool_owner_max)"
+        );
         bootstrap::ensure_control_database(&config.owner, &config.control_database).await?;
         let owner_options = config.owner.clone().database(&config.control_database);
         let owner = PgPoolOptions::new()
@@ -111,6 +153,7 @@ impl Tenancy {
                 tenant_pools: TenantPools::new(config.pools.clone()),
                 key,
                 migrations,
+                lock_slots: Arc::new(Semaphore::new(config.pools.owner_max as usize - 1)),
             }),
         };
         if engine.scope_version(SHARED_SCHEMA).await? == 0 {
@@ -219,26 +262,20 @@ impl Tenancy {
         })
     }
 
-    /// Runs `work` on an owner-role connection to the database holding the tenant's schema.
-    pub(crate) async fn with_storage<T>(
+    /// An owner-role connection to the database holding the tenant's schema.
+    pub(crate) async fn storage_connection(
         &self,
         record: &TenantRecord,
-        work: impl AsyncFnOnce(&mut PgConnection) -> anyhow::Result<T>,
-    ) -> anyhow::Result<T> {
-        match record.isolation {
-            Isolation::Database => {
-                let mut conn =
-                    bootstrap::owner_connection(&self.inner.owner_options, &record.database_name)
-                        .await?;
-                let result = work(&mut conn).await;
-                conn.close().await.ok();
-                result
-            }
+    ) -> anyhow::Result<StorageConn> {
+        Ok(match record.isolation {
+            Isolation::Database => StorageConn::Direct(
+                bootstrap::owner_connection(&self.inner.owner_options, &record.database_name)
+                    .await?,
+            ),
             Isolation::Shared | Isolation::Schema => {
-                let mut conn = self.inner.owner.acquire().await?;
-                work(&mut conn).await
+                StorageConn::Pooled(self.inner.owner.acquire().await?)
             }
-        }
+        })
     }
 
     /// The role the tenant's transactions run as.

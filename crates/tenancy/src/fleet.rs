@@ -100,7 +100,7 @@ impl Tenancy {
                 progress.finished(&record.slug, &result);
                 (record.slug, result)
             })
-            .buffer_unordered(jobs.max(1))
+            .buffer_unordered(self.fleet_jobs(jobs))
             .collect()
             .await;
         let mut report = MigrateReport {
@@ -135,6 +135,12 @@ impl Tenancy {
         Ok(version)
     }
 
+    /// `jobs`, bounded so that every job finds an owner connection without waiting for one.
+    fn fleet_jobs(&self, jobs: usize) -> usize {
+        let owner = self.inner.owner.options().get_max_connections() as usize;
+        jobs.clamp(1, owner.saturating_sub(1).max(1))
+    }
+
     /// Applies the pending migrations to the tenant's schema and grants the tenant's runtime
     /// role its tables. For the shared tier, that is the shared schema.
     pub(crate) async fn migrate_storage(&self, record: &TenantRecord) -> anyhow::Result<i32> {
@@ -142,21 +148,27 @@ impl Tenancy {
             return self.migrate_shared().await;
         }
         let role = self.runtime_role_of(record);
-        self.with_storage(record, async |conn| {
-            let version = self
-                .inner
-                .migrations
-                .apply(conn, &record.schema_name)
-                .await?;
-            grant_tenant_tables(conn, &record.schema_name, &role).await?;
-            Ok(version)
-        })
-        .await
+        let mut conn = self.storage_connection(record).await?;
+        let version = self
+            .inner
+            .migrations
+            .apply(&mut conn, &record.schema_name)
+            .await?;
+        grant_tenant_tables(&mut conn, &record.schema_name, &role).await?;
+        conn.close().await;
+        Ok(version)
     }
 
     /// Brings the shared schema to the latest version and records it for the scope and for every
     /// shared-tier tenant.
     pub(crate) async fn migrate_shared(&self) -> anyhow::Result<i32> {
+        // The scope's version is recorded only after the migrations and grants are done, so at
+        // the latest version there is nothing to do (and no GRANT to contend on with concurrent
+        // provisioning).
+        let recorded = self.scope_version(SHARED_SCHEMA).await?;
+        if recorded >= self.inner.migrations.latest() {
+            return Ok(recorded);
+        }
         let mut conn = self.inner.owner.acquire().await?;
         let version = self
             .inner
@@ -252,7 +264,7 @@ impl Tenancy {
                     drift,
                 }
             })
-            .buffered(jobs.max(1))
+            .buffered(self.fleet_jobs(jobs))
             .collect()
             .await;
         Ok(FleetStatus {
@@ -270,15 +282,14 @@ impl Tenancy {
         if record.isolation == Isolation::Shared {
             return Ok((shared_actual, Vec::new()));
         }
-        self.with_storage(record, async |conn| {
-            let version = applied_version(conn, &record.schema_name).await?;
-            let drift = self
-                .inner
-                .migrations
-                .drift(conn, &record.schema_name)
-                .await?;
-            Ok((version, drift))
-        })
-        .await
+        let mut conn = self.storage_connection(record).await?;
+        let version = applied_version(&mut conn, &record.schema_name).await?;
+        let drift = self
+            .inner
+            .migrations
+            .drift(&mut conn, &record.schema_name)
+            .await?;
+        conn.close().await;
+        Ok((version, drift))
     }
 }

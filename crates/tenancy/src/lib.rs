@@ -20,6 +20,7 @@ mod pools;
 mod provision;
 mod registry;
 mod secrets;
+mod sql;
 
 pub use bootstrap::managed_owner;
 pub use config::{EngineConfig, PoolConfig};
@@ -37,3 +38,5 @@ pub use provision::NewTenant;
 pub use registry::TenantRecord;
 
 pub use sqlx::postgres::PgConnectOptions;
+#[cfg(test)]
+mod send_check;

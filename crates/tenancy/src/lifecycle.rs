@@ -144,28 +144,34 @@ impl Tenancy {
         match record.isolation {
             Isolation::Database => {
                 let mut conn = self.inner.owner.acquire().await?;
-                sqlx::raw_sql(&format!(
-                    "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                    quote_ident(&record.database_name)
-                ))
-                .execute(&mut *conn)
+                crate::sql::exec(
+                    &mut *conn,
+                    &format!(
+                        "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                        quote_ident(&record.database_name)
+                    ),
+                )
                 .await
                 .context("failed to drop the tenant database")?;
-                sqlx::raw_sql(&format!(
-                    "DROP ROLE IF EXISTS {}",
-                    quote_ident(&self.naming().tenant_role(record.id))
-                ))
-                .execute(&mut *conn)
+                crate::sql::exec(
+                    &mut *conn,
+                    &format!(
+                        "DROP ROLE IF EXISTS {}",
+                        quote_ident(&self.naming().tenant_role(record.id))
+                    ),
+                )
                 .await
                 .context("failed to drop the tenant role")?;
             }
             Isolation::Schema => {
                 let mut tx = self.inner.owner.begin().await?;
-                sqlx::raw_sql(&format!(
-                    "SET LOCAL lock_timeout = '30s'; DROP SCHEMA IF EXISTS {} CASCADE",
-                    quote_ident(&record.schema_name)
-                ))
-                .execute(&mut *tx)
+                crate::sql::exec(
+                    &mut *tx,
+                    &format!(
+                        "SET LOCAL lock_timeout = '30s'; DROP SCHEMA IF EXISTS {} CASCADE",
+                        quote_ident(&record.schema_name)
+                    ),
+                )
                 .await
                 .context("failed to drop the tenant schema")?;
                 tx.commit().await?;

@@ -90,21 +90,27 @@ impl MigrationSet {
         let quoted = quote_ident(schema);
         let mut tx = conn.begin().await?;
         lock_schema(&mut tx, schema).await?;
-        sqlx::raw_sql(&format!(
-            "CREATE SCHEMA IF NOT EXISTS {quoted};
+        crate::sql::exec(
+            &mut *tx,
+            &format!(
+                "CREATE SCHEMA IF NOT EXISTS {quoted};
              CREATE TABLE IF NOT EXISTS {quoted}.schema_migrations (
                  version integer PRIMARY KEY,
                  name text NOT NULL,
                  checksum text NOT NULL,
                  applied_at timestamptz NOT NULL DEFAULT now()
              );"
-        ))
-        .execute(&mut *tx)
+            ),
+        )
         .await
         .with_context(|| format!("failed to prepare schema {schema}"))?;
         tx.commit().await?;
         let mut reached = applied_version(conn, schema).await?;
-        for migration in self.pending_after(reached) {
+        // A plain loop: an iterator adapter held across the awaits would make the future !Send.
+        for migration in &self.items {
+            if migration.version <= reached {
+                continue;
+            }
             let mut tx = conn.begin().await?;
             lock_schema(&mut tx, schema).await?;
             let done: Option<i32> = sqlx::query_scalar(&format!(
@@ -118,8 +124,7 @@ impl MigrationSet {
                     .bind(&quoted)
                     .execute(&mut *tx)
                     .await?;
-                sqlx::raw_sql(&migration.sql)
-                    .execute(&mut *tx)
+                crate::sql::exec(&mut *tx, &migration.sql)
                     .await
                     .with_context(|| {
                         format!("migration {} failed in schema {schema}", migration.name)

@@ -5,6 +5,7 @@
 
 use anyhow::Context;
 use sqlx::{Connection, PgConnection, Postgres, Transaction};
+use tokio::sync::OwnedSemaphorePermit;
 
 use crate::Tenancy;
 use crate::bootstrap::ensure_login_role;
@@ -13,6 +14,18 @@ use crate::ids::{Isolation, ProvisionStep, Slug, TenantId, TenantStatus};
 use crate::migrations::applied_version;
 use crate::naming::{DATABASE_TIER_SCHEMA, SHARED_SCHEMA, quote_ident};
 use crate::registry::{self, NewRecord, TenantRecord};
+
+/// A lock on one tenant's provisioning and deletion, released when committed or dropped.
+pub(crate) struct TenantLock {
+    tx: Transaction<'static, Postgres>,
+    _slot: OwnedSemaphorePermit,
+}
+
+impl TenantLock {
+    pub async fn commit(self) -> Result<(), TenancyError> {
+        Ok(self.tx.commit().await?)
+    }
+}
 
 /// What `create_tenant` needs to know.
 #[derive(Debug, Clone)]
@@ -138,17 +151,23 @@ impl Tenancy {
         }
     }
 
-    /// Holds a lock on the tenant until the returned transaction ends.
-    pub(crate) async fn lock_tenant(
-        &self,
-        id: TenantId,
-    ) -> Result<Transaction<'static, Postgres>, TenancyError> {
+    /// Holds a lock on the tenant until the returned guard is committed or dropped. The lock
+    /// holds an owner connection; fewer locks than owner connections may be held at once, so the
+    /// work done under them always finds a connection.
+    pub(crate) async fn lock_tenant(&self, id: TenantId) -> Result<TenantLock, TenancyError> {
+        let slot = self
+            .inner
+            .lock_slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| anyhow::anyhow!("the engine is closed: {e}"))?;
         let mut tx = self.inner.owner.begin().await?;
         sqlx::query("SELECT pg_advisory_xact_lock(hashtext('tenantry.tenant'), hashtext($1))")
             .bind(id.to_string())
             .execute(&mut *tx)
             .await?;
-        Ok(tx)
+        Ok(TenantLock { tx, _slot: slot })
     }
 
     async fn run_next_step(&self, id: TenantId) -> Result<Option<ProvisionStep>, TenancyError> {
@@ -187,10 +206,12 @@ impl Tenancy {
                 let mut conn = self.inner.owner.acquire().await?;
                 ensure_login_role(&mut conn, &role, &self.inner.key.password_for(&role)).await?;
                 // Membership lets the owner end the role's sessions when the tenant is deleted.
-                sqlx::raw_sql(&format!("GRANT {} TO CURRENT_USER", quote_ident(&role)))
-                    .execute(&mut *conn)
-                    .await
-                    .context("failed to grant the tenant role to the owner")?;
+                crate::sql::exec(
+                    &mut *conn,
+                    &format!("GRANT {} TO CURRENT_USER", quote_ident(&role)),
+                )
+                .await
+                .context("failed to grant the tenant role to the owner")?;
                 Ok(())
             }
             (ProvisionStep::StorageCreated, Isolation::Database) => {
@@ -199,11 +220,13 @@ impl Tenancy {
             (ProvisionStep::StorageCreated, Isolation::Schema) => {
                 let schema = quote_ident(&record.schema_name);
                 let mut tx = self.inner.owner.begin().await?;
-                sqlx::raw_sql(&format!(
-                    "CREATE SCHEMA IF NOT EXISTS {schema};
+                crate::sql::exec(
+                    &mut *tx,
+                    &format!(
+                        "CREATE SCHEMA IF NOT EXISTS {schema};
                      REVOKE ALL ON SCHEMA {schema} FROM PUBLIC;"
-                ))
-                .execute(&mut *tx)
+                    ),
+                )
                 .await
                 .context("failed to create the tenant schema")?;
                 tx.commit().await?;
@@ -229,17 +252,18 @@ impl Tenancy {
                 .await?;
         let database = quote_ident(&record.database_name);
         if !exists {
-            sqlx::raw_sql(&format!("CREATE DATABASE {database}"))
-                .execute(&mut *conn)
+            crate::sql::exec(&mut *conn, &format!("CREATE DATABASE {database}"))
                 .await
                 .context("failed to create the tenant database")?;
         }
-        sqlx::raw_sql(&format!(
-            "REVOKE ALL ON DATABASE {database} FROM PUBLIC;
+        crate::sql::exec(
+            &mut *conn,
+            &format!(
+                "REVOKE ALL ON DATABASE {database} FROM PUBLIC;
              GRANT CONNECT, TEMPORARY ON DATABASE {database} TO {role};",
-            role = quote_ident(&self.naming().tenant_role(record.id))
-        ))
-        .execute(&mut *conn)
+                role = quote_ident(&self.naming().tenant_role(record.id))
+            ),
+        )
         .await
         .context("failed to restrict the tenant database to its role")?;
         Ok(())
@@ -247,9 +271,12 @@ impl Tenancy {
 
     /// The tenant's settings row, written as the owner inside the tenant's context.
     async fn seed(&self, record: &TenantRecord) -> anyhow::Result<()> {
-        self.with_storage(record, async |conn| seed_settings(conn, record).await)
+        let mut conn = self.storage_connection(record).await?;
+        seed_settings(&mut conn, record)
             .await
-            .context("failed to seed the tenant")
+            .context("failed to seed the tenant")?;
+        conn.close().await;
+        Ok(())
     }
 
     /// Marks the tenant active at the schema version its storage really has.
@@ -257,10 +284,10 @@ impl Tenancy {
         let version = match record.isolation {
             Isolation::Shared => self.scope_version(SHARED_SCHEMA).await?,
             Isolation::Schema | Isolation::Database => {
-                self.with_storage(record, async |conn| {
-                    applied_version(conn, &record.schema_name).await
-                })
-                .await?
+                let mut conn = self.storage_connection(record).await?;
+                let version = applied_version(&mut conn, &record.schema_name).await?;
+                conn.close().await;
+                version
             }
         };
         sqlx::query(

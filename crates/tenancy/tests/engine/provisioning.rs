@@ -127,3 +127,17 @@ async fn a_failed_step_is_recorded_and_resumed() {
     assert_eq!(done.status, TenantStatus::Active);
     assert_eq!(done.last_error, None);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tenants_of_every_tier_can_be_created_concurrently() {
+    let engine = tenancy().await;
+    let creates = (0..12).map(|i| {
+        let engine = engine.clone();
+        let tier = Isolation::ALL[i % 3];
+        tokio::spawn(async move { engine.create_tenant(&new_tenant(tier)).await })
+    });
+    for created in futures::future::join_all(creates).await {
+        assert_eq!(created.unwrap().unwrap().status, TenantStatus::Active);
+    }
+    assert_eq!(engine.list().await.unwrap().len(), 12);
+}
