@@ -1,7 +1,7 @@
 //! Creating, starting, sharing and stopping the managed cluster in a data folder.
 
 use std::fs::{File, OpenOptions};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
@@ -13,7 +13,7 @@ use crate::binaries::{FindError, PgBinaries};
 use crate::os_user::RunAs;
 
 /// The port number in the socket file's name; nothing listens on TCP.
-const PORT: u16 = 5432;
+pub(crate) const PORT: u16 = 5432;
 /// The bootstrap superuser `initdb` creates. Used only to create the application's roles.
 pub const SUPERUSER: &str = "postgres";
 /// Unix socket paths are limited to 107 bytes on Linux.
@@ -50,11 +50,11 @@ pub enum ClusterError {
 /// cluster running for the next user (as a crash would).
 #[derive(Debug)]
 pub struct ManagedCluster {
-    data_dir: PathBuf,
-    pgdata: PathBuf,
-    socket_dir: PathBuf,
-    run_as: RunAs,
-    bins: PgBinaries,
+    pub(crate) data_dir: PathBuf,
+    pub(crate) pgdata: PathBuf,
+    pub(crate) socket_dir: PathBuf,
+    pub(crate) run_as: RunAs,
+    pub(crate) bins: PgBinaries,
     users: Option<Flock<File>>,
     started_here: bool,
 }
@@ -188,65 +188,6 @@ impl ManagedCluster {
             .collect()
     }
 
-    fn prepare_folders(&self) -> anyhow::Result<()> {
-        for dir in [&self.data_dir, &self.socket_dir, &self.data_dir.join("log")] {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("failed to create {}", dir.display()))?;
-            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-                .with_context(|| format!("failed to restrict {}", dir.display()))?;
-            self.run_as.take_ownership(dir)?;
-        }
-        Ok(())
-    }
-
-    fn initdb(&self) -> anyhow::Result<()> {
-        let staging = self.data_dir.join("pg.initdb");
-        if staging.exists() {
-            std::fs::remove_dir_all(&staging)
-                .with_context(|| format!("failed to remove {}", staging.display()))?;
-        }
-        tracing::info!(pgdata = %self.pgdata.display(), version = ?self.bins.version(), "creating the PostgreSQL cluster");
-        let mut command = self.run_as.command(self.bins.tool("initdb"));
-        command
-            .arg("--pgdata")
-            .arg(&staging)
-            .args(["--username", SUPERUSER, "--auth", "trust"])
-            .args(["--encoding", "UTF8", "--no-locale", "--no-instructions"])
-            .current_dir(&self.data_dir);
-        let output = command.output().context("failed to run initdb")?;
-        check(&output, "initdb")?;
-        std::fs::rename(&staging, &self.pgdata).with_context(|| {
-            format!(
-                "failed to move the new cluster to {}",
-                self.pgdata.display()
-            )
-        })?;
-        let conf = self.pgdata.join("postgresql.conf");
-        let mut text = std::fs::read_to_string(&conf).context("failed to read postgresql.conf")?;
-        text.push_str("\ninclude_if_exists = 'tenantry.conf'\n");
-        std::fs::write(&conf, text).context("failed to write postgresql.conf")?;
-        Ok(())
-    }
-
-    fn write_config(&self, options: &ClusterOptions) -> anyhow::Result<()> {
-        let mut conf = format!(
-            "# Written by tenantry at every start; edit postgresql.conf for your own settings.\n\
-             listen_addresses = ''\n\
-             unix_socket_directories = '{}'\n\
-             unix_socket_permissions = 0700\n\
-             port = {PORT}\n\
-             max_connections = {}\n",
-            self.socket_dir.display().to_string().replace('\'', "''"),
-            options.max_connections
-        );
-        if options.ephemeral {
-            conf.push_str("fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n");
-        }
-        let path = self.pgdata.join("tenantry.conf");
-        std::fs::write(&path, conf).context("failed to write tenantry.conf")?;
-        self.run_as.take_ownership(&path)
-    }
-
     /// The postmaster's pid, when `postmaster.pid` names a live process working in this cluster.
     fn live_postmaster(&self) -> Option<i32> {
         let text = std::fs::read_to_string(self.pgdata.join("postmaster.pid")).ok()?;
@@ -374,7 +315,7 @@ fn lock(path: &Path, how: FlockArg) -> anyhow::Result<Flock<File>> {
     Flock::lock(file, how).map_err(|(_, e)| anyhow!("failed to lock {}: {e}", path.display()))
 }
 
-fn check(output: &Output, what: &str) -> anyhow::Result<()> {
+pub(crate) fn check(output: &Output, what: &str) -> anyhow::Result<()> {
     if output.status.success() {
         return Ok(());
     }

@@ -11,6 +11,7 @@
 mod binaries;
 mod cluster;
 mod os_user;
+mod setup;
 
 pub use binaries::{FindError, PgBinaries};
 pub use cluster::{ClusterError, ClusterOptions, ManagedCluster};
