@@ -7,6 +7,7 @@
 //! `TENANTRY_BENCH_DATABASE_URL`) and stops it at the end, also after an error or a Ctrl-C.
 
 mod door;
+mod door_paths;
 mod machine;
 mod migrate;
 mod provisioning;

@@ -8,7 +8,7 @@ use anyhow::ensure;
 use tenantry_tenancy::{Isolation, MigrationSet, Quiet, Tenancy};
 
 use crate::report::Row;
-use crate::seed::{SEED_CONCURRENCY, create_many};
+use crate::seed::{SEED_CONCURRENCY, Seeded, create_many};
 use crate::setup::Bench;
 use crate::stats::{Summary, fmt};
 
@@ -39,7 +39,7 @@ pub async fn noop(bench: &Bench) -> anyhow::Result<Vec<Row>> {
     );
     let engine = bench.open("noop", MigrationSet::tenant()).await?;
     let seeded = create_many(&engine, "noop", &mix, SEED_CONCURRENCY).await?;
-    print_seeding(total, seeded);
+    print_seeding(total, &seeded);
     let listed = engine.list().await?.len();
     ensure!(
         listed == total,
@@ -63,6 +63,7 @@ pub async fn noop(bench: &Bench) -> anyhow::Result<Vec<Row>> {
     );
     bench.discard(engine).await?;
     Ok(vec![
+        seeding_row("(b)", total, &seeded),
         Row::judged(
             format!("(b) no-op migrate_fleet({NOOP_JOBS}), {total} tenants, first run"),
             format!("{} (noop = {all_noop})", fmt(first)),
@@ -93,7 +94,7 @@ pub async fn real(bench: &Bench) -> anyhow::Result<Vec<Row>> {
         SEED_CONCURRENCY,
     )
     .await?;
-    print_seeding(total, seeded);
+    print_seeding(total, &seeded);
     before.close().await;
     drop(before);
 
@@ -135,23 +136,44 @@ pub async fn real(bench: &Bench) -> anyhow::Result<Vec<Row>> {
         total as f64 / took.as_secs_f64()
     );
     bench.discard(engine).await?;
-    Ok(vec![Row::judged(
-        format!("(c) migrate_fleet({MIGRATE_JOBS}), column + index, {total} schema tenants"),
-        format!(
-            "{} ({} migrated, {} failed)",
-            fmt(took),
-            report.migrated.len(),
-            report.failed.len()
+    Ok(vec![
+        seeding_row("(c)", total, &seeded),
+        Row::judged(
+            format!("(c) migrate_fleet({MIGRATE_JOBS}), column + index, {total} schema tenants"),
+            format!(
+                "{} ({} migrated, {} failed)",
+                fmt(took),
+                report.migrated.len(),
+                report.failed.len()
+            ),
+            "< 60 s, no failures",
+            took < Duration::from_secs(60) && complete,
         ),
-        "< 60 s, no failures",
-        took < Duration::from_secs(60) && complete,
-    )])
+    ])
 }
 
-fn print_seeding(total: usize, took: Duration) {
+fn print_seeding(total: usize, seeded: &Seeded) {
     println!(
         "    seeded {total} tenants in {} ({:.1} tenants/s, {SEED_CONCURRENCY} at a time)",
-        fmt(took),
-        total as f64 / took.as_secs_f64()
+        fmt(seeded.took),
+        total as f64 / seeded.took.as_secs_f64()
     );
+    if let Some(error) = &seeded.first_error {
+        println!(
+            "    {} create_tenant calls failed and were resumed by calling again; the first: {error}",
+            seeded.resumed
+        );
+    }
+}
+
+fn seeding_row(section: &str, total: usize, seeded: &Seeded) -> Row {
+    Row::info(
+        format!("{section} seeding: create_tenant x {total}, {SEED_CONCURRENCY} at a time"),
+        format!(
+            "{} ({:.1}/s, {} resumed)",
+            fmt(seeded.took),
+            total as f64 / seeded.took.as_secs_f64(),
+            seeded.resumed
+        ),
+    )
 }

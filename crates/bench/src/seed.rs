@@ -1,6 +1,7 @@
 //! Filling a control database with many tenants quickly: `create_tenant` called several at a
 //! time. The seeding is not a measured figure, but its rate is printed.
 
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -8,13 +9,23 @@ use anyhow::Context;
 use futures::{StreamExt, TryStreamExt};
 use tenantry_tenancy::{Isolation, NewTenant, Slug, Tenancy, TenantStatus};
 
-/// How many `create_tenant` calls run at once while seeding.
-///
-/// Provisioning holds one owner-pool connection for its tenant lock and takes a second one for
-/// each step, so more concurrent calls than `PoolConfig::owner_max - 1` (3 with the default
-/// pools) can leave every pooled connection held by a lock whose holder waits for a second
-/// connection, until the pool's acquire timeout fails them all.
-pub const SEED_CONCURRENCY: usize = 3;
+/// How many `create_tenant` calls run at once while seeding. The engine lets at most
+/// `owner_max - 1` of them hold a tenant lock at a time; the rest queue inside the engine.
+pub const SEED_CONCURRENCY: usize = 8;
+
+/// How many times one tenant's provisioning is attempted. A call that fails leaves the tenant
+/// `failed`; calling `create_tenant` again with the same slug resumes it, as the engine documents.
+/// Resumptions are counted and reported, so a flaky provisioning path does not go unnoticed.
+const ATTEMPTS: usize = 3;
+
+/// What seeding did.
+#[derive(Debug, Clone)]
+pub struct Seeded {
+    pub took: Duration,
+    /// Calls that failed and were resumed by calling again.
+    pub resumed: usize,
+    pub first_error: Option<String>,
+}
 
 /// The request for tenant `i` of tier `tier`, slug `<tag>-<tier>-<i>`.
 pub fn new_tenant(tag: &str, tier: Isolation, i: usize) -> anyhow::Result<NewTenant> {
@@ -28,13 +39,13 @@ pub fn new_tenant(tag: &str, tier: Isolation, i: usize) -> anyhow::Result<NewTen
 }
 
 /// Creates `count` tenants of each tier in `mix`, `concurrency` at a time, and checks that every
-/// one ended active. Returns how long it took.
+/// one ended active.
 pub async fn create_many(
     engine: &Tenancy,
     tag: &str,
     mix: &[(Isolation, usize)],
     concurrency: usize,
-) -> anyhow::Result<Duration> {
+) -> anyhow::Result<Seeded> {
     let mut requests = Vec::new();
     for &(tier, count) in mix {
         for i in 0..count {
@@ -43,14 +54,28 @@ pub async fn create_many(
     }
     let total = requests.len();
     let done = AtomicUsize::new(0);
+    let errors = Mutex::new(Vec::new());
     let start = Instant::now();
-    let done_ref = &done;
+    let (done_ref, errors_ref) = (&done, &errors);
     futures::stream::iter(requests)
         .map(|new| async move {
-            let record = engine
-                .create_tenant(&new)
-                .await
-                .with_context(|| format!("failed to create tenant {}", new.slug))?;
+            let mut attempt = 1;
+            let record = loop {
+                match engine.create_tenant(&new).await {
+                    Ok(record) => break record,
+                    Err(e) if attempt < ATTEMPTS => {
+                        attempt += 1;
+                        if let Ok(mut errors) = errors_ref.lock() {
+                            errors.push(format!("{}: {:#}", new.slug, anyhow::Error::from(e)));
+                        }
+                    }
+                    Err(e) => {
+                        return Err(anyhow::Error::from(e)).with_context(|| {
+                            format!("failed to create tenant {} ({ATTEMPTS} attempts)", new.slug)
+                        });
+                    }
+                }
+            };
             anyhow::ensure!(
                 record.status == TenantStatus::Active,
                 "tenant {} ended {} after provisioning",
@@ -69,5 +94,13 @@ pub async fn create_many(
         .buffer_unordered(concurrency.max(1))
         .try_collect::<Vec<()>>()
         .await?;
-    Ok(start.elapsed())
+    let took = start.elapsed();
+    let errors = errors
+        .into_inner()
+        .map_err(|_| anyhow::anyhow!("a seeding task panicked"))?;
+    Ok(Seeded {
+        took,
+        resumed: errors.len(),
+        first_error: errors.into_iter().next(),
+    })
 }

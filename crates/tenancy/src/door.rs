@@ -1,7 +1,7 @@
 //! The one door to tenant data. A [`TenantCtx`] can only be obtained from
 //! [`crate::Tenancy::resolve`], which checks that the tenant exists and is active; a [`TenantTx`]
 //! can only be opened from a `TenantCtx`. Opening one begins a transaction and sets
-//! `app.tenant_id` and `search_path` for that transaction only, in the same round trip as `BEGIN`,
+//! `app.tenant_id` and `search_path` with `SET LOCAL`, in the same round trip as `BEGIN`,
 //! so a pooled connection never carries one tenant's context into another's work.
 
 use std::ops::{Deref, DerefMut};
@@ -73,8 +73,10 @@ impl TenantCtx {
 
     /// Begins a transaction scoped to this tenant.
     pub async fn begin(&self) -> Result<TenantTx, TenancyError> {
+        // Utility statements, not a SELECT: nothing to plan, one round trip with BEGIN. The
+        // values are a UUID and a checked identifier, so they can be written into the text.
         let statement = format!(
-            "BEGIN; SELECT set_config('app.tenant_id', '{}', true), set_config('search_path', '{}', true)",
+            "BEGIN; SET LOCAL app.tenant_id = '{}'; SET LOCAL search_path = {}",
             self.id.as_uuid(),
             quote_ident(&self.schema)
         );

@@ -145,7 +145,7 @@ impl Tenancy {
             Isolation::Database => {
                 let mut conn = self.inner.owner.acquire().await?;
                 crate::sql::exec(
-                    &mut *conn,
+                    &mut conn,
                     &format!(
                         "DROP DATABASE IF EXISTS {} WITH (FORCE)",
                         quote_ident(&record.database_name)
@@ -154,7 +154,7 @@ impl Tenancy {
                 .await
                 .context("failed to drop the tenant database")?;
                 crate::sql::exec(
-                    &mut *conn,
+                    &mut conn,
                     &format!(
                         "DROP ROLE IF EXISTS {}",
                         quote_ident(&self.naming().tenant_role(record.id))
@@ -166,7 +166,7 @@ impl Tenancy {
             Isolation::Schema => {
                 let mut tx = self.inner.owner.begin().await?;
                 crate::sql::exec(
-                    &mut *tx,
+                    &mut tx,
                     &format!(
                         "SET LOCAL lock_timeout = '30s'; DROP SCHEMA IF EXISTS {} CASCADE",
                         quote_ident(&record.schema_name)

@@ -91,7 +91,7 @@ impl MigrationSet {
         let mut tx = conn.begin().await?;
         lock_schema(&mut tx, schema).await?;
         crate::sql::exec(
-            &mut *tx,
+            &mut tx,
             &format!(
                 "CREATE SCHEMA IF NOT EXISTS {quoted};
              CREATE TABLE IF NOT EXISTS {quoted}.schema_migrations (
@@ -124,7 +124,7 @@ impl MigrationSet {
                     .bind(&quoted)
                     .execute(&mut *tx)
                     .await?;
-                crate::sql::exec(&mut *tx, &migration.sql)
+                crate::sql::exec(&mut tx, &migration.sql)
                     .await
                     .with_context(|| {
                         format!("migration {} failed in schema {schema}", migration.name)

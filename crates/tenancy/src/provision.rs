@@ -207,7 +207,7 @@ impl Tenancy {
                 ensure_login_role(&mut conn, &role, &self.inner.key.password_for(&role)).await?;
                 // Membership lets the owner end the role's sessions when the tenant is deleted.
                 crate::sql::exec(
-                    &mut *conn,
+                    &mut conn,
                     &format!("GRANT {} TO CURRENT_USER", quote_ident(&role)),
                 )
                 .await
@@ -221,7 +221,7 @@ impl Tenancy {
                 let schema = quote_ident(&record.schema_name);
                 let mut tx = self.inner.owner.begin().await?;
                 crate::sql::exec(
-                    &mut *tx,
+                    &mut tx,
                     &format!(
                         "CREATE SCHEMA IF NOT EXISTS {schema};
                      REVOKE ALL ON SCHEMA {schema} FROM PUBLIC;"
@@ -252,12 +252,12 @@ impl Tenancy {
                 .await?;
         let database = quote_ident(&record.database_name);
         if !exists {
-            crate::sql::exec(&mut *conn, &format!("CREATE DATABASE {database}"))
+            crate::sql::exec(&mut conn, &format!("CREATE DATABASE {database}"))
                 .await
                 .context("failed to create the tenant database")?;
         }
         crate::sql::exec(
-            &mut *conn,
+            &mut conn,
             &format!(
                 "REVOKE ALL ON DATABASE {database} FROM PUBLIC;
              GRANT CONNECT, TEMPORARY ON DATABASE {database} TO {role};",
