@@ -74,7 +74,7 @@ pub async fn run(bench: &Bench) -> anyhow::Result<Vec<Row>> {
         );
         summaries.push(summary);
     }
-    let [door, plain, door_begin, set_local] = [0, 1, 2, 3].map(|i| summaries[i]);
+    let [door, plain, door_begin, set_config] = [0, 1, 2, 3].map(|i| summaries[i]);
     let mean_ratio = ratio(door.mean, plain.mean);
     let p50_ratio = ratio(door.p50, plain.p50);
     let rounds: Vec<String> = round_ratios.iter().map(|r| format!("{r:.3}")).collect();
@@ -85,11 +85,11 @@ pub async fn run(bench: &Bench) -> anyhow::Result<Vec<Row>> {
     println!(
         "    TenantTx / plain: {mean_ratio:.3}x on the mean, {p50_ratio:.3}x on the median. On the \
          median the door adds {:+.1} µs: its BEGIN statement {:+.1} µs, row-level security and \
-         the schema switch {:+.1} µs. Made with SET LOCAL, the settings would add {:+.1} µs.",
+         the schema switch {:+.1} µs. Made with SELECT set_config, the settings would add {:+.1} µs.",
         micros(door.p50) - micros(plain.p50),
         micros(door_begin.p50) - micros(plain.p50),
         micros(door.p50) - micros(door_begin.p50),
-        micros(set_local.p50) - micros(plain.p50),
+        micros(set_config.p50) - micros(plain.p50),
     );
     let target = format!("<= {TARGET:.2}x");
     let per_op = |s: Summary| format!("mean {}, p50 {}", fmt(s.mean), fmt(s.p50));
@@ -101,8 +101,8 @@ pub async fn run(bench: &Bench) -> anyhow::Result<Vec<Row>> {
             per_op(door_begin),
         ),
         Row::info(
-            "(d) diagnostic: plain, begun with SET LOCAL",
-            per_op(set_local),
+            "(d) diagnostic: plain, begun with SELECT set_config",
+            per_op(set_config),
         ),
         Row::judged(
             "(d) TenantTx / plain, mean",

@@ -22,12 +22,12 @@ pub enum Path {
     Door,
     /// A plain `BEGIN` on the same runtime pool, the unprotected copy.
     Plain,
-    /// Diagnostic: the door's own `BEGIN` statement (`BEGIN; SELECT set_config(…)`) on the same
-    /// pool, the unprotected copy. Separates the cost of that statement from that of RLS.
+    /// Diagnostic: the door's own `BEGIN` statement (`BEGIN; SET LOCAL …`) on the same pool, the
+    /// unprotected copy. Separates the cost of that statement from that of RLS.
     DoorBegin,
-    /// Diagnostic: the same two settings made with `SET LOCAL` statements instead, the
-    /// unprotected copy. Shows what the door's statement could cost.
-    SetLocalBegin,
+    /// Diagnostic: the same two settings made by `SELECT set_config(…)` instead, the unprotected
+    /// copy: what the alternative statement costs.
+    SetConfigBegin,
 }
 
 impl Path {
@@ -35,7 +35,7 @@ impl Path {
         Path::Door,
         Path::Plain,
         Path::DoorBegin,
-        Path::SetLocalBegin,
+        Path::SetConfigBegin,
     ];
 
     pub fn index(self) -> usize {
@@ -43,7 +43,7 @@ impl Path {
             Path::Door => 0,
             Path::Plain => 1,
             Path::DoorBegin => 2,
-            Path::SetLocalBegin => 3,
+            Path::SetConfigBegin => 3,
         }
     }
 
@@ -52,7 +52,7 @@ impl Path {
             Path::Door => "TenantTx (door)",
             Path::Plain => "plain transaction",
             Path::DoorBegin => "plain, begun with the door's statement",
-            Path::SetLocalBegin => "plain, begun with SET LOCAL",
+            Path::SetConfigBegin => "plain, begun with SELECT set_config",
         }
     }
 }
@@ -63,7 +63,7 @@ pub struct Probe<'a> {
     pub pool: &'a PgPool,
     pub tenant: Uuid,
     door_begin: String,
-    set_local_begin: String,
+    set_config_begin: String,
 }
 
 impl<'a> Probe<'a> {
@@ -75,11 +75,12 @@ impl<'a> Probe<'a> {
             tenant,
             // As `TenantCtx::begin` writes it.
             door_begin: format!(
+                "BEGIN; SET LOCAL app.tenant_id = '{tenant}'; SET LOCAL search_path = {schema}"
+            ),
+            // The alternative: the same settings made by a SELECT of `set_config` calls.
+            set_config_begin: format!(
                 "BEGIN; SELECT set_config('app.tenant_id', '{tenant}', true), \
                  set_config('search_path', '{schema}', true)"
-            ),
-            set_local_begin: format!(
-                "BEGIN; SET LOCAL app.tenant_id = '{tenant}'; SET LOCAL search_path = {schema}"
             ),
         }
     }
@@ -90,7 +91,7 @@ impl<'a> Probe<'a> {
             Path::Door => self.door_op().await,
             Path::Plain => self.plain_op(None).await,
             Path::DoorBegin => self.plain_op(Some(&self.door_begin)).await,
-            Path::SetLocalBegin => self.plain_op(Some(&self.set_local_begin)).await,
+            Path::SetConfigBegin => self.plain_op(Some(&self.set_config_begin)).await,
         }
     }
 
