@@ -17,7 +17,7 @@ use crate::door::TenantCtx;
 use crate::error::TenancyError;
 use crate::ids::{Isolation, TenantId, TenantStatus};
 use crate::migrations::MigrationSet;
-use crate::naming::{Naming, SHARED_SCHEMA};
+use crate::naming::{CONTROL_SCHEMA, Naming, SHARED_SCHEMA, is_plain_identifier};
 use crate::pools::{PoolStats, TenantPools};
 use crate::registry::{self, TenantRecord};
 use crate::secrets::RoleKey;
@@ -54,6 +54,14 @@ impl std::ops::DerefMut for StorageConn {
             StorageConn::Direct(conn) => conn,
         }
     }
+}
+
+/// An application's own tables in the control database (users, sessions...): a schema of their
+/// own, migrated when the engine opens, read and written by the runtime role.
+#[derive(Debug, Clone)]
+pub struct ControlSchema {
+    pub name: &'static str,
+    pub migrations: MigrationSet,
 }
 
 #[derive(Clone)]
@@ -111,6 +119,16 @@ impl Tenancy {
     /// Opens the engine with `migrations` as the tenant schema: creates the control database,
     /// migrates it, creates the runtime role, and creates the shared schema if it is new.
     pub async fn open_with(config: EngineConfig, migrations: MigrationSet) -> anyhow::Result<Self> {
+        Self::open_full(config, migrations, &[]).await
+    }
+
+    /// Opens the engine with `migrations` as the tenant schema and the application's own
+    /// control schemas.
+    pub async fn open_full(
+        config: EngineConfig,
+        migrations: MigrationSet,
+        app_schemas: &[ControlSchema],
+    ) -> anyhow::Result<Self> {
         let naming = Naming::new(&config.prefix)?;
         anyhow::ensure!(
             config.pools.owner_max >= 2,
@@ -128,6 +146,21 @@ impl Tenancy {
         let mut conn = owner.acquire().await?;
         let (key, owner_role) =
             bootstrap::prepare_control(&mut conn, &naming, &config.control_database).await?;
+        for schema in app_schemas {
+            anyhow::ensure!(
+                is_plain_identifier(schema.name)
+                    && ![CONTROL_SCHEMA, SHARED_SCHEMA].contains(&schema.name)
+                    && !schema.name.starts_with("t_"),
+                "{:?} cannot be an application schema",
+                schema.name
+            );
+            schema
+                .migrations
+                .apply(&mut conn, schema.name)
+                .await
+                .with_context(|| format!("failed to migrate the {} schema", schema.name))?;
+            bootstrap::grant_tenant_tables(&mut conn, schema.name, &naming.runtime_role()).await?;
+        }
         drop(conn);
         let runtime_role = naming.runtime_role();
         let runtime = PgPoolOptions::new()

@@ -25,7 +25,7 @@ mod sql;
 pub use bootstrap::managed_owner;
 pub use config::{EngineConfig, PoolConfig};
 pub use door::{TenantCtx, TenantTx};
-pub use engine::Tenancy;
+pub use engine::{ControlSchema, Tenancy};
 pub use error::TenancyError;
 pub use fleet::{
     FleetStatus, MigrateProgress, MigrateReport, Quiet, ScopeStatus, TenantSchemaStatus,

@@ -41,6 +41,20 @@ macro_rules! builtin {
 }
 
 impl MigrationSet {
+    /// A set of an application's own; versions must run 1, 2, 3... in order.
+    pub fn new(items: Vec<Migration>) -> anyhow::Result<Self> {
+        for (i, m) in items.iter().enumerate() {
+            anyhow::ensure!(
+                m.version == i as i32 + 1,
+                "migration {} has version {}, expected {}",
+                m.name,
+                m.version,
+                i + 1
+            );
+        }
+        Ok(Self { items })
+    }
+
     /// The control database's migrations.
     pub fn control() -> Self {
         Self {

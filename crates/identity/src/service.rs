@@ -1,0 +1,239 @@
+//! [`Identity`]: sign-up, login, refresh, logout, and authenticating an access token. Shared by
+//! the HTTP layer and the CLI.
+
+use std::sync::Arc;
+
+use chrono::{Duration, Utc};
+use serde::Serialize;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::email::Email;
+use crate::error::IdentityError;
+use crate::keys::{AccessClaims, SigningKeys};
+use crate::password::{PasswordHasher, Verified};
+use crate::sessions;
+use crate::users::{self, User};
+
+#[derive(Debug, Clone)]
+pub struct IdentityConfig {
+    /// `iss` of access tokens (the server's public URL).
+    pub issuer: String,
+    /// `aud` of access tokens.
+    pub audience: String,
+    pub access_ttl: Duration,
+    pub refresh_ttl: Duration,
+    pub argon_memory_kib: u32,
+    pub argon_iterations: u32,
+    /// Password hashes computed at once.
+    pub hash_concurrency: usize,
+}
+
+impl Default for IdentityConfig {
+    fn default() -> Self {
+        Self {
+            issuer: "http://127.0.0.1:8080".to_string(),
+            audience: "tenantry".to_string(),
+            access_ttl: Duration::minutes(15),
+            refresh_ttl: Duration::days(30),
+            argon_memory_kib: crate::password::MIN_MEMORY_KIB,
+            argon_iterations: crate::password::MIN_ITERATIONS,
+            hash_concurrency: 4,
+        }
+    }
+}
+
+/// An access token and the refresh token that renews it.
+#[derive(Clone, Serialize)]
+pub struct TokenPair {
+    pub access_token: String,
+    pub refresh_token: String,
+    /// Seconds until the access token expires.
+    pub expires_in: i64,
+}
+
+impl std::fmt::Debug for TokenPair {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenPair")
+            .field("expires_in", &self.expires_in)
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Identity {
+    pool: PgPool,
+    hasher: PasswordHasher,
+    keys: Arc<SigningKeys>,
+    config: IdentityConfig,
+}
+
+const MIN_PASSWORD: usize = 8;
+const MAX_PASSWORD: usize = 1024;
+
+impl Identity {
+    /// `pool` reaches the control database (the runtime role's pool).
+    pub async fn open(pool: PgPool, config: IdentityConfig) -> anyhow::Result<Self> {
+        let keys = SigningKeys::load_or_create(&pool, &config.issuer, &config.audience).await?;
+        let hasher = PasswordHasher::new(
+            config.argon_memory_kib,
+            config.argon_iterations,
+            config.hash_concurrency,
+        )?;
+        Ok(Self {
+            pool,
+            hasher,
+            keys: Arc::new(keys),
+            config,
+        })
+    }
+
+    /// Creates a user (sign-up, or the CLI's `user create`).
+    pub async fn create_user(
+        &self,
+        email: &Email,
+        password: &str,
+        name: &str,
+        platform_admin: bool,
+    ) -> Result<User, IdentityError> {
+        check_password(password)?;
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 200 {
+            return Err(IdentityError::Invalid(
+                "name: 1 to 200 characters".to_string(),
+            ));
+        }
+        let hash = self.hasher.hash(password).await?;
+        users::insert(&self.pool, email.as_str(), name, &hash, platform_admin).await
+    }
+
+    /// Creates a user and signs them in.
+    pub async fn signup(
+        &self,
+        email: &Email,
+        password: &str,
+        name: &str,
+    ) -> Result<(User, TokenPair), IdentityError> {
+        let user = self.create_user(email, password, name, false).await?;
+        let tokens = self.start_session(&user, None).await?;
+        Ok((user, tokens))
+    }
+
+    /// Signs a user in, in their default organization. An unknown email and a wrong password
+    /// cost the same and fail the same way.
+    pub async fn login(
+        &self,
+        email: &str,
+        password: &str,
+    ) -> Result<(User, TokenPair), IdentityError> {
+        let found = users::with_password(&self.pool, email).await?;
+        let verified = self
+            .hasher
+            .verify(password, found.as_ref().map(|(_, hash)| hash.as_str()))
+            .await?;
+        let Some((user, _)) = found else {
+            return Err(IdentityError::InvalidCredentials);
+        };
+        match verified {
+            Verified::No => return Err(IdentityError::InvalidCredentials),
+            Verified::YesRehash => {
+                let hash = self.hasher.hash(password).await?;
+                users::set_password_hash(&self.pool, user.id, &hash).await?;
+            }
+            Verified::Yes => {}
+        }
+        let tokens = self.start_session(&user, user.default_org_id).await?;
+        Ok((user, tokens))
+    }
+
+    /// A new pair for a refresh token, which stops working.
+    pub async fn refresh(&self, refresh_token: &str) -> Result<TokenPair, IdentityError> {
+        let rotated = sessions::rotate(&self.pool, refresh_token, self.config.refresh_ttl).await?;
+        let access_token = self.sign(rotated.user_id, rotated.session_id, rotated.org_id)?;
+        Ok(TokenPair {
+            access_token,
+            refresh_token: rotated.refresh_token,
+            expires_in: self.config.access_ttl.num_seconds(),
+        })
+    }
+
+    /// A new pair in the same session with `org_id` as the active organization (switching).
+    pub async fn reissue(
+        &self,
+        claims: &AccessClaims,
+        org_id: Option<Uuid>,
+    ) -> Result<TokenPair, IdentityError> {
+        let mut conn = self.pool.acquire().await?;
+        let refresh_token =
+            sessions::issue(&mut conn, claims.sid, org_id, self.config.refresh_ttl).await?;
+        Ok(TokenPair {
+            access_token: self.sign(claims.sub, claims.sid, org_id)?,
+            refresh_token,
+            expires_in: self.config.access_ttl.num_seconds(),
+        })
+    }
+
+    /// Ends the session: its access and refresh tokens stop working.
+    pub async fn logout(&self, claims: &AccessClaims) -> Result<(), IdentityError> {
+        sessions::revoke(&self.pool, claims.sid, "logout").await
+    }
+
+    /// The claims of a valid access token whose session is still open.
+    pub async fn authenticate(&self, access_token: &str) -> Result<AccessClaims, IdentityError> {
+        let claims = self.keys.verify(access_token)?;
+        if !sessions::is_active(&self.pool, claims.sid).await? {
+            return Err(IdentityError::InvalidToken);
+        }
+        Ok(claims)
+    }
+
+    pub async fn user(&self, id: Uuid) -> Result<Option<User>, IdentityError> {
+        users::get(&self.pool, id).await
+    }
+
+    pub fn keys(&self) -> &SigningKeys {
+        &self.keys
+    }
+
+    async fn start_session(
+        &self,
+        user: &User,
+        org_id: Option<Uuid>,
+    ) -> Result<TokenPair, IdentityError> {
+        let (session_id, refresh_token) =
+            sessions::start(&self.pool, user.id, org_id, self.config.refresh_ttl).await?;
+        Ok(TokenPair {
+            access_token: self.sign(user.id, session_id, org_id)?,
+            refresh_token,
+            expires_in: self.config.access_ttl.num_seconds(),
+        })
+    }
+
+    fn sign(
+        &self,
+        user_id: Uuid,
+        session_id: Uuid,
+        org_id: Option<Uuid>,
+    ) -> Result<String, IdentityError> {
+        let now = Utc::now().timestamp();
+        Ok(self.keys.sign(&AccessClaims {
+            sub: user_id,
+            org_id,
+            sid: session_id,
+            iss: self.keys.issuer().to_string(),
+            aud: self.keys.audience().to_string(),
+            iat: now,
+            exp: now + self.config.access_ttl.num_seconds(),
+        })?)
+    }
+}
+
+fn check_password(password: &str) -> Result<(), IdentityError> {
+    let n = password.chars().count();
+    if !(MIN_PASSWORD..=MAX_PASSWORD).contains(&n) {
+        return Err(IdentityError::Invalid(format!(
+            "password: {MIN_PASSWORD} to {MAX_PASSWORD} characters"
+        )));
+    }
+    Ok(())
+}

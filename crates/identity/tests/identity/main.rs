@@ -1,0 +1,40 @@
+//! Identity against a real PostgreSQL: passwords, sessions, refresh rotation and reuse, and the
+//! access-token checks.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod sessions;
+mod tokens;
+mod users;
+
+use tenantry_identity::{Email, Identity, IdentityConfig};
+use tenantry_tenancy::{EngineConfig, MigrationSet, Tenancy};
+
+/// An engine with the identity schema on a fresh control database, and its configuration.
+pub async fn engine() -> (Tenancy, EngineConfig) {
+    let config = tenantry_testkit::fresh_config().await;
+    let engine = Tenancy::open_full(
+        config.clone(),
+        MigrationSet::tenant(),
+        &[tenantry_identity::control_schema()],
+    )
+    .await
+    .unwrap();
+    (engine, config)
+}
+
+pub async fn identity_with(config: IdentityConfig) -> (Identity, Tenancy) {
+    let (engine, _) = engine().await;
+    let identity = Identity::open(engine.runtime_pool().clone(), config)
+        .await
+        .unwrap();
+    (identity, engine)
+}
+
+pub async fn identity() -> (Identity, Tenancy) {
+    identity_with(IdentityConfig::default()).await
+}
+
+pub fn email(s: &str) -> Email {
+    Email::parse(s).unwrap()
+}
