@@ -7,6 +7,7 @@ use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, Connection, PgConnection};
 
 use crate::error::sqlstate;
+use crate::ids::TenantId;
 use crate::migrations::MigrationSet;
 use crate::naming::{CONTROL_SCHEMA, Naming, quote_ident, quote_literal};
 use crate::secrets::RoleKey;
@@ -20,11 +21,24 @@ pub async fn managed_owner(
     superuser: &PgConnectOptions,
     naming: &Naming,
 ) -> anyhow::Result<PgConnectOptions> {
-    let owner = superuser.clone().username(&naming.owner_role());
+    let owner = superuser
+        .clone()
+        .username(&naming.owner_role())
+        .disable_statement_logging();
     match owner.connect().await {
-        Ok(conn) => {
+        Ok(mut conn) => {
+            // A start cut off between creating the owner and closing the superuser's login
+            // finishes the job now.
+            let superuser_can_login: bool = sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1 AND rolcanlogin)",
+            )
+            .bind(superuser.get_username())
+            .fetch_one(&mut conn)
+            .await?;
             conn.close().await.ok();
-            return Ok(owner);
+            if !superuser_can_login {
+                return Ok(owner);
+            }
         }
         // 28000: the role does not exist (or may not log in); create it.
         Err(e) if sqlstate(&e).as_deref() == Some("28000") => {}
@@ -42,25 +56,26 @@ pub async fn managed_owner(
             .bind(naming.owner_role())
             .fetch_one(&mut conn)
             .await?;
-    if !exists {
-        crate::sql::exec(
-            &mut conn,
-            &format!("CREATE ROLE {role} LOGIN CREATEDB CREATEROLE"),
-        )
-        .await
-        .context("failed to create the owner role")?;
-    }
+    let create = if exists {
+        String::new()
+    } else {
+        format!("CREATE ROLE {role} LOGIN CREATEDB CREATEROLE;")
+    };
+    // One transaction: the owner exists exactly when the superuser has lost its login.
     crate::sql::exec(
         &mut conn,
         &format!(
-            "GRANT pg_signal_backend TO {role};
-         REVOKE CONNECT ON DATABASE postgres, template1 FROM PUBLIC;
-         GRANT CONNECT ON DATABASE postgres TO {role};
-         ALTER ROLE CURRENT_USER NOLOGIN"
+            "BEGIN;
+             {create}
+             GRANT pg_signal_backend TO {role};
+             REVOKE CONNECT ON DATABASE postgres, template1 FROM PUBLIC;
+             GRANT CONNECT ON DATABASE postgres TO {role};
+             ALTER ROLE CURRENT_USER NOLOGIN;
+             COMMIT;"
         ),
     )
     .await
-    .context("failed to finish the owner role")?;
+    .context("failed to create the owner role")?;
     conn.close().await.ok();
     Ok(owner)
 }
@@ -72,7 +87,7 @@ pub async fn ensure_control_database(
 ) -> anyhow::Result<()> {
     match owner.clone().database(control).connect().await {
         Ok(mut conn) => {
-            crate::sql::exec(
+            crate::sql::exec_idempotent(
                 &mut conn,
                 &format!(
                     "REVOKE ALL ON DATABASE {} FROM PUBLIC",
@@ -100,7 +115,7 @@ pub async fn ensure_control_database(
         Err(e) if matches!(sqlstate(&e).as_deref(), Some("42P04" | "23505")) => {}
         Err(e) => return Err(e).context("failed to create the control database"),
     }
-    crate::sql::exec(
+    crate::sql::exec_idempotent(
         &mut conn,
         &format!("REVOKE ALL ON DATABASE {name} FROM PUBLIC"),
     )
@@ -138,7 +153,7 @@ pub async fn prepare_control(
     let runtime = naming.runtime_role();
     ensure_login_role(conn, &runtime, &key.password_for(&runtime)).await?;
     let role = quote_ident(&runtime);
-    crate::sql::exec(
+    crate::sql::exec_idempotent(
         &mut *conn,
         &format!(
             "GRANT CONNECT ON DATABASE {db} TO {role};
@@ -174,20 +189,12 @@ pub async fn ensure_login_role(
             Err(e) => return Err(e).with_context(|| format!("failed to create role {role}")),
         }
     }
-    // Sessions of other control databases on the same server may update the same role at the
-    // same moment ("tuple concurrently updated"); the update is idempotent, so try again.
-    let alter = format!("ALTER ROLE {name} LOGIN PASSWORD {password}");
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        match crate::sql::exec(&mut *conn, &alter).await {
-            Ok(_) => return Ok(()),
-            Err(e) if attempt < 10 && sqlstate(&e).as_deref() == Some("XX000") => {
-                tokio::time::sleep(std::time::Duration::from_millis(20 * attempt)).await;
-            }
-            Err(e) => return Err(e).with_context(|| format!("failed to update role {role}")),
-        }
-    }
+    crate::sql::exec_idempotent(
+        &mut *conn,
+        &format!("ALTER ROLE {name} LOGIN PASSWORD {password}"),
+    )
+    .await
+    .with_context(|| format!("failed to update role {role}"))
 }
 
 /// Lets `role` read and write the tables of `schema`, but not its migration records.
@@ -198,7 +205,7 @@ pub async fn grant_tenant_tables(
 ) -> anyhow::Result<()> {
     let schema = quote_ident(schema);
     let role = quote_ident(role);
-    crate::sql::exec(
+    crate::sql::exec_idempotent(
         &mut *conn,
         &format!(
             "GRANT USAGE ON SCHEMA {schema} TO {role};
@@ -211,6 +218,44 @@ pub async fn grant_tenant_tables(
     Ok(())
 }
 
+/// Pins every tenant table of a tenant's own schema (or database) to that tenant with a
+/// restrictive policy: the shared runtime role may reach every tenant schema, and row-level
+/// security alone would let a transaction of tenant B write rows carrying B's id into A's schema.
+pub async fn pin_to_tenant(
+    conn: &mut PgConnection,
+    schema: &str,
+    tenant: TenantId,
+) -> anyhow::Result<()> {
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT c.relname::text FROM pg_class c
+         JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE n.nspname = $1 AND c.relkind IN ('r', 'p')
+           AND EXISTS (SELECT 1 FROM pg_attribute a
+                       WHERE a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped)
+           AND NOT EXISTS (SELECT 1 FROM pg_policy p
+                           WHERE p.polrelid = c.oid AND p.polname = 'tenant_pin')",
+    )
+    .bind(schema)
+    .fetch_all(&mut *conn)
+    .await
+    .context("failed to list the tables to pin")?;
+    let id = tenant.as_uuid();
+    for table in tables {
+        crate::sql::exec(
+            &mut *conn,
+            &format!(
+                "CREATE POLICY tenant_pin ON {}.{} AS RESTRICTIVE
+                 USING (tenant_id = '{id}'::uuid) WITH CHECK (tenant_id = '{id}'::uuid)",
+                quote_ident(schema),
+                quote_ident(&table)
+            ),
+        )
+        .await
+        .with_context(|| format!("failed to pin {schema}.{table} to its tenant"))?;
+    }
+    Ok(())
+}
+
 /// Connects to `database` as the owner role (a short-lived connection for DDL).
 pub async fn owner_connection(
     owner: &PgConnectOptions,
@@ -219,6 +264,7 @@ pub async fn owner_connection(
     owner
         .clone()
         .database(database)
+        .disable_statement_logging()
         .connect()
         .await
         .with_context(|| format!("failed to connect to database {database} as the owner role"))

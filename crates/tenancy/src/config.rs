@@ -6,7 +6,7 @@ use sqlx::postgres::PgConnectOptions;
 
 /// Everything the engine needs to run. The owner options are for a role with CREATEDB and
 /// CREATEROLE; the engine derives every other connection from them.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct EngineConfig {
     /// The owner role, connected to a database that exists (the control database or a
     /// maintenance database such as `postgres`).
@@ -52,5 +52,18 @@ impl PoolConfig {
     /// How many database-tier pools may be open at once within the connection budget.
     pub fn tenant_pool_capacity(&self) -> usize {
         (self.tenant_connection_budget / self.per_tenant_max.max(1)).max(1) as usize
+    }
+}
+
+impl std::fmt::Debug for EngineConfig {
+    /// Leaves the owner's connection options (and their password) out.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EngineConfig")
+            .field("owner", &self.owner.get_username())
+            .field("host", &self.owner.get_host())
+            .field("control_database", &self.control_database)
+            .field("prefix", &self.prefix)
+            .field("pools", &self.pools)
+            .finish()
     }
 }

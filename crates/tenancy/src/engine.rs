@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use sqlx::ConnectOptions;
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgConnection, PgPool, Postgres};
@@ -130,6 +131,9 @@ impl Tenancy {
         app_schemas: &[ControlSchema],
     ) -> anyhow::Result<Self> {
         let naming = Naming::new(&config.prefix)?;
+        // Role passwords travel in DDL text; no statement of the owner is ever logged.
+        let mut config = config;
+        config.owner = config.owner.disable_statement_logging();
         anyhow::ensure!(
             config.pools.owner_max >= 2,
             "the owner pool needs at least 2 connections (pool_owner_max)"

@@ -7,7 +7,7 @@ use serde::Serialize;
 use sqlx::Connection;
 
 use crate::Tenancy;
-use crate::bootstrap::grant_tenant_tables;
+use crate::bootstrap::{grant_tenant_tables, pin_to_tenant};
 use crate::error::TenancyError;
 use crate::ids::{Isolation, ProvisionStep, TenantStatus};
 use crate::migrations::applied_version;
@@ -123,8 +123,19 @@ impl Tenancy {
     }
 
     /// Brings one schema- or database-tier tenant to the latest version and records it.
+    /// Holds the tenant's lock meanwhile, so a concurrent hard delete is never undone by
+    /// recreating its schema; a tenant deleted since the run began is left alone.
     async fn migrate_tenant(&self, record: &TenantRecord) -> anyhow::Result<i32> {
-        let version = self.migrate_storage(record).await?;
+        let lock = self.lock_tenant(record.id).await?;
+        let record = match registry::find(&self.inner.owner, &record.id.to_string()).await? {
+            Some(current) if !current.purging => current,
+            _ => {
+                lock.commit().await?;
+                tracing::info!(slug = %record.slug, "deleted while the migration ran; skipped");
+                return Ok(record.schema_version);
+            }
+        };
+        let version = self.migrate_storage(&record).await?;
         sqlx::query(
             "UPDATE control.tenants SET schema_version = $2, updated_at = now() WHERE id = $1",
         )
@@ -132,6 +143,7 @@ impl Tenancy {
         .bind(version)
         .execute(&self.inner.owner)
         .await?;
+        lock.commit().await?;
         Ok(version)
     }
 
@@ -155,6 +167,7 @@ impl Tenancy {
             .apply(&mut conn, &record.schema_name)
             .await?;
         grant_tenant_tables(&mut conn, &record.schema_name, &role).await?;
+        pin_to_tenant(&mut conn, &record.schema_name, record.id).await?;
         conn.close().await;
         Ok(version)
     }

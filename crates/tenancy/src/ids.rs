@@ -61,7 +61,7 @@ pub enum SlugError {
          not end with a hyphen; {0:?} does not"
     )]
     Characters(String),
-    #[error("{0:?} is reserved; choose another slug")]
+    #[error("{0:?} is reserved (or reads as an id); choose another slug")]
     Reserved(String),
 }
 
@@ -92,7 +92,7 @@ impl Slug {
         if !valid {
             return Err(SlugError::Characters(s.to_string()));
         }
-        if RESERVED_SLUGS.contains(&s) {
+        if RESERVED_SLUGS.contains(&s) || Uuid::parse_str(s).is_ok() {
             return Err(SlugError::Reserved(s.to_string()));
         }
         Ok(Self(s.to_string()))

@@ -3,16 +3,26 @@
 
 use sqlx::PgConnection;
 
-/// Tables of the connected database that carry `tenant_id` without enabled and forced RLS and a
-/// policy whose USING and WITH CHECK both test `app.tenant_id`.
+/// Tables of the connected database that carry `tenant_id` without row-level security enabled
+/// and forced, and exactly one permissive policy: for all commands, with the same `USING` and
+/// `WITH CHECK` expression, comparing `tenant_id` with `app.tenant_id` and nothing that could
+/// widen it (`OR`, `IS NULL`). Restrictive policies can only narrow access and are allowed.
 pub async fn rls_violations(conn: &mut PgConnection) -> anyhow::Result<Vec<String>> {
-    let rows: Vec<(String, bool, bool, bool)> = sqlx::query_as(
-        "SELECT format('%I.%I', n.nspname, c.relname), c.relrowsecurity, c.relforcerowsecurity,
-                EXISTS (
-                    SELECT 1 FROM pg_policy p
-                    WHERE p.polrelid = c.oid AND p.polcmd = '*' AND p.polpermissive
-                      AND pg_get_expr(p.polqual, p.polrelid) LIKE '%app.tenant_id%'
-                      AND pg_get_expr(p.polwithcheck, p.polrelid) LIKE '%app.tenant_id%')
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        name: String,
+        enabled: bool,
+        forced: bool,
+        permissive: Vec<String>,
+    }
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT format('%I.%I', n.nspname, c.relname) AS name,
+                c.relrowsecurity AS enabled, c.relforcerowsecurity AS forced,
+                coalesce(array(
+                    SELECT concat_ws(E'\\x1f', p.polcmd::text,
+                                     coalesce(pg_get_expr(p.polqual, p.polrelid), ''),
+                                     coalesce(pg_get_expr(p.polwithcheck, p.polrelid), ''))
+                    FROM pg_policy p WHERE p.polrelid = c.oid AND p.polpermissive), '{}') AS permissive
          FROM pg_class c
          JOIN pg_namespace n ON n.oid = c.relnamespace
          WHERE c.relkind IN ('r', 'p')
@@ -25,20 +35,53 @@ pub async fn rls_violations(conn: &mut PgConnection) -> anyhow::Result<Vec<Strin
     .await?;
     Ok(rows
         .into_iter()
-        .filter_map(|(table, enabled, forced, policy)| {
+        .filter_map(|row| {
             let mut missing = Vec::new();
-            if !enabled {
-                missing.push("row-level security is not enabled");
+            if !row.enabled {
+                missing.push("row-level security is not enabled".to_string());
             }
-            if !forced {
-                missing.push("row-level security is not forced");
+            if !row.forced {
+                missing.push("row-level security is not forced".to_string());
             }
-            if !policy {
-                missing.push("no policy tests app.tenant_id in USING and WITH CHECK");
+            match row.permissive.as_slice() {
+                [] => missing
+                    .push("no policy tests app.tenant_id in USING and WITH CHECK".to_string()),
+                [one] => {
+                    if let Some(problem) = policy_problem(one) {
+                        missing.push(problem);
+                    }
+                }
+                many => missing.push(format!(
+                    "{} permissive policies: any of them can widen access",
+                    many.len()
+                )),
             }
-            (!missing.is_empty()).then(|| format!("{table}: {}", missing.join("; ")))
+            (!missing.is_empty()).then(|| format!("{}: {}", row.name, missing.join("; ")))
         })
         .collect())
+}
+
+/// What is wrong with the one permissive policy (command, USING, WITH CHECK), if anything.
+fn policy_problem(policy: &str) -> Option<String> {
+    let mut parts = policy.split('\u{1f}');
+    let (command, using, check) = (parts.next()?, parts.next()?, parts.next()?);
+    let lower = using.to_lowercase();
+    if command != "*" {
+        Some(format!(
+            "the policy covers command {command:?} only, not all commands"
+        ))
+    } else if using != check {
+        Some("the policy's USING and WITH CHECK differ".to_string())
+    } else if !(lower.contains("tenant_id =") && lower.contains("current_setting('app.tenant_id'"))
+    {
+        Some("no policy tests app.tenant_id in USING and WITH CHECK".to_string())
+    } else if lower.contains(" or ") || lower.contains("is null") {
+        Some(format!(
+            "the policy can match rows of other tenants: {using}"
+        ))
+    } else {
+        None
+    }
 }
 
 /// Login roles that are superusers or have BYPASSRLS.
@@ -64,4 +107,33 @@ pub async fn relations_owned_by(
     .bind(role)
     .fetch_all(&mut *conn)
     .await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::policy_problem;
+
+    const GOOD: &str = "(tenant_id = ( SELECT (NULLIF(current_setting('app.tenant_id'::text, true), ''::text))::uuid AS \"nullif\"))";
+
+    fn policy(command: &str, using: &str, check: &str) -> String {
+        format!("{command}\u{1f}{using}\u{1f}{check}")
+    }
+
+    #[test]
+    fn the_tenant_policy_passes() {
+        assert_eq!(policy_problem(&policy("*", GOOD, GOOD)), None);
+    }
+
+    #[test]
+    fn widened_or_partial_policies_fail() {
+        let widened = format!("({GOOD} OR (current_setting('app.tenant_id'::text, true) IS NULL))");
+        for bad in [
+            policy("r", GOOD, ""),
+            policy("*", GOOD, "true"),
+            policy("*", &widened, &widened),
+            policy("*", "true", "true"),
+        ] {
+            assert!(policy_problem(&bad).is_some(), "{bad}");
+        }
+    }
 }

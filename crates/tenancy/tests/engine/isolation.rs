@@ -64,6 +64,24 @@ async fn a_tenant_cannot_read_update_or_delete_another_tenants_rows(tier: Isolat
     assert_eq!(monitor_names(&b).await, ["b-1"]);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_cannot_write_its_own_rows_into_another_tenants_schema() {
+    let engine = tenancy().await;
+    let (a_record, _) = tenant(&engine, Isolation::Schema).await;
+    let (_, b) = tenant(&engine, Isolation::Schema).await;
+    let mut tx = b.begin().await.unwrap();
+    let err = sqlx::query(&format!(
+        "INSERT INTO \"{}\".monitors (tenant_id, id, name, kind) VALUES ($1, $2, 'planted', 'heartbeat')",
+        a_record.schema_name
+    ))
+    .bind(b.tenant_id().as_uuid())
+    .bind(uuid::Uuid::now_v7())
+    .execute(&mut *tx)
+    .await
+    .unwrap_err();
+    assert_eq!(sqlstate(&err).as_deref(), Some("42501"), "{err}");
+}
+
 per_tier!(an_insert_carrying_another_tenants_id_is_refused);
 async fn an_insert_carrying_another_tenants_id_is_refused(tier: Isolation) {
     let engine = tenancy().await;
@@ -288,15 +306,17 @@ async fn the_catalog_lint_catches_a_table_without_forced_rls() {
     sqlx::raw_sql(
         "CREATE TABLE shared.leaky (tenant_id uuid NOT NULL, secret text);
          CREATE TABLE shared.half (tenant_id uuid NOT NULL);
-         ALTER TABLE shared.half ENABLE ROW LEVEL SECURITY;",
+         ALTER TABLE shared.half ENABLE ROW LEVEL SECURITY;
+         CREATE POLICY everyone ON shared.monitors USING (true);",
     )
     .execute(&mut conn)
     .await
     .unwrap();
     let violations = lint::rls_violations(&mut conn).await.unwrap();
-    assert_eq!(violations.len(), 2, "{violations:?}");
+    assert_eq!(violations.len(), 3, "{violations:?}");
     assert!(violations[0].starts_with("shared.half: row-level security is not forced"));
     assert!(violations[1].starts_with("shared.leaky: row-level security is not enabled"));
+    assert!(violations[2].starts_with("shared.monitors: 2 permissive policies"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
