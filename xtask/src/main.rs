@@ -2,7 +2,10 @@
 //! unprivileged user when run as root), runs `cargo test --workspace ARGS` against it, and stops
 //! and removes it. With `TENANTRY_TEST_DATABASE_URL` already set, it uses that server instead.
 
-use std::process::{Command, ExitCode};
+use std::io::{BufRead, BufReader};
+use std::process::{Command, ExitCode, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, bail};
 use tenantry_pg::{ClusterOptions, ManagedCluster};
@@ -49,10 +52,26 @@ fn test(args: Vec<String>) -> anyhow::Result<ExitCode> {
         },
     )?;
     let url = cluster.superuser_url("postgres");
+    // Ctrl-C reaches cargo test too; this process outlives it to stop PostgreSQL.
+    let interrupted = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGINT, interrupted.clone())
+        .context("failed to handle SIGINT")?;
+    signal_hook::flag::register(signal_hook::consts::SIGTERM, interrupted.clone())
+        .context("failed to handle SIGTERM")?;
     let result = cargo_test(&args, Some(&url));
     eprintln!("xtask: stopping the throwaway PostgreSQL");
-    cluster.release()?;
+    if let Err(e) = cluster.release() {
+        // Leave the folder to the PostgreSQL that may still run in it.
+        let kept = dir.keep();
+        bail!(
+            "failed to stop the test PostgreSQL in {}: {e}",
+            kept.display()
+        );
+    }
     drop(dir);
+    if interrupted.load(Ordering::Relaxed) {
+        bail!("interrupted");
+    }
     result
 }
 
@@ -67,10 +86,70 @@ fn cargo_test(args: &[String], url: Option<&str>) -> anyhow::Result<ExitCode> {
     if let Some(url) = url {
         command.env(URL_VAR, url);
     }
-    let status = command.status().context("failed to run cargo test")?;
+    // cargo test's own closing line is that of its last binary (often the doc tests, with 0
+    // tests); the sum over every binary is printed last.
+    command.stdout(Stdio::piped());
+    let mut child = command.spawn().context("failed to run cargo test")?;
+    let mut totals = Totals::default();
+    if let Some(stdout) = child.stdout.take() {
+        for line in BufReader::new(stdout).lines() {
+            let line = line.context("failed to read cargo test's output")?;
+            println!("{line}");
+            totals.add(&line);
+        }
+    }
+    let status = child.wait().context("failed to wait for cargo test")?;
+    println!(
+        "summary: {} passed, {} failed, {} skipped",
+        totals.passed, totals.failed, totals.ignored
+    );
     Ok(if status.success() {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// Test counts summed over the `test result:` lines of every test binary.
+#[derive(Debug, Default)]
+struct Totals {
+    passed: u64,
+    failed: u64,
+    ignored: u64,
+}
+
+impl Totals {
+    fn add(&mut self, line: &str) {
+        let Some(rest) = line.strip_prefix("test result: ") else {
+            return;
+        };
+        for part in rest.split(['.', ';']) {
+            let mut words = part.split_whitespace();
+            if let (Some(n), Some(what)) = (words.next(), words.next())
+                && let Ok(n) = n.parse::<u64>()
+            {
+                match what {
+                    "passed" => self.passed += n,
+                    "failed" => self.failed += n,
+                    "ignored" => self.ignored += n,
+                    _ => {}
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Totals;
+
+    #[test]
+    fn result_lines_are_summed() {
+        let mut totals = Totals::default();
+        totals.add("test result: ok. 5 passed; 0 failed; 1 ignored; 0 measured; 0 filtered out; finished in 0.01s");
+        totals
+            .add("test result: FAILED. 2 passed; 3 failed; 0 ignored; 0 measured; 0 filtered out");
+        totals.add("running 5 tests");
+        assert_eq!((totals.passed, totals.failed, totals.ignored), (7, 3, 1));
+    }
 }

@@ -18,6 +18,12 @@ pub enum FindError {
     )]
     IncompleteBinDir(PathBuf),
     #[error(
+        "the cluster in the data folder was made by PostgreSQL {0}, and no server binaries of that \
+         version were found: install them (Debian/Ubuntu: `apt-get install postgresql-{0}`) or point \
+         the pg_bindir setting at them"
+    )]
+    NoMatchingVersion(u32),
+    #[error(
         "no PostgreSQL server binaries (initdb, pg_ctl, postgres) were found on PATH, through \
          `pg_config --bindir`, or in /usr/lib/postgresql/*/bin. Install the PostgreSQL server \
          (Debian/Ubuntu: `apt-get install postgresql`; Fedora: `dnf install postgresql-server`; \
@@ -45,6 +51,39 @@ impl PgBinaries {
             .find(|dir| holds_all(dir))
             .map(|bindir| Self { bindir })
             .ok_or(FindError::NotFound)
+    }
+
+    /// Like [`PgBinaries::find`], but of major version `major` when one is given (an existing
+    /// cluster can only be run by its own major version).
+    pub fn find_for(bindir: Option<&Path>, major: Option<u32>) -> Result<Self, FindError> {
+        let Some(major) = major else {
+            return Self::find(bindir);
+        };
+        if bindir.is_some() {
+            return Self::find(bindir);
+        }
+        let mut any = false;
+        for dir in candidates() {
+            if holds_all(&dir) {
+                any = true;
+                let bins = Self { bindir: dir };
+                if bins.major_version() == Some(major) {
+                    return Ok(bins);
+                }
+            }
+        }
+        Err(if any {
+            FindError::NoMatchingVersion(major)
+        } else {
+            FindError::NotFound
+        })
+    }
+
+    /// The major version, from `postgres --version` ("postgres (PostgreSQL) 15.18 ...").
+    pub fn major_version(&self) -> Option<u32> {
+        let version = self.version()?;
+        let number = version.split(") ").nth(1)?;
+        number.split(['.', ' ']).next()?.parse().ok()
     }
 
     pub fn bindir(&self) -> &Path {
@@ -137,6 +176,24 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let err = PgBinaries::find(Some(dir.path())).unwrap_err();
         assert!(matches!(err, FindError::IncompleteBinDir(_)));
+    }
+
+    #[test]
+    fn the_binaries_on_this_machine_report_their_major_version() {
+        // The test suite runs PostgreSQL, so its binaries are on this machine.
+        let bins = PgBinaries::find(None).unwrap();
+        let major = bins.major_version().unwrap();
+        assert!(major >= 13, "{major}");
+        assert_eq!(
+            PgBinaries::find_for(None, Some(major))
+                .unwrap()
+                .major_version(),
+            Some(major)
+        );
+        assert!(matches!(
+            PgBinaries::find_for(None, Some(9)),
+            Err(FindError::NoMatchingVersion(9))
+        ));
     }
 
     #[test]

@@ -63,7 +63,10 @@ impl ManagedCluster {
     /// Starts the cluster in `data_dir` (creating it first if needed) unless it already runs, and
     /// registers this process as one of its users.
     pub fn acquire(data_dir: &Path, options: &ClusterOptions) -> Result<Self, ClusterError> {
-        let bins = PgBinaries::find(options.bindir.as_deref())?;
+        let existing_major = std::fs::read_to_string(data_dir.join("pg").join("PG_VERSION"))
+            .ok()
+            .and_then(|v| v.trim().parse::<u32>().ok());
+        let bins = PgBinaries::find_for(options.bindir.as_deref(), existing_major)?;
         let run_as = RunAs::detect()?;
         std::fs::create_dir_all(data_dir)
             .with_context(|| format!("failed to create the data folder {}", data_dir.display()))?;
@@ -170,8 +173,9 @@ impl ManagedCluster {
         )
     }
 
-    /// The ids of every process running in this cluster's data folder (the postmaster and its
-    /// children), found through `/proc`.
+    /// The ids of the PostgreSQL processes of this cluster (the postmaster and its children):
+    /// `postgres` executables working in its data folder, found through `/proc`. Other programs
+    /// that happen to sit in the folder (a shell, `tail`) are not among them.
     pub fn processes(data_dir: &Path) -> Vec<i32> {
         let Ok(pgdata) = std::fs::canonicalize(data_dir.join("pg")) else {
             return Vec::new();
@@ -184,6 +188,8 @@ impl ManagedCluster {
             .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
             .filter(|pid| {
                 std::fs::read_link(format!("/proc/{pid}/cwd")).is_ok_and(|cwd| cwd == pgdata)
+                    && std::fs::read_link(format!("/proc/{pid}/exe"))
+                        .is_ok_and(|exe| exe.file_name().is_some_and(|n| n == "postgres"))
             })
             .collect()
     }
@@ -253,6 +259,10 @@ impl ManagedCluster {
         for attempt in 0..5 {
             if attempt > 0 {
                 std::thread::sleep(Duration::from_millis(500));
+                // A postmaster still recovering after a timed-out start is waited for, not killed.
+                if self.live_postmaster().is_some() {
+                    return self.wait_ready();
+                }
                 self.clear_stale_state()?;
             }
             let output = self

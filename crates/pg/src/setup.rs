@@ -36,16 +36,17 @@ impl ManagedCluster {
             .current_dir(&self.data_dir);
         let output = command.output().context("failed to run initdb")?;
         check(&output, "initdb")?;
+        // Completed in the staging folder, so the cluster is whole once it has its name.
+        let conf = staging.join("postgresql.conf");
+        let mut text = std::fs::read_to_string(&conf).context("failed to read postgresql.conf")?;
+        text.push_str("\ninclude_if_exists = 'tenantry.conf'\n");
+        std::fs::write(&conf, text).context("failed to write postgresql.conf")?;
         std::fs::rename(&staging, &self.pgdata).with_context(|| {
             format!(
                 "failed to move the new cluster to {}",
                 self.pgdata.display()
             )
         })?;
-        let conf = self.pgdata.join("postgresql.conf");
-        let mut text = std::fs::read_to_string(&conf).context("failed to read postgresql.conf")?;
-        text.push_str("\ninclude_if_exists = 'tenantry.conf'\n");
-        std::fs::write(&conf, text).context("failed to write postgresql.conf")?;
         Ok(())
     }
 

@@ -95,19 +95,29 @@ impl Tenancy {
         Ok(())
     }
 
-    /// Finishes hard deletes that were cut off. Returns how many it finished.
-    pub async fn resume_purges(&self) -> Result<usize, TenancyError> {
-        let mut finished = 0;
+    /// Finishes hard deletes that were cut off. Returns the slugs finished, and those that
+    /// failed again with their errors (retried at the next start).
+    pub async fn resume_purges(
+        &self,
+    ) -> Result<(Vec<String>, Vec<(String, String)>), TenancyError> {
+        let mut finished = Vec::new();
+        let mut failed = Vec::new();
         for record in registry::list(&self.inner.owner).await? {
             if record.purging {
                 tracing::info!(slug = %record.slug, "finishing an interrupted hard delete");
-                let lock = self.lock_tenant(record.id).await?;
-                self.purge(&record).await?;
-                lock.commit().await?;
-                finished += 1;
+                let result = async {
+                    let lock = self.lock_tenant(record.id).await?;
+                    self.purge(&record).await?;
+                    lock.commit().await
+                }
+                .await;
+                match result {
+                    Ok(()) => finished.push(record.slug),
+                    Err(e) => failed.push((record.slug, e.to_string())),
+                }
             }
         }
-        Ok(finished)
+        Ok((finished, failed))
     }
 
     async fn transition(

@@ -189,7 +189,8 @@ async fn an_interrupted_hard_delete_is_finished_at_start() {
         .unwrap();
     assert!(engine.resolve(&record.slug).await.is_err());
     assert!(engine.restore(&record.slug).await.is_err());
-    assert_eq!(engine.resume_purges().await.unwrap(), 1);
+    let (finished, failed) = engine.resume_purges().await.unwrap();
+    assert_eq!((finished, failed), (vec![record.slug.clone()], vec![]));
     assert!(matches!(
         engine.find(&record.slug).await,
         Err(TenancyError::NotFound(_))

@@ -10,9 +10,17 @@ use crate::cli::Command;
 use crate::settings::Settings;
 
 pub async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
+    if let Command::Serve { .. } = command {
+        // Signals are caught from before PostgreSQL starts, so any of them ends in a clean stop.
+        let shutdown = serve::Shutdown::install()?;
+        let backend = Backend::open(&settings).await?;
+        let result = serve::run(&settings, &backend.tenancy, &shutdown).await;
+        backend.close().await;
+        return result;
+    }
     let backend = Backend::open(&settings).await?;
     let result = match command {
-        Command::Serve { .. } => serve::run(&settings, &backend.tenancy).await,
+        Command::Serve { .. } => Ok(()),
         Command::Migrate { jobs, status, json } => {
             let jobs = jobs.unwrap_or(settings.migrate_jobs);
             if status {

@@ -4,13 +4,43 @@ use std::time::Duration;
 
 use tenantry_http::Application;
 use tenantry_tenancy::{MigrateProgress, Tenancy};
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::watch;
 
 use crate::settings::Settings;
 
-pub async fn run(settings: &Settings, tenancy: &Tenancy) -> anyhow::Result<()> {
-    let purged = tenancy.resume_purges().await?;
-    if purged > 0 {
-        tracing::info!(tenants = purged, "finished interrupted hard deletes");
+pub async fn run(
+    settings: &Settings,
+    tenancy: &Tenancy,
+    shutdown: &Shutdown,
+) -> anyhow::Result<()> {
+    // A signal during the start-up work ends it; the caller then stops PostgreSQL.
+    tokio::select! {
+        started = start_up(settings, tenancy) => started?,
+        _ = shutdown.wait() => {
+            tracing::info!("shutting down before serving");
+            return Ok(());
+        }
+    }
+    let reaper = tenancy.spawn_pool_reaper(Duration::from_secs(30));
+    let app = Application::build(settings.listen, tenancy.clone()).await?;
+    let address = app.local_addr()?;
+    tracing::info!(%address, "serving");
+    println!("listening on http://{address}");
+    let served = app.run_until(shutdown.wait_owned()).await;
+    reaper.abort();
+    tracing::info!("HTTP server stopped");
+    served
+}
+
+/// Finishes what an earlier run left undone, then migrates every tenant.
+async fn start_up(settings: &Settings, tenancy: &Tenancy) -> anyhow::Result<()> {
+    let (purged, failed) = tenancy.resume_purges().await?;
+    if !purged.is_empty() {
+        tracing::info!(tenants = ?purged, "finished interrupted hard deletes");
+    }
+    for (slug, error) in failed {
+        tracing::error!(%slug, %error, "a hard delete could not be finished; it is retried at the next start");
     }
     for (slug, error) in tenancy.resume_provisioning().await? {
         tracing::error!(%slug, %error, "provisioning could not be finished; fix the cause and run `tenantry tenant create` again");
@@ -26,39 +56,43 @@ pub async fn run(settings: &Settings, tenancy: &Tenancy) -> anyhow::Result<()> {
             "tenant schemas migrated"
         );
     }
-    let reaper = tenancy.spawn_pool_reaper(Duration::from_secs(30));
-    let app = Application::build(settings.listen, tenancy.clone()).await?;
-    let address = app.local_addr()?;
-    tracing::info!(%address, "serving");
-    println!("listening on http://{address}");
-    let served = app.run_until(shutdown_signal()).await;
-    reaper.abort();
-    tracing::info!("HTTP server stopped");
-    served
+    Ok(())
 }
 
-/// Completes on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let interrupt = async {
-        if let Err(e) = tokio::signal::ctrl_c().await {
-            tracing::error!(error = %e, "cannot listen for SIGINT");
-            std::future::pending::<()>().await;
-        }
-    };
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
+/// SIGINT and SIGTERM, listened for from the moment it is installed (before PostgreSQL starts),
+/// so a signal at any point of the start leads to a clean stop.
+pub struct Shutdown {
+    requested: watch::Receiver<bool>,
+}
+
+impl Shutdown {
+    pub fn install() -> anyhow::Result<Self> {
+        let (tx, rx) = watch::channel(false);
+        let mut terminate = signal(SignalKind::terminate())?;
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = terminate.recv() => tracing::info!("SIGTERM received, shutting down"),
+                _ = interrupt.recv() => tracing::info!("SIGINT received, shutting down"),
             }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot listen for SIGTERM");
+            let _ = tx.send(true);
+        });
+        Ok(Self { requested: rx })
+    }
+
+    /// Completes once a signal has arrived.
+    pub async fn wait(&self) {
+        self.wait_owned().await
+    }
+
+    pub fn wait_owned(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut requested = self.requested.clone();
+        async move {
+            // An error means the sender is gone without a signal: never complete.
+            if requested.wait_for(|signalled| *signalled).await.is_err() {
                 std::future::pending::<()>().await;
             }
         }
-    };
-    tokio::select! {
-        _ = interrupt => tracing::info!("SIGINT received, shutting down"),
-        _ = terminate => tracing::info!("SIGTERM received, shutting down"),
     }
 }
 
