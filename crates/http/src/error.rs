@@ -1,10 +1,13 @@
 //! `AppError`, the one error type at the HTTP edge, answered as RFC 9457 problem JSON with a
-//! stable machine `code`. 5xx bodies say nothing internal; the full error is logged once.
+//! stable machine `code`. 5xx bodies say nothing internal; the full error is logged once by the
+//! request middleware. Domain errors map here exhaustively.
 
 use axum::Json;
+use axum::extract::rejection::JsonRejection;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
+use tenantry_identity::IdentityError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -12,6 +15,24 @@ pub enum AppError {
     NotFound,
     #[error("the control database is unreachable")]
     NotReady,
+    /// 401 with a code: `unauthorized`, `invalid_credentials`, `invalid_token`,
+    /// `refresh_token_reused`.
+    #[error("{detail}")]
+    Unauthorized {
+        code: &'static str,
+        detail: &'static str,
+    },
+    #[error("{0}")]
+    Conflict(String),
+    /// 422 naming the field at fault.
+    #[error("{field}: {detail}")]
+    Validation { field: String, detail: String },
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("the body must be JSON (Content-Type: application/json)")]
+    UnsupportedMediaType,
+    #[error("the body is larger than 1 MiB")]
+    PayloadTooLarge,
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }
@@ -24,22 +45,90 @@ struct Problem {
     status: u16,
     detail: String,
     code: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<String>,
 }
 
 impl AppError {
-    fn parts(&self) -> (StatusCode, &'static str, &'static str, String) {
+    pub fn unauthorized() -> Self {
+        AppError::Unauthorized {
+            code: "unauthorized",
+            detail: "Sign in: send `Authorization: Bearer <access token>`.",
+        }
+    }
+
+    pub fn invalid(field: &str, detail: impl Into<String>) -> Self {
+        AppError::Validation {
+            field: field.to_string(),
+            detail: detail.into(),
+        }
+    }
+
+    fn parts(
+        &self,
+    ) -> (
+        StatusCode,
+        &'static str,
+        &'static str,
+        String,
+        Option<String>,
+    ) {
         match self {
             AppError::NotFound => (
                 StatusCode::NOT_FOUND,
                 "not_found",
                 "Not found",
                 "No resource exists at this path.".to_string(),
+                None,
             ),
             AppError::NotReady => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "not_ready",
                 "Not ready",
                 "The control database does not answer; retry shortly.".to_string(),
+                None,
+            ),
+            AppError::Unauthorized { code, detail } => (
+                StatusCode::UNAUTHORIZED,
+                code,
+                "Unauthorized",
+                detail.to_string(),
+                None,
+            ),
+            AppError::Conflict(detail) => (
+                StatusCode::CONFLICT,
+                "conflict",
+                "Conflict",
+                detail.clone(),
+                None,
+            ),
+            AppError::Validation { field, detail } => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "validation_failed",
+                "Validation failed",
+                format!("{field}: {detail}"),
+                Some(field.clone()),
+            ),
+            AppError::BadRequest(detail) => (
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                "Bad request",
+                detail.clone(),
+                None,
+            ),
+            AppError::UnsupportedMediaType => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "Unsupported media type",
+                self.to_string(),
+                None,
+            ),
+            AppError::PayloadTooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "Payload too large",
+                self.to_string(),
+                None,
             ),
             AppError::Unexpected(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -47,6 +136,7 @@ impl AppError {
                 "Internal error",
                 "Something went wrong on our side; the request id identifies it in the logs."
                     .to_string(),
+                None,
             ),
         }
     }
@@ -54,13 +144,14 @@ impl AppError {
 
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
-        let (status, code, title, detail) = self.parts();
+        let (status, code, title, detail, field) = self.parts();
         let body = Problem {
             kind: format!("https://tenantry.dev/problems/{code}"),
             title,
             status: status.as_u16(),
             detail,
             code,
+            field,
         };
         let mut response = (status, Json(body)).into_response();
         response.headers_mut().insert(
@@ -73,6 +164,57 @@ impl IntoResponse for AppError {
                 .insert(LoggedError(format!("{e:#}")));
         }
         response
+    }
+}
+
+impl From<JsonRejection> for AppError {
+    fn from(rejection: JsonRejection) -> Self {
+        match rejection {
+            JsonRejection::JsonDataError(e) => {
+                // serde's message names the field: "missing field `email`", "...at line 1".
+                let text = e.body_text();
+                let field = text
+                    .split('`')
+                    .nth(1)
+                    .map(str::to_string)
+                    .unwrap_or_else(|| "body".to_string());
+                AppError::Validation {
+                    field,
+                    detail: text,
+                }
+            }
+            JsonRejection::JsonSyntaxError(e) => AppError::BadRequest(e.body_text()),
+            JsonRejection::MissingJsonContentType(_) => AppError::UnsupportedMediaType,
+            other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => AppError::PayloadTooLarge,
+            other => AppError::BadRequest(other.body_text()),
+        }
+    }
+}
+
+impl From<IdentityError> for AppError {
+    fn from(e: IdentityError) -> Self {
+        match e {
+            IdentityError::EmailTaken => {
+                AppError::Conflict("An account with this email exists.".to_string())
+            }
+            IdentityError::InvalidCredentials => AppError::Unauthorized {
+                code: "invalid_credentials",
+                detail: "The email or password is wrong.",
+            },
+            IdentityError::InvalidToken => AppError::Unauthorized {
+                code: "invalid_token",
+                detail: "The token is invalid, expired or revoked: sign in again.",
+            },
+            IdentityError::RefreshReused => AppError::Unauthorized {
+                code: "refresh_token_reused",
+                detail: "This refresh token was already used; the session is revoked: sign in again.",
+            },
+            IdentityError::Invalid(detail) => {
+                let field = detail.split(':').next().unwrap_or("body").to_string();
+                AppError::Validation { field, detail }
+            }
+            IdentityError::Unexpected(e) => AppError::Unexpected(e),
+        }
     }
 }
 

@@ -1,11 +1,15 @@
-//! The HTTP layer: the only crate that knows HTTP. For now it serves the operational endpoints
-//! (`/healthz`, `/readyz`, `/metrics`); the JSON API and the console join it here.
+//! The HTTP layer: the only crate that knows HTTP. It serves the operational endpoints
+//! (`/healthz`, `/readyz`, `/metrics`) and the JSON API as it grows (auth and the current user
+//! so far); the console joins it here.
 
+mod auth;
 mod error;
+mod extract;
 mod metrics;
 mod ops;
 mod server;
 
 pub use error::AppError;
+pub use extract::{ApiJson, AuthUser};
 pub use metrics::Metrics;
 pub use server::{AppState, Application};

@@ -7,17 +7,18 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::HeaderValue;
 use axum::middleware::{self, Next};
 use axum::response::Response;
+use tenantry_identity::Identity;
 use tenantry_tenancy::Tenancy;
 use tokio::net::TcpListener;
 use tracing::Instrument;
 
 use crate::error::{AppError, LoggedError};
 use crate::metrics::{Metrics, RequestLabels, RouteLabels};
-use crate::ops;
+use crate::{auth, ops};
 
 const REQUEST_ID: &str = "x-request-id";
 
@@ -25,8 +26,12 @@ const REQUEST_ID: &str = "x-request-id";
 #[derive(Clone)]
 pub struct AppState {
     pub tenancy: Tenancy,
+    pub identity: Identity,
     pub metrics: Arc<Metrics>,
 }
+
+/// Request bodies larger than this are refused with 413.
+const BODY_LIMIT: usize = 1024 * 1024;
 
 pub struct Application {
     listener: TcpListener,
@@ -35,7 +40,11 @@ pub struct Application {
 
 impl Application {
     /// Binds `listen` (port 0 picks a free port) and builds the routes.
-    pub async fn build(listen: SocketAddr, tenancy: Tenancy) -> anyhow::Result<Self> {
+    pub async fn build(
+        listen: SocketAddr,
+        tenancy: Tenancy,
+        identity: Identity,
+    ) -> anyhow::Result<Self> {
         let listener = TcpListener::bind(listen).await.map_err(|e| {
             anyhow::anyhow!(
                 "failed to listen on {listen}: {e} (choose another address with --listen)"
@@ -43,6 +52,7 @@ impl Application {
         })?;
         let state = AppState {
             tenancy,
+            identity,
             metrics: Arc::new(Metrics::new()),
         };
         Ok(Self {
@@ -70,7 +80,9 @@ impl Application {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(ops::routes())
+        .merge(auth::routes())
         .fallback(|| async { AppError::NotFound })
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
 }
@@ -91,7 +103,14 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
         .map_or("unmatched", |p| p.as_str())
         .to_owned();
     let method = request.method().to_string();
-    let span = tracing::info_span!("request", %method, %route, %request_id);
+    let span = tracing::info_span!(
+        "request",
+        %method,
+        %route,
+        %request_id,
+        user_id = tracing::field::Empty,
+        tenant_id = tracing::field::Empty
+    );
     let started = Instant::now();
     let mut response = next.run(request).instrument(span.clone()).await;
     let status = response.status();

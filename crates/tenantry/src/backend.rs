@@ -6,7 +6,9 @@ use std::str::FromStr;
 
 use anyhow::Context;
 use tenantry_pg::{ClusterOptions, ManagedCluster};
-use tenantry_tenancy::{EngineConfig, Naming, PgConnectOptions, Tenancy, managed_owner};
+use tenantry_tenancy::{
+    ControlSchema, EngineConfig, MigrationSet, Naming, PgConnectOptions, Tenancy, managed_owner,
+};
 
 use crate::settings::Settings;
 
@@ -23,7 +25,12 @@ impl Backend {
         };
         let owner = PgConnectOptions::from_str(url.expose())
             .context("TENANTRY_DATABASE_URL is not a valid PostgreSQL URL")?;
-        let tenancy = Tenancy::open(engine_config(settings, owner)).await?;
+        let tenancy = Tenancy::open_full(
+            engine_config(settings, owner),
+            MigrationSet::tenant(),
+            &app_schemas(),
+        )
+        .await?;
         Ok(Self {
             tenancy,
             cluster: None,
@@ -49,7 +56,12 @@ impl Backend {
         let opened = async {
             let naming = Naming::new(&settings.database_prefix)?;
             let owner = managed_owner(&superuser, &naming).await?;
-            Tenancy::open(engine_config(settings, owner)).await
+            Tenancy::open_full(
+                engine_config(settings, owner),
+                MigrationSet::tenant(),
+                &app_schemas(),
+            )
+            .await
         }
         .await;
         match opened {
@@ -72,6 +84,11 @@ impl Backend {
             release(cluster).await;
         }
     }
+}
+
+/// The application's own schemas in the control database.
+fn app_schemas() -> [ControlSchema; 1] {
+    [tenantry_identity::control_schema()]
 }
 
 fn engine_config(settings: &Settings, owner: PgConnectOptions) -> EngineConfig {

@@ -46,6 +46,27 @@ pub enum Command {
     /// Manage tenants
     #[command(subcommand)]
     Tenant(TenantCommand),
+    /// Manage users
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user (for example the first platform admin)
+    Create {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        password: String,
+        #[arg(long)]
+        name: String,
+        /// May use the platform administration API
+        #[arg(long)]
+        platform_admin: bool,
+        #[command(flatten)]
+        output: Output,
+    },
 }
 
 #[derive(Debug, Subcommand)]

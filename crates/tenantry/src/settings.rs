@@ -8,6 +8,7 @@ use std::time::Duration;
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
+use tenantry_identity::IdentityConfig;
 use tenantry_tenancy::PoolConfig;
 
 /// A secret whose `Debug` output is redacted.
@@ -34,6 +35,8 @@ pub struct Settings {
     pub data_dir: PathBuf,
     /// The HTTP listen address of `tenantry serve`.
     pub listen: SocketAddr,
+    /// The address users reach the server at: links in emails, and the issuer of access tokens.
+    pub public_url: String,
     /// An existing PostgreSQL server for a role with CREATEDB and CREATEROLE; without it the
     /// server runs a managed PostgreSQL in the data folder.
     pub database_url: Option<Secret>,
@@ -72,6 +75,7 @@ impl Default for Settings {
         Self {
             data_dir: PathBuf::from("./tenantry-data"),
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            public_url: "http://127.0.0.1:8080".to_string(),
             database_url: None,
             control_database: "tenantry".to_string(),
             database_prefix: "tenantry".to_string(),
@@ -83,7 +87,7 @@ impl Default for Settings {
             tenant_pool_max: 4,
             tenant_pool_idle_seconds: 300,
             migrate_jobs: 4,
-            log: "info".to_string(),
+            log: "info,sqlx=warn".to_string(),
             log_format: LogFormat::Text,
         }
     }
@@ -140,6 +144,13 @@ impl Settings {
             .filter(|k| !known.contains(k) && !OTHER_VARIABLES.contains(&k.as_str()))
             .map(|k| format!("TENANTRY_{k}"))
             .collect()
+    }
+
+    pub fn identity(&self) -> IdentityConfig {
+        IdentityConfig {
+            issuer: self.public_url.trim_end_matches('/').to_string(),
+            ..IdentityConfig::default()
+        }
     }
 
     pub fn pools(&self) -> PoolConfig {

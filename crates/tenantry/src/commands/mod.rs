@@ -4,6 +4,7 @@
 mod migrate;
 mod serve;
 mod tenant;
+mod user;
 
 use crate::backend::Backend;
 use crate::cli::Command;
@@ -30,6 +31,7 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             }
         }
         Command::Tenant(command) => tenant::run(&backend.tenancy, command).await,
+        Command::User(command) => user::run(&backend.tenancy, &settings, command).await,
     };
     backend.close().await;
     result

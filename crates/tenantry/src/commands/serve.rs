@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use tenantry_http::Application;
+use tenantry_identity::Identity;
 use tenantry_tenancy::{MigrateProgress, Tenancy};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
@@ -23,7 +24,8 @@ pub async fn run(
         }
     }
     let reaper = tenancy.spawn_pool_reaper(Duration::from_secs(30));
-    let app = Application::build(settings.listen, tenancy.clone()).await?;
+    let identity = Identity::open(tenancy.runtime_pool().clone(), settings.identity()).await?;
+    let app = Application::build(settings.listen, tenancy.clone(), identity).await?;
     let address = app.local_addr()?;
     tracing::info!(%address, "serving");
     println!("listening on http://{address}");

@@ -200,3 +200,60 @@ async fn bad_input_is_refused_with_a_clear_message() {
             .contains("does not hold initdb, pg_ctl and postgres")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_created_from_the_cli_signs_in_to_the_running_server() {
+    let dir = data_dir();
+    let server = Server::start(dir.path());
+    let created: serde_json::Value = serde_json::from_str(&stdout(&tenantry(
+        dir.path(),
+        &[
+            "user",
+            "create",
+            "--email",
+            "root@example.com",
+            "--password",
+            "correct horse",
+            "--name",
+            "Root",
+            "--platform-admin",
+            "--json",
+        ],
+    )))
+    .unwrap();
+    assert_eq!(created["platform_admin"], true);
+    let again = tenantry(
+        dir.path(),
+        &[
+            "user",
+            "create",
+            "--email",
+            "root@example.com",
+            "--password",
+            "correct horse",
+            "--name",
+            "Root",
+        ],
+    );
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("exists"));
+
+    let client = reqwest::Client::new();
+    let login = client
+        .post(format!("{}/api/v1/auth/login", server.base))
+        .json(&serde_json::json!({"email": "root@example.com", "password": "correct horse"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 200);
+    let body: serde_json::Value = login.json().await.unwrap();
+    assert_eq!(body["user"]["id"], created["id"]);
+    let jwks: serde_json::Value = server
+        .get("/.well-known/jwks.json")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(jwks["keys"].as_array().unwrap().len(), 1);
+    assert!(server.stop(Signal::SIGTERM).success());
+}
