@@ -22,6 +22,12 @@ pub enum AppError {
         code: &'static str,
         detail: &'static str,
     },
+    /// 403: the caller may see the resource but not do this (`forbidden`), or the organization is
+    /// suspended (`tenant_suspended`).
+    #[error("{detail}")]
+    Forbidden { code: &'static str, detail: String },
+    #[error("no organization in context")]
+    TenantRequired,
     #[error("{0}")]
     Conflict(String),
     /// 422 naming the field at fault.
@@ -54,6 +60,20 @@ impl AppError {
         AppError::Unauthorized {
             code: "unauthorized",
             detail: "Sign in: send `Authorization: Bearer <access token>`.",
+        }
+    }
+
+    pub fn forbidden(detail: impl Into<String>) -> Self {
+        AppError::Forbidden {
+            code: "forbidden",
+            detail: detail.into(),
+        }
+    }
+
+    pub fn suspended() -> Self {
+        AppError::Forbidden {
+            code: "tenant_suspended",
+            detail: "This organization is suspended.".to_string(),
         }
     }
 
@@ -93,6 +113,22 @@ impl AppError {
                 code,
                 "Unauthorized",
                 detail.to_string(),
+                None,
+            ),
+            AppError::Forbidden { code, detail } => (
+                StatusCode::FORBIDDEN,
+                code,
+                "Forbidden",
+                detail.clone(),
+                None,
+            ),
+            AppError::TenantRequired => (
+                StatusCode::BAD_REQUEST,
+                "tenant_required",
+                "Organization required",
+                "Name the organization: an X-Tenant header (id or slug), or a token issued for it \
+                 (log in with a default organization, or switch)."
+                    .to_string(),
                 None,
             ),
             AppError::Conflict(detail) => (
@@ -214,6 +250,54 @@ impl From<IdentityError> for AppError {
                 AppError::Validation { field, detail }
             }
             IdentityError::Unexpected(e) => AppError::Unexpected(e),
+        }
+    }
+}
+
+impl From<tenantry_orgs::OrgsError> for AppError {
+    fn from(e: tenantry_orgs::OrgsError) -> Self {
+        use tenantry_orgs::OrgsError;
+        match e {
+            OrgsError::NotFound => AppError::NotFound,
+            OrgsError::SlugTaken(slug) => {
+                AppError::Conflict(format!("The slug {slug:?} is taken."))
+            }
+            OrgsError::Invalid { field, detail } => AppError::invalid(field, detail),
+            OrgsError::Unexpected(e) => AppError::Unexpected(e),
+        }
+    }
+}
+
+impl From<sqlx::Error> for AppError {
+    fn from(e: sqlx::Error) -> Self {
+        AppError::Unexpected(e.into())
+    }
+}
+
+impl From<tenantry_tenancy::TenancyError> for AppError {
+    fn from(e: tenantry_tenancy::TenancyError) -> Self {
+        use tenantry_tenancy::{TenancyError, TenantStatus};
+        match e {
+            TenancyError::NotFound(_) => AppError::NotFound,
+            TenancyError::NotActive {
+                status: TenantStatus::Suspended,
+                ..
+            } => AppError::suspended(),
+            // Deleted or not yet provisioned: not there, as far as a caller can tell.
+            TenancyError::NotActive { .. } => AppError::NotFound,
+            TenancyError::SlugTaken(slug) => {
+                AppError::Conflict(format!("The slug {slug:?} is taken."))
+            }
+            TenancyError::InvalidState {
+                slug,
+                status,
+                action,
+            } => AppError::Conflict(format!("Cannot {action} {slug}: it is {status}.")),
+            TenancyError::Invalid(detail) => AppError::invalid("body", detail),
+            TenancyError::ConfirmationMismatch { .. } => {
+                AppError::invalid("confirm", "must repeat the organization's slug")
+            }
+            TenancyError::Unexpected(e) => AppError::Unexpected(e),
         }
     }
 }

@@ -6,10 +6,12 @@ mod auth;
 mod error;
 mod extract;
 mod metrics;
+mod monitors;
 mod ops;
+mod orgs;
 mod server;
 
 pub use error::AppError;
-pub use extract::{ApiJson, AuthUser};
+pub use extract::{ApiJson, AuthUser, TenantScope};
 pub use metrics::Metrics;
 pub use server::{AppState, Application};

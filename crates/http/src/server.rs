@@ -12,13 +12,14 @@ use axum::http::HeaderValue;
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use tenantry_identity::Identity;
+use tenantry_orgs::Orgs;
 use tenantry_tenancy::Tenancy;
 use tokio::net::TcpListener;
 use tracing::Instrument;
 
 use crate::error::{AppError, LoggedError};
 use crate::metrics::{Metrics, RequestLabels, RouteLabels};
-use crate::{auth, ops};
+use crate::{auth, monitors, ops, orgs};
 
 const REQUEST_ID: &str = "x-request-id";
 
@@ -27,6 +28,7 @@ const REQUEST_ID: &str = "x-request-id";
 pub struct AppState {
     pub tenancy: Tenancy,
     pub identity: Identity,
+    pub orgs: Orgs,
     pub metrics: Arc<Metrics>,
 }
 
@@ -51,6 +53,7 @@ impl Application {
             )
         })?;
         let state = AppState {
+            orgs: Orgs::new(tenancy.clone()),
             tenancy,
             identity,
             metrics: Arc::new(Metrics::new()),
@@ -81,6 +84,8 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(ops::routes())
         .merge(auth::routes())
+        .merge(orgs::routes())
+        .merge(monitors::routes())
         .fallback(|| async { AppError::NotFound })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(middleware::from_fn_with_state(state.clone(), observe))

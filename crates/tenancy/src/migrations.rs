@@ -65,7 +65,10 @@ impl MigrationSet {
     /// The tenant schema's migrations, the same for every tier.
     pub fn tenant() -> Self {
         Self {
-            items: builtin![1 => "tenant/0001_monitors.sql"],
+            items: builtin![
+                1 => "tenant/0001_monitors.sql",
+                2 => "tenant/0002_monitor_fields.sql",
+            ],
         }
     }
 

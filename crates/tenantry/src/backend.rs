@@ -87,8 +87,11 @@ impl Backend {
 }
 
 /// The application's own schemas in the control database.
-fn app_schemas() -> [ControlSchema; 1] {
-    [tenantry_identity::control_schema()]
+fn app_schemas() -> [ControlSchema; 2] {
+    [
+        tenantry_identity::control_schema(),
+        tenantry_orgs::control_schema(),
+    ]
 }
 
 fn engine_config(settings: &Settings, owner: PgConnectOptions) -> EngineConfig {

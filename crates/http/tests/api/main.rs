@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod auth;
+mod monitors;
 mod ops;
 
 use std::net::SocketAddr;
@@ -25,7 +26,10 @@ impl TestApp {
         let tenancy = Tenancy::open_full(
             tenantry_testkit::fresh_config().await,
             MigrationSet::tenant(),
-            &[tenantry_identity::control_schema()],
+            &[
+                tenantry_identity::control_schema(),
+                tenantry_orgs::control_schema(),
+            ],
         )
         .await
         .unwrap();

@@ -1,0 +1,6 @@
+//! Monitoring: for now the monitors themselves, validated and stored through the tenant door
+//! (every function takes a `TenantTx`). Checks, the scheduler, incidents and alerts join here.
+
+mod monitors;
+
+pub use monitors::{Cursor, Invalid, Monitor, MonitorInput, create, delete, get, list, update};

@@ -1,0 +1,278 @@
+//! Monitors: what they check, how often, and their current status. Every query runs inside a
+//! `TenantTx`, so it sees the caller's tenant only.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use tenantry_tenancy::TenantTx;
+use uuid::Uuid;
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct Monitor {
+    pub id: Uuid,
+    pub name: String,
+    pub kind: String,
+    pub target: Option<String>,
+    pub interval_seconds: i32,
+    pub timeout_seconds: i32,
+    pub keyword: Option<String>,
+    pub enabled: bool,
+    pub status: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+const COLUMNS: &str = "id, name, kind, target, interval_seconds, timeout_seconds, keyword, enabled, \
+    status, created_at, updated_at";
+
+/// A monitor as a client sends it (create and full update).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MonitorInput {
+    pub name: String,
+    pub kind: String,
+    #[serde(default)]
+    pub target: Option<String>,
+    #[serde(default)]
+    pub interval_seconds: Option<i32>,
+    #[serde(default)]
+    pub timeout_seconds: Option<i32>,
+    #[serde(default)]
+    pub keyword: Option<String>,
+    #[serde(default)]
+    pub enabled: Option<bool>,
+}
+
+/// A field the input got wrong, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invalid {
+    pub field: &'static str,
+    pub detail: String,
+}
+
+fn invalid(field: &'static str, detail: impl Into<String>) -> Invalid {
+    Invalid {
+        field,
+        detail: detail.into(),
+    }
+}
+
+/// The shortest interval allowed until plans set their own.
+pub const MIN_INTERVAL_SECONDS: i32 = 10;
+const MAX_INTERVAL_SECONDS: i32 = 86_400;
+
+impl MonitorInput {
+    /// Checks every field against the monitor's kind.
+    pub fn validate(&self) -> Result<(), Invalid> {
+        let name = self.name.trim();
+        if name.is_empty() || name.chars().count() > 200 {
+            return Err(invalid("name", "1 to 200 characters"));
+        }
+        let target = self
+            .target
+            .as_deref()
+            .map(str::trim)
+            .filter(|t| !t.is_empty());
+        match self.kind.as_str() {
+            "http" | "keyword" => {
+                let url = target.ok_or_else(|| invalid("target", "a URL is required"))?;
+                check_url(url)?;
+                if self.kind == "keyword" && self.keyword.as_deref().is_none_or(|k| k.is_empty()) {
+                    return Err(invalid("keyword", "required for keyword monitors"));
+                }
+            }
+            "tcp" => {
+                check_host_port(target.ok_or_else(|| invalid("target", "host:port is required"))?)?
+            }
+            "heartbeat" => {
+                if target.is_some() {
+                    return Err(invalid(
+                        "target",
+                        "heartbeat monitors have no target: they are pinged",
+                    ));
+                }
+            }
+            other => {
+                return Err(invalid(
+                    "kind",
+                    format!("{other:?} is not one of http, keyword, tcp, heartbeat"),
+                ));
+            }
+        }
+        if let Some(k) = &self.keyword
+            && (k.is_empty() || k.chars().count() > 1000)
+        {
+            return Err(invalid("keyword", "1 to 1000 characters"));
+        }
+        let interval = self.interval_seconds.unwrap_or(60);
+        if !(MIN_INTERVAL_SECONDS..=MAX_INTERVAL_SECONDS).contains(&interval) {
+            return Err(invalid(
+                "interval_seconds",
+                format!("{MIN_INTERVAL_SECONDS} to {MAX_INTERVAL_SECONDS} seconds"),
+            ));
+        }
+        let timeout = self.timeout_seconds.unwrap_or(30);
+        if !(1..=120).contains(&timeout) {
+            return Err(invalid("timeout_seconds", "1 to 120 seconds"));
+        }
+        Ok(())
+    }
+}
+
+fn check_url(url: &str) -> Result<(), Invalid> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .ok_or_else(|| invalid("target", "an http:// or https:// URL"))?;
+    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if host.is_empty() || url.len() > 2000 || url.chars().any(char::is_whitespace) {
+        return Err(invalid("target", "an http:// or https:// URL with a host"));
+    }
+    Ok(())
+}
+
+fn check_host_port(target: &str) -> Result<(), Invalid> {
+    let (host, port) = target
+        .rsplit_once(':')
+        .ok_or_else(|| invalid("target", "host:port"))?;
+    let port: u16 = port
+        .parse()
+        .map_err(|_| invalid("target", "a port from 1 to 65535"))?;
+    if host.is_empty() || port == 0 || host.chars().any(char::is_whitespace) {
+        return Err(invalid("target", "host:port"));
+    }
+    Ok(())
+}
+
+/// A position in the list: after the monitor created at `created_at` with `id`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cursor {
+    pub created_at: DateTime<Utc>,
+    pub id: Uuid,
+}
+
+/// Up to `limit` monitors in creation order, after `cursor`.
+pub async fn list(
+    tx: &mut TenantTx,
+    limit: i64,
+    cursor: Option<Cursor>,
+) -> sqlx::Result<Vec<Monitor>> {
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM monitors
+         WHERE ($1::timestamptz IS NULL OR (created_at, id) > ($1, $2))
+         ORDER BY created_at, id LIMIT $3"
+    ))
+    .bind(cursor.map(|c| c.created_at))
+    .bind(cursor.map(|c| c.id))
+    .bind(limit)
+    .fetch_all(&mut **tx)
+    .await
+}
+
+pub async fn create(tx: &mut TenantTx, input: &MonitorInput) -> sqlx::Result<Monitor> {
+    sqlx::query_as(&format!(
+        "INSERT INTO monitors (tenant_id, id, name, kind, target, interval_seconds, timeout_seconds, keyword, enabled)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {COLUMNS}"
+    ))
+    .bind(tx.tenant_id().as_uuid())
+    .bind(Uuid::now_v7())
+    .bind(input.name.trim())
+    .bind(&input.kind)
+    .bind(input.target.as_deref().map(str::trim).filter(|t| !t.is_empty()))
+    .bind(input.interval_seconds.unwrap_or(60))
+    .bind(input.timeout_seconds.unwrap_or(30))
+    .bind(&input.keyword)
+    .bind(input.enabled.unwrap_or(true))
+    .fetch_one(&mut **tx)
+    .await
+}
+
+pub async fn get(tx: &mut TenantTx, id: Uuid) -> sqlx::Result<Option<Monitor>> {
+    sqlx::query_as(&format!("SELECT {COLUMNS} FROM monitors WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await
+}
+
+pub async fn update(
+    tx: &mut TenantTx,
+    id: Uuid,
+    input: &MonitorInput,
+) -> sqlx::Result<Option<Monitor>> {
+    sqlx::query_as(&format!(
+        "UPDATE monitors SET name = $2, kind = $3, target = $4, interval_seconds = $5,
+             timeout_seconds = $6, keyword = $7, enabled = $8, updated_at = now()
+         WHERE id = $1 RETURNING {COLUMNS}"
+    ))
+    .bind(id)
+    .bind(input.name.trim())
+    .bind(&input.kind)
+    .bind(
+        input
+            .target
+            .as_deref()
+            .map(str::trim)
+            .filter(|t| !t.is_empty()),
+    )
+    .bind(input.interval_seconds.unwrap_or(60))
+    .bind(input.timeout_seconds.unwrap_or(30))
+    .bind(&input.keyword)
+    .bind(input.enabled.unwrap_or(true))
+    .fetch_optional(&mut **tx)
+    .await
+}
+
+pub async fn delete(tx: &mut TenantTx, id: Uuid) -> sqlx::Result<bool> {
+    let done = sqlx::query("DELETE FROM monitors WHERE id = $1")
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input(kind: &str, target: Option<&str>) -> MonitorInput {
+        MonitorInput {
+            name: "m".into(),
+            kind: kind.into(),
+            target: target.map(Into::into),
+            interval_seconds: None,
+            timeout_seconds: None,
+            keyword: None,
+            enabled: None,
+        }
+    }
+
+    #[test]
+    fn good_monitors_validate() {
+        assert_eq!(
+            input("http", Some("https://example.com/health")).validate(),
+            Ok(())
+        );
+        assert_eq!(input("tcp", Some("db.internal:5432")).validate(), Ok(()));
+        assert_eq!(input("heartbeat", None).validate(), Ok(()));
+        let mut k = input("keyword", Some("http://example.com"));
+        k.keyword = Some("OK".into());
+        assert_eq!(k.validate(), Ok(()));
+    }
+
+    #[test]
+    fn bad_monitors_name_the_field() {
+        let field = |i: MonitorInput| i.validate().unwrap_err().field;
+        assert_eq!(field(input("ping", None)), "kind");
+        assert_eq!(field(input("http", None)), "target");
+        assert_eq!(field(input("http", Some("ftp://x"))), "target");
+        assert_eq!(field(input("tcp", Some("nohost"))), "target");
+        assert_eq!(field(input("tcp", Some("h:99999"))), "target");
+        assert_eq!(field(input("heartbeat", Some("https://x.io"))), "target");
+        assert_eq!(field(input("keyword", Some("https://x.io"))), "keyword");
+        let mut fast = input("heartbeat", None);
+        fast.interval_seconds = Some(1);
+        assert_eq!(field(fast), "interval_seconds");
+        let mut blank = input("heartbeat", None);
+        blank.name = "  ".into();
+        assert_eq!(field(blank), "name");
+    }
+}

@@ -1,0 +1,26 @@
+//! Organizations and their members. An organization is a tenant of the registry; this crate adds
+//! who belongs to it and with which role, and the one permission matrix every route consults.
+//! No HTTP inside.
+
+mod members;
+mod roles;
+
+pub use members::{Membership, OrgSummary, Orgs, OrgsError};
+pub use roles::{Action, Role};
+
+use std::borrow::Cow;
+
+use tenantry_tenancy::{ControlSchema, Migration, MigrationSet};
+
+/// The membership tables, in the control database's `orgs` schema (after `identity`'s).
+pub fn control_schema() -> ControlSchema {
+    let migrations = MigrationSet::new(vec![Migration {
+        version: 1,
+        name: Cow::Borrowed("orgs/0001_memberships.sql"),
+        sql: Cow::Borrowed(include_str!("../migrations/0001_memberships.sql")),
+    }]);
+    ControlSchema {
+        name: "orgs",
+        migrations: migrations.unwrap_or_else(|e| unreachable!("{e}")),
+    }
+}

@@ -1,0 +1,281 @@
+//! Creating organizations (a tenant plus its first owner), membership lookups, and a user's
+//! organizations.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::PgPool;
+use tenantry_tenancy::{
+    Isolation, NewTenant, Slug, Tenancy, TenancyError, TenantRecord, TenantStatus,
+};
+use uuid::Uuid;
+
+use crate::roles::Role;
+
+#[derive(Debug, thiserror::Error)]
+pub enum OrgsError {
+    /// No such organization, or the caller is not a member: the same answer for both.
+    #[error("no such organization")]
+    NotFound,
+    #[error("the slug {0:?} is taken")]
+    SlugTaken(String),
+    #[error("{field}: {detail}")]
+    Invalid { field: &'static str, detail: String },
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+impl From<sqlx::Error> for OrgsError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Unexpected(e.into())
+    }
+}
+
+impl From<TenancyError> for OrgsError {
+    fn from(e: TenancyError) -> Self {
+        match e {
+            TenancyError::NotFound(_) => OrgsError::NotFound,
+            TenancyError::SlugTaken(slug) => OrgsError::SlugTaken(slug),
+            TenancyError::Invalid(detail) => OrgsError::Invalid {
+                field: "name",
+                detail,
+            },
+            other => OrgsError::Unexpected(other.into()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct Membership {
+    pub org_id: Uuid,
+    pub user_id: Uuid,
+    #[sqlx(try_from = "String")]
+    pub role: Role,
+    pub joined_at: DateTime<Utc>,
+}
+
+/// An organization as its members see it.
+#[derive(Debug, Clone, Serialize)]
+pub struct OrgSummary {
+    pub id: Uuid,
+    pub slug: String,
+    pub name: String,
+    pub plan: String,
+    pub isolation: Isolation,
+    pub status: TenantStatus,
+    /// The caller's role in it.
+    pub role: Role,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl OrgSummary {
+    fn new(record: &TenantRecord, role: Role) -> Self {
+        Self {
+            id: record.id.as_uuid(),
+            slug: record.slug.clone(),
+            name: record.name.clone(),
+            plan: record.plan.clone(),
+            isolation: record.isolation,
+            status: record.status,
+            role,
+            created_at: record.created_at,
+            updated_at: record.updated_at,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Orgs {
+    tenancy: Tenancy,
+}
+
+impl Orgs {
+    pub fn new(tenancy: Tenancy) -> Self {
+        Self { tenancy }
+    }
+
+    fn pool(&self) -> &PgPool {
+        self.tenancy.runtime_pool()
+    }
+
+    /// Creates an organization with `owner` as its owner. Without a slug, one is derived from the
+    /// name (with a numeric suffix when taken).
+    pub async fn create(
+        &self,
+        owner: Uuid,
+        name: &str,
+        slug: Option<&str>,
+        isolation: Isolation,
+    ) -> Result<OrgSummary, OrgsError> {
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 200 {
+            return Err(OrgsError::Invalid {
+                field: "name",
+                detail: "1 to 200 characters".to_string(),
+            });
+        }
+        let record = match slug {
+            Some(slug) => {
+                let slug = Slug::parse(slug).map_err(|e| OrgsError::Invalid {
+                    field: "slug",
+                    detail: e.to_string(),
+                })?;
+                self.create_tenant(name, slug, isolation).await?
+            }
+            None => self.create_with_derived_slug(name, isolation).await?,
+        };
+        let inserted = sqlx::query(
+            "INSERT INTO orgs.memberships (org_id, user_id, role) VALUES ($1, $2, 'owner')",
+        )
+        .bind(record.id.as_uuid())
+        .bind(owner)
+        .execute(self.pool())
+        .await;
+        if let Err(e) = inserted {
+            // No organization without an owner: undo the tenant.
+            if let Err(undo) = self.tenancy.hard_delete(&record.slug, &record.slug).await {
+                tracing::error!(slug = %record.slug, error = %undo, "failed to remove an organization left without owner");
+            }
+            return Err(e.into());
+        }
+        Ok(OrgSummary::new(&record, Role::Owner))
+    }
+
+    async fn create_tenant(
+        &self,
+        name: &str,
+        slug: Slug,
+        isolation: Isolation,
+    ) -> Result<TenantRecord, OrgsError> {
+        let new = NewTenant {
+            name: name.to_string(),
+            slug,
+            isolation,
+            plan: None,
+        };
+        Ok(self.tenancy.create_tenant(&new).await?)
+    }
+
+    async fn create_with_derived_slug(
+        &self,
+        name: &str,
+        isolation: Isolation,
+    ) -> Result<TenantRecord, OrgsError> {
+        let base = derive_slug(name);
+        for attempt in 1..=20 {
+            let candidate = if attempt == 1 {
+                base.clone()
+            } else {
+                format!("{base}-{attempt}")
+            };
+            let Ok(slug) = Slug::parse(&candidate) else {
+                continue;
+            };
+            match self.create_tenant(name, slug, isolation).await {
+                Err(OrgsError::SlugTaken(_)) => continue,
+                other => return other,
+            }
+        }
+        let slug = format!("{base}-{}", &Uuid::new_v4().simple().to_string()[..8]);
+        self.create_tenant(
+            name,
+            Slug::parse(&slug).map_err(|e| anyhow::anyhow!("{e}"))?,
+            isolation,
+        )
+        .await
+    }
+
+    /// The user's role in the organization, if they are a member.
+    pub async fn role_of(&self, org_id: Uuid, user_id: Uuid) -> Result<Option<Role>, OrgsError> {
+        let role: Option<String> = sqlx::query_scalar(
+            "SELECT role FROM orgs.memberships WHERE org_id = $1 AND user_id = $2",
+        )
+        .bind(org_id)
+        .bind(user_id)
+        .fetch_optional(self.pool())
+        .await?;
+        role.map(|r| {
+            r.parse()
+                .map_err(|e: String| OrgsError::Unexpected(anyhow::anyhow!(e)))
+        })
+        .transpose()
+    }
+
+    /// The organization named by `key` (id or slug) and the user's role in it; `NotFound` when it
+    /// does not exist, was hard-deleted, or the user is not a member.
+    pub async fn for_member(
+        &self,
+        key: &str,
+        user_id: Uuid,
+    ) -> Result<(TenantRecord, Role), OrgsError> {
+        let record = match self.tenancy.find(key).await {
+            Ok(record) => record,
+            Err(TenancyError::NotFound(_)) => return Err(OrgsError::NotFound),
+            Err(e) => return Err(e.into()),
+        };
+        let role = self
+            .role_of(record.id.as_uuid(), user_id)
+            .await?
+            .ok_or(OrgsError::NotFound)?;
+        Ok((record, role))
+    }
+
+    /// The user's organizations (not deleted), with their role in each.
+    pub async fn of_user(&self, user_id: Uuid) -> Result<Vec<OrgSummary>, OrgsError> {
+        let rows: Vec<(Uuid, String)> = sqlx::query_as(
+            "SELECT m.org_id, m.role FROM orgs.memberships m
+             JOIN control.tenants t ON t.id = m.org_id
+             WHERE m.user_id = $1 AND t.status IN ('active', 'suspended')
+             ORDER BY t.name, t.slug",
+        )
+        .bind(user_id)
+        .fetch_all(self.pool())
+        .await?;
+        let mut orgs = Vec::with_capacity(rows.len());
+        for (org_id, role) in rows {
+            let record = self.tenancy.find(&org_id.to_string()).await?;
+            let role: Role = role
+                .parse()
+                .map_err(|e: String| OrgsError::Unexpected(anyhow::anyhow!(e)))?;
+            orgs.push(OrgSummary::new(&record, role));
+        }
+        Ok(orgs)
+    }
+
+    pub fn summary(record: &TenantRecord, role: Role) -> OrgSummary {
+        OrgSummary::new(record, role)
+    }
+}
+
+/// A slug from a name: lowercase letters and digits, other runs of characters as one hyphen,
+/// starting with a letter, at most 40 characters.
+fn derive_slug(name: &str) -> String {
+    let mut slug = String::new();
+    for c in name.to_lowercase().chars() {
+        if c.is_ascii_alphanumeric() {
+            slug.push(c);
+        } else if !slug.ends_with('-') && !slug.is_empty() {
+            slug.push('-');
+        }
+    }
+    let slug = slug.trim_matches('-').chars().take(40).collect::<String>();
+    let slug = slug.trim_end_matches('-').to_string();
+    match slug.chars().next() {
+        Some(c) if c.is_ascii_lowercase() && slug.len() >= 2 => slug,
+        _ => format!("org-{slug}").trim_end_matches('-').to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::derive_slug;
+
+    #[test]
+    fn slugs_derive_from_names() {
+        assert_eq!(derive_slug("Acme Corp."), "acme-corp");
+        assert_eq!(derive_slug("  Ünïcode & Co  "), "n-code-co");
+        assert_eq!(derive_slug("42 Labs"), "org-42-labs");
+        assert_eq!(derive_slug("!!!"), "org");
+        assert!(derive_slug(&"x".repeat(100)).len() <= 40);
+    }
+}
