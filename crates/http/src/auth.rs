@@ -48,7 +48,7 @@ struct Session {
 }
 
 #[derive(Serialize)]
-struct Tokens {
+pub(crate) struct Tokens {
     access_token: String,
     refresh_token: String,
     token_type: &'static str,

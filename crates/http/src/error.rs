@@ -263,6 +263,8 @@ impl From<tenantry_orgs::OrgsError> for AppError {
                 AppError::Conflict(format!("The slug {slug:?} is taken."))
             }
             OrgsError::Invalid { field, detail } => AppError::invalid(field, detail),
+            OrgsError::Forbidden(detail) => AppError::forbidden(detail),
+            OrgsError::Conflict(detail) => AppError::Conflict(detail),
             OrgsError::Unexpected(e) => AppError::Unexpected(e),
         }
     }

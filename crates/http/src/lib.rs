@@ -5,6 +5,7 @@
 mod auth;
 mod error;
 mod extract;
+mod members;
 mod metrics;
 mod monitors;
 mod ops;

@@ -15,7 +15,10 @@ use crate::server::AppState;
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/v1/organizations", get(list).post(create))
-        .route("/api/v1/organizations/{id}", get(read))
+        .route(
+            "/api/v1/organizations/{id}",
+            get(read).delete(crate::members::delete_org),
+        )
         .route("/api/v1/user/organizations", get(list))
 }
 

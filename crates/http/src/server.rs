@@ -19,7 +19,7 @@ use tracing::Instrument;
 
 use crate::error::{AppError, LoggedError};
 use crate::metrics::{Metrics, RequestLabels, RouteLabels};
-use crate::{auth, monitors, ops, orgs};
+use crate::{auth, members, monitors, ops, orgs};
 
 const REQUEST_ID: &str = "x-request-id";
 
@@ -86,6 +86,7 @@ pub fn router(state: AppState) -> Router {
         .merge(auth::routes())
         .merge(orgs::routes())
         .merge(monitors::routes())
+        .merge(members::routes())
         .fallback(|| async { AppError::NotFound })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(middleware::from_fn_with_state(state.clone(), observe))

@@ -191,6 +191,19 @@ impl Identity {
         users::get(&self.pool, id).await
     }
 
+    /// Sets (or clears) the organization the user's logins start in. The caller checks the
+    /// membership.
+    pub async fn set_default_org(
+        &self,
+        user_id: Uuid,
+        org_id: Option<Uuid>,
+    ) -> Result<User, IdentityError> {
+        users::set_default_org(&self.pool, user_id, org_id).await?;
+        users::get(&self.pool, user_id)
+            .await?
+            .ok_or_else(|| IdentityError::Unexpected(anyhow::anyhow!("user {user_id} vanished")))
+    }
+
     pub fn keys(&self) -> &SigningKeys {
         &self.keys
     }

@@ -89,3 +89,16 @@ pub(crate) async fn set_password_hash(
         .await?;
     Ok(())
 }
+
+pub(crate) async fn set_default_org(
+    pool: &PgPool,
+    id: Uuid,
+    org_id: Option<Uuid>,
+) -> Result<(), IdentityError> {
+    sqlx::query("UPDATE identity.users SET default_org_id = $2, updated_at = now() WHERE id = $1")
+        .bind(id)
+        .bind(org_id)
+        .execute(pool)
+        .await?;
+    Ok(())
+}

@@ -4,9 +4,11 @@
 
 mod members;
 mod roles;
+mod team;
 
 pub use members::{Membership, OrgSummary, Orgs, OrgsError};
 pub use roles::{Action, Role};
+pub use team::Member;
 
 use std::borrow::Cow;
 

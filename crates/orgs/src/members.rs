@@ -20,6 +20,12 @@ pub enum OrgsError {
     SlugTaken(String),
     #[error("{field}: {detail}")]
     Invalid { field: &'static str, detail: String },
+    /// The caller's role does not allow the change.
+    #[error("{0}")]
+    Forbidden(String),
+    /// The change would break a rule (the last owner, an existing member).
+    #[error("{0}")]
+    Conflict(String),
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }
@@ -94,7 +100,7 @@ impl Orgs {
         Self { tenancy }
     }
 
-    fn pool(&self) -> &PgPool {
+    pub(crate) fn runtime(&self) -> &PgPool {
         self.tenancy.runtime_pool()
     }
 
@@ -129,7 +135,7 @@ impl Orgs {
         )
         .bind(record.id.as_uuid())
         .bind(owner)
-        .execute(self.pool())
+        .execute(self.runtime())
         .await;
         if let Err(e) = inserted {
             // No organization without an owner: undo the tenant.
@@ -192,7 +198,7 @@ impl Orgs {
         )
         .bind(org_id)
         .bind(user_id)
-        .fetch_optional(self.pool())
+        .fetch_optional(self.runtime())
         .await?;
         role.map(|r| {
             r.parse()
@@ -229,7 +235,7 @@ impl Orgs {
              ORDER BY t.name, t.slug",
         )
         .bind(user_id)
-        .fetch_all(self.pool())
+        .fetch_all(self.runtime())
         .await?;
         let mut orgs = Vec::with_capacity(rows.len());
         for (org_id, role) in rows {

@@ -1,0 +1,405 @@
+//! Members and roles over HTTP: adding, role changes, the last owner, removal, leaving,
+//! switching, the default organization, deleting an organization.
+
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::{TestApp, problem};
+
+struct Caller {
+    id: String,
+    token: String,
+}
+
+async fn caller(app: &TestApp, email: &str) -> Caller {
+    let body = app.signup(email).await;
+    Caller {
+        id: body["user"]["id"].as_str().unwrap().to_string(),
+        token: body["access_token"].as_str().unwrap().to_string(),
+    }
+}
+
+async fn request(
+    app: &TestApp,
+    method: reqwest::Method,
+    path: &str,
+    token: &str,
+    body: Option<Value>,
+) -> reqwest::Response {
+    let mut r = app
+        .client
+        .request(method, format!("{}{path}", app.base))
+        .bearer_auth(token);
+    if let Some(body) = body {
+        r = r.json(&body);
+    }
+    r.send().await.unwrap()
+}
+
+async fn new_org(app: &TestApp, owner: &Caller, name: &str) -> String {
+    let body: Value = app
+        .post_as(
+            "/api/v1/organizations",
+            &owner.token,
+            &json!({"name": name}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    body["id"].as_str().unwrap().to_string()
+}
+
+fn claims(token: &str) -> Value {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let (mut bits, mut count, mut out) = (0u32, 0, Vec::new());
+    for c in token.split('.').nth(1).unwrap().bytes() {
+        bits = (bits << 6) | ALPHABET.iter().position(|&a| a == c).unwrap() as u32;
+        count += 6;
+        if count >= 8 {
+            count -= 8;
+            out.push((bits >> count) as u8);
+            bits &= (1 << count) - 1;
+        }
+    }
+    serde_json::from_slice(&out).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn roles_change_and_the_last_owner_is_protected() {
+    let app = TestApp::spawn().await;
+    let ada = caller(&app, "ada@example.com").await;
+    let bob = caller(&app, "bob@example.com").await;
+    let org = new_org(&app, &ada, "Acme").await;
+    let members = format!("/api/v1/organizations/{org}/members");
+
+    let added = request(
+        &app,
+        reqwest::Method::POST,
+        &members,
+        &ada.token,
+        Some(json!({"user_id": bob.id, "role": "admin"})),
+    )
+    .await;
+    assert_eq!(added.status(), 201);
+    let twice = request(
+        &app,
+        reqwest::Method::POST,
+        &members,
+        &ada.token,
+        Some(json!({"user_id": bob.id, "role": "admin"})),
+    )
+    .await;
+    assert_eq!(problem(twice, 409).await["code"], "conflict");
+    let listed: Value = request(&app, reqwest::Method::GET, &members, &bob.token, None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["items"].as_array().unwrap().len(), 2);
+
+    // An admin cannot make owners, nor touch one.
+    let bob_path = format!("{members}/{}", bob.id);
+    let ada_path = format!("{members}/{}", ada.id);
+    let refused = request(
+        &app,
+        reqwest::Method::PATCH,
+        &bob_path,
+        &bob.token,
+        Some(json!({"role": "owner"})),
+    )
+    .await;
+    assert_eq!(problem(refused, 403).await["code"], "forbidden");
+    let refused = request(&app, reqwest::Method::DELETE, &ada_path, &bob.token, None).await;
+    assert_eq!(problem(refused, 403).await["code"], "forbidden");
+    // The last owner can neither be demoted nor leave.
+    let last = request(
+        &app,
+        reqwest::Method::PATCH,
+        &ada_path,
+        &ada.token,
+        Some(json!({"role": "admin"})),
+    )
+    .await;
+    assert_eq!(problem(last, 409).await["code"], "conflict");
+    let leave = request(
+        &app,
+        reqwest::Method::POST,
+        &format!("/api/v1/organizations/{org}/leave"),
+        &ada.token,
+        None,
+    )
+    .await;
+    assert_eq!(problem(leave, 409).await["code"], "conflict");
+
+    // With a second owner, the first can step down.
+    let promoted = request(
+        &app,
+        reqwest::Method::PATCH,
+        &bob_path,
+        &ada.token,
+        Some(json!({"role": "owner"})),
+    )
+    .await;
+    assert_eq!(promoted.status(), 200);
+    let stepped = request(
+        &app,
+        reqwest::Method::PATCH,
+        &ada_path,
+        &ada.token,
+        Some(json!({"role": "member"})),
+    )
+    .await;
+    assert_eq!(stepped.status(), 200);
+    let bad_role = request(
+        &app,
+        reqwest::Method::PATCH,
+        &ada_path,
+        &bob.token,
+        Some(json!({"role": "god"})),
+    )
+    .await;
+    assert_eq!(problem(bad_role, 422).await["code"], "validation_failed");
+    let unknown = request(
+        &app,
+        reqwest::Method::PATCH,
+        &format!("{members}/{}", Uuid::new_v4()),
+        &bob.token,
+        Some(json!({"role": "viewer"})),
+    )
+    .await;
+    assert_eq!(unknown.status(), 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_owners_demoting_each_other_at_once_leave_one_owner() {
+    let app = TestApp::spawn().await;
+    let ada = caller(&app, "ada@example.com").await;
+    let bob = caller(&app, "bob@example.com").await;
+    let org = new_org(&app, &ada, "Acme").await;
+    let members = format!("/api/v1/organizations/{org}/members");
+    request(
+        &app,
+        reqwest::Method::POST,
+        &members,
+        &ada.token,
+        Some(json!({"user_id": bob.id, "role": "owner"})),
+    )
+    .await;
+    let (bob_path, ada_path) = (
+        format!("{members}/{}", bob.id),
+        format!("{members}/{}", ada.id),
+    );
+    let demote = json!({"role": "admin"});
+    let (a, b) = tokio::join!(
+        request(
+            &app,
+            reqwest::Method::PATCH,
+            &bob_path,
+            &ada.token,
+            Some(demote.clone())
+        ),
+        request(
+            &app,
+            reqwest::Method::PATCH,
+            &ada_path,
+            &bob.token,
+            Some(demote.clone())
+        ),
+    );
+    let statuses = [a.status().as_u16(), b.status().as_u16()];
+    assert!(statuses.contains(&200), "{statuses:?}");
+    let listed: Value = request(&app, reqwest::Method::GET, &members, &ada.token, None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let owners = listed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["role"] == "owner")
+        .count();
+    assert_eq!(owners, 1, "{listed}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_member_loses_access_at_once() {
+    let app = TestApp::spawn().await;
+    let ada = caller(&app, "ada@example.com").await;
+    let bob = caller(&app, "bob@example.com").await;
+    let org = new_org(&app, &ada, "Acme").await;
+    let members = format!("/api/v1/organizations/{org}/members");
+    request(
+        &app,
+        reqwest::Method::POST,
+        &members,
+        &ada.token,
+        Some(json!({"user_id": bob.id, "role": "member"})),
+    )
+    .await;
+    let switched: Value = request(
+        &app,
+        reqwest::Method::POST,
+        &format!("/api/v1/organizations/{org}/switch"),
+        &bob.token,
+        None,
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let bob_in_org = switched["access_token"].as_str().unwrap().to_string();
+    assert_eq!(claims(&bob_in_org)["org_id"], org);
+    assert_eq!(
+        request(
+            &app,
+            reqwest::Method::GET,
+            "/api/v1/monitors",
+            &bob_in_org,
+            None
+        )
+        .await
+        .status(),
+        200
+    );
+
+    let removed = request(
+        &app,
+        reqwest::Method::DELETE,
+        &format!("{members}/{}", bob.id),
+        &ada.token,
+        None,
+    )
+    .await;
+    assert_eq!(removed.status(), 204);
+    assert_eq!(
+        request(
+            &app,
+            reqwest::Method::GET,
+            "/api/v1/monitors",
+            &bob_in_org,
+            None
+        )
+        .await
+        .status(),
+        404
+    );
+    let switch = request(
+        &app,
+        reqwest::Method::POST,
+        &format!("/api/v1/organizations/{org}/switch"),
+        &bob.token,
+        None,
+    )
+    .await;
+    assert_eq!(switch.status(), 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_starts_in_the_default_organization() {
+    let app = TestApp::spawn().await;
+    let ada = caller(&app, "ada@example.com").await;
+    let org = new_org(&app, &ada, "Acme").await;
+    let stranger = new_org(&app, &caller(&app, "eve@example.com").await, "Eve's").await;
+    let refused = request(
+        &app,
+        reqwest::Method::PUT,
+        "/api/v1/user/default-organization",
+        &ada.token,
+        Some(json!({"org_id": stranger})),
+    )
+    .await;
+    assert_eq!(problem(refused, 422).await["field"], "org_id");
+    let set = request(
+        &app,
+        reqwest::Method::PUT,
+        "/api/v1/user/default-organization",
+        &ada.token,
+        Some(json!({"org_id": org})),
+    )
+    .await;
+    assert_eq!(set.status(), 200);
+    assert_eq!(set.json::<Value>().await.unwrap()["default_org_id"], org);
+    let login: Value = app
+        .post(
+            "/api/v1/auth/login",
+            &json!({"email": "ada@example.com", "password": "correct horse"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let token = login["access_token"].as_str().unwrap();
+    assert_eq!(claims(token)["org_id"], org);
+    assert_eq!(
+        request(&app, reqwest::Method::GET, "/api/v1/monitors", token, None)
+            .await
+            .status(),
+        200
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_owners_delete_and_a_hard_delete_needs_the_slug() {
+    let app = TestApp::spawn().await;
+    let ada = caller(&app, "ada@example.com").await;
+    let bob = caller(&app, "bob@example.com").await;
+    let org = new_org(&app, &ada, "Doomed").await;
+    let path = format!("/api/v1/organizations/{org}");
+    request(
+        &app,
+        reqwest::Method::POST,
+        &format!("{path}/members"),
+        &ada.token,
+        Some(json!({"user_id": bob.id, "role": "admin"})),
+    )
+    .await;
+    let refused = request(&app, reqwest::Method::DELETE, &path, &bob.token, None).await;
+    assert_eq!(problem(refused, 403).await["code"], "forbidden");
+
+    assert_eq!(
+        request(&app, reqwest::Method::DELETE, &path, &ada.token, None)
+            .await
+            .status(),
+        204
+    );
+    assert_eq!(
+        request(&app, reqwest::Method::GET, &path, &ada.token, None)
+            .await
+            .status(),
+        200,
+        "members still see it, deleted"
+    );
+    let wrong = request(
+        &app,
+        reqwest::Method::DELETE,
+        &format!("{path}?hard=true"),
+        &ada.token,
+        Some(json!({"confirm": "nope"})),
+    )
+    .await;
+    assert_eq!(problem(wrong, 422).await["field"], "confirm");
+    let purged = request(
+        &app,
+        reqwest::Method::DELETE,
+        &format!("{path}?hard=true"),
+        &ada.token,
+        Some(json!({"confirm": "doomed"})),
+    )
+    .await;
+    assert_eq!(purged.status(), 204);
+    assert_eq!(
+        request(&app, reqwest::Method::GET, &path, &ada.token, None)
+            .await
+            .status(),
+        404
+    );
+    let memberships: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM orgs.memberships WHERE org_id = $1")
+            .bind(org.parse::<Uuid>().unwrap())
+            .fetch_one(app.tenancy.owner_pool())
+            .await
+            .unwrap();
+    assert_eq!(memberships, 0);
+}

@@ -1,0 +1,215 @@
+//! An organization's members: list, add, change roles, remove, leave. Only an owner grants or
+//! removes `owner`, and an organization never loses its last owner: changes lock the
+//! organization's memberships first, so two concurrent demotions cannot both pass the check.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::{PgConnection, Postgres, Transaction};
+use uuid::Uuid;
+
+use crate::members::{Orgs, OrgsError};
+use crate::roles::{Action, Role};
+
+/// A member as the team page shows them.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct Member {
+    pub user_id: Uuid,
+    pub email: String,
+    pub name: String,
+    #[sqlx(try_from = "String")]
+    pub role: Role,
+    pub joined_at: DateTime<Utc>,
+}
+
+impl Orgs {
+    pub async fn members(&self, org_id: Uuid) -> Result<Vec<Member>, OrgsError> {
+        Ok(sqlx::query_as(
+            "SELECT m.user_id, u.email, u.name, m.role, m.joined_at
+             FROM orgs.memberships m JOIN identity.users u ON u.id = m.user_id
+             WHERE m.org_id = $1 ORDER BY m.joined_at, u.email",
+        )
+        .bind(org_id)
+        .fetch_all(self.runtime())
+        .await?)
+    }
+
+    /// Adds an existing user; `actor` is the caller's role.
+    pub async fn add_member(
+        &self,
+        actor: Role,
+        org_id: Uuid,
+        user_id: Uuid,
+        role: Role,
+    ) -> Result<Member, OrgsError> {
+        require(actor, Action::Administer)?;
+        if role == Role::Owner {
+            require(actor, Action::ManageOwners)?;
+        }
+        let exists: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM identity.users WHERE id = $1)")
+                .bind(user_id)
+                .fetch_one(self.runtime())
+                .await?;
+        if !exists {
+            return Err(OrgsError::Invalid {
+                field: "user_id",
+                detail: "no such user".to_string(),
+            });
+        }
+        let inserted = sqlx::query(
+            "INSERT INTO orgs.memberships (org_id, user_id, role) VALUES ($1, $2, $3)
+             ON CONFLICT (org_id, user_id) DO NOTHING",
+        )
+        .bind(org_id)
+        .bind(user_id)
+        .bind(role.as_str())
+        .execute(self.runtime())
+        .await?;
+        if inserted.rows_affected() == 0 {
+            return Err(OrgsError::Conflict(
+                "This user is already a member.".to_string(),
+            ));
+        }
+        self.member(org_id, user_id).await
+    }
+
+    /// Changes a member's role.
+    pub async fn change_role(
+        &self,
+        actor: Role,
+        org_id: Uuid,
+        user_id: Uuid,
+        role: Role,
+    ) -> Result<Member, OrgsError> {
+        require(actor, Action::Administer)?;
+        let mut tx = self.lock_members(org_id).await?;
+        let current = role_in(&mut tx, org_id, user_id)
+            .await?
+            .ok_or(OrgsError::NotFound)?;
+        if current == Role::Owner || role == Role::Owner {
+            require(actor, Action::ManageOwners)?;
+        }
+        if current == Role::Owner && role != Role::Owner && owners(&mut tx, org_id).await? <= 1 {
+            return Err(OrgsError::Conflict(
+                "The last owner cannot be demoted: make someone else owner first.".to_string(),
+            ));
+        }
+        sqlx::query("UPDATE orgs.memberships SET role = $3 WHERE org_id = $1 AND user_id = $2")
+            .bind(org_id)
+            .bind(user_id)
+            .bind(role.as_str())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        self.member(org_id, user_id).await
+    }
+
+    /// Removes a member (`actor` is the caller's role); their tokens lose the organization at once,
+    /// since membership is checked on every request.
+    pub async fn remove_member(
+        &self,
+        actor: Role,
+        org_id: Uuid,
+        user_id: Uuid,
+    ) -> Result<(), OrgsError> {
+        require(actor, Action::Administer)?;
+        self.remove(org_id, user_id, Some(actor)).await
+    }
+
+    /// The caller leaves the organization.
+    pub async fn leave(&self, org_id: Uuid, user_id: Uuid) -> Result<(), OrgsError> {
+        self.remove(org_id, user_id, None).await
+    }
+
+    async fn remove(
+        &self,
+        org_id: Uuid,
+        user_id: Uuid,
+        actor: Option<Role>,
+    ) -> Result<(), OrgsError> {
+        let mut tx = self.lock_members(org_id).await?;
+        let current = role_in(&mut tx, org_id, user_id)
+            .await?
+            .ok_or(OrgsError::NotFound)?;
+        if current == Role::Owner {
+            if let Some(actor) = actor {
+                require(actor, Action::ManageOwners)?;
+            }
+            if owners(&mut tx, org_id).await? <= 1 {
+                return Err(OrgsError::Conflict(
+                    "The last owner cannot leave or be removed: make someone else owner first, or delete the organization.".to_string(),
+                ));
+            }
+        }
+        sqlx::query("DELETE FROM orgs.memberships WHERE org_id = $1 AND user_id = $2")
+            .bind(org_id)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn member(&self, org_id: Uuid, user_id: Uuid) -> Result<Member, OrgsError> {
+        sqlx::query_as(
+            "SELECT m.user_id, u.email, u.name, m.role, m.joined_at
+             FROM orgs.memberships m JOIN identity.users u ON u.id = m.user_id
+             WHERE m.org_id = $1 AND m.user_id = $2",
+        )
+        .bind(org_id)
+        .bind(user_id)
+        .fetch_optional(self.runtime())
+        .await?
+        .ok_or(OrgsError::NotFound)
+    }
+
+    /// A transaction holding the organization's membership rows locked.
+    async fn lock_members(
+        &self,
+        org_id: Uuid,
+    ) -> Result<Transaction<'static, Postgres>, OrgsError> {
+        let mut tx = self.runtime().begin().await?;
+        sqlx::query("SELECT user_id FROM orgs.memberships WHERE org_id = $1 FOR UPDATE")
+            .bind(org_id)
+            .fetch_all(&mut *tx)
+            .await?;
+        Ok(tx)
+    }
+}
+
+fn require(actor: Role, action: Action) -> Result<(), OrgsError> {
+    if actor.may(action) {
+        Ok(())
+    } else {
+        Err(OrgsError::Forbidden(format!(
+            "Your role ({actor}) does not allow this."
+        )))
+    }
+}
+
+async fn role_in(
+    conn: &mut PgConnection,
+    org_id: Uuid,
+    user_id: Uuid,
+) -> Result<Option<Role>, OrgsError> {
+    let role: Option<String> =
+        sqlx::query_scalar("SELECT role FROM orgs.memberships WHERE org_id = $1 AND user_id = $2")
+            .bind(org_id)
+            .bind(user_id)
+            .fetch_optional(&mut *conn)
+            .await?;
+    role.map(|r| {
+        r.parse()
+            .map_err(|e: String| OrgsError::Unexpected(anyhow::anyhow!(e)))
+    })
+    .transpose()
+}
+
+async fn owners(conn: &mut PgConnection, org_id: Uuid) -> Result<i64, OrgsError> {
+    Ok(sqlx::query_scalar(
+        "SELECT count(*) FROM orgs.memberships WHERE org_id = $1 AND role = 'owner'",
+    )
+    .bind(org_id)
+    .fetch_one(&mut *conn)
+    .await?)
+}
