@@ -85,3 +85,31 @@ impl FromRequestParts<AppState> for TenantScope {
         Ok(TenantScope { claims, role, ctx })
     }
 }
+
+/// Refuses with 403 unless `role` allows `action`.
+pub fn require(role: Role, action: Action) -> Result<(), AppError> {
+    if role.may(action) {
+        Ok(())
+    } else {
+        Err(AppError::forbidden(format!(
+            "Your role ({role}) does not allow this."
+        )))
+    }
+}
+
+/// A page of a list: `{items, next_cursor}`.
+#[derive(Debug, serde::Serialize)]
+pub struct Items<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+impl<T> Items<T> {
+    /// Everything, in one page.
+    pub fn all(items: Vec<T>) -> Self {
+        Items {
+            items,
+            next_cursor: None,
+        }
+    }
+}

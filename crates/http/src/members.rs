@@ -6,7 +6,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{patch, post, put};
 use axum::{Json, Router};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use tenantry_identity::User;
 use tenantry_orgs::{Action, Member, Role};
 use tenantry_tenancy::{TenantRecord, TenantStatus};
@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use crate::auth::Tokens;
 use crate::error::AppError;
-use crate::extract::{ApiJson, AuthUser};
+use crate::extract::{ApiJson, AuthUser, Items, require};
 use crate::server::AppState;
 
 pub fn routes() -> Router<AppState> {
@@ -30,12 +30,6 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/organizations/{id}/leave", post(leave))
         .route("/api/v1/organizations/{id}/switch", post(switch))
         .route("/api/v1/user/default-organization", put(default_org))
-}
-
-#[derive(Serialize)]
-struct Items<T> {
-    items: Vec<T>,
-    next_cursor: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -74,16 +68,6 @@ pub(crate) async fn membership(
     }
 }
 
-fn require(role: Role, action: Action) -> Result<(), AppError> {
-    if role.may(action) {
-        Ok(())
-    } else {
-        Err(AppError::forbidden(format!(
-            "Your role ({role}) does not allow this."
-        )))
-    }
-}
-
 fn user_id(text: &str) -> Result<Uuid, AppError> {
     text.parse().map_err(|_| AppError::NotFound)
 }
@@ -95,10 +79,7 @@ async fn list(
 ) -> Result<Json<Items<Member>>, AppError> {
     let (record, _) = membership(&state, claims.sub, &id).await?;
     let items = state.orgs.members(record.id.as_uuid()).await?;
-    Ok(Json(Items {
-        items,
-        next_cursor: None,
-    }))
+    Ok(Json(Items::all(items)))
 }
 
 async fn add(

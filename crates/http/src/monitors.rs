@@ -7,13 +7,13 @@ use axum::{Json, Router};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use tenantry_monitoring::{self as monitoring, Cursor, Monitor, MonitorInput};
 use tenantry_orgs::Action;
 use uuid::Uuid;
 
 use crate::error::AppError;
-use crate::extract::{ApiJson, TenantScope};
+use crate::extract::{ApiJson, Items, TenantScope};
 use crate::server::AppState;
 
 pub fn routes() -> Router<AppState> {
@@ -30,12 +30,6 @@ pub fn routes() -> Router<AppState> {
 struct Page {
     limit: Option<i64>,
     cursor: Option<String>,
-}
-
-#[derive(Serialize)]
-struct Items<T> {
-    items: Vec<T>,
-    next_cursor: Option<String>,
 }
 
 fn encode_cursor(m: &Monitor) -> String {
@@ -153,8 +147,5 @@ async fn results(
         .await?
         .ok_or(AppError::NotFound)?;
     tx.commit().await?;
-    Ok(Json(Items {
-        items: Vec::new(),
-        next_cursor: None,
-    }))
+    Ok(Json(Items::all(Vec::new())))
 }

@@ -4,12 +4,12 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use tenantry_orgs::{OrgSummary, Orgs};
 use tenantry_tenancy::Isolation;
 
 use crate::error::AppError;
-use crate::extract::{ApiJson, AuthUser};
+use crate::extract::{ApiJson, AuthUser, Items};
 use crate::server::AppState;
 
 pub fn routes() -> Router<AppState> {
@@ -30,21 +30,12 @@ struct NewOrg {
     slug: Option<String>,
 }
 
-#[derive(Serialize)]
-struct Items<T> {
-    items: Vec<T>,
-    next_cursor: Option<String>,
-}
-
 async fn list(
     State(state): State<AppState>,
     AuthUser(claims): AuthUser,
 ) -> Result<Json<Items<OrgSummary>>, AppError> {
     let items = state.orgs.of_user(claims.sub).await?;
-    Ok(Json(Items {
-        items,
-        next_cursor: None,
-    }))
+    Ok(Json(Items::all(items)))
 }
 
 /// New organizations live in the shared tier; a platform admin chooses another.

@@ -21,13 +21,14 @@ pub struct Member {
     pub joined_at: DateTime<Utc>,
 }
 
+const MEMBER_SELECT: &str = "SELECT m.user_id, u.email, u.name, m.role, m.joined_at
+     FROM orgs.memberships m JOIN identity.users u ON u.id = m.user_id";
+
 impl Orgs {
     pub async fn members(&self, org_id: Uuid) -> Result<Vec<Member>, OrgsError> {
-        Ok(sqlx::query_as(
-            "SELECT m.user_id, u.email, u.name, m.role, m.joined_at
-             FROM orgs.memberships m JOIN identity.users u ON u.id = m.user_id
-             WHERE m.org_id = $1 ORDER BY m.joined_at, u.email",
-        )
+        Ok(sqlx::query_as(&format!(
+            "{MEMBER_SELECT} WHERE m.org_id = $1 ORDER BY m.joined_at, u.email"
+        ))
         .bind(org_id)
         .fetch_all(self.runtime())
         .await?)
@@ -151,11 +152,9 @@ impl Orgs {
     }
 
     async fn member(&self, org_id: Uuid, user_id: Uuid) -> Result<Member, OrgsError> {
-        sqlx::query_as(
-            "SELECT m.user_id, u.email, u.name, m.role, m.joined_at
-             FROM orgs.memberships m JOIN identity.users u ON u.id = m.user_id
-             WHERE m.org_id = $1 AND m.user_id = $2",
-        )
+        sqlx::query_as(&format!(
+            "{MEMBER_SELECT} WHERE m.org_id = $1 AND m.user_id = $2"
+        ))
         .bind(org_id)
         .bind(user_id)
         .fetch_optional(self.runtime())

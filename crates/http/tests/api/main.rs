@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 use tenantry_http::Application;
 use tenantry_identity::{Identity, IdentityConfig};
 use tenantry_tenancy::{MigrationSet, Tenancy};
+use uuid::Uuid;
 
 /// The application served on a free port, with its engine.
 pub struct TestApp {
@@ -110,4 +111,61 @@ pub async fn problem(response: reqwest::Response, status: u16) -> Value {
         "application/problem+json"
     );
     response.json().await.unwrap()
+}
+
+/// A signed-up user: their id and access token.
+pub struct Caller {
+    pub id: Uuid,
+    pub token: String,
+}
+
+pub async fn caller(app: &TestApp, email: &str) -> Caller {
+    let body = app.signup(email).await;
+    Caller {
+        id: body["user"]["id"].as_str().unwrap().parse().unwrap(),
+        token: body["access_token"].as_str().unwrap().to_string(),
+    }
+}
+
+/// A request as `token`, in organization `tenant` (the `X-Tenant` header) when given.
+pub async fn send(
+    app: &TestApp,
+    method: reqwest::Method,
+    path: &str,
+    token: &str,
+    tenant: Option<&str>,
+    body: Option<Value>,
+) -> reqwest::Response {
+    let mut request = app
+        .client
+        .request(method, format!("{}{path}", app.base))
+        .bearer_auth(token);
+    if let Some(tenant) = tenant {
+        request = request.header("X-Tenant", tenant);
+    }
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    request.send().await.unwrap()
+}
+
+/// Part `i` of a JWT (0 the header, 1 the claims), decoded.
+pub fn jwt_part(token: &str, i: usize) -> Value {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let (mut bits, mut count, mut out) = (0u32, 0, Vec::new());
+    for c in token.split('.').nth(i).unwrap().bytes() {
+        bits = (bits << 6) | ALPHABET.iter().position(|&a| a == c).unwrap() as u32;
+        count += 6;
+        if count >= 8 {
+            count -= 8;
+            out.push((bits >> count) as u8);
+            bits &= (1 << count) - 1;
+        }
+    }
+    serde_json::from_slice(&out).unwrap()
+}
+
+/// The claims of an access token.
+pub fn jwt_claims(token: &str) -> Value {
+    jwt_part(token, 1)
 }

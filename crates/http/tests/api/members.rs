@@ -4,37 +4,7 @@
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::{TestApp, problem};
-
-struct Caller {
-    id: String,
-    token: String,
-}
-
-async fn caller(app: &TestApp, email: &str) -> Caller {
-    let body = app.signup(email).await;
-    Caller {
-        id: body["user"]["id"].as_str().unwrap().to_string(),
-        token: body["access_token"].as_str().unwrap().to_string(),
-    }
-}
-
-async fn request(
-    app: &TestApp,
-    method: reqwest::Method,
-    path: &str,
-    token: &str,
-    body: Option<Value>,
-) -> reqwest::Response {
-    let mut r = app
-        .client
-        .request(method, format!("{}{path}", app.base))
-        .bearer_auth(token);
-    if let Some(body) = body {
-        r = r.json(&body);
-    }
-    r.send().await.unwrap()
-}
+use crate::{Caller, TestApp, caller, jwt_claims as claims, problem, send};
 
 async fn new_org(app: &TestApp, owner: &Caller, name: &str) -> String {
     let body: Value = app
@@ -50,21 +20,6 @@ async fn new_org(app: &TestApp, owner: &Caller, name: &str) -> String {
     body["id"].as_str().unwrap().to_string()
 }
 
-fn claims(token: &str) -> Value {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let (mut bits, mut count, mut out) = (0u32, 0, Vec::new());
-    for c in token.split('.').nth(1).unwrap().bytes() {
-        bits = (bits << 6) | ALPHABET.iter().position(|&a| a == c).unwrap() as u32;
-        count += 6;
-        if count >= 8 {
-            count -= 8;
-            out.push((bits >> count) as u8);
-            bits &= (1 << count) - 1;
-        }
-    }
-    serde_json::from_slice(&out).unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn roles_change_and_the_last_owner_is_protected() {
     let app = TestApp::spawn().await;
@@ -73,25 +28,27 @@ async fn roles_change_and_the_last_owner_is_protected() {
     let org = new_org(&app, &ada, "Acme").await;
     let members = format!("/api/v1/organizations/{org}/members");
 
-    let added = request(
+    let added = send(
         &app,
         reqwest::Method::POST,
         &members,
         &ada.token,
+        None,
         Some(json!({"user_id": bob.id, "role": "admin"})),
     )
     .await;
     assert_eq!(added.status(), 201);
-    let twice = request(
+    let twice = send(
         &app,
         reqwest::Method::POST,
         &members,
         &ada.token,
+        None,
         Some(json!({"user_id": bob.id, "role": "admin"})),
     )
     .await;
     assert_eq!(problem(twice, 409).await["code"], "conflict");
-    let listed: Value = request(&app, reqwest::Method::GET, &members, &bob.token, None)
+    let listed: Value = send(&app, reqwest::Method::GET, &members, &bob.token, None, None)
         .await
         .json()
         .await
@@ -101,70 +58,85 @@ async fn roles_change_and_the_last_owner_is_protected() {
     // An admin cannot make owners, nor touch one.
     let bob_path = format!("{members}/{}", bob.id);
     let ada_path = format!("{members}/{}", ada.id);
-    let refused = request(
+    let refused = send(
         &app,
         reqwest::Method::PATCH,
         &bob_path,
         &bob.token,
+        None,
         Some(json!({"role": "owner"})),
     )
     .await;
     assert_eq!(problem(refused, 403).await["code"], "forbidden");
-    let refused = request(&app, reqwest::Method::DELETE, &ada_path, &bob.token, None).await;
+    let refused = send(
+        &app,
+        reqwest::Method::DELETE,
+        &ada_path,
+        &bob.token,
+        None,
+        None,
+    )
+    .await;
     assert_eq!(problem(refused, 403).await["code"], "forbidden");
     // The last owner can neither be demoted nor leave.
-    let last = request(
+    let last = send(
         &app,
         reqwest::Method::PATCH,
         &ada_path,
         &ada.token,
+        None,
         Some(json!({"role": "admin"})),
     )
     .await;
     assert_eq!(problem(last, 409).await["code"], "conflict");
-    let leave = request(
+    let leave = send(
         &app,
         reqwest::Method::POST,
         &format!("/api/v1/organizations/{org}/leave"),
         &ada.token,
+        None,
         None,
     )
     .await;
     assert_eq!(problem(leave, 409).await["code"], "conflict");
 
     // With a second owner, the first can step down.
-    let promoted = request(
+    let promoted = send(
         &app,
         reqwest::Method::PATCH,
         &bob_path,
         &ada.token,
+        None,
         Some(json!({"role": "owner"})),
     )
     .await;
     assert_eq!(promoted.status(), 200);
-    let stepped = request(
+    let stepped = send(
         &app,
         reqwest::Method::PATCH,
         &ada_path,
         &ada.token,
+        None,
         Some(json!({"role": "member"})),
     )
     .await;
     assert_eq!(stepped.status(), 200);
-    let bad_role = request(
+    let bad_role = send(
         &app,
         reqwest::Method::PATCH,
         &ada_path,
         &bob.token,
+        None,
         Some(json!({"role": "god"})),
     )
     .await;
     assert_eq!(problem(bad_role, 422).await["code"], "validation_failed");
-    let unknown = request(
+    let unknown = send(
         &app,
         reqwest::Method::PATCH,
         &format!("{members}/{}", Uuid::new_v4()),
         &bob.token,
+        None,
         Some(json!({"role": "viewer"})),
     )
     .await;
@@ -178,11 +150,12 @@ async fn two_owners_demoting_each_other_at_once_leave_one_owner() {
     let bob = caller(&app, "bob@example.com").await;
     let org = new_org(&app, &ada, "Acme").await;
     let members = format!("/api/v1/organizations/{org}/members");
-    request(
+    send(
         &app,
         reqwest::Method::POST,
         &members,
         &ada.token,
+        None,
         Some(json!({"user_id": bob.id, "role": "owner"})),
     )
     .await;
@@ -192,24 +165,26 @@ async fn two_owners_demoting_each_other_at_once_leave_one_owner() {
     );
     let demote = json!({"role": "admin"});
     let (a, b) = tokio::join!(
-        request(
+        send(
             &app,
             reqwest::Method::PATCH,
             &bob_path,
             &ada.token,
+            None,
             Some(demote.clone())
         ),
-        request(
+        send(
             &app,
             reqwest::Method::PATCH,
             &ada_path,
             &bob.token,
+            None,
             Some(demote.clone())
         ),
     );
     let statuses = [a.status().as_u16(), b.status().as_u16()];
     assert!(statuses.contains(&200), "{statuses:?}");
-    let listed: Value = request(&app, reqwest::Method::GET, &members, &ada.token, None)
+    let listed: Value = send(&app, reqwest::Method::GET, &members, &ada.token, None, None)
         .await
         .json()
         .await
@@ -230,19 +205,21 @@ async fn a_removed_member_loses_access_at_once() {
     let bob = caller(&app, "bob@example.com").await;
     let org = new_org(&app, &ada, "Acme").await;
     let members = format!("/api/v1/organizations/{org}/members");
-    request(
+    send(
         &app,
         reqwest::Method::POST,
         &members,
         &ada.token,
+        None,
         Some(json!({"user_id": bob.id, "role": "member"})),
     )
     .await;
-    let switched: Value = request(
+    let switched: Value = send(
         &app,
         reqwest::Method::POST,
         &format!("/api/v1/organizations/{org}/switch"),
         &bob.token,
+        None,
         None,
     )
     .await
@@ -252,11 +229,12 @@ async fn a_removed_member_loses_access_at_once() {
     let bob_in_org = switched["access_token"].as_str().unwrap().to_string();
     assert_eq!(claims(&bob_in_org)["org_id"], org);
     assert_eq!(
-        request(
+        send(
             &app,
             reqwest::Method::GET,
             "/api/v1/monitors",
             &bob_in_org,
+            None,
             None
         )
         .await
@@ -264,32 +242,35 @@ async fn a_removed_member_loses_access_at_once() {
         200
     );
 
-    let removed = request(
+    let removed = send(
         &app,
         reqwest::Method::DELETE,
         &format!("{members}/{}", bob.id),
         &ada.token,
         None,
+        None,
     )
     .await;
     assert_eq!(removed.status(), 204);
     assert_eq!(
-        request(
+        send(
             &app,
             reqwest::Method::GET,
             "/api/v1/monitors",
             &bob_in_org,
+            None,
             None
         )
         .await
         .status(),
         404
     );
-    let switch = request(
+    let switch = send(
         &app,
         reqwest::Method::POST,
         &format!("/api/v1/organizations/{org}/switch"),
         &bob.token,
+        None,
         None,
     )
     .await;
@@ -302,20 +283,22 @@ async fn login_starts_in_the_default_organization() {
     let ada = caller(&app, "ada@example.com").await;
     let org = new_org(&app, &ada, "Acme").await;
     let stranger = new_org(&app, &caller(&app, "eve@example.com").await, "Eve's").await;
-    let refused = request(
+    let refused = send(
         &app,
         reqwest::Method::PUT,
         "/api/v1/user/default-organization",
         &ada.token,
+        None,
         Some(json!({"org_id": stranger})),
     )
     .await;
     assert_eq!(problem(refused, 422).await["field"], "org_id");
-    let set = request(
+    let set = send(
         &app,
         reqwest::Method::PUT,
         "/api/v1/user/default-organization",
         &ada.token,
+        None,
         Some(json!({"org_id": org})),
     )
     .await;
@@ -333,9 +316,16 @@ async fn login_starts_in_the_default_organization() {
     let token = login["access_token"].as_str().unwrap();
     assert_eq!(claims(token)["org_id"], org);
     assert_eq!(
-        request(&app, reqwest::Method::GET, "/api/v1/monitors", token, None)
-            .await
-            .status(),
+        send(
+            &app,
+            reqwest::Method::GET,
+            "/api/v1/monitors",
+            token,
+            None,
+            None
+        )
+        .await
+        .status(),
         200
     );
 }
@@ -347,50 +337,53 @@ async fn only_owners_delete_and_a_hard_delete_needs_the_slug() {
     let bob = caller(&app, "bob@example.com").await;
     let org = new_org(&app, &ada, "Doomed").await;
     let path = format!("/api/v1/organizations/{org}");
-    request(
+    send(
         &app,
         reqwest::Method::POST,
         &format!("{path}/members"),
         &ada.token,
+        None,
         Some(json!({"user_id": bob.id, "role": "admin"})),
     )
     .await;
-    let refused = request(&app, reqwest::Method::DELETE, &path, &bob.token, None).await;
+    let refused = send(&app, reqwest::Method::DELETE, &path, &bob.token, None, None).await;
     assert_eq!(problem(refused, 403).await["code"], "forbidden");
 
     assert_eq!(
-        request(&app, reqwest::Method::DELETE, &path, &ada.token, None)
+        send(&app, reqwest::Method::DELETE, &path, &ada.token, None, None)
             .await
             .status(),
         204
     );
     assert_eq!(
-        request(&app, reqwest::Method::GET, &path, &ada.token, None)
+        send(&app, reqwest::Method::GET, &path, &ada.token, None, None)
             .await
             .status(),
         200,
         "members still see it, deleted"
     );
-    let wrong = request(
+    let wrong = send(
         &app,
         reqwest::Method::DELETE,
         &format!("{path}?hard=true"),
         &ada.token,
+        None,
         Some(json!({"confirm": "nope"})),
     )
     .await;
     assert_eq!(problem(wrong, 422).await["field"], "confirm");
-    let purged = request(
+    let purged = send(
         &app,
         reqwest::Method::DELETE,
         &format!("{path}?hard=true"),
         &ada.token,
+        None,
         Some(json!({"confirm": "doomed"})),
     )
     .await;
     assert_eq!(purged.status(), 204);
     assert_eq!(
-        request(&app, reqwest::Method::GET, &path, &ada.token, None)
+        send(&app, reqwest::Method::GET, &path, &ada.token, None, None)
             .await
             .status(),
         404

@@ -6,21 +6,7 @@ use tenantry_orgs::Orgs;
 use tenantry_tenancy::Isolation;
 use uuid::Uuid;
 
-use crate::{TestApp, problem};
-
-/// A signed-up user: their id and access token.
-struct Caller {
-    id: Uuid,
-    token: String,
-}
-
-async fn caller(app: &TestApp, email: &str) -> Caller {
-    let body = app.signup(email).await;
-    Caller {
-        id: body["user"]["id"].as_str().unwrap().parse().unwrap(),
-        token: body["access_token"].as_str().unwrap().to_string(),
-    }
-}
+use crate::{Caller, TestApp, caller, problem, send};
 
 /// An organization of `tier` owned by `owner`, returning its id.
 async fn org(app: &TestApp, owner: &Caller, name: &str, tier: Isolation) -> String {
@@ -29,27 +15,6 @@ async fn org(app: &TestApp, owner: &Caller, name: &str, tier: Isolation) -> Stri
         .await
         .unwrap();
     org.id.to_string()
-}
-
-async fn send(
-    app: &TestApp,
-    method: reqwest::Method,
-    path: &str,
-    token: &str,
-    tenant: Option<&str>,
-    body: Option<Value>,
-) -> reqwest::Response {
-    let mut request = app
-        .client
-        .request(method, format!("{}{path}", app.base))
-        .bearer_auth(token);
-    if let Some(tenant) = tenant {
-        request = request.header("X-Tenant", tenant);
-    }
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    request.send().await.unwrap()
 }
 
 fn heartbeat(name: &str) -> Value {
