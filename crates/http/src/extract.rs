@@ -4,8 +4,9 @@ use axum::extract::{FromRequest, FromRequestParts};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use tenantry_identity::AccessClaims;
-use tenantry_orgs::{Action, Role};
+use tenantry_orgs::{Action, KEY_PREFIX as API_KEY_PREFIX, Role};
 use tenantry_tenancy::TenantCtx;
+use uuid::Uuid;
 
 use crate::error::AppError;
 use crate::server::AppState;
@@ -15,37 +16,56 @@ use crate::server::AppState;
 #[from_request(via(axum::Json), rejection(AppError))]
 pub struct ApiJson<T>(pub T);
 
-/// The caller, from a valid access token of an open session.
+/// The caller, from a valid access token of an open session. API keys are refused here: they
+/// act on their organization's resources only.
 #[derive(Debug, Clone)]
 pub struct AuthUser(pub AccessClaims);
+
+fn bearer(parts: &Parts) -> Result<&str, AppError> {
+    parts
+        .headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(AppError::unauthorized)
+}
 
 impl FromRequestParts<AppState> for AuthUser {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
-        let token = parts
-            .headers
-            .get(AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .ok_or_else(AppError::unauthorized)?;
+        let token = bearer(parts)?;
+        if token.starts_with(API_KEY_PREFIX) {
+            return Err(AppError::Unauthorized {
+                code: "unauthorized",
+                detail: "API keys act on their organization's resources only; this needs a user's access token.",
+            });
+        }
         let claims = state.identity.authenticate(token).await?;
         tracing::Span::current().record("user_id", tracing::field::display(claims.sub));
         Ok(AuthUser(claims))
     }
 }
 
-/// The caller inside an organization: from the `X-Tenant` header (id or slug), else the token's
-/// `org_id`. Membership is checked on every request; an organization that does not exist and one
-/// the caller does not belong to are the same 404.
+/// Who acts in an organization: a signed-in user, or one of its API keys.
+#[derive(Debug, Clone)]
+pub enum Actor {
+    User(AccessClaims),
+    ApiKey { key_id: Uuid },
+}
+
+/// The caller inside an organization. With an API key, the key's organization (a header naming
+/// another is refused); else the `X-Tenant` header (id or slug), else the token's `org_id`.
+/// Membership is checked on every request; an organization that does not exist and one the
+/// caller does not belong to are the same 404.
 #[derive(Debug, Clone)]
 pub struct TenantScope {
-    pub claims: AccessClaims,
+    pub actor: Actor,
     pub role: Role,
     pub ctx: TenantCtx,
 }
@@ -53,14 +73,7 @@ pub struct TenantScope {
 impl TenantScope {
     /// Refuses with 403 unless the caller's role allows `action`.
     pub fn require(&self, action: Action) -> Result<(), AppError> {
-        if self.role.may(action) {
-            Ok(())
-        } else {
-            Err(AppError::forbidden(format!(
-                "Your role ({}) does not allow this.",
-                self.role
-            )))
-        }
+        require(self.role, action)
     }
 }
 
@@ -68,21 +81,42 @@ impl FromRequestParts<AppState> for TenantScope {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
-        let AuthUser(claims) = AuthUser::from_request_parts(parts, state).await?;
         let header = parts
             .headers
             .get("x-tenant")
             .map(|v| v.to_str().map(str::trim).map(str::to_owned))
             .transpose()
-            .map_err(|_| AppError::NotFound)?;
-        let key = header
-            .filter(|k| !k.is_empty())
-            .or_else(|| claims.org_id.map(|id| id.to_string()))
-            .ok_or(AppError::TenantRequired)?;
-        let (record, role) = state.orgs.for_member(&key, claims.sub).await?;
+            .map_err(|_| AppError::NotFound)?
+            .filter(|k| !k.is_empty());
+        let token = bearer(parts)?;
+        let (actor, record, role) = if token.starts_with(API_KEY_PREFIX) {
+            let key = state
+                .orgs
+                .authenticate_key(token)
+                .await?
+                .ok_or(AppError::Unauthorized {
+                    code: "invalid_token",
+                    detail: "The API key is invalid or revoked.",
+                })?;
+            let record = state.tenancy.find(&key.org_id.to_string()).await?;
+            if let Some(named) = &header
+                && named != &record.slug
+                && named != &record.id.to_string()
+            {
+                return Err(AppError::NotFound);
+            }
+            (Actor::ApiKey { key_id: key.key_id }, record, key.role)
+        } else {
+            let AuthUser(claims) = AuthUser::from_request_parts(parts, state).await?;
+            let key = header
+                .or_else(|| claims.org_id.map(|id| id.to_string()))
+                .ok_or(AppError::TenantRequired)?;
+            let (record, role) = state.orgs.for_member(&key, claims.sub).await?;
+            (Actor::User(claims), record, role)
+        };
         let ctx = state.tenancy.resolve_id(record.id).await?;
         tracing::Span::current().record("tenant_id", tracing::field::display(record.id));
-        Ok(TenantScope { claims, role, ctx })
+        Ok(TenantScope { actor, role, ctx })
     }
 }
 

@@ -8,7 +8,7 @@ use axum::routing::{patch, post, put};
 use axum::{Json, Router};
 use serde::Deserialize;
 use tenantry_identity::User;
-use tenantry_orgs::{Action, Member, Role};
+use tenantry_orgs::{Action, ApiKey, Member, NewKey, Role};
 use tenantry_tenancy::{TenantRecord, TenantStatus};
 use uuid::Uuid;
 
@@ -30,6 +30,14 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/organizations/{id}/leave", post(leave))
         .route("/api/v1/organizations/{id}/switch", post(switch))
         .route("/api/v1/user/default-organization", put(default_org))
+        .route(
+            "/api/v1/organizations/{id}/api-keys",
+            axum::routing::get(list_keys).post(create_key),
+        )
+        .route(
+            "/api/v1/organizations/{id}/api-keys/{kid}",
+            axum::routing::delete(revoke_key),
+        )
 }
 
 #[derive(Deserialize)]
@@ -208,5 +216,53 @@ pub(crate) async fn delete_org(
     } else {
         state.tenancy.soft_delete(&record.id.to_string()).await?;
     }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NewApiKey {
+    name: String,
+    role: Role,
+}
+
+pub(crate) async fn list_keys(
+    State(state): State<AppState>,
+    AuthUser(claims): AuthUser,
+    Path(id): Path<String>,
+) -> Result<Json<Items<ApiKey>>, AppError> {
+    let (record, role) = membership(&state, claims.sub, &id).await?;
+    require(role, Action::Administer)?;
+    Ok(Json(Items::all(
+        state.orgs.keys(record.id.as_uuid()).await?,
+    )))
+}
+
+/// A new key; its secret is in this response only.
+pub(crate) async fn create_key(
+    State(state): State<AppState>,
+    AuthUser(claims): AuthUser,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<NewApiKey>,
+) -> Result<(StatusCode, Json<NewKey>), AppError> {
+    let (record, role) = membership(&state, claims.sub, &id).await?;
+    let key = state
+        .orgs
+        .create_key(role, record.id.as_uuid(), claims.sub, &body.name, body.role)
+        .await?;
+    Ok((StatusCode::CREATED, Json(key)))
+}
+
+pub(crate) async fn revoke_key(
+    State(state): State<AppState>,
+    AuthUser(claims): AuthUser,
+    Path((id, key)): Path<(String, String)>,
+) -> Result<StatusCode, AppError> {
+    let (record, role) = membership(&state, claims.sub, &id).await?;
+    let key: Uuid = key.parse().map_err(|_| AppError::NotFound)?;
+    state
+        .orgs
+        .revoke_key(role, record.id.as_uuid(), key)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,0 +1,161 @@
+//! API keys: `tnt_`-prefixed secrets of one organization, shown once and stored only as their
+//! SHA-256. A key carries a role and acts in its organization only; revoking it takes effect on
+//! the next request.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Utc};
+use rand::RngCore;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::members::{Orgs, OrgsError};
+use crate::roles::{Action, Role};
+
+pub const KEY_PREFIX: &str = "tnt_";
+
+/// A key as lists show it: never the secret.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct ApiKey {
+    pub id: Uuid,
+    pub name: String,
+    pub prefix: String,
+    #[sqlx(try_from = "String")]
+    pub role: Role,
+    pub created_by: Option<Uuid>,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: Option<DateTime<Utc>>,
+}
+
+/// A key just made, with its secret (returned once).
+#[derive(Debug, Clone, Serialize)]
+pub struct NewKey {
+    #[serde(flatten)]
+    pub key: ApiKey,
+    pub secret: String,
+}
+
+/// Who a presented key is.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyIdentity {
+    pub key_id: Uuid,
+    pub org_id: Uuid,
+    pub role: Role,
+}
+
+const COLUMNS: &str = "id, name, prefix, role, created_by, created_at, last_used_at";
+
+fn digest(secret: &str) -> Vec<u8> {
+    Sha256::digest(secret.as_bytes()).to_vec()
+}
+
+impl Orgs {
+    /// Makes a key; `actor` is the caller's role, and a key never outranks its maker.
+    pub async fn create_key(
+        &self,
+        actor: Role,
+        org_id: Uuid,
+        created_by: Uuid,
+        name: &str,
+        role: Role,
+    ) -> Result<NewKey, OrgsError> {
+        if !actor.may(Action::Administer) || role > actor {
+            return Err(OrgsError::Forbidden(format!(
+                "Your role ({actor}) does not allow this."
+            )));
+        }
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 200 {
+            return Err(OrgsError::Invalid {
+                field: "name",
+                detail: "1 to 200 characters".to_string(),
+            });
+        }
+        let mut bytes = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut bytes);
+        let secret = format!("{KEY_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes));
+        let key: ApiKey = sqlx::query_as(&format!(
+            "INSERT INTO orgs.api_keys (id, org_id, name, prefix, key_hash, role, created_by)
+             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {COLUMNS}"
+        ))
+        .bind(Uuid::now_v7())
+        .bind(org_id)
+        .bind(name)
+        .bind(&secret[..KEY_PREFIX.len() + 6])
+        .bind(digest(&secret))
+        .bind(role.as_str())
+        .bind(created_by)
+        .fetch_one(self.runtime())
+        .await?;
+        Ok(NewKey { key, secret })
+    }
+
+    /// The organization's keys that are not revoked.
+    pub async fn keys(&self, org_id: Uuid) -> Result<Vec<ApiKey>, OrgsError> {
+        Ok(sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM orgs.api_keys WHERE org_id = $1 AND revoked_at IS NULL ORDER BY created_at"
+        ))
+        .bind(org_id)
+        .fetch_all(self.runtime())
+        .await?)
+    }
+
+    /// Revokes a key of the organization; another organization's key is `NotFound`.
+    pub async fn revoke_key(
+        &self,
+        actor: Role,
+        org_id: Uuid,
+        key_id: Uuid,
+    ) -> Result<(), OrgsError> {
+        if !actor.may(Action::Administer) {
+            return Err(OrgsError::Forbidden(format!(
+                "Your role ({actor}) does not allow this."
+            )));
+        }
+        let revoked = sqlx::query(
+            "UPDATE orgs.api_keys SET revoked_at = now()
+             WHERE id = $1 AND org_id = $2 AND revoked_at IS NULL",
+        )
+        .bind(key_id)
+        .bind(org_id)
+        .execute(self.runtime())
+        .await?;
+        if revoked.rows_affected() == 0 {
+            return Err(OrgsError::NotFound);
+        }
+        Ok(())
+    }
+
+    /// The key behind `secret`, if it exists and is not revoked; records its use (at most once a
+    /// minute, so busy keys do not write on every request).
+    pub async fn authenticate_key(&self, secret: &str) -> Result<Option<KeyIdentity>, OrgsError> {
+        if !secret.starts_with(KEY_PREFIX) {
+            return Ok(None);
+        }
+        let found: Option<(Uuid, Uuid, String)> = sqlx::query_as(
+            "SELECT id, org_id, role FROM orgs.api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
+        )
+        .bind(digest(secret))
+        .fetch_optional(self.runtime())
+        .await?;
+        let Some((key_id, org_id, role)) = found else {
+            return Ok(None);
+        };
+        sqlx::query(
+            "UPDATE orgs.api_keys SET last_used_at = now()
+             WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')",
+        )
+        .bind(key_id)
+        .execute(self.runtime())
+        .await?;
+        let role = role
+            .parse()
+            .map_err(|e: String| OrgsError::Unexpected(anyhow::anyhow!(e)))?;
+        Ok(Some(KeyIdentity {
+            key_id,
+            org_id,
+            role,
+        }))
+    }
+}
