@@ -17,20 +17,15 @@ pub use password::PasswordHasher;
 pub use service::{Identity, IdentityConfig, TokenPair};
 pub use users::User;
 
-use std::borrow::Cow;
-
-use tenantry_tenancy::{ControlSchema, Migration, MigrationSet};
+use tenantry_tenancy::{ControlSchema, MigrationSet};
 
 /// The identity tables, in the control database's `identity` schema.
 pub fn control_schema() -> ControlSchema {
-    let migrations = MigrationSet::new(vec![Migration {
-        version: 1,
-        name: Cow::Borrowed("identity/0001_users_sessions.sql"),
-        sql: Cow::Borrowed(include_str!("../migrations/0001_users_sessions.sql")),
-    }]);
     ControlSchema {
         name: "identity",
-        // The list above is numbered by hand; `new` only rejects a gap.
-        migrations: migrations.unwrap_or_else(|e| unreachable!("{e}")),
+        migrations: MigrationSet::from_files(&[(
+            "identity/0001_users_sessions.sql",
+            include_str!("../migrations/0001_users_sessions.sql"),
+        )]),
     }
 }

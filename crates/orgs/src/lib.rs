@@ -12,26 +12,22 @@ pub use members::{Membership, OrgSummary, Orgs, OrgsError};
 pub use roles::{Action, Role};
 pub use team::Member;
 
-use std::borrow::Cow;
+use tenantry_tenancy::{ControlSchema, MigrationSet};
 
-use tenantry_tenancy::{ControlSchema, Migration, MigrationSet};
-
-/// The membership tables, in the control database's `orgs` schema (after `identity`'s).
+/// The membership and API-key tables, in the control database's `orgs` schema (after
+/// `identity`'s).
 pub fn control_schema() -> ControlSchema {
-    let migrations = MigrationSet::new(vec![
-        Migration {
-            version: 1,
-            name: Cow::Borrowed("orgs/0001_memberships.sql"),
-            sql: Cow::Borrowed(include_str!("../migrations/0001_memberships.sql")),
-        },
-        Migration {
-            version: 2,
-            name: Cow::Borrowed("orgs/0002_api_keys.sql"),
-            sql: Cow::Borrowed(include_str!("../migrations/0002_api_keys.sql")),
-        },
-    ]);
     ControlSchema {
         name: "orgs",
-        migrations: migrations.unwrap_or_else(|e| unreachable!("{e}")),
+        migrations: MigrationSet::from_files(&[
+            (
+                "orgs/0001_memberships.sql",
+                include_str!("../migrations/0001_memberships.sql"),
+            ),
+            (
+                "orgs/0002_api_keys.sql",
+                include_str!("../migrations/0002_api_keys.sql"),
+            ),
+        ]),
     }
 }

@@ -41,18 +41,20 @@ macro_rules! builtin {
 }
 
 impl MigrationSet {
-    /// A set of an application's own; versions must run 1, 2, 3... in order.
-    pub fn new(items: Vec<Migration>) -> anyhow::Result<Self> {
-        for (i, m) in items.iter().enumerate() {
-            anyhow::ensure!(
-                m.version == i as i32 + 1,
-                "migration {} has version {}, expected {}",
-                m.name,
-                m.version,
-                i + 1
-            );
+    /// A set of an application's own: `(name, sql)` pairs, numbered 1, 2, 3... in the order
+    /// given. Append new ones; never reorder or edit those that ran.
+    pub fn from_files(files: &[(&'static str, &'static str)]) -> Self {
+        Self {
+            items: files
+                .iter()
+                .zip(1..)
+                .map(|((name, sql), version)| Migration {
+                    version,
+                    name: Cow::Borrowed(*name),
+                    sql: Cow::Borrowed(*sql),
+                })
+                .collect(),
         }
-        Ok(Self { items })
     }
 
     /// The control database's migrations.
@@ -250,6 +252,17 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn an_applications_files_are_numbered_in_order() {
+        let set = MigrationSet::from_files(&[("a.sql", "SELECT 1"), ("b.sql", "SELECT 2")]);
+        let numbered: Vec<(i32, &str)> = set
+            .items()
+            .iter()
+            .map(|m| (m.version, m.name.as_ref()))
+            .collect();
+        assert_eq!(numbered, [(1, "a.sql"), (2, "b.sql")]);
     }
 
     #[test]
