@@ -5,7 +5,7 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
-use tenantry_orgs::{OrgSummary, Orgs};
+use tenantry_orgs::{OrgSummary, Orgs, ProfileChange};
 use tenantry_tenancy::Isolation;
 
 use crate::error::AppError;
@@ -17,7 +17,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/organizations", get(list).post(create))
         .route(
             "/api/v1/organizations/{id}",
-            get(read).delete(crate::members::delete_org),
+            get(read).put(update).delete(crate::members::delete_org),
         )
         .route("/api/v1/user/organizations", get(list))
 }
@@ -63,4 +63,19 @@ async fn read(
 ) -> Result<Json<OrgSummary>, AppError> {
     let (record, role) = state.orgs.for_member(&id, claims.sub).await?;
     Ok(Json(Orgs::summary(&record, role)))
+}
+
+async fn update(
+    State(state): State<AppState>,
+    AuthUser(claims): AuthUser,
+    Path(id): Path<String>,
+    ApiJson(change): ApiJson<ProfileChange>,
+) -> Result<Json<OrgSummary>, AppError> {
+    let (record, role) = crate::members::membership(&state, claims.sub, &id).await?;
+    Ok(Json(
+        state
+            .orgs
+            .update(role, record.id.as_uuid(), &change)
+            .await?,
+    ))
 }

@@ -8,7 +8,7 @@ mod roles;
 mod team;
 
 pub use api_keys::{ApiKey, KEY_PREFIX, KeyIdentity, NewKey};
-pub use members::{Membership, OrgSummary, Orgs, OrgsError};
+pub use members::{Membership, OrgSummary, Orgs, OrgsError, ProfileChange};
 pub use roles::{Action, Role};
 pub use team::Member;
 

@@ -70,8 +70,23 @@ pub struct OrgSummary {
     pub status: TenantStatus,
     /// The caller's role in it.
     pub role: Role,
+    pub logo_url: Option<String>,
+    pub billing_email: Option<String>,
+    /// The organization's own settings, as it stored them.
+    pub settings: serde_json::Value,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// A change to an organization's profile; absent fields stay as they are.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileChange {
+    pub name: Option<String>,
+    pub slug: Option<String>,
+    pub logo_url: Option<String>,
+    pub billing_email: Option<String>,
+    pub settings: Option<serde_json::Value>,
 }
 
 impl OrgSummary {
@@ -84,10 +99,25 @@ impl OrgSummary {
             isolation: record.isolation,
             status: record.status,
             role,
+            logo_url: text_setting(record, "logo_url"),
+            billing_email: text_setting(record, "billing_email"),
+            settings: record
+                .settings
+                .get("settings")
+                .cloned()
+                .unwrap_or_else(|| serde_json::json!({})),
             created_at: record.created_at,
             updated_at: record.updated_at,
         }
     }
+}
+
+fn text_setting(record: &TenantRecord, key: &str) -> Option<String> {
+    record
+        .settings
+        .get(key)
+        .and_then(|v| v.as_str())
+        .map(str::to_owned)
 }
 
 #[derive(Debug, Clone)]
@@ -246,6 +276,84 @@ impl Orgs {
             orgs.push(OrgSummary::new(&record, role));
         }
         Ok(orgs)
+    }
+
+    /// Changes the organization's profile (admins).
+    pub async fn update(
+        &self,
+        actor: Role,
+        org_id: Uuid,
+        change: &ProfileChange,
+    ) -> Result<OrgSummary, OrgsError> {
+        if !actor.may(crate::roles::Action::Administer) {
+            return Err(OrgsError::Forbidden(format!(
+                "Your role ({actor}) does not allow this."
+            )));
+        }
+        let slug = change
+            .slug
+            .as_deref()
+            .map(Slug::parse)
+            .transpose()
+            .map_err(|e| OrgsError::Invalid {
+                field: "slug",
+                detail: e.to_string(),
+            })?;
+        if let Some(name) = &change.name
+            && (name.trim().is_empty() || name.chars().count() > 200)
+        {
+            return Err(OrgsError::Invalid {
+                field: "name",
+                detail: "1 to 200 characters".to_string(),
+            });
+        }
+        let mut settings = serde_json::Map::new();
+        if let Some(url) = &change.logo_url {
+            let ok = (url.starts_with("https://") || url.starts_with("http://"))
+                && url.len() <= 2000
+                && !url.chars().any(char::is_whitespace);
+            if !ok {
+                return Err(OrgsError::Invalid {
+                    field: "logo_url",
+                    detail: "an http(s) URL".to_string(),
+                });
+            }
+            settings.insert("logo_url".into(), url.clone().into());
+        }
+        if let Some(email) = &change.billing_email {
+            let ok = email.split('@').count() == 2
+                && email
+                    .split_once('@')
+                    .is_some_and(|(l, d)| !l.is_empty() && d.contains('.'))
+                && !email.chars().any(char::is_whitespace);
+            if !ok {
+                return Err(OrgsError::Invalid {
+                    field: "billing_email",
+                    detail: "an email address".to_string(),
+                });
+            }
+            settings.insert("billing_email".into(), email.clone().into());
+        }
+        if let Some(own) = &change.settings {
+            if !own.is_object() || own.to_string().len() > 16 * 1024 {
+                return Err(OrgsError::Invalid {
+                    field: "settings",
+                    detail: "a JSON object of at most 16 KiB".to_string(),
+                });
+            }
+            settings.insert("settings".into(), own.clone());
+        }
+        let settings = serde_json::Value::Object(settings);
+        let record = self
+            .tenancy
+            .update_profile(
+                &org_id.to_string(),
+                change.name.as_deref(),
+                slug.as_ref(),
+                Some(&settings),
+            )
+            .await?;
+        Ok(OrgSummary::new(&record, actor))
     }
 
     pub fn summary(record: &TenantRecord, role: Role) -> OrgSummary {

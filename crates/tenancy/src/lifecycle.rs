@@ -10,7 +10,7 @@ use sqlx::Connection;
 
 use crate::Tenancy;
 use crate::error::TenancyError;
-use crate::ids::{Isolation, TenantId, TenantStatus};
+use crate::ids::{Isolation, Slug, TenantId, TenantStatus};
 use crate::naming::quote_ident;
 use crate::registry::{self, TenantRecord};
 
@@ -46,6 +46,45 @@ impl Tenancy {
             "delete",
         )
         .await
+    }
+
+    /// Renames the tenant and merges `settings` into its settings (key by key), unless it is
+    /// deleted or being purged.
+    pub async fn update_profile(
+        &self,
+        key: &str,
+        name: Option<&str>,
+        slug: Option<&Slug>,
+        settings: Option<&serde_json::Value>,
+    ) -> Result<TenantRecord, TenancyError> {
+        let record = self.find(key).await?;
+        let updated = sqlx::query_scalar::<_, uuid::Uuid>(
+            "UPDATE control.tenants SET name = coalesce($2, name), slug = coalesce($3, slug),
+                 settings = settings || coalesce($4, '{}'::jsonb), updated_at = now()
+             WHERE id = $1 AND status IN ('active', 'suspended') AND NOT purging
+             RETURNING id",
+        )
+        .bind(record.id.as_uuid())
+        .bind(name.map(str::trim))
+        .bind(slug.map(Slug::as_str))
+        .bind(settings)
+        .fetch_optional(&self.inner.owner)
+        .await;
+        match updated {
+            Ok(Some(_)) => registry::get(&self.inner.owner, record.id).await,
+            Ok(None) => Err(TenancyError::InvalidState {
+                slug: record.slug,
+                status: record.status,
+                action: "update",
+            }),
+            Err(e) if crate::error::sqlstate(&e).as_deref() == Some("23505") => Err(
+                TenancyError::SlugTaken(slug.map(|s| s.to_string()).unwrap_or_default()),
+            ),
+            Err(e) if crate::error::sqlstate(&e).as_deref() == Some("23514") => Err(
+                TenancyError::Invalid("the name must have 1 to 200 characters".to_string()),
+            ),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Deleted → the status it had before the deletion.

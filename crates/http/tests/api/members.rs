@@ -396,3 +396,138 @@ async fn only_owners_delete_and_a_hard_delete_needs_the_slug() {
             .unwrap();
     assert_eq!(memberships, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admins_update_the_profile_and_others_cannot() {
+    let app = TestApp::spawn().await;
+    let ada = caller(&app, "ada@example.com").await;
+    let max = caller(&app, "max@example.com").await;
+    let org = new_org(&app, &ada, "Acme").await;
+    new_org(&app, &ada, "Taken").await;
+    let path = format!("/api/v1/organizations/{org}");
+    send(
+        &app,
+        reqwest::Method::POST,
+        &format!("{path}/members"),
+        &ada.token,
+        None,
+        Some(json!({"user_id": max.id, "role": "member"})),
+    )
+    .await;
+
+    let change = json!({"name": "Acme Inc", "slug": "acme-inc", "logo_url": "https://cdn.example.com/acme.png",
+        "billing_email": "billing@acme.test", "settings": {"timezone": "Europe/Paris"}});
+    let refused = send(
+        &app,
+        reqwest::Method::PUT,
+        &path,
+        &max.token,
+        None,
+        Some(change.clone()),
+    )
+    .await;
+    assert_eq!(problem(refused, 403).await["code"], "forbidden");
+    let updated = send(
+        &app,
+        reqwest::Method::PUT,
+        &path,
+        &ada.token,
+        None,
+        Some(change),
+    )
+    .await;
+    assert_eq!(updated.status(), 200);
+    let updated: Value = updated.json().await.unwrap();
+    assert_eq!(
+        (updated["name"].as_str(), updated["slug"].as_str()),
+        (Some("Acme Inc"), Some("acme-inc"))
+    );
+    assert_eq!(updated["billing_email"], "billing@acme.test");
+    assert_eq!(updated["settings"]["timezone"], "Europe/Paris");
+    assert_eq!(
+        send(
+            &app,
+            reqwest::Method::GET,
+            "/api/v1/organizations/acme-inc",
+            &ada.token,
+            None,
+            None
+        )
+        .await
+        .status(),
+        200
+    );
+    assert_eq!(
+        send(
+            &app,
+            reqwest::Method::GET,
+            "/api/v1/organizations/acme",
+            &ada.token,
+            None,
+            None
+        )
+        .await
+        .status(),
+        404
+    );
+
+    // Only what is sent changes.
+    let renamed: Value = send(
+        &app,
+        reqwest::Method::PUT,
+        &path,
+        &ada.token,
+        None,
+        Some(json!({"name": "Acme"})),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(
+        (renamed["slug"].as_str(), renamed["billing_email"].as_str()),
+        (Some("acme-inc"), Some("billing@acme.test"))
+    );
+
+    let taken = send(
+        &app,
+        reqwest::Method::PUT,
+        &path,
+        &ada.token,
+        None,
+        Some(json!({"slug": "taken"})),
+    )
+    .await;
+    assert_eq!(problem(taken, 409).await["code"], "conflict");
+    for (body, field) in [
+        (json!({"billing_email": "nope"}), "billing_email"),
+        (json!({"logo_url": "javascript:alert(1)"}), "logo_url"),
+        (json!({"settings": [1, 2]}), "settings"),
+        (json!({"name": " "}), "name"),
+    ] {
+        let bad = send(
+            &app,
+            reqwest::Method::PUT,
+            &path,
+            &ada.token,
+            None,
+            Some(body),
+        )
+        .await;
+        assert_eq!(problem(bad, 422).await["field"], field);
+    }
+    let stranger = caller(&app, "eve@example.com").await;
+    assert_eq!(
+        send(
+            &app,
+            reqwest::Method::PUT,
+            &path,
+            &stranger.token,
+            None,
+            Some(json!({"name": "x"}))
+        )
+        .await
+        .status(),
+        404
+    );
+}
