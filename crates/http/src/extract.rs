@@ -122,13 +122,7 @@ impl FromRequestParts<AppState> for TenantScope {
 
 /// Refuses with 403 unless `role` allows `action`.
 pub fn require(role: Role, action: Action) -> Result<(), AppError> {
-    if role.may(action) {
-        Ok(())
-    } else {
-        Err(AppError::forbidden(format!(
-            "Your role ({role}) does not allow this."
-        )))
-    }
+    Ok(role.require(action)?)
 }
 
 /// A page of a list: `{items, next_cursor}`.

@@ -60,9 +60,10 @@ impl Orgs {
         name: &str,
         role: Role,
     ) -> Result<NewKey, OrgsError> {
-        if !actor.may(Action::Administer) || role > actor {
+        actor.require(Action::Administer)?;
+        if role > actor {
             return Err(OrgsError::Forbidden(format!(
-                "Your role ({actor}) does not allow this."
+                "Your role ({actor}) cannot make a key with the role {role}."
             )));
         }
         let name = name.trim();
@@ -108,11 +109,7 @@ impl Orgs {
         org_id: Uuid,
         key_id: Uuid,
     ) -> Result<(), OrgsError> {
-        if !actor.may(Action::Administer) {
-            return Err(OrgsError::Forbidden(format!(
-                "Your role ({actor}) does not allow this."
-            )));
-        }
+        actor.require(Action::Administer)?;
         let revoked = sqlx::query(
             "UPDATE orgs.api_keys SET revoked_at = now()
              WHERE id = $1 AND org_id = $2 AND revoked_at IS NULL",

@@ -285,11 +285,7 @@ impl Orgs {
         org_id: Uuid,
         change: &ProfileChange,
     ) -> Result<OrgSummary, OrgsError> {
-        if !actor.may(crate::roles::Action::Administer) {
-            return Err(OrgsError::Forbidden(format!(
-                "Your role ({actor}) does not allow this."
-            )));
-        }
+        actor.require(crate::roles::Action::Administer)?;
         let slug = change
             .slug
             .as_deref()

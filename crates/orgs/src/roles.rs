@@ -58,6 +58,17 @@ impl Role {
             .is_some_and(|(_, least)| self >= *least)
     }
 
+    /// Refuses, saying why, unless this role allows `action`.
+    pub fn require(self, action: Action) -> Result<(), crate::OrgsError> {
+        if self.may(action) {
+            Ok(())
+        } else {
+            Err(crate::OrgsError::Forbidden(format!(
+                "Your role ({self}) does not allow this."
+            )))
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Viewer => "viewer",

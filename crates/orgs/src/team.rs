@@ -42,9 +42,9 @@ impl Orgs {
         user_id: Uuid,
         role: Role,
     ) -> Result<Member, OrgsError> {
-        require(actor, Action::Administer)?;
+        actor.require(Action::Administer)?;
         if role == Role::Owner {
-            require(actor, Action::ManageOwners)?;
+            actor.require(Action::ManageOwners)?;
         }
         let exists: bool =
             sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM identity.users WHERE id = $1)")
@@ -82,13 +82,13 @@ impl Orgs {
         user_id: Uuid,
         role: Role,
     ) -> Result<Member, OrgsError> {
-        require(actor, Action::Administer)?;
+        actor.require(Action::Administer)?;
         let mut tx = self.lock_members(org_id).await?;
         let current = role_in(&mut tx, org_id, user_id)
             .await?
             .ok_or(OrgsError::NotFound)?;
         if current == Role::Owner || role == Role::Owner {
-            require(actor, Action::ManageOwners)?;
+            actor.require(Action::ManageOwners)?;
         }
         if current == Role::Owner && role != Role::Owner && owners(&mut tx, org_id).await? <= 1 {
             return Err(OrgsError::Conflict(
@@ -113,7 +113,7 @@ impl Orgs {
         org_id: Uuid,
         user_id: Uuid,
     ) -> Result<(), OrgsError> {
-        require(actor, Action::Administer)?;
+        actor.require(Action::Administer)?;
         self.remove(org_id, user_id, Some(actor)).await
     }
 
@@ -134,7 +134,7 @@ impl Orgs {
             .ok_or(OrgsError::NotFound)?;
         if current == Role::Owner {
             if let Some(actor) = actor {
-                require(actor, Action::ManageOwners)?;
+                actor.require(Action::ManageOwners)?;
             }
             if owners(&mut tx, org_id).await? <= 1 {
                 return Err(OrgsError::Conflict(
@@ -173,16 +173,6 @@ impl Orgs {
             .fetch_all(&mut *tx)
             .await?;
         Ok(tx)
-    }
-}
-
-fn require(actor: Role, action: Action) -> Result<(), OrgsError> {
-    if actor.may(action) {
-        Ok(())
-    } else {
-        Err(OrgsError::Forbidden(format!(
-            "Your role ({actor}) does not allow this."
-        )))
     }
 }
 

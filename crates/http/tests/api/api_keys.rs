@@ -2,20 +2,10 @@
 
 use reqwest::Method;
 use serde_json::{Value, json};
-use tenantry_orgs::Orgs;
 use tenantry_tenancy::Isolation;
 use uuid::Uuid;
 
-use crate::{Caller, TestApp, caller, problem, send};
-
-async fn org(app: &TestApp, owner: &Caller, name: &str, tier: Isolation) -> String {
-    Orgs::new(app.tenancy.clone())
-        .create(owner.id, name, None, tier)
-        .await
-        .unwrap()
-        .id
-        .to_string()
-}
+use crate::{Caller, TestApp, caller, org_in, problem, send};
 
 async fn new_key(app: &TestApp, owner: &Caller, org: &str, role: &str) -> Value {
     let response = send(
@@ -35,7 +25,7 @@ async fn new_key(app: &TestApp, owner: &Caller, org: &str, role: &str) -> Value 
 async fn a_key_is_shown_once_stored_as_a_hash_and_acts_in_its_organization() {
     let app = TestApp::spawn().await;
     let ada = caller(&app, "ada@example.com").await;
-    let acme = org(&app, &ada, "Acme", Isolation::Shared).await;
+    let acme = org_in(&app, &ada, "Acme", Isolation::Shared).await;
     let created = new_key(&app, &ada, &acme, "member").await;
     let secret = created["secret"].as_str().unwrap();
     assert!(secret.starts_with("tnt_") && secret.len() > 40, "{secret}");
@@ -93,8 +83,8 @@ async fn a_key_never_reaches_another_organization_in_any_tier() {
     for tier in [Isolation::Shared, Isolation::Schema, Isolation::Database] {
         let app = TestApp::spawn().await;
         let ada = caller(&app, "ada@example.com").await;
-        let a = org(&app, &ada, "Ada's", tier).await;
-        let b = org(&app, &ada, "Ada's other", tier).await;
+        let a = org_in(&app, &ada, "Ada's", tier).await;
+        let b = org_in(&app, &ada, "Ada's other", tier).await;
         let key = new_key(&app, &ada, &a, "owner").await;
         let secret = key["secret"].as_str().unwrap();
         let theirs: Value = send(
@@ -154,7 +144,7 @@ async fn roles_bound_keys_and_revocation_takes_effect_at_once() {
     let app = TestApp::spawn().await;
     let ada = caller(&app, "ada@example.com").await;
     let max = caller(&app, "max@example.com").await;
-    let acme = org(&app, &ada, "Acme", Isolation::Shared).await;
+    let acme = org_in(&app, &ada, "Acme", Isolation::Shared).await;
     let keys = format!("/api/v1/organizations/{acme}/api-keys");
     for (user, role) in [(&max, "member"), (&max, "admin")] {
         sqlx::query("INSERT INTO orgs.memberships (org_id, user_id, role) VALUES ($1, $2, $3) ON CONFLICT (org_id, user_id) DO UPDATE SET role = $3")
@@ -216,7 +206,7 @@ async fn roles_bound_keys_and_revocation_takes_effect_at_once() {
         404
     );
     let stranger = caller(&app, "eve@example.com").await;
-    let elsewhere = org(&app, &stranger, "Eve's", Isolation::Shared).await;
+    let elsewhere = org_in(&app, &stranger, "Eve's", Isolation::Shared).await;
     let foreign = format!(
         "/api/v1/organizations/{elsewhere}/api-keys/{}",
         viewer["id"].as_str().unwrap()

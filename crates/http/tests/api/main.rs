@@ -170,3 +170,19 @@ pub fn jwt_part(token: &str, i: usize) -> Value {
 pub fn jwt_claims(token: &str) -> Value {
     jwt_part(token, 1)
 }
+
+/// An organization of `tier` owned by `owner` (tiers other than shared are a platform admin's
+/// choice, so tests make them through the domain directly); returns its id.
+pub async fn org_in(
+    app: &TestApp,
+    owner: &Caller,
+    name: &str,
+    tier: tenantry_tenancy::Isolation,
+) -> String {
+    tenantry_orgs::Orgs::new(app.tenancy.clone())
+        .create(owner.id, name, None, tier)
+        .await
+        .unwrap()
+        .id
+        .to_string()
+}

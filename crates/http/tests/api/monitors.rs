@@ -2,21 +2,12 @@
 //! RBAC, and another organization's resources answered exactly like missing ones, in every tier.
 
 use serde_json::{Value, json};
-use tenantry_orgs::Orgs;
 use tenantry_tenancy::Isolation;
 use uuid::Uuid;
 
-use crate::{Caller, TestApp, caller, problem, send};
+use crate::{TestApp, caller, org_in, problem, send};
 
 /// An organization of `tier` owned by `owner`, returning its id.
-async fn org(app: &TestApp, owner: &Caller, name: &str, tier: Isolation) -> String {
-    let org = Orgs::new(app.tenancy.clone())
-        .create(owner.id, name, None, tier)
-        .await
-        .unwrap();
-    org.id.to_string()
-}
-
 fn heartbeat(name: &str) -> Value {
     json!({"name": name, "kind": "heartbeat"})
 }
@@ -121,7 +112,7 @@ async fn monitors_need_an_organization_in_context() {
 async fn monitors_are_created_read_updated_listed_in_pages_and_deleted() {
     let app = TestApp::spawn().await;
     let ada = caller(&app, "ada@example.com").await;
-    let acme = org(&app, &ada, "Acme", Isolation::Shared).await;
+    let acme = org_in(&app, &ada, "Acme", Isolation::Shared).await;
     let t = Some(acme.as_str());
     let created = send(
         &app,
@@ -234,8 +225,8 @@ async fn another_organizations_monitor_is_not_found(tier: Isolation) {
     let app = TestApp::spawn().await;
     let ada = caller(&app, "ada@example.com").await;
     let bob = caller(&app, "bob@example.com").await;
-    let a = org(&app, &ada, "Ada's", tier).await;
-    let b = org(&app, &bob, "Bob's", tier).await;
+    let a = org_in(&app, &ada, "Ada's", tier).await;
+    let b = org_in(&app, &bob, "Bob's", tier).await;
     let theirs: Value = send(
         &app,
         reqwest::Method::POST,
@@ -371,7 +362,7 @@ async fn viewers_read_members_write_and_suspended_organizations_are_refused() {
     let app = TestApp::spawn().await;
     let ada = caller(&app, "ada@example.com").await;
     let vic = caller(&app, "vic@example.com").await;
-    let acme = org(&app, &ada, "Acme", Isolation::Shared).await;
+    let acme = org_in(&app, &ada, "Acme", Isolation::Shared).await;
     sqlx::query("INSERT INTO orgs.memberships (org_id, user_id, role) VALUES ($1, $2, 'viewer')")
         .bind(acme.parse::<Uuid>().unwrap())
         .bind(vic.id)
