@@ -3,7 +3,7 @@
 //! request middleware. Domain errors map here exhaustively.
 
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -30,6 +30,10 @@ pub enum AppError {
     TenantRequired,
     #[error("{0}")]
     Conflict(String),
+    /// 410: something that existed and is no longer usable (an invitation expired, revoked,
+    /// replaced or used).
+    #[error("{0}")]
+    Gone(String),
     /// 422 naming the field at fault.
     #[error("{field}: {detail}")]
     Validation { field: String, detail: String },
@@ -43,16 +47,34 @@ pub enum AppError {
     Unexpected(#[from] anyhow::Error),
 }
 
-#[derive(Debug, Serialize)]
-struct Problem {
+/// An error, as RFC 9457 problem JSON (`application/problem+json`).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Problem {
+    /// A URI naming the kind of problem: `https://tenantry.dev/problems/<code>`.
     #[serde(rename = "type")]
+    #[schema(example = "https://tenantry.dev/problems/not_found")]
     kind: String,
+    /// A short summary of the kind of problem.
+    #[schema(example = "Not found")]
     title: &'static str,
+    /// The HTTP status code.
+    #[schema(example = 404)]
     status: u16,
+    /// What went wrong this time, for a human.
     detail: String,
+    /// The stable, machine-readable snake_case code: `bad_request`, `tenant_required`,
+    /// `unauthorized`, `invalid_credentials`, `invalid_token`, `refresh_token_reused`,
+    /// `forbidden`, `tenant_suspended`, `limit_exceeded`, `not_found`, `conflict`, `gone`,
+    /// `payload_too_large`, `unsupported_media_type`, `validation_failed`, `internal`,
+    /// `not_ready`, ...
+    #[schema(example = "not_found")]
     code: &'static str,
+    /// With `validation_failed`: the field at fault.
     #[serde(skip_serializing_if = "Option::is_none")]
     field: Option<String>,
+    /// With `limit_exceeded`: the key of the limit reached, e.g. `max_monitors`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    limit: Option<String>,
 }
 
 impl AppError {
@@ -138,6 +160,7 @@ impl AppError {
                 detail.clone(),
                 None,
             ),
+            AppError::Gone(detail) => (StatusCode::GONE, "gone", "Gone", detail.clone(), None),
             AppError::Validation { field, detail } => (
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "validation_failed",
@@ -188,6 +211,7 @@ impl IntoResponse for AppError {
             detail,
             code,
             field,
+            limit: None,
         };
         let mut response = (status, Json(body)).into_response();
         response.headers_mut().insert(
@@ -224,6 +248,12 @@ impl From<JsonRejection> for AppError {
             other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => AppError::PayloadTooLarge,
             other => AppError::BadRequest(other.body_text()),
         }
+    }
+}
+
+impl From<QueryRejection> for AppError {
+    fn from(rejection: QueryRejection) -> Self {
+        AppError::BadRequest(rejection.body_text())
     }
 }
 
@@ -265,6 +295,8 @@ impl From<tenantry_orgs::OrgsError> for AppError {
             OrgsError::Invalid { field, detail } => AppError::invalid(field, detail),
             OrgsError::Forbidden(detail) => AppError::forbidden(detail),
             OrgsError::Conflict(detail) => AppError::Conflict(detail),
+            OrgsError::Gone(detail) => AppError::Gone(detail),
+            OrgsError::Suspended => AppError::suspended(),
             OrgsError::Unexpected(e) => AppError::Unexpected(e),
         }
     }

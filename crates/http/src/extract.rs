@@ -16,6 +16,11 @@ use crate::server::AppState;
 #[from_request(via(axum::Json), rejection(AppError))]
 pub struct ApiJson<T>(pub T);
 
+/// `axum::extract::Query`, with a rejection answered as problem JSON (`400 bad_request`).
+#[derive(Debug, FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(AppError))]
+pub struct ApiQuery<T>(pub T);
+
 /// The caller, from a valid access token of an open session. API keys are refused here: they
 /// act on their organization's resources only.
 #[derive(Debug, Clone)]
@@ -49,6 +54,23 @@ impl FromRequestParts<AppState> for AuthUser {
         let claims = state.identity.authenticate(token).await?;
         tracing::Span::current().record("user_id", tracing::field::display(claims.sub));
         Ok(AuthUser(claims))
+    }
+}
+
+/// The signed-in user when the request carries an `Authorization` header (which must then be a
+/// valid access token), `None` when it carries none.
+#[derive(Debug, Clone)]
+pub struct OptionalUser(pub Option<AccessClaims>);
+
+impl FromRequestParts<AppState> for OptionalUser {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        if !parts.headers.contains_key(AUTHORIZATION) {
+            return Ok(OptionalUser(None));
+        }
+        let AuthUser(claims) = AuthUser::from_request_parts(parts, state).await?;
+        Ok(OptionalUser(Some(claims)))
     }
 }
 
@@ -126,9 +148,10 @@ pub fn require(role: Role, action: Action) -> Result<(), AppError> {
 }
 
 /// A page of a list: `{items, next_cursor}`.
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct Items<T> {
     pub items: Vec<T>,
+    /// Pass as `?cursor=` for the next page; `null` on the last page.
     pub next_cursor: Option<String>,
 }
 

@@ -1,18 +1,22 @@
 //! The HTTP layer: the only crate that knows HTTP. It serves the operational endpoints
-//! (`/healthz`, `/readyz`, `/metrics`) and the JSON API as it grows (auth and the current user
-//! so far); the console joins it here.
+//! (`/healthz`, `/readyz`, `/metrics`), the JSON API under `/api/v1`, and its OpenAPI 3.1
+//! document (`/api/openapi.json`, generated from the routes) with Swagger UI (`/api/docs`); the
+//! console joins it here.
 
+mod admin;
 mod auth;
 mod error;
 mod extract;
+mod invitations;
 mod members;
 mod metrics;
 mod monitors;
+pub mod openapi;
 mod ops;
 mod orgs;
 mod server;
 
-pub use error::AppError;
-pub use extract::{ApiJson, AuthUser, TenantScope};
+pub use error::{AppError, Problem};
+pub use extract::{ApiJson, ApiQuery, AuthUser, TenantScope};
 pub use metrics::Metrics;
 pub use server::{AppState, Application};

@@ -1,61 +1,54 @@
 //! An organization's members, and the caller's own moves: switch, leave, default organization;
 //! deleting the organization.
 
+use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{patch, post, put};
-use axum::{Json, Router};
 use serde::Deserialize;
 use tenantry_identity::User;
 use tenantry_orgs::{Action, ApiKey, Member, NewKey, Role};
 use tenantry_tenancy::{TenantRecord, TenantStatus};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::auth::Tokens;
-use crate::error::AppError;
-use crate::extract::{ApiJson, AuthUser, Items, require};
+use crate::error::{AppError, Problem};
+use crate::extract::{ApiJson, ApiQuery, AuthUser, Items, require};
+use crate::openapi::{Forbidden, JsonBody, NotFound, PROBLEM, SignedIn, schemas};
 use crate::server::AppState;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/api/v1/organizations/{id}/members",
-            axum::routing::get(list).post(add),
-        )
-        .route(
-            "/api/v1/organizations/{id}/members/{user_id}",
-            patch(change).delete(remove),
-        )
-        .route("/api/v1/organizations/{id}/leave", post(leave))
-        .route("/api/v1/organizations/{id}/switch", post(switch))
-        .route("/api/v1/user/default-organization", put(default_org))
-        .route(
-            "/api/v1/organizations/{id}/api-keys",
-            axum::routing::get(list_keys).post(create_key),
-        )
-        .route(
-            "/api/v1/organizations/{id}/api-keys/{kid}",
-            axum::routing::delete(revoke_key),
-        )
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, add))
+        .routes(routes!(change, remove))
+        .routes(routes!(leave))
+        .routes(routes!(switch))
+        .routes(routes!(default_org))
+        .routes(routes!(list_keys, create_key))
+        .routes(routes!(revoke_key))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewMember {
+    /// An existing user.
     user_id: Uuid,
     role: Role,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RoleChange {
     role: Role,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct DefaultOrg {
+    /// An organization the caller belongs to.
     org_id: Uuid,
 }
 
@@ -80,6 +73,21 @@ fn user_id(text: &str) -> Result<Uuid, AppError> {
     text.parse().map_err(|_| AppError::NotFound)
 }
 
+/// An organization's members (members)
+#[utoipa::path(
+    get,
+    path = "/api/v1/organizations/{id}/members",
+    tag = "members",
+    operation_id = "list_members",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The organization's id or slug")),
+    responses(
+        (status = 200, description = "Every member, in one page", body = Items<schemas::Member>),
+        SignedIn,
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+    )
+)]
 async fn list(
     State(state): State<AppState>,
     AuthUser(claims): AuthUser,
@@ -90,6 +98,24 @@ async fn list(
     Ok(Json(Items::all(items)))
 }
 
+/// Add an existing user as a member (admin)
+#[utoipa::path(
+    post,
+    path = "/api/v1/organizations/{id}/members",
+    tag = "members",
+    operation_id = "add_member",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The organization's id or slug")),
+    request_body = NewMember,
+    responses(
+        (status = 201, description = "The new member", body = schemas::Member),
+        SignedIn,
+        JsonBody,
+        (status = 403, description = "`forbidden`: not an admin, or granting `owner` without being one; `tenant_suspended`", body = Problem, content_type = PROBLEM),
+        (status = 404, response = NotFound),
+        (status = 409, description = "`conflict`: already a member", body = Problem, content_type = PROBLEM),
+    )
+)]
 async fn add(
     State(state): State<AppState>,
     AuthUser(claims): AuthUser,
@@ -104,6 +130,29 @@ async fn add(
     Ok((StatusCode::CREATED, Json(member)))
 }
 
+/// Change a member's role (admin)
+///
+/// Only an owner grants or removes `owner`; the last owner cannot be demoted.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/organizations/{id}/members/{user_id}",
+    tag = "members",
+    operation_id = "change_member_role",
+    security(("bearer" = [])),
+    params(
+        ("id" = String, Path, description = "The organization's id or slug"),
+        ("user_id" = Uuid, Path, description = "The member's user id"),
+    ),
+    request_body = RoleChange,
+    responses(
+        (status = 200, description = "The member with the new role", body = schemas::Member),
+        SignedIn,
+        JsonBody,
+        (status = 403, description = "`forbidden`: not an admin, or granting or removing `owner` without being one; `tenant_suspended`", body = Problem, content_type = PROBLEM),
+        (status = 404, response = NotFound),
+        (status = 409, description = "`conflict`: this would leave the organization without an owner", body = Problem, content_type = PROBLEM),
+    )
+)]
 async fn change(
     State(state): State<AppState>,
     AuthUser(claims): AuthUser,
@@ -120,6 +169,27 @@ async fn change(
     ))
 }
 
+/// Remove a member (admin)
+///
+/// The removed user's tokens lose this organization at once.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/organizations/{id}/members/{user_id}",
+    tag = "members",
+    operation_id = "remove_member",
+    security(("bearer" = [])),
+    params(
+        ("id" = String, Path, description = "The organization's id or slug"),
+        ("user_id" = Uuid, Path, description = "The member's user id"),
+    ),
+    responses(
+        (status = 204, description = "Removed"),
+        SignedIn,
+        (status = 403, description = "`forbidden`: not an admin, or removing an owner without being one; `tenant_suspended`", body = Problem, content_type = PROBLEM),
+        (status = 404, response = NotFound),
+        (status = 409, description = "`conflict`: the last owner cannot be removed", body = Problem, content_type = PROBLEM),
+    )
+)]
 async fn remove(
     State(state): State<AppState>,
     AuthUser(claims): AuthUser,
@@ -134,6 +204,21 @@ async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Leave an organization
+#[utoipa::path(
+    post,
+    path = "/api/v1/organizations/{id}/leave",
+    tag = "members",
+    operation_id = "leave_organization",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The organization's id or slug")),
+    responses(
+        (status = 204, description = "Left"),
+        SignedIn,
+        (status = 404, response = NotFound),
+        (status = 409, description = "`conflict`: the last owner cannot leave", body = Problem, content_type = PROBLEM),
+    )
+)]
 async fn leave(
     State(state): State<AppState>,
     AuthUser(claims): AuthUser,
@@ -144,7 +229,21 @@ async fn leave(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// A new token pair whose `org_id` is this organization.
+/// Switch organization: a new token pair whose `org_id` is this organization
+#[utoipa::path(
+    post,
+    path = "/api/v1/organizations/{id}/switch",
+    tag = "members",
+    operation_id = "switch_organization",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The organization's id or slug")),
+    responses(
+        (status = 200, description = "A token pair for this organization", body = Tokens),
+        SignedIn,
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+    )
+)]
 async fn switch(
     State(state): State<AppState>,
     AuthUser(claims): AuthUser,
@@ -159,6 +258,22 @@ async fn switch(
     Ok(Json(tokens.into()))
 }
 
+/// Set the organization logins start in
+#[utoipa::path(
+    put,
+    path = "/api/v1/user/default-organization",
+    tag = "members",
+    operation_id = "set_default_organization",
+    security(("bearer" = [])),
+    request_body = DefaultOrg,
+    responses(
+        (status = 200, description = "The caller, with the new `default_org_id`", body = User),
+        SignedIn,
+        JsonBody,
+        (status = 403, response = Forbidden),
+        (status = 422, description = "`validation_failed`: `org_id` is not an organization of the caller's", body = Problem, content_type = PROBLEM),
+    )
+)]
 async fn default_org(
     State(state): State<AppState>,
     AuthUser(claims): AuthUser,
@@ -178,23 +293,48 @@ async fn default_org(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct DeleteQuery {
+    /// Purge everything instead of a soft delete; the body must then confirm the slug.
     #[serde(default)]
     pub hard: bool,
 }
 
-#[derive(Deserialize, Default)]
+/// With `?hard=true`: the organization's slug, repeated.
+#[derive(Deserialize, Default, ToSchema)]
 pub(crate) struct Confirm {
+    #[schema(example = "acme")]
     pub confirm: Option<String>,
 }
 
-/// Soft delete (restorable), or with `?hard=true` and `{confirm: "<slug>"}` a purge.
+/// Delete an organization (owner)
+///
+/// A soft delete (restorable), or with `?hard=true` and `{"confirm": "<slug>"}` a purge of all
+/// its data.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/organizations/{id}",
+    tag = "organizations",
+    operation_id = "delete_organization",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The organization's id or slug"), DeleteQuery),
+    request_body(content = Option<Confirm>, description = "Only with `?hard=true`"),
+    responses(
+        (status = 204, description = "Deleted"),
+        SignedIn,
+        (status = 400, description = "`bad_request`: the query or the body cannot be read", body = Problem, content_type = PROBLEM),
+        (status = 403, description = "`forbidden`: not the owner", body = Problem, content_type = PROBLEM),
+        (status = 404, response = NotFound),
+        (status = 409, description = "`conflict`: the organization cannot be deleted in its current state", body = Problem, content_type = PROBLEM),
+        (status = 422, description = "`validation_failed` on `confirm`: it must repeat the organization's slug", body = Problem, content_type = PROBLEM),
+    )
+)]
 pub(crate) async fn delete_org(
     State(state): State<AppState>,
     AuthUser(claims): AuthUser,
     Path(id): Path<String>,
-    Query(query): Query<DeleteQuery>,
+    ApiQuery(query): ApiQuery<DeleteQuery>,
     body: Bytes,
 ) -> Result<StatusCode, AppError> {
     let (record, role) = state.orgs.for_member(&id, claims.sub).await?;
@@ -219,13 +359,30 @@ pub(crate) async fn delete_org(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct NewApiKey {
+    #[schema(example = "CI deploys")]
     name: String,
+    /// What the key may do; at most the caller's own role.
     role: Role,
 }
 
+/// An organization's API keys, without their secrets (admin)
+#[utoipa::path(
+    get,
+    path = "/api/v1/organizations/{id}/api-keys",
+    tag = "api-keys",
+    operation_id = "list_api_keys",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The organization's id or slug")),
+    responses(
+        (status = 200, description = "Every live key, in one page", body = Items<schemas::ApiKey>),
+        SignedIn,
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+    )
+)]
 pub(crate) async fn list_keys(
     State(state): State<AppState>,
     AuthUser(claims): AuthUser,
@@ -238,7 +395,25 @@ pub(crate) async fn list_keys(
     )))
 }
 
-/// A new key; its secret is in this response only.
+/// Create an API key (admin); its secret is in this response only
+///
+/// A key acts in this organization only, with its role, which never outranks its maker's.
+#[utoipa::path(
+    post,
+    path = "/api/v1/organizations/{id}/api-keys",
+    tag = "api-keys",
+    operation_id = "create_api_key",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The organization's id or slug")),
+    request_body = NewApiKey,
+    responses(
+        (status = 201, description = "The key and its `tnt_…` secret", body = schemas::NewKey),
+        SignedIn,
+        JsonBody,
+        (status = 403, description = "`forbidden`: not an admin, or a role above the caller's; `tenant_suspended`", body = Problem, content_type = PROBLEM),
+        (status = 404, response = NotFound),
+    )
+)]
 pub(crate) async fn create_key(
     State(state): State<AppState>,
     AuthUser(claims): AuthUser,
@@ -253,6 +428,24 @@ pub(crate) async fn create_key(
     Ok((StatusCode::CREATED, Json(key)))
 }
 
+/// Revoke an API key (admin); effective on the next request
+#[utoipa::path(
+    delete,
+    path = "/api/v1/organizations/{id}/api-keys/{kid}",
+    tag = "api-keys",
+    operation_id = "revoke_api_key",
+    security(("bearer" = [])),
+    params(
+        ("id" = String, Path, description = "The organization's id or slug"),
+        ("kid" = Uuid, Path, description = "The key's id"),
+    ),
+    responses(
+        (status = 204, description = "Revoked"),
+        SignedIn,
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+    )
+)]
 pub(crate) async fn revoke_key(
     State(state): State<AppState>,
     AuthUser(claims): AuthUser,

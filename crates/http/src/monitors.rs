@@ -1,34 +1,39 @@
 //! `/api/v1/monitors`: the monitors of the organization in context, through the tenant door.
 
-use axum::extract::{Path, Query};
+use axum::Json;
+use axum::extract::Path;
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Json, Router};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use tenantry_monitoring::{self as monitoring, Cursor, Monitor, MonitorInput};
 use tenantry_orgs::Action;
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
-use crate::error::AppError;
-use crate::extract::{ApiJson, Items, TenantScope};
+use crate::error::{AppError, Problem};
+use crate::extract::{ApiJson, ApiQuery, Items, TenantScope};
+use crate::openapi::{InTenant, JsonBody, PROBLEM, TenantHeader, schemas::CheckResult};
 use crate::server::AppState;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/monitors", get(list).post(create))
-        .route(
-            "/api/v1/monitors/{id}",
-            get(read).put(replace).delete(remove),
-        )
-        .route("/api/v1/monitors/{id}/results", get(results))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(read, replace, remove))
+        .routes(routes!(results))
 }
 
-#[derive(Deserialize)]
+/// A page of a list.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct Page {
+    /// How many items, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<i64>,
+    /// The `next_cursor` of the previous page.
     cursor: Option<String>,
 }
 
@@ -60,9 +65,23 @@ fn check(input: &MonitorInput) -> Result<(), AppError> {
         .map_err(|e| AppError::invalid(e.field, e.detail))
 }
 
+/// The monitors of the organization in context, oldest first
+#[utoipa::path(
+    get,
+    path = "/api/v1/monitors",
+    tag = "monitors",
+    operation_id = "list_monitors",
+    security(("bearer" = [])),
+    params(TenantHeader, Page),
+    responses(
+        (status = 200, description = "A page of monitors", body = Items<Monitor>),
+        InTenant,
+        (status = 422, description = "`validation_failed`: `limit` out of range, or a `cursor` this server did not return", body = Problem, content_type = PROBLEM),
+    )
+)]
 async fn list(
     scope: TenantScope,
-    Query(page): Query<Page>,
+    ApiQuery(page): ApiQuery<Page>,
 ) -> Result<Json<Items<Monitor>>, AppError> {
     scope.require(Action::Read)?;
     let limit = page.limit.unwrap_or(50);
@@ -82,6 +101,21 @@ async fn list(
     Ok(Json(Items { items, next_cursor }))
 }
 
+/// Create a monitor (member)
+#[utoipa::path(
+    post,
+    path = "/api/v1/monitors",
+    tag = "monitors",
+    operation_id = "create_monitor",
+    security(("bearer" = [])),
+    params(TenantHeader),
+    request_body = MonitorInput,
+    responses(
+        (status = 201, description = "The new monitor, `pending` until checked", body = Monitor),
+        JsonBody,
+        InTenant,
+    )
+)]
 async fn create(
     scope: TenantScope,
     ApiJson(input): ApiJson<MonitorInput>,
@@ -94,6 +128,19 @@ async fn create(
     Ok((StatusCode::CREATED, Json(monitor)))
 }
 
+/// A monitor
+#[utoipa::path(
+    get,
+    path = "/api/v1/monitors/{id}",
+    tag = "monitors",
+    operation_id = "read_monitor",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The monitor's id"), TenantHeader),
+    responses(
+        (status = 200, description = "The monitor", body = Monitor),
+        InTenant,
+    )
+)]
 async fn read(scope: TenantScope, Path(id): Path<String>) -> Result<Json<Monitor>, AppError> {
     scope.require(Action::Read)?;
     let id = parse_id(&id)?;
@@ -105,6 +152,23 @@ async fn read(scope: TenantScope, Path(id): Path<String>) -> Result<Json<Monitor
     Ok(Json(monitor))
 }
 
+/// Replace a monitor (member)
+///
+/// Absent optional fields take their defaults.
+#[utoipa::path(
+    put,
+    path = "/api/v1/monitors/{id}",
+    tag = "monitors",
+    operation_id = "replace_monitor",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The monitor's id"), TenantHeader),
+    request_body = MonitorInput,
+    responses(
+        (status = 200, description = "The monitor as replaced", body = Monitor),
+        JsonBody,
+        InTenant,
+    )
+)]
 async fn replace(
     scope: TenantScope,
     Path(id): Path<String>,
@@ -121,6 +185,19 @@ async fn replace(
     Ok(Json(monitor))
 }
 
+/// Delete a monitor (member)
+#[utoipa::path(
+    delete,
+    path = "/api/v1/monitors/{id}",
+    tag = "monitors",
+    operation_id = "delete_monitor",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The monitor's id"), TenantHeader),
+    responses(
+        (status = 204, description = "Deleted"),
+        InTenant,
+    )
+)]
 async fn remove(scope: TenantScope, Path(id): Path<String>) -> Result<StatusCode, AppError> {
     let id = parse_id(&id)?;
     scope.require(Action::ManageMonitoring)?;
@@ -134,12 +211,27 @@ async fn remove(scope: TenantScope, Path(id): Path<String>) -> Result<StatusCode
     }
 }
 
-/// Check results arrive with the monitoring engine; until then, an empty list for a monitor that
-/// exists.
+/// A monitor's check results, newest first
+///
+/// Empty until the checks run.
+#[utoipa::path(
+    get,
+    path = "/api/v1/monitors/{id}/results",
+    tag = "monitors",
+    operation_id = "list_monitor_results",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The monitor's id"), TenantHeader),
+    responses(
+        (status = 200, description = "A page of check results", body = Items<CheckResult>),
+        InTenant,
+    )
+)]
 async fn results(
     scope: TenantScope,
     Path(id): Path<String>,
-) -> Result<Json<Items<serde_json::Value>>, AppError> {
+) -> Result<Json<Items<CheckResult>>, AppError> {
+    // Check results arrive with the monitoring engine; until then, an empty list for a monitor
+    // that exists.
     scope.require(Action::Read)?;
     let id = parse_id(&id)?;
     let mut tx = scope.ctx.begin().await?;

@@ -1,35 +1,76 @@
 //! Operational endpoints: liveness, readiness and metrics.
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
-use axum::{Json, Router, routing::get};
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::error::AppError;
+use crate::openapi::{Internal, NotReady};
 use crate::server::AppState;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .routes(routes!(metrics))
 }
 
-/// The process is up.
-async fn healthz() -> Json<serde_json::Value> {
-    Json(json!({ "status": "ok" }))
+const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// `{"status": "ok"}` or `{"status": "ready"}`.
+#[derive(Serialize, ToSchema)]
+struct Health {
+    #[schema(example = "ok")]
+    status: &'static str,
 }
 
-/// The control database answers.
-async fn readyz(State(state): State<AppState>) -> Result<Json<serde_json::Value>, AppError> {
+/// Liveness: the process is up
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "operations",
+    responses((status = 200, description = "`{\"status\": \"ok\"}`", body = Health))
+)]
+async fn healthz() -> Json<Health> {
+    Json(Health { status: "ok" })
+}
+
+/// Readiness: the control database answers
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "operations",
+    responses(
+        (status = 200, description = "`{\"status\": \"ready\"}`", body = Health),
+        (status = 503, response = NotReady),
+    )
+)]
+async fn readyz(State(state): State<AppState>) -> Result<Json<Health>, AppError> {
     if state.tenancy.ping().await {
-        Ok(Json(json!({ "status": "ready" })))
+        Ok(Json(Health { status: "ready" }))
     } else {
         Err(AppError::NotReady)
     }
 }
 
+/// Prometheus metrics
+///
+/// Tenants by tier and status, pool and connection-budget gauges, request counters and latencies,
+/// in the OpenMetrics text format.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    responses(
+        (status = 200, description = "OpenMetrics text", body = String, content_type = OPENMETRICS),
+        (status = 500, response = Internal),
+    )
+)]
 async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, AppError> {
     match state.tenancy.tenant_counts().await {
         Ok(counts) => state.metrics.set_tenants(&counts),
@@ -40,11 +81,5 @@ async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, App
         .metrics
         .render()
         .map_err(|e| AppError::Unexpected(anyhow::anyhow!("failed to render metrics: {e}")))?;
-    Ok((
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        text,
-    ))
+    Ok(([(header::CONTENT_TYPE, OPENMETRICS)], text))
 }

@@ -16,10 +16,13 @@ use tenantry_orgs::Orgs;
 use tenantry_tenancy::Tenancy;
 use tokio::net::TcpListener;
 use tracing::Instrument;
+use utoipa::OpenApi as _;
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::error::{AppError, LoggedError};
 use crate::metrics::{Metrics, RequestLabels, RouteLabels};
-use crate::{auth, members, monitors, ops, orgs};
+use crate::openapi::{self, ApiDoc};
+use crate::{admin, auth, invitations, members, monitors, ops, orgs};
 
 const REQUEST_ID: &str = "x-request-id";
 
@@ -46,6 +49,7 @@ impl Application {
         listen: SocketAddr,
         tenancy: Tenancy,
         identity: Identity,
+        orgs: Orgs,
     ) -> anyhow::Result<Self> {
         let listener = TcpListener::bind(listen).await.map_err(|e| {
             anyhow::anyhow!(
@@ -53,7 +57,7 @@ impl Application {
             )
         })?;
         let state = AppState {
-            orgs: Orgs::new(tenancy.clone()),
+            orgs,
             tenancy,
             identity,
             metrics: Arc::new(Metrics::new()),
@@ -80,13 +84,25 @@ impl Application {
     }
 }
 
-pub fn router(state: AppState) -> Router {
-    Router::new()
+/// Every documented route: each module's `routes()` is an `OpenApiRouter` whose handlers carry
+/// their `#[utoipa::path]`, so the document at `/api/openapi.json` lists exactly what is served.
+pub(crate) fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(ops::routes())
         .merge(auth::routes())
         .merge(orgs::routes())
         .merge(monitors::routes())
         .merge(members::routes())
+}
+
+pub fn router(state: AppState) -> Router {
+    let (routes, openapi) = api().split_for_parts();
+    routes
+        // Plain `Router`s, so missing from the document until they join `api()` as
+        // `OpenApiRouter`s.
+        .merge(invitations::routes())
+        .merge(admin::routes())
+        .merge(openapi::docs(openapi))
         .fallback(|| async { AppError::NotFound })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(middleware::from_fn_with_state(state.clone(), observe))

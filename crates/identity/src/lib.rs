@@ -14,7 +14,7 @@ pub use email::Email;
 pub use error::IdentityError;
 pub use keys::{AccessClaims, SigningKeys};
 pub use password::PasswordHasher;
-pub use service::{Identity, IdentityConfig, TokenPair};
+pub use service::{Identity, IdentityConfig, NewUser, TokenPair};
 pub use users::User;
 
 use tenantry_tenancy::{ControlSchema, MigrationSet};

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use chrono::{Duration, Utc};
 use serde::Serialize;
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::email::Email;
@@ -60,6 +60,22 @@ impl std::fmt::Debug for TokenPair {
     }
 }
 
+/// A user checked and hashed, not yet stored.
+pub struct NewUser {
+    email: Email,
+    name: String,
+    password_hash: String,
+    platform_admin: bool,
+}
+
+impl std::fmt::Debug for NewUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewUser")
+            .field("email", &self.email)
+            .finish_non_exhaustive()
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Identity {
     pool: PgPool,
@@ -96,6 +112,20 @@ impl Identity {
         name: &str,
         platform_admin: bool,
     ) -> Result<User, IdentityError> {
+        let mut new = self.prepare_user(email, password, name).await?;
+        new.platform_admin = platform_admin;
+        let mut conn = self.pool.acquire().await?;
+        self.insert_user(&mut conn, &new).await
+    }
+
+    /// Checks and hashes a new user's details, without storing anything: the slow part of
+    /// creating a user, done before a transaction that inserts it with [`Identity::insert_user`].
+    pub async fn prepare_user(
+        &self,
+        email: &Email,
+        password: &str,
+        name: &str,
+    ) -> Result<NewUser, IdentityError> {
         check_password(password)?;
         let name = name.trim();
         if name.is_empty() || name.chars().count() > 200 {
@@ -103,8 +133,37 @@ impl Identity {
                 "name: 1 to 200 characters".to_string(),
             ));
         }
-        let hash = self.hasher.hash(password).await?;
-        users::insert(&self.pool, email.as_str(), name, &hash, platform_admin).await
+        Ok(NewUser {
+            email: email.clone(),
+            name: name.to_string(),
+            password_hash: self.hasher.hash(password).await?,
+            platform_admin: false,
+        })
+    }
+
+    /// Stores a prepared user on `conn` (in the caller's transaction, when it has one).
+    pub async fn insert_user(
+        &self,
+        conn: &mut PgConnection,
+        new: &NewUser,
+    ) -> Result<User, IdentityError> {
+        users::insert(
+            conn,
+            new.email.as_str(),
+            &new.name,
+            &new.password_hash,
+            new.platform_admin,
+        )
+        .await
+    }
+
+    /// Starts a session for `user` with `org_id` active: a user just created or just admitted.
+    pub async fn sign_in(
+        &self,
+        user: &User,
+        org_id: Option<Uuid>,
+    ) -> Result<TokenPair, IdentityError> {
+        self.start_session(user, org_id).await
     }
 
     /// Creates a user and signs them in.

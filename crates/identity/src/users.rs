@@ -8,7 +8,7 @@ use uuid::Uuid;
 use crate::error::IdentityError;
 
 /// A user, without the password hash.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct User {
     pub id: Uuid,
     pub email: String,
@@ -22,7 +22,7 @@ pub struct User {
 const COLUMNS: &str = "id, email, name, platform_admin, default_org_id, created_at, updated_at";
 
 pub(crate) async fn insert(
-    pool: &PgPool,
+    executor: impl sqlx::PgExecutor<'_>,
     email: &str,
     name: &str,
     password_hash: &str,
@@ -37,7 +37,7 @@ pub(crate) async fn insert(
     .bind(name)
     .bind(password_hash)
     .bind(platform_admin)
-    .fetch_one(pool)
+    .fetch_one(executor)
     .await;
     match result {
         Ok(user) => Ok(user),

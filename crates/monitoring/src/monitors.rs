@@ -6,16 +6,21 @@ use serde::{Deserialize, Serialize};
 use tenantry_tenancy::TenantTx;
 use uuid::Uuid;
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Monitor {
     pub id: Uuid,
     pub name: String,
+    #[schema(examples("http", "keyword", "tcp", "heartbeat"))]
     pub kind: String,
+    #[schema(examples("https://example.com/health", "db.example.com:5432"))]
     pub target: Option<String>,
+    #[schema(example = 60)]
     pub interval_seconds: i32,
+    #[schema(example = 30)]
     pub timeout_seconds: i32,
     pub keyword: Option<String>,
     pub enabled: bool,
+    #[schema(examples("up", "down", "pending"))]
     pub status: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -25,16 +30,21 @@ const COLUMNS: &str = "id, name, kind, target, interval_seconds, timeout_seconds
     status, created_at, updated_at";
 
 /// A monitor as a client sends it (create and full update).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MonitorInput {
+    #[schema(min_length = 1, max_length = 200, example = "Homepage")]
     pub name: String,
+    #[schema(pattern = "^(http|keyword|tcp|heartbeat)$", example = "http")]
     pub kind: String,
     #[serde(default)]
+    #[schema(examples("https://example.com/health", "db.example.com:5432"))]
     pub target: Option<String>,
     #[serde(default)]
+    #[schema(minimum = 10, maximum = 86_400, default = 60)]
     pub interval_seconds: Option<i32>,
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 120, default = 30)]
     pub timeout_seconds: Option<i32>,
     #[serde(default)]
     pub keyword: Option<String>,

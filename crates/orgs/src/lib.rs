@@ -3,12 +3,18 @@
 //! No HTTP inside.
 
 mod api_keys;
+mod invitations;
 mod members;
+mod plans;
 mod roles;
 mod team;
 
 pub use api_keys::{ApiKey, KEY_PREFIX, KeyIdentity, NewKey};
+pub use invitations::{
+    INVITATION_TTL_DAYS, Invitation, InvitationPreview, OpenInvitation, PreviewOrg,
+};
 pub use members::{Membership, OrgSummary, Orgs, OrgsError, ProfileChange};
+pub use plans::{EntitlementChange, Entitlements, LIMIT_KEYS, OrgDetails, Overrides, Plan};
 pub use roles::{Action, Role};
 pub use team::Member;
 
@@ -27,6 +33,14 @@ pub fn control_schema() -> ControlSchema {
             (
                 "orgs/0002_api_keys.sql",
                 include_str!("../migrations/0002_api_keys.sql"),
+            ),
+            (
+                "orgs/0003_invitations.sql",
+                include_str!("../migrations/0003_invitations.sql"),
+            ),
+            (
+                "orgs/0004_plans.sql",
+                include_str!("../migrations/0004_plans.sql"),
             ),
         ]),
     }

@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::PgPool;
+use tenantry_mail::Outbox;
 use tenantry_tenancy::{
     Isolation, NewTenant, Slug, Tenancy, TenancyError, TenantRecord, TenantStatus,
 };
@@ -26,6 +27,12 @@ pub enum OrgsError {
     /// The change would break a rule (the last owner, an existing member).
     #[error("{0}")]
     Conflict(String),
+    /// An invitation that was valid once and is not any more.
+    #[error("{0}")]
+    Gone(String),
+    /// The organization is suspended.
+    #[error("the organization is suspended")]
+    Suspended,
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }
@@ -123,15 +130,34 @@ fn text_setting(record: &TenantRecord, key: &str) -> Option<String> {
 #[derive(Debug, Clone)]
 pub struct Orgs {
     tenancy: Tenancy,
+    outbox: Outbox,
+    public_url: String,
 }
 
 impl Orgs {
-    pub fn new(tenancy: Tenancy) -> Self {
-        Self { tenancy }
+    /// `outbox` carries invitation emails, whose links start with `public_url`.
+    pub fn new(tenancy: Tenancy, outbox: Outbox, public_url: &str) -> Self {
+        Self {
+            tenancy,
+            outbox,
+            public_url: public_url.trim_end_matches('/').to_string(),
+        }
     }
 
     pub(crate) fn runtime(&self) -> &PgPool {
         self.tenancy.runtime_pool()
+    }
+
+    pub(crate) fn tenancy(&self) -> &Tenancy {
+        &self.tenancy
+    }
+
+    pub(crate) fn outbox(&self) -> &Outbox {
+        &self.outbox
+    }
+
+    pub(crate) fn public_url(&self) -> &str {
+        &self.public_url
     }
 
     /// Creates an organization with `owner` as its owner. Without a slug, one is derived from the
@@ -355,6 +381,16 @@ impl Orgs {
     pub fn summary(record: &TenantRecord, role: Role) -> OrgSummary {
         OrgSummary::new(record, role)
     }
+}
+
+/// Serializes, until the end of the transaction, the changes that must see one another in an
+/// organization (invitations against members and limits).
+pub(crate) async fn lock_org(conn: &mut sqlx::PgConnection, org_id: Uuid) -> Result<(), OrgsError> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('tenantry:org:' || $1::text, 0))")
+        .bind(org_id)
+        .execute(conn)
+        .await?;
+    Ok(())
 }
 
 /// A slug from a name: lowercase letters and digits, other runs of characters as one hyphen,

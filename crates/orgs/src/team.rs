@@ -147,6 +147,14 @@ impl Orgs {
             .bind(user_id)
             .execute(&mut *tx)
             .await?;
+        // Their next login no longer starts in an organization they left.
+        sqlx::query(
+            "UPDATE identity.users SET default_org_id = NULL WHERE id = $1 AND default_org_id = $2",
+        )
+        .bind(user_id)
+        .bind(org_id)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(())
     }

@@ -87,6 +87,33 @@ impl Tenancy {
         }
     }
 
+    /// Puts the tenant on another plan (a lowercase word; the caller checks it names a plan).
+    pub async fn set_plan(&self, key: &str, plan: &str) -> Result<TenantRecord, TenancyError> {
+        let record = self.find(key).await?;
+        let updated = sqlx::query(
+            "UPDATE control.tenants SET plan = $2, updated_at = now()
+             WHERE id = $1 AND status <> 'deleted' AND NOT purging",
+        )
+        .bind(record.id.as_uuid())
+        .bind(plan)
+        .execute(&self.inner.owner)
+        .await;
+        match updated {
+            Ok(done) if done.rows_affected() == 1 => {
+                registry::get(&self.inner.owner, record.id).await
+            }
+            Ok(_) => Err(TenancyError::InvalidState {
+                slug: record.slug,
+                status: record.status,
+                action: "change the plan of",
+            }),
+            Err(e) if crate::error::sqlstate(&e).as_deref() == Some("23514") => Err(
+                TenancyError::Invalid(format!("{plan:?} is not a plan name")),
+            ),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Deleted → the status it had before the deletion.
     pub async fn restore(&self, key: &str) -> Result<TenantRecord, TenancyError> {
         let record = self.find(key).await?;

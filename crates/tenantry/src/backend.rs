@@ -87,10 +87,11 @@ impl Backend {
 }
 
 /// The application's own schemas in the control database.
-fn app_schemas() -> [ControlSchema; 2] {
+fn app_schemas() -> [ControlSchema; 3] {
     [
         tenantry_identity::control_schema(),
         tenantry_orgs::control_schema(),
+        tenantry_mail::control_schema(),
     ]
 }
 

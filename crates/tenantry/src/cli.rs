@@ -49,6 +49,26 @@ pub enum Command {
     /// Manage users
     #[command(subcommand)]
     User(UserCommand),
+    /// Read the email outbox (and the dev mailbox, when no SMTP server is configured)
+    #[command(subcommand)]
+    Mail(MailCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MailCommand {
+    /// List emails, newest first, with their bodies while they are kept
+    List {
+        /// How many emails to show
+        #[arg(
+            long,
+            value_name = "N",
+            default_value_t = 20,
+            value_parser = clap::value_parser!(i64).range(1..=10_000)
+        )]
+        limit: i64,
+        #[command(flatten)]
+        output: Output,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -9,6 +9,7 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 use tenantry_identity::IdentityConfig;
+use tenantry_mail::MailConfig;
 use tenantry_tenancy::PoolConfig;
 
 /// A secret whose `Debug` output is redacted.
@@ -37,6 +38,12 @@ pub struct Settings {
     pub listen: SocketAddr,
     /// The address users reach the server at: links in emails, and the issuer of access tokens.
     pub public_url: String,
+    /// The SMTP server emails go through: `smtp://HOST:PORT` (plain), `smtps://USER:PASS@HOST:465`
+    /// (TLS) or `smtp://USER:PASS@HOST:587?tls=required` (STARTTLS). Unset, emails stay in the dev
+    /// mailbox, read with `tenantry mail list`.
+    pub smtp_url: Option<Secret>,
+    /// The `From` of every email.
+    pub smtp_from: String,
     /// An existing PostgreSQL server for a role with CREATEDB and CREATEROLE; without it the
     /// server runs a managed PostgreSQL in the data folder.
     pub database_url: Option<Secret>,
@@ -76,6 +83,8 @@ impl Default for Settings {
             data_dir: PathBuf::from("./tenantry-data"),
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             public_url: "http://127.0.0.1:8080".to_string(),
+            smtp_url: None,
+            smtp_from: "Tenantry <no-reply@localhost>".to_string(),
             database_url: None,
             control_database: "tenantry".to_string(),
             database_prefix: "tenantry".to_string(),
@@ -153,6 +162,13 @@ impl Settings {
         }
     }
 
+    pub fn mail(&self) -> MailConfig {
+        MailConfig {
+            smtp_url: self.smtp_url.as_ref().map(|url| url.expose().to_string()),
+            from: self.smtp_from.clone(),
+        }
+    }
+
     pub fn pools(&self) -> PoolConfig {
         PoolConfig {
             runtime_max: self.pool_runtime_max,
@@ -222,5 +238,28 @@ mod tests {
             ..Settings::default()
         };
         assert!(!format!("{s:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn the_smtp_settings_come_from_the_environment_and_the_url_is_redacted() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("TENANTRY_SMTP_URL", "smtps://u:hunter2@mail.example.com");
+            jail.set_env("TENANTRY_SMTP_FROM", "Acme <ops@example.com>");
+            let settings =
+                Settings::load(None, &Overrides::default()).map_err(|e| e.to_string())?;
+            let mail = settings.mail();
+            assert_eq!(
+                mail.smtp_url.as_deref(),
+                Some("smtps://u:hunter2@mail.example.com")
+            );
+            assert_eq!(mail.from, "Acme <ops@example.com>");
+            assert!(!format!("{settings:?}").contains("hunter2"));
+            assert!(
+                !Settings::unknown_variables()
+                    .iter()
+                    .any(|v| v.starts_with("TENANTRY_SMTP"))
+            );
+            Ok(())
+        });
     }
 }

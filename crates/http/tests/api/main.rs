@@ -3,25 +3,39 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod admin;
 mod api_keys;
 mod auth;
+mod cross_tenant;
+mod invitations;
 mod members;
 mod monitors;
+mod openapi;
 mod ops;
+mod rbac;
 
 use std::net::SocketAddr;
 
 use serde_json::{Value, json};
 use tenantry_http::Application;
 use tenantry_identity::{Identity, IdentityConfig};
+use tenantry_mail::{MailConfig, Outbox, Sender};
+use tenantry_orgs::Orgs;
 use tenantry_tenancy::{MigrationSet, Tenancy};
+use tenantry_testkit::smtp::SmtpSink;
 use uuid::Uuid;
 
-/// The application served on a free port, with its engine.
+/// The address invitation links start with.
+pub const PUBLIC_URL: &str = "http://tenantry.test";
+
+/// The application served on a free port, with its engine, its mail sender and the SMTP server
+/// that receives its mail.
 pub struct TestApp {
     pub base: String,
     pub tenancy: Tenancy,
     pub client: reqwest::Client,
+    pub orgs: Orgs,
+    pub mail: SmtpSink,
 }
 
 impl TestApp {
@@ -32,6 +46,7 @@ impl TestApp {
             &[
                 tenantry_identity::control_schema(),
                 tenantry_orgs::control_schema(),
+                tenantry_mail::control_schema(),
             ],
         )
         .await
@@ -39,10 +54,23 @@ impl TestApp {
         let identity = Identity::open(tenancy.runtime_pool().clone(), IdentityConfig::default())
             .await
             .unwrap();
+        let mail = SmtpSink::start().await;
+        let outbox = Outbox::open(tenancy.runtime_pool().clone()).await.unwrap();
+        let sender = Sender::new(
+            outbox.clone(),
+            &MailConfig {
+                smtp_url: Some(mail.url()),
+                ..MailConfig::default()
+            },
+        )
+        .unwrap();
+        tokio::spawn(sender.run(std::future::pending()));
+        let orgs = Orgs::new(tenancy.clone(), outbox, PUBLIC_URL);
         let app = Application::build(
             SocketAddr::from(([127, 0, 0, 1], 0)),
             tenancy.clone(),
             identity,
+            orgs.clone(),
         )
         .await
         .unwrap();
@@ -52,7 +80,35 @@ impl TestApp {
             base,
             tenancy,
             client: reqwest::Client::new(),
+            orgs,
+            mail,
         }
+    }
+
+    /// The token of the newest invitation email to `email`, waiting for it to arrive; `after`
+    /// emails to that address are skipped (0 for the first one).
+    pub async fn invitation_token(&self, email: &str, after: usize) -> String {
+        let messages = self
+            .mail
+            .wait_for(
+                |m| {
+                    m.iter()
+                        .filter(|m| m.recipients.iter().any(|r| r == email))
+                        .count()
+                        > after
+                },
+                std::time::Duration::from_secs(30),
+            )
+            .await;
+        let message = messages
+            .iter()
+            .filter(|m| m.recipients.iter().any(|r| r == email))
+            .nth(after)
+            .unwrap();
+        let text = message.text();
+        let link = format!("{PUBLIC_URL}/invitations/");
+        let start = text.find(&link).unwrap() + link.len();
+        text[start..].split_whitespace().next().unwrap().to_string()
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
@@ -179,7 +235,7 @@ pub async fn org_in(
     name: &str,
     tier: tenantry_tenancy::Isolation,
 ) -> String {
-    tenantry_orgs::Orgs::new(app.tenancy.clone())
+    app.orgs
         .create(owner.id, name, None, tier)
         .await
         .unwrap()

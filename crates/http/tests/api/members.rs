@@ -328,6 +328,49 @@ async fn login_starts_in_the_default_organization() {
         .status(),
         200
     );
+
+    // Bob made Acme his default, then was removed: his next login starts nowhere.
+    let bob = caller(&app, "bob@example.com").await;
+    let members = format!("/api/v1/organizations/{org}/members");
+    let body = json!({"user_id": bob.id, "role": "member"});
+    send(
+        &app,
+        reqwest::Method::POST,
+        &members,
+        &ada.token,
+        None,
+        Some(body),
+    )
+    .await;
+    let body = json!({"org_id": org});
+    let path = "/api/v1/user/default-organization";
+    let set = send(
+        &app,
+        reqwest::Method::PUT,
+        path,
+        &bob.token,
+        None,
+        Some(body),
+    )
+    .await;
+    assert_eq!(set.status(), 200);
+    let path = format!("{members}/{}", bob.id);
+    let removed = send(&app, reqwest::Method::DELETE, &path, &ada.token, None, None).await;
+    assert_eq!(removed.status(), 204);
+    let login: Value = app
+        .post(
+            "/api/v1/auth/login",
+            &json!({"email": "bob@example.com", "password": "correct horse"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(login["user"]["default_org_id"], Value::Null);
+    assert_eq!(
+        claims(login["access_token"].as_str().unwrap())["org_id"],
+        Value::Null
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

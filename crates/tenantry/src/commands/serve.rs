@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use tenantry_http::Application;
 use tenantry_identity::Identity;
+use tenantry_mail::{Outbox, Sender};
+use tenantry_orgs::Orgs;
 use tenantry_tenancy::{MigrateProgress, Tenancy};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
@@ -25,13 +27,25 @@ pub async fn run(
     }
     let reaper = tenancy.spawn_pool_reaper(Duration::from_secs(30));
     let identity = Identity::open(tenancy.runtime_pool().clone(), settings.identity()).await?;
-    let app = Application::build(settings.listen, tenancy.clone(), identity).await?;
+    let outbox = Outbox::open(tenancy.runtime_pool().clone()).await?;
+    // The sender outlives the HTTP server, for emails of requests finishing during shutdown; it
+    // stops once `stop_mail` is dropped (by an early return too).
+    let (stop_mail, mail_stopped) = tokio::sync::oneshot::channel::<()>();
+    let sender = tokio::spawn(Sender::new(outbox.clone(), &settings.mail())?.run(async {
+        let _ = mail_stopped.await;
+    }));
+    let orgs = Orgs::new(tenancy.clone(), outbox.clone(), &settings.public_url);
+    let app = Application::build(settings.listen, tenancy.clone(), identity, orgs).await?;
     let address = app.local_addr()?;
     tracing::info!(%address, "serving");
     println!("listening on http://{address}");
     let served = app.run_until(shutdown.wait_owned()).await;
     reaper.abort();
     tracing::info!("HTTP server stopped");
+    drop(stop_mail);
+    if let Err(e) = sender.await {
+        tracing::error!(error = %e, "the email sender failed");
+    }
     served
 }
 

@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod mail;
 mod recovery;
 mod serve;
 mod support;

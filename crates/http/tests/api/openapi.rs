@@ -1,0 +1,527 @@
+//! The OpenAPI document at `/api/openapi.json` and the browsable docs at `/api/docs`: the
+//! document describes what the server serves, and real responses carry only documented fields.
+
+use std::collections::BTreeSet;
+
+use serde_json::{Value, json};
+
+use crate::{TestApp, caller, send};
+
+/// Every operation the route modules serve (method, path). A new route joins this list.
+const OPERATIONS: &[(&str, &str)] = &[
+    ("get", "/healthz"),
+    ("get", "/readyz"),
+    ("get", "/metrics"),
+    ("post", "/api/v1/auth/signup"),
+    ("post", "/api/v1/auth/login"),
+    ("post", "/api/v1/auth/refresh"),
+    ("post", "/api/v1/auth/logout"),
+    ("get", "/api/v1/user"),
+    ("get", "/.well-known/jwks.json"),
+    ("get", "/api/v1/organizations"),
+    ("post", "/api/v1/organizations"),
+    ("get", "/api/v1/organizations/{id}"),
+    ("put", "/api/v1/organizations/{id}"),
+    ("delete", "/api/v1/organizations/{id}"),
+    ("get", "/api/v1/user/organizations"),
+    ("put", "/api/v1/user/default-organization"),
+    ("get", "/api/v1/organizations/{id}/members"),
+    ("post", "/api/v1/organizations/{id}/members"),
+    ("patch", "/api/v1/organizations/{id}/members/{user_id}"),
+    ("delete", "/api/v1/organizations/{id}/members/{user_id}"),
+    ("post", "/api/v1/organizations/{id}/leave"),
+    ("post", "/api/v1/organizations/{id}/switch"),
+    ("get", "/api/v1/organizations/{id}/api-keys"),
+    ("post", "/api/v1/organizations/{id}/api-keys"),
+    ("delete", "/api/v1/organizations/{id}/api-keys/{kid}"),
+    ("get", "/api/v1/monitors"),
+    ("post", "/api/v1/monitors"),
+    ("get", "/api/v1/monitors/{id}"),
+    ("put", "/api/v1/monitors/{id}"),
+    ("delete", "/api/v1/monitors/{id}"),
+    ("get", "/api/v1/monitors/{id}/results"),
+];
+
+const METHODS: &[&str] = &[
+    "get", "put", "post", "delete", "options", "head", "patch", "trace",
+];
+
+async fn document(app: &TestApp) -> Value {
+    let response = app.get("/api/openapi.json").await;
+    assert_eq!(response.status(), 200);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/json")
+    );
+    response.json().await.unwrap()
+}
+
+/// Every `(method, path, operation)` of the document.
+fn operations(doc: &Value) -> Vec<(String, String, Value)> {
+    let mut all = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            if METHODS.contains(&method.as_str()) {
+                all.push((method.clone(), path.clone(), operation.clone()));
+            }
+        }
+    }
+    all
+}
+
+/// What a `$ref` (`#/components/...`) points at, if anything.
+fn resolve<'a>(doc: &'a Value, reference: &str) -> Option<&'a Value> {
+    doc.pointer(reference.strip_prefix('#')?)
+}
+
+fn refs(value: &Value, found: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            for (key, inner) in map {
+                match (key.as_str(), inner) {
+                    ("$ref", Value::String(r)) => found.push(r.clone()),
+                    _ => refs(inner, found),
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|v| refs(v, found)),
+        _ => {}
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_document_is_openapi_3_1_and_lists_every_route() {
+    let app = TestApp::spawn().await;
+    let doc = document(&app).await;
+    assert!(
+        doc["openapi"].as_str().unwrap().starts_with("3.1"),
+        "{}",
+        doc["openapi"]
+    );
+    assert_eq!(doc["info"]["title"], "Tenantry API");
+    assert_eq!(doc["info"]["version"], env!("CARGO_PKG_VERSION"));
+    let documented: BTreeSet<(String, String)> = operations(&doc)
+        .into_iter()
+        .map(|(method, path, _)| (method, path))
+        .collect();
+    for (method, path) in OPERATIONS {
+        assert!(
+            documented.contains(&(method.to_string(), path.to_string())),
+            "{method} {path} is served but not documented"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_operation_is_summarised_answered_and_secured_by_a_declared_scheme() {
+    let app = TestApp::spawn().await;
+    let doc = document(&app).await;
+    let schemes = doc["components"]["securitySchemes"].as_object().unwrap();
+    assert_eq!(schemes["bearer"]["type"], "http");
+    assert_eq!(schemes["bearer"]["scheme"], "bearer");
+    let mut ids = BTreeSet::new();
+    for (method, path, operation) in operations(&doc) {
+        let what = format!("{method} {path}");
+        let summary = operation["summary"].as_str().unwrap_or_default();
+        assert!(!summary.trim().is_empty(), "{what} has no summary");
+        let responses = operation["responses"].as_object().unwrap();
+        assert!(!responses.is_empty(), "{what} has no response");
+        assert!(
+            responses.keys().any(|s| s.starts_with('2')),
+            "{what} has no success response"
+        );
+        let id = operation["operationId"].as_str().unwrap().to_string();
+        assert!(
+            ids.insert(id.clone()),
+            "{what}: operationId {id} is not unique"
+        );
+        for requirement in operation["security"].as_array().into_iter().flatten() {
+            for scheme in requirement.as_object().unwrap().keys() {
+                assert!(
+                    schemes.contains_key(scheme),
+                    "{what}: unknown scheme {scheme}"
+                );
+            }
+        }
+        // Errors are problem JSON, documented with the shared schema.
+        for (status, response) in responses {
+            let response = match response.get("$ref").and_then(Value::as_str) {
+                Some(r) => resolve(&doc, r).unwrap(),
+                None => response,
+            };
+            if status.starts_with('4') || status.starts_with('5') {
+                assert_eq!(
+                    response["content"]["application/problem+json"]["schema"]["$ref"],
+                    "#/components/schemas/Problem",
+                    "{what} {status}"
+                );
+            }
+        }
+    }
+    let problem = &doc["components"]["schemas"]["Problem"]["properties"];
+    for field in [
+        "type", "title", "status", "detail", "code", "field", "limit",
+    ] {
+        assert!(problem.get(field).is_some(), "Problem lacks {field}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_reference_in_the_document_resolves() {
+    let app = TestApp::spawn().await;
+    let doc = document(&app).await;
+    let mut found = Vec::new();
+    refs(&doc, &mut found);
+    assert!(!found.is_empty());
+    for reference in found {
+        assert!(
+            reference.starts_with("#/components/") && resolve(&doc, &reference).is_some(),
+            "{reference} does not resolve"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docs_are_served_from_the_server_itself() {
+    let app = TestApp::spawn().await;
+    // `/api/docs` itself works (it redirects to `/api/docs/`, where relative assets resolve).
+    for path in ["/api/docs", "/api/docs/"] {
+        let response = app.get(path).await;
+        assert_eq!(response.status(), 200, "{path}");
+        assert_eq!(response.url().path(), "/api/docs/");
+        assert!(
+            response.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/html")
+        );
+        let page = response.url().clone();
+        let html = response.text().await.unwrap();
+        let assets = attributes(&html, &["src", "href"]);
+        assert!(
+            assets.iter().any(|a| a.ends_with("swagger-ui-bundle.js")),
+            "{assets:?}"
+        );
+        for asset in &assets {
+            assert!(
+                !asset.contains("://") && !asset.starts_with("//"),
+                "{asset} is not served by this server"
+            );
+        }
+        for asset in assets
+            .iter()
+            .filter(|a| a.ends_with(".js") || a.ends_with(".css"))
+        {
+            let url = page.join(asset).unwrap();
+            let loaded = app.client.get(url.clone()).send().await.unwrap();
+            assert_eq!(loaded.status(), 200, "{url}");
+        }
+    }
+    let bundle = app.get("/api/docs/swagger-ui-bundle.js").await;
+    assert_eq!(bundle.status(), 200);
+    assert!(
+        bundle.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .contains("javascript")
+    );
+    assert!(bundle.text().await.unwrap().len() > 100_000);
+    // The UI is pointed at this server's document.
+    let init = app.get("/api/docs/swagger-initializer.js").await;
+    assert_eq!(init.status(), 200);
+    assert!(init.text().await.unwrap().contains("/api/openapi.json"));
+}
+
+/// The values of the `names` attributes in `html`.
+fn attributes(html: &str, names: &[&str]) -> Vec<String> {
+    let mut values = Vec::new();
+    for name in names {
+        for quote in ['"', '\''] {
+            let opening = format!("{name}={quote}");
+            for (at, _) in html.match_indices(&opening) {
+                let rest = &html[at + opening.len()..];
+                if let Some(end) = rest.find(quote) {
+                    values.push(rest[..end].to_string());
+                }
+            }
+        }
+    }
+    values
+}
+
+/// Checks `value` against `schema`: every field of an object is a documented property, every
+/// required property is there, and the same inside, through `$ref`, `allOf` and arrays.
+fn conforms(doc: &Value, schema: &Value, value: &Value, at: &str) {
+    if let Some(r) = schema.get("$ref").and_then(Value::as_str) {
+        return conforms(doc, resolve(doc, r).unwrap(), value, at);
+    }
+    match value {
+        Value::Object(fields) => {
+            let mut properties = serde_json::Map::new();
+            let mut required = BTreeSet::new();
+            collect(doc, schema, &mut properties, &mut required);
+            if properties.is_empty() && schema.get("type").is_none() {
+                return; // free-form, e.g. `settings`
+            }
+            let others = schema.get("additionalProperties").filter(|a| a.is_object());
+            for (key, inner) in fields {
+                let property = properties
+                    .get(key)
+                    .or(others)
+                    .unwrap_or_else(|| panic!("{at}.{key} is not documented"));
+                conforms(doc, property, inner, &format!("{at}.{key}"));
+            }
+            for key in required {
+                assert!(
+                    fields.contains_key(&key),
+                    "{at}.{key} is required but absent"
+                );
+            }
+        }
+        Value::Array(items) => {
+            let item = &schema["items"];
+            for (i, inner) in items.iter().enumerate() {
+                conforms(doc, item, inner, &format!("{at}[{i}]"));
+            }
+        }
+        _ => {}
+    }
+}
+
+fn collect(
+    doc: &Value,
+    schema: &Value,
+    properties: &mut serde_json::Map<String, Value>,
+    required: &mut BTreeSet<String>,
+) {
+    if let Some(r) = schema.get("$ref").and_then(Value::as_str) {
+        return collect(doc, resolve(doc, r).unwrap(), properties, required);
+    }
+    for part in schema["allOf"].as_array().into_iter().flatten() {
+        collect(doc, part, properties, required);
+    }
+    if let Some(own) = schema["properties"].as_object() {
+        properties.extend(own.clone());
+    }
+    for key in schema["required"].as_array().into_iter().flatten() {
+        required.insert(key.as_str().unwrap().to_string());
+    }
+}
+
+/// Sends a request and checks its answer against the documented response for its status.
+async fn conforming(
+    app: &TestApp,
+    doc: &Value,
+    (method, path): (reqwest::Method, &str),
+    documented_path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> Value {
+    let response = match token {
+        Some(token) => send(app, method.clone(), path, token, None, body).await,
+        None => {
+            let mut request = app
+                .client
+                .request(method.clone(), format!("{}{path}", app.base));
+            if let Some(body) = body {
+                request = request.json(&body);
+            }
+            request.send().await.unwrap()
+        }
+    };
+    let status = response.status().as_u16().to_string();
+    let content_type = response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let value: Value = response.json().await.unwrap();
+    let operation = &doc["paths"][documented_path][method.as_str().to_lowercase()];
+    let mut documented = operation["responses"][&status].clone();
+    if let Some(r) = documented.get("$ref").and_then(Value::as_str) {
+        documented = resolve(doc, r).unwrap().clone();
+    }
+    let schema = &documented["content"][&content_type]["schema"];
+    assert!(
+        schema.is_object(),
+        "{method} {path}: {status} {content_type} is not documented"
+    );
+    conforms(doc, schema, &value, &format!("{method} {path}"));
+    value
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_responses_carry_only_documented_fields() {
+    let app = TestApp::spawn().await;
+    let doc = document(&app).await;
+    let session = conforming(
+        &app,
+        &doc,
+        (reqwest::Method::POST, "/api/v1/auth/signup"),
+        "/api/v1/auth/signup",
+        None,
+        Some(json!({"email": "doc@example.com", "password": "correct horse", "name": "Doc"})),
+    )
+    .await;
+    let token = session["access_token"].as_str().unwrap().to_string();
+    let get = |path: &'static str| (reqwest::Method::GET, path);
+    conforming(
+        &app,
+        &doc,
+        get("/api/v1/user"),
+        "/api/v1/user",
+        Some(&token),
+        None,
+    )
+    .await;
+    conforming(
+        &app,
+        &doc,
+        get("/.well-known/jwks.json"),
+        "/.well-known/jwks.json",
+        None,
+        None,
+    )
+    .await;
+    conforming(&app, &doc, get("/healthz"), "/healthz", None, None).await;
+    let org = conforming(
+        &app,
+        &doc,
+        (reqwest::Method::POST, "/api/v1/organizations"),
+        "/api/v1/organizations",
+        Some(&token),
+        Some(json!({"name": "Documented"})),
+    )
+    .await;
+    let id = org["id"].as_str().unwrap().to_string();
+    conforming(
+        &app,
+        &doc,
+        get("/api/v1/organizations"),
+        "/api/v1/organizations",
+        Some(&token),
+        None,
+    )
+    .await;
+    let one = format!("/api/v1/organizations/{id}");
+    conforming(
+        &app,
+        &doc,
+        (reqwest::Method::GET, &one),
+        "/api/v1/organizations/{id}",
+        Some(&token),
+        None,
+    )
+    .await;
+    let members = format!("/api/v1/organizations/{id}/members");
+    conforming(
+        &app,
+        &doc,
+        (reqwest::Method::GET, &members),
+        "/api/v1/organizations/{id}/members",
+        Some(&token),
+        None,
+    )
+    .await;
+    let keys = format!("/api/v1/organizations/{id}/api-keys");
+    conforming(
+        &app,
+        &doc,
+        (reqwest::Method::POST, &keys),
+        "/api/v1/organizations/{id}/api-keys",
+        Some(&token),
+        Some(json!({"name": "ci", "role": "member"})),
+    )
+    .await;
+    conforming(
+        &app,
+        &doc,
+        (reqwest::Method::GET, &keys),
+        "/api/v1/organizations/{id}/api-keys",
+        Some(&token),
+        None,
+    )
+    .await;
+    let switched = conforming(
+        &app,
+        &doc,
+        (
+            reqwest::Method::POST,
+            &format!("/api/v1/organizations/{id}/switch"),
+        ),
+        "/api/v1/organizations/{id}/switch",
+        Some(&token),
+        None,
+    )
+    .await;
+    let token = switched["access_token"].as_str().unwrap().to_string();
+    let monitor = conforming(
+        &app,
+        &doc,
+        (reqwest::Method::POST, "/api/v1/monitors"),
+        "/api/v1/monitors",
+        Some(&token),
+        Some(json!({"name": "Home", "kind": "http", "target": "https://example.com"})),
+    )
+    .await;
+    conforming(
+        &app,
+        &doc,
+        get("/api/v1/monitors"),
+        "/api/v1/monitors",
+        Some(&token),
+        None,
+    )
+    .await;
+    let results = format!(
+        "/api/v1/monitors/{}/results",
+        monitor["id"].as_str().unwrap()
+    );
+    conforming(
+        &app,
+        &doc,
+        (reqwest::Method::GET, &results),
+        "/api/v1/monitors/{id}/results",
+        Some(&token),
+        None,
+    )
+    .await;
+    // Errors too: a validation failure names its field.
+    let problem = conforming(
+        &app,
+        &doc,
+        (reqwest::Method::POST, "/api/v1/monitors"),
+        "/api/v1/monitors",
+        Some(&token),
+        Some(json!({"name": "Bad", "kind": "smoke"})),
+    )
+    .await;
+    assert_eq!(problem["field"], "kind");
+    let other = caller(&app, "stranger@example.com").await;
+    conforming(
+        &app,
+        &doc,
+        (reqwest::Method::GET, "/api/v1/monitors"),
+        "/api/v1/monitors",
+        Some(&other.token),
+        None,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_query_is_problem_json() {
+    let app = TestApp::spawn().await;
+    let owner = caller(&app, "query@example.com").await;
+    let response = send(
+        &app,
+        reqwest::Method::DELETE,
+        "/api/v1/organizations/acme?hard=maybe",
+        &owner.token,
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(crate::problem(response, 400).await["code"], "bad_request");
+}

@@ -1,0 +1,212 @@
+//! Plans and an organization's entitlements: its plan's limits and feature flags, overridden key
+//! by key by the organization's own values. A limit of `null` means unlimited.
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+use tenantry_tenancy::TenantRecord;
+use uuid::Uuid;
+
+use crate::members::{Orgs, OrgsError};
+
+/// Every limit a plan sets.
+pub const LIMIT_KEYS: [&str; 7] = [
+    "max_users",
+    "max_monitors",
+    "max_agents",
+    "max_api_keys",
+    "min_check_interval_s",
+    "api_requests_per_minute",
+    "retention_days",
+];
+
+/// A plan as stored.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct Plan {
+    pub name: String,
+    #[sqlx(json)]
+    pub limits: Map<String, Value>,
+    #[sqlx(json)]
+    pub features: Map<String, Value>,
+}
+
+/// What an organization may do: its plan, the effective limits and features, and its own
+/// overrides.
+#[derive(Debug, Clone, Serialize)]
+pub struct Entitlements {
+    pub plan: String,
+    pub limits: Map<String, Value>,
+    pub features: Map<String, Value>,
+    pub overrides: Overrides,
+}
+
+#[derive(Debug, Clone, Default, Serialize, sqlx::FromRow)]
+pub struct Overrides {
+    #[sqlx(json)]
+    pub limits: Map<String, Value>,
+    #[sqlx(json)]
+    pub features: Map<String, Value>,
+}
+
+impl Entitlements {
+    /// A limit's value: `None` when unlimited.
+    pub fn limit(&self, key: &str) -> Option<i64> {
+        self.limits.get(key).and_then(Value::as_i64)
+    }
+}
+
+/// A change of plan and overrides; absent parts stay as they are, and the given limits and
+/// features merge into the existing overrides key by key.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EntitlementChange {
+    pub plan: Option<String>,
+    pub limits: Option<Map<String, Value>>,
+    pub features: Option<Map<String, Value>>,
+}
+
+impl EntitlementChange {
+    fn check(&self) -> Result<(), OrgsError> {
+        for (key, value) in self.limits.iter().flatten() {
+            if !LIMIT_KEYS.contains(&key.as_str()) {
+                return Err(OrgsError::Invalid {
+                    field: "limits",
+                    detail: format!("{key:?} is not a limit: {}", LIMIT_KEYS.join(", ")),
+                });
+            }
+            let ok = value.is_null() || value.as_i64().is_some_and(|n| n >= 0);
+            if !ok {
+                return Err(OrgsError::Invalid {
+                    field: "limits",
+                    detail: format!("{key} must be a whole number ≥ 0, or null for unlimited"),
+                });
+            }
+        }
+        for (key, value) in self.features.iter().flatten() {
+            let name_ok = (1..=64).contains(&key.len())
+                && key.starts_with(|c: char| c.is_ascii_lowercase())
+                && key
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+            if !name_ok || !value.is_boolean() {
+                return Err(OrgsError::Invalid {
+                    field: "features",
+                    detail: format!(
+                        "{key:?}: feature flags are snake_case names with true or false"
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// An organization with what its plan allows, as `GET /organizations/{id}` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct OrgDetails {
+    #[serde(flatten)]
+    pub summary: crate::OrgSummary,
+    /// The effective limits (`null`: unlimited).
+    pub limits: Map<String, Value>,
+    pub features: Map<String, Value>,
+}
+
+impl Orgs {
+    /// The organization as its member with `role` sees it, limits included.
+    pub async fn details(
+        &self,
+        record: &TenantRecord,
+        role: crate::Role,
+    ) -> Result<OrgDetails, OrgsError> {
+        let entitlements = self.entitlements(record).await?;
+        Ok(OrgDetails {
+            summary: Orgs::summary(record, role),
+            limits: entitlements.limits,
+            features: entitlements.features,
+        })
+    }
+
+    /// Every plan, cheapest first.
+    pub async fn plans(&self) -> Result<Vec<Plan>, OrgsError> {
+        Ok(
+            sqlx::query_as("SELECT name, limits, features FROM orgs.plans ORDER BY position")
+                .fetch_all(self.runtime())
+                .await?,
+        )
+    }
+
+    async fn plan(&self, name: &str) -> Result<Option<Plan>, OrgsError> {
+        Ok(
+            sqlx::query_as("SELECT name, limits, features FROM orgs.plans WHERE name = $1")
+                .bind(name)
+                .fetch_optional(self.runtime())
+                .await?,
+        )
+    }
+
+    /// The organization's effective limits and features.
+    pub async fn entitlements(&self, record: &TenantRecord) -> Result<Entitlements, OrgsError> {
+        let plan = self.plan(&record.plan).await?.unwrap_or_else(|| Plan {
+            // A plan removed from the table leaves its tenants with no limits of its own.
+            name: record.plan.clone(),
+            limits: Map::new(),
+            features: Map::new(),
+        });
+        let overrides: Overrides =
+            sqlx::query_as("SELECT limits, features FROM orgs.plan_overrides WHERE org_id = $1")
+                .bind(record.id.as_uuid())
+                .fetch_optional(self.runtime())
+                .await?
+                .unwrap_or_default();
+        let mut limits = plan.limits;
+        limits.extend(overrides.limits.clone());
+        let mut features = plan.features;
+        features.extend(overrides.features.clone());
+        Ok(Entitlements {
+            plan: record.plan.clone(),
+            limits,
+            features,
+            overrides,
+        })
+    }
+
+    /// Changes the organization's plan and merges overrides (platform admins).
+    pub async fn change_entitlements(
+        &self,
+        org_id: Uuid,
+        change: &EntitlementChange,
+    ) -> Result<(TenantRecord, Entitlements), OrgsError> {
+        change.check()?;
+        if let Some(plan) = &change.plan
+            && self.plan(plan).await?.is_none()
+        {
+            let names: Vec<String> = self.plans().await?.into_iter().map(|p| p.name).collect();
+            return Err(OrgsError::Invalid {
+                field: "plan",
+                detail: format!("{plan:?} is not a plan: {}", names.join(", ")),
+            });
+        }
+        let key = org_id.to_string();
+        let mut record = self.tenancy().find(&key).await?;
+        let limits = Value::Object(change.limits.clone().unwrap_or_default());
+        let features = Value::Object(change.features.clone().unwrap_or_default());
+        sqlx::query(
+            "INSERT INTO orgs.plan_overrides (org_id, limits, features) VALUES ($1, $2, $3)
+             ON CONFLICT (org_id) DO UPDATE SET
+                 limits = plan_overrides.limits || excluded.limits,
+                 features = plan_overrides.features || excluded.features,
+                 updated_at = now()",
+        )
+        .bind(org_id)
+        .bind(&limits)
+        .bind(&features)
+        .execute(self.runtime())
+        .await?;
+        if let Some(plan) = &change.plan
+            && *plan != record.plan
+        {
+            record = self.tenancy().set_plan(&key, plan).await?;
+        }
+        let entitlements = self.entitlements(&record).await?;
+        Ok((record, entitlements))
+    }
+}
