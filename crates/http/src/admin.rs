@@ -1,12 +1,11 @@
 //! Platform administration: every tenant, whatever its members say. Only platform admins reach
 //! these routes; to anyone else (signed in or not) they do not exist: 404.
 
+use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::extract::{FromRequestParts, Path, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tenantry_identity::{Email, User};
@@ -14,23 +13,24 @@ use tenantry_orgs::{EntitlementChange, Entitlements, Invitation, Role};
 use tenantry_tenancy::{
     Isolation, NewTenant, ProvisionStep, Slug, TenancyError, TenantRecord, TenantStatus,
 };
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
-use crate::error::AppError;
-use crate::extract::{ApiJson, AuthUser, Items};
+use crate::error::{AppError, Problem};
+use crate::extract::{ApiJson, ApiQuery, AuthUser, Items};
 use crate::members::{Confirm, DeleteQuery};
+use crate::openapi::{AdminOnly, JsonBody, PROBLEM, schemas};
 use crate::server::AppState;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/admin/tenants", get(list).post(create))
-        .route(
-            "/api/v1/admin/tenants/{id}",
-            get(read).put(update).delete(remove),
-        )
-        .route("/api/v1/admin/tenants/{id}/activate", post(activate))
-        .route("/api/v1/admin/tenants/{id}/suspend", post(suspend))
-        .route("/api/v1/admin/tenants/{id}/restore", post(restore))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(read, update, remove))
+        .routes(routes!(activate))
+        .routes(routes!(suspend))
+        .routes(routes!(restore))
 }
 
 /// A platform admin, checked against the users table on every request (not trusted from the
@@ -51,63 +51,93 @@ impl FromRequestParts<AppState> for PlatformAdmin {
     }
 }
 
-/// A tenant as platform admins see it.
-#[derive(Serialize)]
+/// A tenant as platform admins see it: its registry row, its entitlements and its usage.
+#[derive(Serialize, ToSchema)]
 struct AdminTenant {
     id: Uuid,
     slug: String,
     name: String,
+    #[schema(value_type = schemas::TenantStatus)]
     status: TenantStatus,
+    #[schema(value_type = schemas::Isolation)]
     isolation: Isolation,
     placement: Placement,
     provisioning: Provisioning,
+    /// The version of the tenant schema its storage is migrated to.
     schema_version: i32,
     #[serde(flatten)]
+    #[schema(value_type = schemas::Entitlements)]
     entitlements: Entitlements,
     usage: AdminUsage,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
+    /// When it was deleted; `null` unless `status` is `deleted`.
     deleted_at: Option<DateTime<Utc>>,
 }
 
-#[derive(Serialize)]
+/// Where the tenant's rows live.
+#[derive(Serialize, ToSchema)]
 struct Placement {
+    /// The PostgreSQL server.
     server: String,
+    /// The database: the shared one, or the tenant's own.
     database: String,
+    /// The schema: the shared one, or the tenant's own.
     schema: String,
 }
 
-#[derive(Serialize)]
+/// How far the tenant's provisioning got.
+#[derive(Serialize, ToSchema)]
 struct Provisioning {
     /// The last step completed; `activated` when done.
+    #[schema(value_type = schemas::ProvisionStep)]
     step: ProvisionStep,
+    /// Why the last provisioning step failed, if it did.
     last_error: Option<String>,
     /// A hard delete is under way.
     purging: bool,
 }
 
-#[derive(Serialize)]
+/// What the tenant uses.
+#[derive(Serialize, ToSchema)]
 struct AdminUsage {
+    /// Its members.
     members: i64,
+    /// Its open, unexpired invitations.
     pending_invitations: i64,
+    /// Its live API keys.
     api_keys: i64,
 }
 
 /// A tenant just created, and the invitation sent to its first admin.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
+#[schema(as = CreatedTenant)]
 struct Created {
     #[serde(flatten)]
     tenant: AdminTenant,
+    /// The invitation of the first admin, as `owner`; its token is in the email only.
+    #[schema(value_type = schemas::Invitation)]
     invitation: Invitation,
 }
 
-#[derive(Deserialize)]
+/// A tenant to create, and the address of its first admin.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewAdminTenant {
+    /// 1 to 200 characters.
+    #[schema(example = "Acme")]
     name: String,
+    /// Lowercase letters, digits and hyphens; unique.
+    #[schema(example = "acme")]
     slug: String,
+    /// Invited by email as the tenant's `owner`.
+    #[schema(example = "boss@acme.example")]
     admin_email: String,
+    /// A plan's name (`free`, `pro`, `enterprise`); `free` when absent.
+    #[schema(example = "pro")]
     plan: Option<String>,
+    /// The tier; `shared` when absent.
+    #[schema(value_type = Option<schemas::Isolation>)]
     isolation: Option<Isolation>,
 }
 
@@ -161,6 +191,18 @@ async fn tenant(state: &AppState, id: &str) -> Result<TenantRecord, AppError> {
     }
 }
 
+/// Every tenant, whatever its status (platform admin)
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/tenants",
+    tag = "admin",
+    operation_id = "admin_list_tenants",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Every tenant, deleted ones included, in one page", body = Items<AdminTenant>),
+        AdminOnly,
+    )
+)]
 async fn list(
     State(state): State<AppState>,
     _: PlatformAdmin,
@@ -172,7 +214,25 @@ async fn list(
     Ok(Json(Items::all(items)))
 }
 
-/// Provisions a tenant in the chosen tier and invites its first admin (as owner) by email.
+/// Create a tenant in any tier and invite its first admin (platform admin)
+///
+/// Provisions the tenant in the chosen tier, then invites `admin_email` as its `owner` by email;
+/// if the invitation cannot be made, the tenant is removed again.
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/tenants",
+    tag = "admin",
+    operation_id = "admin_create_tenant",
+    security(("bearer" = [])),
+    request_body = NewAdminTenant,
+    responses(
+        (status = 201, description = "The tenant, active, and the invitation sent to its first admin", body = Created),
+        AdminOnly,
+        JsonBody,
+        (status = 409, description = "`conflict`: the slug is taken", body = Problem, content_type = PROBLEM),
+        (status = 422, description = "`validation_failed`: `name`, `slug`, `admin_email`, `plan` (not a plan) or `isolation` (not a tier) is wrong, or a tenant with this slug is being provisioned in another tier (`body`)", body = Problem, content_type = PROBLEM),
+    )
+)]
 async fn create(
     State(state): State<AppState>,
     PlatformAdmin(admin): PlatformAdmin,
@@ -224,6 +284,19 @@ async fn create(
     Ok((StatusCode::CREATED, Json(Created { tenant, invitation })))
 }
 
+/// A tenant, deleted ones included (platform admin)
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/tenants/{id}",
+    tag = "admin",
+    operation_id = "admin_read_tenant",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The tenant's id or slug")),
+    responses(
+        (status = 200, description = "The tenant", body = AdminTenant),
+        AdminOnly,
+    )
+)]
 async fn read(
     State(state): State<AppState>,
     _: PlatformAdmin,
@@ -233,7 +306,26 @@ async fn read(
     Ok(Json(view(&state, record).await?))
 }
 
-/// `{plan, limits, features}`: a new plan, and overrides merged key by key.
+/// Change a tenant's plan and its own limits and features (platform admin)
+///
+/// `{plan, limits, features}`: a new plan, and overrides merged key by key into the tenant's
+/// existing ones (a limit of `null` is unlimited); absent parts stay as they are.
+#[utoipa::path(
+    put,
+    path = "/api/v1/admin/tenants/{id}",
+    tag = "admin",
+    operation_id = "admin_update_tenant",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The tenant's id or slug")),
+    request_body = schemas::EntitlementChange,
+    responses(
+        (status = 200, description = "The tenant with its new entitlements", body = AdminTenant),
+        AdminOnly,
+        JsonBody,
+        (status = 409, description = "`conflict`: the tenant is deleted (restore it first)", body = Problem, content_type = PROBLEM),
+        (status = 422, description = "`validation_failed`: `plan` is not a plan, `limits` names an unknown limit or a value that is not a whole number ≥ 0 or `null`, or `features` has a name that is not snake_case or a value that is not a boolean", body = Problem, content_type = PROBLEM),
+    )
+)]
 async fn update(
     State(state): State<AppState>,
     _: PlatformAdmin,
@@ -253,6 +345,22 @@ async fn update(
     Ok(Json(view(&state, record).await?))
 }
 
+/// Activate a suspended tenant (platform admin)
+///
+/// Its members and API keys work again.
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/tenants/{id}/activate",
+    tag = "admin",
+    operation_id = "admin_activate_tenant",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The tenant's id or slug")),
+    responses(
+        (status = 200, description = "The tenant, `active`", body = AdminTenant),
+        AdminOnly,
+        (status = 409, description = "`conflict`: the tenant is not suspended", body = Problem, content_type = PROBLEM),
+    )
+)]
 async fn activate(
     State(state): State<AppState>,
     _: PlatformAdmin,
@@ -263,6 +371,22 @@ async fn activate(
     Ok(Json(view(&state, record).await?))
 }
 
+/// Suspend an active tenant (platform admin)
+///
+/// Its members still see it, but its resources answer `403 tenant_suspended` until it is activated.
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/tenants/{id}/suspend",
+    tag = "admin",
+    operation_id = "admin_suspend_tenant",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The tenant's id or slug")),
+    responses(
+        (status = 200, description = "The tenant, `suspended`", body = AdminTenant),
+        AdminOnly,
+        (status = 409, description = "`conflict`: the tenant is not active", body = Problem, content_type = PROBLEM),
+    )
+)]
 async fn suspend(
     State(state): State<AppState>,
     _: PlatformAdmin,
@@ -273,6 +397,22 @@ async fn suspend(
     Ok(Json(view(&state, record).await?))
 }
 
+/// Restore a soft-deleted tenant (platform admin)
+///
+/// It returns to the status it had before the deletion (active or suspended), with all its data.
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/tenants/{id}/restore",
+    tag = "admin",
+    operation_id = "admin_restore_tenant",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The tenant's id or slug")),
+    responses(
+        (status = 200, description = "The tenant, restored", body = AdminTenant),
+        AdminOnly,
+        (status = 409, description = "`conflict`: the tenant is not deleted, or is being purged", body = Problem, content_type = PROBLEM),
+    )
+)]
 async fn restore(
     State(state): State<AppState>,
     _: PlatformAdmin,
@@ -283,12 +423,31 @@ async fn restore(
     Ok(Json(view(&state, record).await?))
 }
 
-/// Soft delete; `?hard=true` with `{confirm: "<slug>"}` purges the tenant's storage.
+/// Delete a tenant (platform admin)
+///
+/// A soft delete (restorable; the tenant must be active or suspended), or with `?hard=true` and
+/// `{"confirm": "<slug>"}` a purge of its storage and every row it owns, in any status.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/admin/tenants/{id}",
+    tag = "admin",
+    operation_id = "admin_delete_tenant",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The tenant's id or slug"), DeleteQuery),
+    request_body(content = Option<Confirm>, description = "Only with `?hard=true`"),
+    responses(
+        (status = 204, description = "Deleted"),
+        AdminOnly,
+        (status = 400, description = "`bad_request`: the query or the body cannot be read", body = Problem, content_type = PROBLEM),
+        (status = 409, description = "`conflict`: a soft delete of a tenant that is not active or suspended", body = Problem, content_type = PROBLEM),
+        (status = 422, description = "`validation_failed` on `confirm`: it must repeat the tenant's slug", body = Problem, content_type = PROBLEM),
+    )
+)]
 async fn remove(
     State(state): State<AppState>,
     _: PlatformAdmin,
     Path(id): Path<String>,
-    Query(query): Query<DeleteQuery>,
+    ApiQuery(query): ApiQuery<DeleteQuery>,
     body: Bytes,
 ) -> Result<StatusCode, AppError> {
     let record = tenant(&state, &id).await?;

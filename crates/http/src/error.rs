@@ -4,7 +4,7 @@
 
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use tenantry_identity::IdentityError;
@@ -26,6 +26,18 @@ pub enum AppError {
     /// suspended (`tenant_suspended`).
     #[error("{detail}")]
     Forbidden { code: &'static str, detail: String },
+    /// 403 `limit_exceeded`: the organization's plan allows no more of this; `limit` is the
+    /// limit's key.
+    #[error("{detail}")]
+    LimitExceeded { limit: String, detail: String },
+    /// 429 `rate_limited`: the organization's `api_requests_per_minute` is spent. `retry_after`:
+    /// seconds until a request is admitted again; `reset`: seconds until the whole budget is.
+    #[error("the organization's budget of {limit} requests per minute is spent")]
+    RateLimited {
+        retry_after: u64,
+        limit: u32,
+        reset: u64,
+    },
     #[error("no organization in context")]
     TenantRequired,
     #[error("{0}")]
@@ -64,7 +76,7 @@ pub struct Problem {
     detail: String,
     /// The stable, machine-readable snake_case code: `bad_request`, `tenant_required`,
     /// `unauthorized`, `invalid_credentials`, `invalid_token`, `refresh_token_reused`,
-    /// `forbidden`, `tenant_suspended`, `limit_exceeded`, `not_found`, `conflict`, `gone`,
+    /// `forbidden`, `tenant_suspended`, `limit_exceeded`, `rate_limited`, `not_found`, `conflict`, `gone`,
     /// `payload_too_large`, `unsupported_media_type`, `validation_failed`, `internal`,
     /// `not_ready`, ...
     #[schema(example = "not_found")]
@@ -72,7 +84,8 @@ pub struct Problem {
     /// With `validation_failed`: the field at fault.
     #[serde(skip_serializing_if = "Option::is_none")]
     field: Option<String>,
-    /// With `limit_exceeded`: the key of the limit reached, e.g. `max_monitors`.
+    /// With `limit_exceeded`: the key of the limit reached, e.g. `max_monitors`; with
+    /// `rate_limited`: `api_requests_per_minute`.
     #[serde(skip_serializing_if = "Option::is_none")]
     limit: Option<String>,
 }
@@ -144,6 +157,25 @@ impl AppError {
                 detail.clone(),
                 None,
             ),
+            AppError::LimitExceeded { detail, .. } => (
+                StatusCode::FORBIDDEN,
+                "limit_exceeded",
+                "Limit exceeded",
+                detail.clone(),
+                None,
+            ),
+            AppError::RateLimited {
+                retry_after, limit, ..
+            } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                "Too many requests",
+                format!(
+                    "This organization's budget of {limit} API requests per minute is spent; \
+                     retry in {retry_after} s."
+                ),
+                None,
+            ),
             AppError::TenantRequired => (
                 StatusCode::BAD_REQUEST,
                 "tenant_required",
@@ -211,7 +243,11 @@ impl IntoResponse for AppError {
             detail,
             code,
             field,
-            limit: None,
+            limit: match &self {
+                AppError::LimitExceeded { limit, .. } => Some(limit.clone()),
+                AppError::RateLimited { .. } => Some(RATE_LIMIT_KEY.to_string()),
+                _ => None,
+            },
         };
         let mut response = (status, Json(body)).into_response();
         response.headers_mut().insert(
@@ -223,8 +259,30 @@ impl IntoResponse for AppError {
                 .extensions_mut()
                 .insert(LoggedError(format!("{e:#}")));
         }
+        if let AppError::RateLimited {
+            retry_after,
+            limit,
+            reset,
+        } = self
+        {
+            let headers = response.headers_mut();
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+            rate_limit_headers(headers, limit, 0, reset);
+        }
         response
     }
+}
+
+/// The limit key whose budget a `429 rate_limited` reports.
+pub const RATE_LIMIT_KEY: &str = "api_requests_per_minute";
+
+/// `RateLimit-Limit` (requests per minute), `RateLimit-Remaining` (requests admitted right now,
+/// back to back) and `RateLimit-Reset` (seconds until the whole budget is back), on refused and
+/// admitted requests alike.
+pub(crate) fn rate_limit_headers(headers: &mut HeaderMap, limit: u32, remaining: u32, reset: u64) {
+    headers.insert("ratelimit-limit", HeaderValue::from(limit));
+    headers.insert("ratelimit-remaining", HeaderValue::from(remaining));
+    headers.insert("ratelimit-reset", HeaderValue::from(reset));
 }
 
 impl From<JsonRejection> for AppError {
@@ -297,6 +355,10 @@ impl From<tenantry_orgs::OrgsError> for AppError {
             OrgsError::Conflict(detail) => AppError::Conflict(detail),
             OrgsError::Gone(detail) => AppError::Gone(detail),
             OrgsError::Suspended => AppError::suspended(),
+            OrgsError::LimitExceeded { limit, detail } => AppError::LimitExceeded {
+                limit: limit.to_string(),
+                detail,
+            },
             OrgsError::Unexpected(e) => AppError::Unexpected(e),
         }
     }

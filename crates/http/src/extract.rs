@@ -1,14 +1,20 @@
-//! Extractors: JSON bodies whose rejections are problem JSON, and the authenticated caller.
+//! Extractors: JSON bodies whose rejections are problem JSON, the authenticated caller, the
+//! tenant context, and the organization a request acts in ([`RequestTenant`]), counted against
+//! its rate limit ([`admit`]).
+
+use std::future::Future;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use axum::extract::{FromRequest, FromRequestParts};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use tenantry_identity::AccessClaims;
 use tenantry_orgs::{Action, KEY_PREFIX as API_KEY_PREFIX, Role};
+use tenantry_ratelimit::Decision;
 use tenantry_tenancy::TenantCtx;
 use uuid::Uuid;
 
-use crate::error::AppError;
+use crate::error::{AppError, RATE_LIMIT_KEY};
 use crate::server::AppState;
 
 /// `axum::Json`, with every rejection answered as problem JSON.
@@ -137,8 +143,90 @@ impl FromRequestParts<AppState> for TenantScope {
             (Actor::User(claims), record, role)
         };
         let ctx = state.tenancy.resolve_id(record.id).await?;
-        tracing::Span::current().record("tenant_id", tracing::field::display(record.id));
+        admit(state, record.id.as_uuid()).await?;
         Ok(TenantScope { actor, role, ctx })
+    }
+}
+
+/// The organization a request acts in, once known, and its rate-limit decision: one slot per
+/// request, made by the request middleware (`server::observe`), which reads it after the
+/// response (the `RateLimit-*` headers). Filled in by [`admit`]. Reachable as a request extension
+/// and, from code without the request, as [`RequestTenant::current`].
+#[derive(Debug, Clone, Default)]
+pub struct RequestTenant(Arc<Mutex<Option<TenantUse>>>);
+
+/// What [`RequestTenant`] holds once the organization is known.
+#[derive(Debug, Clone, Copy)]
+pub struct TenantUse {
+    pub tenant_id: Uuid,
+    /// The rate-limit decision; `None` when the organization has no `api_requests_per_minute`.
+    pub rate: Option<Decision>,
+}
+
+tokio::task_local! {
+    static REQUEST_TENANT: RequestTenant;
+}
+
+impl RequestTenant {
+    /// The organization the request acts in, once known.
+    pub fn tenant_id(&self) -> Option<Uuid> {
+        self.get().map(|u| u.tenant_id)
+    }
+
+    /// The rate-limit decision made for the request, if one was.
+    pub fn rate(&self) -> Option<Decision> {
+        self.get().and_then(|u| u.rate)
+    }
+
+    pub fn get(&self) -> Option<TenantUse> {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn set(&self, used: TenantUse) {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = Some(used);
+    }
+
+    /// The slot of the request being handled (`None` outside a request).
+    pub fn current() -> Option<RequestTenant> {
+        REQUEST_TENANT.try_with(RequestTenant::clone).ok()
+    }
+
+    /// Runs `handling` (the rest of the request) with this slot as the current one.
+    pub(crate) async fn scope<F: Future>(self, handling: F) -> F::Output {
+        REQUEST_TENANT.scope(self, handling).await
+    }
+}
+
+/// Counts the request against organization `tenant_id`'s `api_requests_per_minute` (once per
+/// request: acting in the same organization again is free) and records it in the request's
+/// [`RequestTenant`]; past the budget, `429 rate_limited`. Called as soon as the caller's
+/// membership is established, by [`TenantScope`] and the organization routes' membership check.
+pub(crate) async fn admit(state: &AppState, tenant_id: Uuid) -> Result<(), AppError> {
+    tracing::Span::current().record("tenant_id", tracing::field::display(tenant_id));
+    let slot = RequestTenant::current();
+    if let Some(slot) = &slot
+        && slot.tenant_id() == Some(tenant_id)
+    {
+        return Ok(());
+    }
+    let budget = state
+        .limiter
+        .budget(tenant_id, || state.orgs.limit(tenant_id, RATE_LIMIT_KEY))
+        .await?;
+    let rate = match budget {
+        Some(per_minute) => Some(state.limiter.check(tenant_id, per_minute).await),
+        None => None,
+    };
+    if let Some(slot) = &slot {
+        slot.set(TenantUse { tenant_id, rate });
+    }
+    match rate {
+        Some(decision) if !decision.allowed => Err(AppError::RateLimited {
+            retry_after: decision.retry_after_seconds(),
+            limit: decision.limit,
+            reset: decision.reset_seconds(),
+        }),
+        _ => Ok(()),
     }
 }
 

@@ -1,62 +1,71 @@
 //! Invitations: admins invite by email; the invited person accepts with the token from the
 //! email, signed in as the invited address or signing up on the way.
 
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{delete, get, post};
-use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use tenantry_identity::{Email, IdentityError, User};
 use tenantry_orgs::{Invitation, InvitationPreview, Membership, OrgSummary, Orgs, Role};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::auth::Tokens;
-use crate::error::AppError;
-use crate::extract::{AuthUser, Items, OptionalUser};
+use crate::error::{AppError, Problem};
+use crate::extract::{ApiJson, AuthUser, Items, OptionalUser};
 use crate::members::membership;
+use crate::openapi::{Forbidden, Internal, JsonBody, NotFound, PROBLEM, SignedIn, schemas};
 use crate::server::AppState;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/api/v1/organizations/{id}/invitations",
-            get(list).post(create),
-        )
-        .route(
-            "/api/v1/organizations/{id}/invitations/{iid}",
-            delete(revoke),
-        )
-        .route(
-            "/api/v1/organizations/{id}/invitations/{iid}/resend",
-            post(resend),
-        )
-        .route("/api/v1/invitations/{token}", get(preview))
-        .route("/api/v1/invitations/{token}/accept", post(accept))
-        .route("/invitations/{token}", get(page))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(revoke))
+        .routes(routes!(resend))
+        .routes(routes!(preview))
+        .routes(routes!(accept))
+        .routes(routes!(page))
 }
 
-#[derive(Deserialize)]
+/// The media type of the invitation page.
+const HTML: &str = "text/html";
+
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewInvitation {
+    /// The address to invite; accepting needs an account with it (or makes one).
+    #[schema(example = "bob@example.com")]
     email: String,
+    /// The role the invited person gets; only an owner invites owners.
     role: Role,
 }
 
-/// The body of an accept without a signed-in user: the account to create.
-#[derive(Deserialize)]
+/// The body of an accept without a signed-in user: the account to create, for the invited
+/// address.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct AcceptSignup {
+    /// 1 to 200 characters.
+    #[schema(example = "Bob Example")]
     name: String,
+    /// At least 8 characters.
     password: String,
 }
 
 /// An accepted invitation: the membership, the organization, the user, and a token pair whose
 /// `org_id` is the organization.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
+#[schema(as = AcceptedInvitation)]
 struct Accepted {
+    #[schema(value_type = schemas::Membership)]
     membership: Membership,
+    /// The organization joined, with the new member's role.
+    #[schema(value_type = schemas::OrgSummary)]
     organization: OrgSummary,
+    /// The user who joined; `default_org_id` is this organization if they had none.
     user: User,
     #[serde(flatten)]
     tokens: Tokens,
@@ -75,11 +84,33 @@ async fn inviter(state: &AppState, user_id: Uuid) -> Result<String, AppError> {
         .map_or_else(|| "Someone".to_string(), |u| u.name))
 }
 
+/// Invite someone by email (admin)
+///
+/// The invitation email carries the token; it is open for 7 days and works once. Only an owner
+/// invites owners. Members and pending invitations count against the plan's `max_users`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/organizations/{id}/invitations",
+    tag = "invitations",
+    operation_id = "create_invitation",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The organization's id or slug")),
+    request_body = NewInvitation,
+    responses(
+        (status = 201, description = "The invitation (never its token), its email on its way", body = schemas::Invitation),
+        SignedIn,
+        JsonBody,
+        (status = 403, description = "`forbidden`: not an admin, or inviting an owner without being one; `tenant_suspended`; `limit_exceeded`: the plan's `max_users` (members and pending invitations) is reached", body = Problem, content_type = PROBLEM),
+        (status = 404, response = NotFound),
+        (status = 409, description = "`conflict`: the address is already a member's, or already has an open invitation (resend or revoke it)", body = Problem, content_type = PROBLEM),
+        (status = 422, description = "`validation_failed`: `email` is not an address, or `role` is not a role", body = Problem, content_type = PROBLEM),
+    )
+)]
 async fn create(
     State(state): State<AppState>,
     AuthUser(claims): AuthUser,
     Path(id): Path<String>,
-    crate::extract::ApiJson(body): crate::extract::ApiJson<NewInvitation>,
+    ApiJson(body): ApiJson<NewInvitation>,
 ) -> Result<(StatusCode, Json<Invitation>), AppError> {
     let (record, role) = membership(&state, claims.sub, &id).await?;
     let email = Email::parse(&body.email).map_err(|e| AppError::invalid("email", e))?;
@@ -98,6 +129,24 @@ async fn create(
     Ok((StatusCode::CREATED, Json(invitation)))
 }
 
+/// An organization's open invitations, expired ones included (admin)
+///
+/// Oldest first; an expired invitation stays listed, with its past `expires_at`, until it is
+/// resent or revoked.
+#[utoipa::path(
+    get,
+    path = "/api/v1/organizations/{id}/invitations",
+    tag = "invitations",
+    operation_id = "list_invitations",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The organization's id or slug")),
+    responses(
+        (status = 200, description = "Every open invitation, in one page", body = Items<schemas::Invitation>),
+        SignedIn,
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+    )
+)]
 async fn list(
     State(state): State<AppState>,
     AuthUser(claims): AuthUser,
@@ -110,6 +159,24 @@ async fn list(
     )))
 }
 
+/// Revoke an invitation (admin); its token stops working
+#[utoipa::path(
+    delete,
+    path = "/api/v1/organizations/{id}/invitations/{iid}",
+    tag = "invitations",
+    operation_id = "revoke_invitation",
+    security(("bearer" = [])),
+    params(
+        ("id" = String, Path, description = "The organization's id or slug"),
+        ("iid" = Uuid, Path, description = "The invitation's id"),
+    ),
+    responses(
+        (status = 204, description = "Revoked"),
+        SignedIn,
+        (status = 403, response = Forbidden),
+        (status = 404, description = "`not_found`: no such organization of the caller's, or no such open invitation in it (accepted and revoked ones included)", body = Problem, content_type = PROBLEM),
+    )
+)]
 async fn revoke(
     State(state): State<AppState>,
     AuthUser(claims): AuthUser,
@@ -124,6 +191,27 @@ async fn revoke(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Send an invitation again (admin), with a new token and a new expiry
+///
+/// The previous token stops working (`410 gone`). Resending an expired invitation takes a place
+/// in the plan's `max_users` again.
+#[utoipa::path(
+    post,
+    path = "/api/v1/organizations/{id}/invitations/{iid}/resend",
+    tag = "invitations",
+    operation_id = "resend_invitation",
+    security(("bearer" = [])),
+    params(
+        ("id" = String, Path, description = "The organization's id or slug"),
+        ("iid" = Uuid, Path, description = "The invitation's id"),
+    ),
+    responses(
+        (status = 200, description = "The invitation with its new `sent_at` and `expires_at`", body = schemas::Invitation),
+        SignedIn,
+        (status = 403, description = "`forbidden`: not an admin, or resending an owner's invitation without being an owner; `tenant_suspended`; `limit_exceeded`: the plan's `max_users` is reached", body = Problem, content_type = PROBLEM),
+        (status = 404, description = "`not_found`: no such organization of the caller's, or no such open invitation in it", body = Problem, content_type = PROBLEM),
+    )
+)]
 async fn resend(
     State(state): State<AppState>,
     AuthUser(claims): AuthUser,
@@ -140,8 +228,22 @@ async fn resend(
     ))
 }
 
-/// What a token invites to (for the page the email links to): 404 for a token that never
-/// existed, 410 for one no longer valid.
+/// What an invitation token invites to
+///
+/// For the holder of the token (the page the email links to uses it); no sign-in needed.
+#[utoipa::path(
+    get,
+    path = "/api/v1/invitations/{token}",
+    tag = "invitations",
+    operation_id = "preview_invitation",
+    params(("token" = String, Path, description = "The invitation token from the email")),
+    responses(
+        (status = 200, description = "The organization, the invited address and role, the expiry", body = schemas::InvitationPreview),
+        (status = 404, description = "`not_found`: no invitation ever had this token", body = Problem, content_type = PROBLEM),
+        (status = 410, description = "`gone`: the invitation expired, was revoked, was resent with a new token, or was used", body = Problem, content_type = PROBLEM),
+        (status = 500, response = Internal),
+    )
+)]
 async fn preview(
     State(state): State<AppState>,
     Path(token): Path<String>,
@@ -149,8 +251,32 @@ async fn preview(
     Ok(Json(state.orgs.preview_invitation(&token).await?))
 }
 
-/// Accepts as the signed-in user (whose email must be the invited one), or, with no
-/// `Authorization` header, signs up with `{name, password}` as the invited address.
+/// Accept an invitation, signed in or signing up
+///
+/// Either signed in as the invited address (`Authorization: Bearer <access token>`; the body is
+/// ignored), or with no `Authorization` header and the body `{"name", "password"}`, which creates
+/// the account for the invited address. Either way the answer carries a token pair for the
+/// organization joined.
+#[utoipa::path(
+    post,
+    path = "/api/v1/invitations/{token}/accept",
+    tag = "invitations",
+    operation_id = "accept_invitation",
+    security((), ("bearer" = [])),
+    params(("token" = String, Path, description = "The invitation token from the email")),
+    request_body(content = Option<AcceptSignup>, description = "Only without `Authorization`: the account to create"),
+    responses(
+        (status = 200, description = "Joined: the membership, the organization, the user and a token pair whose `org_id` is the organization", body = Accepted),
+        (status = 400, description = "`bad_request`: without `Authorization`, the body is not JSON `{\"name\", \"password\"}`", body = Problem, content_type = PROBLEM),
+        (status = 401, description = "`unauthorized`: no `Authorization` header and no body, or an `Authorization` header that is not a user's bearer token (API keys cannot accept); `invalid_token`: the access token is expired, revoked or unknown", body = Problem, content_type = PROBLEM),
+        (status = 403, description = "`email_mismatch`: the signed-in user's email is not the invited address; `tenant_suspended`: the organization is suspended", body = Problem, content_type = PROBLEM),
+        (status = 404, description = "`not_found`: no invitation ever had this token", body = Problem, content_type = PROBLEM),
+        (status = 409, description = "`conflict`: signing up, an account with the invited address exists (sign in and accept with its token); signed in, the user is already a member", body = Problem, content_type = PROBLEM),
+        (status = 410, description = "`gone`: the invitation expired, was revoked, was resent with a new token, or was used; or its organization is deleted", body = Problem, content_type = PROBLEM),
+        (status = 422, description = "`validation_failed`: signing up, `password` is too short or too long, or `name` is empty or longer than 200 characters", body = Problem, content_type = PROBLEM),
+        (status = 500, response = Internal),
+    )
+)]
 async fn accept(
     State(state): State<AppState>,
     OptionalUser(caller): OptionalUser,
@@ -269,8 +395,24 @@ async fn adopt_default(state: &AppState, user: User, org_id: Uuid) -> Result<Use
         .await?)
 }
 
-/// The page an invitation email links to: what the invitation is for, and forms to accept it by
-/// creating the account or signing in. Self-contained: no external assets.
+/// The invitation page the email links to
+///
+/// An HTML page: what the invitation is for, and forms to accept it by creating the account or
+/// by signing in (which call `POST /api/v1/invitations/{token}/accept`). Self-contained: no
+/// external assets.
+#[utoipa::path(
+    get,
+    path = "/invitations/{token}",
+    tag = "invitations",
+    operation_id = "invitation_page",
+    params(("token" = String, Path, description = "The invitation token from the email")),
+    responses(
+        (status = 200, description = "The invitation, and the forms to accept it", body = String, content_type = HTML),
+        (status = 404, description = "A page saying no invitation has this token", body = String, content_type = HTML),
+        (status = 410, description = "A page saying the invitation is no longer valid (expired, revoked, replaced or used)", body = String, content_type = HTML),
+        (status = 500, description = "A page saying something went wrong", body = String, content_type = HTML),
+    )
+)]
 async fn page(
     State(state): State<AppState>,
     Path(token): Path<String>,

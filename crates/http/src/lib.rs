@@ -15,6 +15,7 @@ pub mod openapi;
 mod ops;
 mod orgs;
 mod server;
+mod usage;
 
 pub use error::{AppError, Problem};
 pub use extract::{ApiJson, ApiQuery, AuthUser, TenantScope};

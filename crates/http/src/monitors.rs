@@ -1,7 +1,7 @@
 //! `/api/v1/monitors`: the monitors of the organization in context, through the tenant door.
 
 use axum::Json;
-use axum::extract::Path;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -59,10 +59,29 @@ fn parse_id(id: &str) -> Result<Uuid, AppError> {
     id.parse().map_err(|_| AppError::NotFound)
 }
 
-fn check(input: &MonitorInput) -> Result<(), AppError> {
+/// Validates a monitor, its interval against the plan's `min_check_interval_s` included.
+async fn check(
+    state: &AppState,
+    scope: &TenantScope,
+    input: &MonitorInput,
+) -> Result<(), AppError> {
     input
         .validate()
-        .map_err(|e| AppError::invalid(e.field, e.detail))
+        .map_err(|e| AppError::invalid(e.field, e.detail))?;
+    let org_id = scope.ctx.tenant_id().as_uuid();
+    let least = state.orgs.limit(org_id, "min_check_interval_s").await?;
+    let interval = i64::from(
+        input
+            .interval_seconds
+            .unwrap_or(monitoring::DEFAULT_INTERVAL_SECONDS),
+    );
+    match least {
+        Some(least) if interval < least => Err(AppError::invalid(
+            "interval_seconds",
+            format!("at least {least} seconds on this organization's plan (min_check_interval_s)"),
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// The monitors of the organization in context, oldest first
@@ -114,15 +133,24 @@ async fn list(
         (status = 201, description = "The new monitor, `pending` until checked", body = Monitor),
         JsonBody,
         InTenant,
+        (status = 403, description = "`forbidden`: the role may not create monitors; `tenant_suspended`; or `limit_exceeded` with `limit: max_monitors`", body = Problem, content_type = PROBLEM),
     )
 )]
 async fn create(
+    State(state): State<AppState>,
     scope: TenantScope,
     ApiJson(input): ApiJson<MonitorInput>,
 ) -> Result<(StatusCode, Json<Monitor>), AppError> {
     scope.require(Action::ManageMonitoring)?;
-    check(&input)?;
+    check(&state, &scope, &input).await?;
+    let limit = state
+        .orgs
+        .limit(scope.ctx.tenant_id().as_uuid(), "max_monitors")
+        .await?;
     let mut tx = scope.ctx.begin().await?;
+    // Counted under the tenant's monitor lock: parallel creates cannot overshoot the limit.
+    let used = monitoring::lock_and_count(&mut tx).await?;
+    tenantry_orgs::Orgs::ensure_room("max_monitors", limit, used, 1)?;
     let monitor = monitoring::create(&mut tx, &input).await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, Json(monitor)))
@@ -170,13 +198,14 @@ async fn read(scope: TenantScope, Path(id): Path<String>) -> Result<Json<Monitor
     )
 )]
 async fn replace(
+    State(state): State<AppState>,
     scope: TenantScope,
     Path(id): Path<String>,
     ApiJson(input): ApiJson<MonitorInput>,
 ) -> Result<Json<Monitor>, AppError> {
     let id = parse_id(&id)?;
     scope.require(Action::ManageMonitoring)?;
-    check(&input)?;
+    check(&state, &scope, &input).await?;
     let mut tx = scope.ctx.begin().await?;
     let monitor = monitoring::update(&mut tx, id, &input)
         .await?

@@ -6,8 +6,8 @@
 //! run time) at `/api/docs`.
 //!
 //! What handlers share lives here: the problem responses (one component per status, and groups
-//! per extractor: [`JsonBody`], [`SignedIn`], [`InTenant`]), the `X-Tenant` header, and the
-//! schemas of types whose crates do not derive them ([`schemas`]).
+//! per extractor: [`JsonBody`], [`SignedIn`], [`InTenant`], [`AdminOnly`]), the `X-Tenant`
+//! header, and the schemas of types whose crates do not derive them ([`schemas`]).
 
 use axum::Router;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -54,7 +54,8 @@ pub const PROBLEM: &str = "application/problem+json";
             UnsupportedMediaType,
             ValidationFailed,
             Internal,
-            NotReady
+            NotReady,
+            NotAdmin
         )
     ),
     tags(
@@ -64,6 +65,11 @@ pub const PROBLEM: &str = "application/problem+json";
         (name = "members", description = "An organization's members, and the caller's own moves"),
         (name = "api-keys", description = "An organization's API keys"),
         (name = "monitors", description = "Monitors of the organization in context"),
+        (name = "invitations", description = "Invitations by email to an organization, and \
+            accepting them (signed in, or signing up on the way)"),
+        (name = "admin", description = "Platform administration: every tenant, whatever its \
+            members say. Platform admins only: to anyone else, signed in or not, these routes \
+            do not exist (`404 not_found`)"),
     )
 )]
 pub struct ApiDoc;
@@ -176,6 +182,12 @@ pub struct Internal(pub Problem);
 #[response(content_type = PROBLEM)]
 pub struct NotReady(pub Problem);
 
+/// `not_found`: the caller is not a platform admin (signed in or not, or with an invalid token:
+/// to anyone else the admin routes do not exist), or no tenant has this id or slug.
+#[derive(ToResponse)]
+#[response(content_type = PROBLEM)]
+pub struct NotAdmin(pub Problem);
+
 /// The errors of a route taking a JSON body (`ApiJson`). List it before the operation's own
 /// responses: a later entry for the same status replaces it.
 #[derive(IntoResponses)]
@@ -212,6 +224,16 @@ pub enum InTenant {
     Forbidden(#[ref_response] Forbidden),
     #[response(status = 404)]
     NotFound(#[ref_response] NotFound),
+    #[response(status = 500)]
+    Internal(#[ref_response] Internal),
+}
+
+/// The errors of a platform admin route: anyone but a platform admin is answered 404, as if the
+/// route did not exist (never 401 or 403).
+#[derive(IntoResponses)]
+pub enum AdminOnly {
+    #[response(status = 404)]
+    NotAdmin(#[ref_response] NotAdmin),
     #[response(status = 500)]
     Internal(#[ref_response] Internal),
 }
@@ -313,24 +335,28 @@ pub mod schemas {
         pub features: HashMap<String, bool>,
     }
 
+    /// An object with every limit key as an optional property, each a whole number or `null`.
+    fn limits_object(description: &str) -> RefOr<Schema> {
+        let unlimited = || SchemaType::from_iter([Type::Integer, Type::Null]);
+        tenantry_orgs::LIMIT_KEYS
+            .iter()
+            .fold(
+                ObjectBuilder::new()
+                    .schema_type(Type::Object)
+                    .description(Some(description)),
+                |object, key| object.property(*key, ObjectBuilder::new().schema_type(unlimited())),
+            )
+            .into()
+    }
+
     /// The effective limits: the plan's, overridden key by key by the organization's own.
     pub struct Limits;
 
     impl PartialSchema for Limits {
         fn schema() -> RefOr<Schema> {
-            let unlimited = || SchemaType::from_iter([Type::Integer, Type::Null]);
-            tenantry_orgs::LIMIT_KEYS
-                .iter()
-                .fold(
-                    ObjectBuilder::new().description(Some(
-                        "The effective limits, the plan's overridden key by key; `null` means \
-                         unlimited.",
-                    )),
-                    |object, key| {
-                        object.property(*key, ObjectBuilder::new().schema_type(unlimited()))
-                    },
-                )
-                .into()
+            limits_object(
+                "The effective limits, the plan's overridden key by key; `null` means unlimited.",
+            )
         }
     }
 
@@ -338,6 +364,129 @@ pub mod schemas {
         fn name() -> Cow<'static, str> {
             Cow::Borrowed("Limits")
         }
+    }
+
+    /// An organization's own limits, each replacing its plan's (`null`: unlimited); keys absent
+    /// here are the plan's.
+    pub struct LimitOverrides;
+
+    impl PartialSchema for LimitOverrides {
+        fn schema() -> RefOr<Schema> {
+            limits_object(
+                "Limits replacing the plan's key by key; `null` means unlimited. Keys absent here \
+                 are the plan's.",
+            )
+        }
+    }
+
+    impl ToSchema for LimitOverrides {
+        fn name() -> Cow<'static, str> {
+            Cow::Borrowed("LimitOverrides")
+        }
+    }
+
+    /// The last provisioning step a tenant completed.
+    pub struct ProvisionStep;
+
+    impl PartialSchema for ProvisionStep {
+        fn schema() -> RefOr<Schema> {
+            text_enum(
+                "The last provisioning step completed, in order; `activated` when provisioning \
+                 is done.",
+                tenantry_tenancy::ProvisionStep::ALL
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect(),
+            )
+        }
+    }
+
+    impl ToSchema for ProvisionStep {
+        fn name() -> Cow<'static, str> {
+            Cow::Borrowed("ProvisionStep")
+        }
+    }
+
+    /// What an organization may do: its plan, the effective limits and features, and its own
+    /// overrides (`tenantry_orgs::Entitlements`).
+    #[derive(ToSchema)]
+    pub struct Entitlements {
+        /// The plan's name, e.g. `free`, `pro`, `enterprise`.
+        pub plan: String,
+        pub limits: Limits,
+        /// The effective feature flags (the plan's, overridden key by key), e.g. `agents`.
+        pub features: HashMap<String, bool>,
+        pub overrides: Overrides,
+    }
+
+    /// The organization's own values, which replace its plan's key by key
+    /// (`tenantry_orgs::Overrides`).
+    #[derive(ToSchema)]
+    pub struct Overrides {
+        pub limits: LimitOverrides,
+        /// Feature flags replacing the plan's.
+        pub features: HashMap<String, bool>,
+    }
+
+    /// A change of plan and overrides (`tenantry_orgs::EntitlementChange`); absent parts stay as
+    /// they are, and the given limits and features merge into the existing overrides key by key.
+    #[derive(ToSchema)]
+    #[serde(deny_unknown_fields)]
+    pub struct EntitlementChange {
+        /// A plan's name.
+        #[schema(example = "pro")]
+        pub plan: Option<String>,
+        /// Limits to override (`null`: unlimited); only the keys of `Limits`, whole numbers ≥ 0.
+        pub limits: Option<LimitOverrides>,
+        /// Feature flags to override: snake_case names, `true` or `false`.
+        pub features: Option<HashMap<String, bool>>,
+    }
+
+    /// An invitation as admins see it, never with its token (`tenantry_orgs::Invitation`).
+    #[derive(ToSchema)]
+    pub struct Invitation {
+        pub id: Uuid,
+        /// The organization it invites to.
+        pub org_id: Uuid,
+        /// The invited address; accepting needs an account with it.
+        pub email: String,
+        /// The role the invited person gets.
+        pub role: Role,
+        /// The user who invited, when known.
+        pub invited_by: Option<Uuid>,
+        pub created_at: DateTime<Utc>,
+        /// When the current token was sent (the last resend).
+        pub sent_at: DateTime<Utc>,
+        /// After this, the token is `gone`; resending makes a new one.
+        pub expires_at: DateTime<Utc>,
+    }
+
+    /// What an invitation token invites to (`tenantry_orgs::InvitationPreview`).
+    #[derive(ToSchema)]
+    pub struct InvitationPreview {
+        pub organization: PreviewOrg,
+        /// The invited address.
+        pub email: String,
+        /// The role the invited person gets.
+        pub role: Role,
+        pub expires_at: DateTime<Utc>,
+    }
+
+    /// The organization an invitation is to (`tenantry_orgs::PreviewOrg`).
+    #[derive(ToSchema)]
+    pub struct PreviewOrg {
+        pub id: Uuid,
+        pub name: String,
+        pub slug: String,
+    }
+
+    /// A user's membership of an organization (`tenantry_orgs::Membership`).
+    #[derive(ToSchema)]
+    pub struct Membership {
+        pub org_id: Uuid,
+        pub user_id: Uuid,
+        pub role: Role,
+        pub joined_at: DateTime<Utc>,
     }
 
     /// A change to an organization's profile (`tenantry_orgs::ProfileChange`); absent fields

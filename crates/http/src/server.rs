@@ -22,7 +22,7 @@ use utoipa_axum::router::OpenApiRouter;
 use crate::error::{AppError, LoggedError};
 use crate::metrics::{Metrics, RequestLabels, RouteLabels};
 use crate::openapi::{self, ApiDoc};
-use crate::{admin, auth, invitations, members, monitors, ops, orgs};
+use crate::{admin, auth, invitations, members, monitors, ops, orgs, usage};
 
 const REQUEST_ID: &str = "x-request-id";
 
@@ -93,15 +93,14 @@ pub(crate) fn api() -> OpenApiRouter<AppState> {
         .merge(orgs::routes())
         .merge(monitors::routes())
         .merge(members::routes())
+        .merge(invitations::routes())
+        .merge(admin::routes())
+        .merge(usage::routes())
 }
 
 pub fn router(state: AppState) -> Router {
     let (routes, openapi) = api().split_for_parts();
     routes
-        // Plain `Router`s, so missing from the document until they join `api()` as
-        // `OpenApiRouter`s.
-        .merge(invitations::routes())
-        .merge(admin::routes())
         .merge(openapi::docs(openapi))
         .fallback(|| async { AppError::NotFound })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

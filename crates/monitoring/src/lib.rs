@@ -3,4 +3,7 @@
 
 mod monitors;
 
-pub use monitors::{Cursor, Invalid, Monitor, MonitorInput, create, delete, get, list, update};
+pub use monitors::{
+    Cursor, DEFAULT_INTERVAL_SECONDS, Invalid, MIN_INTERVAL_SECONDS, Monitor, MonitorInput, create,
+    delete, get, list, lock_and_count, update,
+};

@@ -68,6 +68,8 @@ fn invalid(field: &'static str, detail: impl Into<String>) -> Invalid {
 
 /// The shortest interval allowed until plans set their own.
 pub const MIN_INTERVAL_SECONDS: i32 = 10;
+/// The interval of a monitor created without one.
+pub const DEFAULT_INTERVAL_SECONDS: i32 = 60;
 const MAX_INTERVAL_SECONDS: i32 = 86_400;
 
 impl MonitorInput {
@@ -113,7 +115,7 @@ impl MonitorInput {
         {
             return Err(invalid("keyword", "1 to 1000 characters"));
         }
-        let interval = self.interval_seconds.unwrap_or(60);
+        let interval = self.interval_seconds.unwrap_or(DEFAULT_INTERVAL_SECONDS);
         if !(MIN_INTERVAL_SECONDS..=MAX_INTERVAL_SECONDS).contains(&interval) {
             return Err(invalid(
                 "interval_seconds",
@@ -178,6 +180,20 @@ pub async fn list(
     .await
 }
 
+/// Locks the tenant's set of monitors until the transaction ends, so that concurrent creates
+/// see one another, and counts it.
+pub async fn lock_and_count(tx: &mut TenantTx) -> sqlx::Result<i64> {
+    sqlx::query(
+        "SELECT pg_advisory_xact_lock(hashtextextended('tenantry:monitors:' || $1::text, 0))",
+    )
+    .bind(tx.tenant_id().as_uuid())
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query_scalar("SELECT count(*) FROM monitors")
+        .fetch_one(&mut **tx)
+        .await
+}
+
 pub async fn create(tx: &mut TenantTx, input: &MonitorInput) -> sqlx::Result<Monitor> {
     sqlx::query_as(&format!(
         "INSERT INTO monitors (tenant_id, id, name, kind, target, interval_seconds, timeout_seconds, keyword, enabled)
@@ -188,7 +204,7 @@ pub async fn create(tx: &mut TenantTx, input: &MonitorInput) -> sqlx::Result<Mon
     .bind(input.name.trim())
     .bind(&input.kind)
     .bind(input.target.as_deref().map(str::trim).filter(|t| !t.is_empty()))
-    .bind(input.interval_seconds.unwrap_or(60))
+    .bind(input.interval_seconds.unwrap_or(DEFAULT_INTERVAL_SECONDS))
     .bind(input.timeout_seconds.unwrap_or(30))
     .bind(&input.keyword)
     .bind(input.enabled.unwrap_or(true))
@@ -223,7 +239,7 @@ pub async fn update(
             .map(str::trim)
             .filter(|t| !t.is_empty()),
     )
-    .bind(input.interval_seconds.unwrap_or(60))
+    .bind(input.interval_seconds.unwrap_or(DEFAULT_INTERVAL_SECONDS))
     .bind(input.timeout_seconds.unwrap_or(30))
     .bind(&input.keyword)
     .bind(input.enabled.unwrap_or(true))

@@ -76,6 +76,16 @@ impl Orgs {
         let mut bytes = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut bytes);
         let secret = format!("{KEY_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes));
+        let mut tx = self.runtime().begin().await?;
+        crate::members::lock_org(&mut tx, org_id).await?;
+        let limit = crate::limits::limit_of(&mut tx, org_id, "max_api_keys").await?;
+        let used: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM orgs.api_keys WHERE org_id = $1 AND revoked_at IS NULL",
+        )
+        .bind(org_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        crate::limits::ensure_room("max_api_keys", limit, used, 1)?;
         let key: ApiKey = sqlx::query_as(&format!(
             "INSERT INTO orgs.api_keys (id, org_id, name, prefix, key_hash, role, created_by)
              VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {COLUMNS}"
@@ -87,8 +97,9 @@ impl Orgs {
         .bind(digest(&secret))
         .bind(role.as_str())
         .bind(created_by)
-        .fetch_one(self.runtime())
+        .fetch_one(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(NewKey { key, secret })
     }
 

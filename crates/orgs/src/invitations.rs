@@ -126,6 +126,7 @@ impl Orgs {
         .bind(email.as_str())
         .execute(&mut *tx)
         .await?;
+        crate::limits::ensure_user_room(&mut tx, org_id, None).await?;
         let token = new_token();
         let inserted: Result<Invitation, sqlx::Error> = sqlx::query_as(&format!(
             "INSERT INTO orgs.invitations (id, org_id, email, role, token_hash, invited_by, expires_at)
@@ -201,6 +202,7 @@ impl Orgs {
         actor.require(Action::Administer)?;
         let org = self.tenancy().find(&org_id.to_string()).await?;
         let mut tx = self.runtime().begin().await?;
+        crate::members::lock_org(&mut tx, org_id).await?;
         let current: Option<(Vec<u8>, String)> = sqlx::query_as(&format!(
             "SELECT token_hash, role FROM orgs.invitations
              WHERE id = $1 AND org_id = $2 AND {OPEN} FOR UPDATE"
@@ -215,6 +217,8 @@ impl Orgs {
         if parse_role(&role)? == Role::Owner {
             actor.require(Action::ManageOwners)?;
         }
+        // An expired invitation made room; sending it again takes the room back.
+        crate::limits::ensure_user_room(&mut tx, org_id, Some(invitation_id)).await?;
         sqlx::query(
             "INSERT INTO orgs.superseded_invitation_tokens (token_hash, invitation_id) VALUES ($1, $2)",
         )

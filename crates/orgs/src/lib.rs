@@ -4,19 +4,24 @@
 
 mod api_keys;
 mod invitations;
+mod limits;
 mod members;
 mod plans;
 mod roles;
 mod team;
+mod usage;
 
 pub use api_keys::{ApiKey, KEY_PREFIX, KeyIdentity, NewKey};
 pub use invitations::{
     INVITATION_TTL_DAYS, Invitation, InvitationPreview, OpenInvitation, PreviewOrg,
 };
-pub use members::{Membership, OrgSummary, Orgs, OrgsError, ProfileChange};
+pub use members::{
+    DEFAULT_ORGANIZATION_CAP, Membership, OrgSummary, Orgs, OrgsError, ProfileChange,
+};
 pub use plans::{EntitlementChange, Entitlements, LIMIT_KEYS, OrgDetails, Overrides, Plan};
 pub use roles::{Action, Role};
 pub use team::Member;
+pub use usage::{OrgCounts, Used};
 
 use tenantry_tenancy::{ControlSchema, MigrationSet};
 
@@ -41,6 +46,10 @@ pub fn control_schema() -> ControlSchema {
             (
                 "orgs/0004_plans.sql",
                 include_str!("../migrations/0004_plans.sql"),
+            ),
+            (
+                "orgs/0005_api_usage.sql",
+                include_str!("../migrations/0005_api_usage.sql"),
             ),
         ]),
     }

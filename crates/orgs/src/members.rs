@@ -33,6 +33,9 @@ pub enum OrgsError {
     /// The organization is suspended.
     #[error("the organization is suspended")]
     Suspended,
+    /// The plan allows no more of something; `limit` is the limit's key.
+    #[error("{detail}")]
+    LimitExceeded { limit: &'static str, detail: String },
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }
@@ -52,6 +55,11 @@ impl From<TenancyError> for OrgsError {
                 field: "name",
                 detail,
             },
+            TenancyError::NotActive {
+                status: tenantry_tenancy::TenantStatus::Suspended,
+                ..
+            } => OrgsError::Suspended,
+            e @ TenancyError::InvalidState { .. } => OrgsError::Conflict(format!("{e}.")),
             other => OrgsError::Unexpected(other.into()),
         }
     }
@@ -132,7 +140,12 @@ pub struct Orgs {
     tenancy: Tenancy,
     outbox: Outbox,
     public_url: String,
+    organization_cap: Option<i64>,
+    pending: crate::usage::PendingRequests,
 }
+
+/// How many organizations one user may own, unless configured otherwise.
+pub const DEFAULT_ORGANIZATION_CAP: i64 = 20;
 
 impl Orgs {
     /// `outbox` carries invitation emails, whose links start with `public_url`.
@@ -141,7 +154,15 @@ impl Orgs {
             tenancy,
             outbox,
             public_url: public_url.trim_end_matches('/').to_string(),
+            organization_cap: Some(DEFAULT_ORGANIZATION_CAP),
+            pending: Default::default(),
         }
+    }
+
+    /// The most organizations one user may own (`None`: no cap).
+    pub fn with_organization_cap(mut self, cap: Option<i64>) -> Self {
+        self.organization_cap = cap;
+        self
     }
 
     pub(crate) fn runtime(&self) -> &PgPool {
@@ -154,6 +175,10 @@ impl Orgs {
 
     pub(crate) fn outbox(&self) -> &Outbox {
         &self.outbox
+    }
+
+    pub(crate) fn pending(&self) -> &crate::usage::PendingRequests {
+        &self.pending
     }
 
     pub(crate) fn public_url(&self) -> &str {
@@ -176,22 +201,52 @@ impl Orgs {
                 detail: "1 to 200 characters".to_string(),
             });
         }
-        let record = match slug {
-            Some(slug) => {
-                let slug = Slug::parse(slug).map_err(|e| OrgsError::Invalid {
-                    field: "slug",
-                    detail: e.to_string(),
-                })?;
-                self.create_tenant(name, slug, isolation).await?
+        let slug = slug
+            .map(Slug::parse)
+            .transpose()
+            .map_err(|e| OrgsError::Invalid {
+                field: "slug",
+                detail: e.to_string(),
+            })?;
+        // One creation at a time per user, so the cap holds under concurrency.
+        let mut tx = self.runtime().begin().await?;
+        sqlx::query(
+            "SELECT pg_advisory_xact_lock(hashtextextended('tenantry:user:' || $1::text, 0))",
+        )
+        .bind(owner)
+        .execute(&mut *tx)
+        .await?;
+        if let Some(cap) = self.organization_cap {
+            let owned: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM orgs.memberships m JOIN control.tenants t ON t.id = m.org_id
+                 WHERE m.user_id = $1 AND m.role = 'owner' AND t.status <> 'deleted'",
+            )
+            .bind(owner)
+            .fetch_one(&mut *tx)
+            .await?;
+            if owned >= cap {
+                return Err(OrgsError::LimitExceeded {
+                    limit: "max_organizations_per_user",
+                    detail: format!(
+                        "You own {owned} organizations, the most this server allows: delete one, or ask a platform admin."
+                    ),
+                });
             }
+        }
+        let record = match slug {
+            Some(slug) => self.create_tenant(name, slug, isolation).await?,
             None => self.create_with_derived_slug(name, isolation).await?,
         };
-        let inserted = sqlx::query(
-            "INSERT INTO orgs.memberships (org_id, user_id, role) VALUES ($1, $2, 'owner')",
-        )
-        .bind(record.id.as_uuid())
-        .bind(owner)
-        .execute(self.runtime())
+        let inserted = async {
+            sqlx::query(
+                "INSERT INTO orgs.memberships (org_id, user_id, role) VALUES ($1, $2, 'owner')",
+            )
+            .bind(record.id.as_uuid())
+            .bind(owner)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await
+        }
         .await;
         if let Err(e) = inserted {
             // No organization without an owner: undo the tenant.

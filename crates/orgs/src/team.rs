@@ -57,20 +57,21 @@ impl Orgs {
                 detail: "no such user".to_string(),
             });
         }
-        let inserted = sqlx::query(
-            "INSERT INTO orgs.memberships (org_id, user_id, role) VALUES ($1, $2, $3)
-             ON CONFLICT (org_id, user_id) DO NOTHING",
-        )
-        .bind(org_id)
-        .bind(user_id)
-        .bind(role.as_str())
-        .execute(self.runtime())
-        .await?;
-        if inserted.rows_affected() == 0 {
+        let mut tx = self.runtime().begin().await?;
+        crate::members::lock_org(&mut tx, org_id).await?;
+        if role_in(&mut tx, org_id, user_id).await?.is_some() {
             return Err(OrgsError::Conflict(
                 "This user is already a member.".to_string(),
             ));
         }
+        crate::limits::ensure_user_room(&mut tx, org_id, None).await?;
+        sqlx::query("INSERT INTO orgs.memberships (org_id, user_id, role) VALUES ($1, $2, $3)")
+            .bind(org_id)
+            .bind(user_id)
+            .bind(role.as_str())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
         self.member(org_id, user_id).await
     }
 

@@ -67,6 +67,16 @@ impl TenantCtx {
         &self.slug
     }
 
+    /// The database holding the tenant's rows.
+    pub fn database_name(&self) -> &str {
+        &self.database
+    }
+
+    /// The schema holding the tenant's rows.
+    pub fn schema_name(&self) -> &str {
+        &self.schema
+    }
+
     pub fn isolation(&self) -> Isolation {
         self.isolation
     }

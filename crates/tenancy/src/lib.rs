@@ -21,6 +21,7 @@ mod provision;
 mod registry;
 mod secrets;
 mod sql;
+mod storage;
 
 pub use bootstrap::managed_owner;
 pub use config::{EngineConfig, PoolConfig};

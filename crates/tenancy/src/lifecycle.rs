@@ -161,6 +161,47 @@ impl Tenancy {
         Ok(())
     }
 
+    /// Hard-deletes every tenant soft-deleted longer than `retention` ago, one at a time. Each is
+    /// claimed with `FOR UPDATE SKIP LOCKED` and marked `purging` before its storage is dropped,
+    /// so any number of server instances running this at once purge each tenant once (and an
+    /// instance dying mid-purge leaves it to [`Tenancy::resume_purges`]). Returns the slugs
+    /// purged.
+    pub async fn purge_expired(
+        &self,
+        retention: std::time::Duration,
+    ) -> Result<Vec<String>, TenancyError> {
+        let mut purged = Vec::new();
+        loop {
+            let mut claim = self.inner.owner.begin().await?;
+            let due: Option<uuid::Uuid> = sqlx::query_scalar(
+                "SELECT id FROM control.tenants
+                 WHERE status = 'deleted' AND NOT purging
+                   AND deleted_at < now() - make_interval(secs => $1)
+                 ORDER BY deleted_at LIMIT 1 FOR UPDATE SKIP LOCKED",
+            )
+            .bind(retention.as_secs_f64())
+            .fetch_optional(&mut *claim)
+            .await?;
+            let Some(id) = due else {
+                claim.commit().await?;
+                return Ok(purged);
+            };
+            sqlx::query(
+                "UPDATE control.tenants SET purging = true, updated_at = now() WHERE id = $1",
+            )
+            .bind(id)
+            .execute(&mut *claim)
+            .await?;
+            claim.commit().await?;
+            let record = registry::get(&self.inner.owner, crate::ids::TenantId::from(id)).await?;
+            let lock = self.lock_tenant(record.id).await?;
+            self.purge(&record).await?;
+            lock.commit().await?;
+            tracing::info!(slug = %record.slug, "tenant hard-deleted at the end of its retention");
+            purged.push(record.slug);
+        }
+    }
+
     /// Finishes hard deletes that were cut off. Returns the slugs finished, and those that
     /// failed again with their errors (retried at the next start).
     pub async fn resume_purges(

@@ -145,6 +145,23 @@ pub enum TenantCommand {
         #[command(flatten)]
         output: Output,
     },
+    /// Put a tenant on another plan (free, pro, enterprise)
+    SetPlan {
+        slug: String,
+        plan: String,
+        #[command(flatten)]
+        output: Output,
+    },
+    /// Override one limit of a tenant's plan: a whole number, or `unlimited`
+    SetLimit {
+        slug: String,
+        /// max_users, max_monitors, max_agents, max_api_keys, min_check_interval_s,
+        /// api_requests_per_minute or retention_days
+        key: String,
+        value: String,
+        #[command(flatten)]
+        output: Output,
+    },
 }
 
 #[derive(Debug, Args, Clone, Copy)]

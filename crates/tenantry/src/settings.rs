@@ -64,6 +64,10 @@ pub struct Settings {
     pub tenant_pool_idle_seconds: u64,
     /// How many tenants `migrate` works on at once (also at server start).
     pub migrate_jobs: usize,
+    /// The most organizations one user may own (0: no cap).
+    pub max_organizations_per_user: i64,
+    /// Days a soft-deleted organization is kept (restorable) before it is hard-deleted.
+    pub deleted_retention_days: u32,
     /// Log filter, in `tracing` syntax (for example `info` or `tenantry=debug,info`).
     pub log: String,
     /// `text` or `json` log lines.
@@ -96,6 +100,8 @@ impl Default for Settings {
             tenant_pool_max: 4,
             tenant_pool_idle_seconds: 300,
             migrate_jobs: 4,
+            max_organizations_per_user: tenantry_orgs::DEFAULT_ORGANIZATION_CAP,
+            deleted_retention_days: 30,
             log: "info,sqlx=warn".to_string(),
             log_format: LogFormat::Text,
         }
@@ -160,6 +166,11 @@ impl Settings {
             issuer: self.public_url.trim_end_matches('/').to_string(),
             ..IdentityConfig::default()
         }
+    }
+
+    /// The cap on organizations per user, `None` for none.
+    pub fn organization_cap(&self) -> Option<i64> {
+        (self.max_organizations_per_user > 0).then_some(self.max_organizations_per_user)
     }
 
     pub fn mail(&self) -> MailConfig {

@@ -8,6 +8,7 @@ mod api_keys;
 mod auth;
 mod cross_tenant;
 mod invitations;
+mod limits;
 mod members;
 mod monitors;
 mod openapi;
@@ -40,6 +41,12 @@ pub struct TestApp {
 
 impl TestApp {
     pub async fn spawn() -> TestApp {
+        Self::spawn_with_cap(None).await
+    }
+
+    /// The application with at most `cap` organizations owned per user (`None`: no cap, so
+    /// tests may make as many as they need).
+    pub async fn spawn_with_cap(cap: Option<i64>) -> TestApp {
         let tenancy = Tenancy::open_full(
             tenantry_testkit::fresh_config().await,
             MigrationSet::tenant(),
@@ -65,7 +72,7 @@ impl TestApp {
         )
         .unwrap();
         tokio::spawn(sender.run(std::future::pending()));
-        let orgs = Orgs::new(tenancy.clone(), outbox, PUBLIC_URL);
+        let orgs = Orgs::new(tenancy.clone(), outbox, PUBLIC_URL).with_organization_cap(cap);
         let app = Application::build(
             SocketAddr::from(([127, 0, 0, 1], 0)),
             tenancy.clone(),

@@ -136,7 +136,7 @@ async fn monitors_are_created_read_updated_listed_in_pages_and_deleted() {
 
     let path = format!("/api/v1/monitors/{id}");
     let updated = send(&app, reqwest::Method::PUT, &path, &ada.token, t,
-        Some(json!({"name": "site", "kind": "keyword", "target": "https://example.com", "keyword": "OK", "interval_seconds": 30}))).await;
+        Some(json!({"name": "site", "kind": "keyword", "target": "https://example.com", "keyword": "OK", "interval_seconds": 120}))).await;
     assert_eq!(updated.status(), 200);
     let read: Value = send(&app, reqwest::Method::GET, &path, &ada.token, t, None)
         .await

@@ -203,3 +203,67 @@ async fn an_interrupted_hard_delete_is_finished_at_start() {
     )
     .await;
 }
+
+/// Soft-deleted tenants past the retention window are hard-deleted once, however many workers
+/// (server instances) run the purge at the same time; younger ones and live ones stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_retention_purge_deletes_expired_tenants_once() {
+    let engine = tenancy().await;
+    let day = std::time::Duration::from_secs(24 * 3600);
+    let mut expired = Vec::new();
+    for tier in [Isolation::Shared, Isolation::Schema, Isolation::Database] {
+        let (record, ctx) = tenant(&engine, tier).await;
+        insert_monitor(&ctx, "old").await;
+        drop(ctx);
+        engine.soft_delete(&record.slug).await.unwrap();
+        expired.push(record);
+    }
+    let (recent, _) = tenant(&engine, Isolation::Shared).await;
+    engine.soft_delete(&recent.slug).await.unwrap();
+    let (live, live_ctx) = tenant(&engine, Isolation::Shared).await;
+    insert_monitor(&live_ctx, "live").await;
+    for record in &expired {
+        sqlx::query(
+            "UPDATE control.tenants SET deleted_at = now() - interval '31 days' WHERE id = $1",
+        )
+        .bind(record.id.as_uuid())
+        .execute(engine.owner_pool())
+        .await
+        .unwrap();
+    }
+
+    let workers = (0..4).map(|_| engine.purge_expired(30 * day));
+    let mut purged: Vec<String> = futures::future::join_all(workers)
+        .await
+        .into_iter()
+        .flat_map(Result::unwrap)
+        .collect();
+    purged.sort();
+    let mut wanted: Vec<String> = expired.iter().map(|r| r.slug.clone()).collect();
+    wanted.sort();
+    assert_eq!(purged, wanted, "each expired tenant purged exactly once");
+
+    let mut admin = superuser_conn(engine.control_database()).await;
+    for record in &expired {
+        assert!(matches!(
+            engine.find(&record.slug).await,
+            Err(TenancyError::NotFound(_))
+        ));
+        assert_no_trace(
+            &mut admin,
+            record.id,
+            &engine.naming().tenant_role(record.id),
+        )
+        .await;
+    }
+    assert_eq!(
+        engine.find(&recent.slug).await.unwrap().status,
+        TenantStatus::Deleted
+    );
+    assert_eq!(monitor_names(&live_ctx).await, ["live"]);
+    assert_eq!(
+        engine.find(&live.slug).await.unwrap().status,
+        TenantStatus::Active
+    );
+    assert!(engine.purge_expired(30 * day).await.unwrap().is_empty());
+}

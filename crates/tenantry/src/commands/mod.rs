@@ -31,7 +31,7 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                 migrate::run(&backend.tenancy, jobs, json).await
             }
         }
-        Command::Tenant(command) => tenant::run(&backend.tenancy, command).await,
+        Command::Tenant(command) => tenant::run(&backend.tenancy, &settings, command).await,
         Command::User(command) => user::run(&backend.tenancy, &settings, command).await,
         Command::Mail(command) => mail::run(&backend.tenancy, command).await,
     };

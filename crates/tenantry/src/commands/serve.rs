@@ -26,6 +26,10 @@ pub async fn run(
         }
     }
     let reaper = tenancy.spawn_pool_reaper(Duration::from_secs(30));
+    let purger = spawn_retention_purge(
+        tenancy.clone(),
+        Duration::from_secs(u64::from(settings.deleted_retention_days) * 24 * 3600),
+    );
     let identity = Identity::open(tenancy.runtime_pool().clone(), settings.identity()).await?;
     let outbox = Outbox::open(tenancy.runtime_pool().clone()).await?;
     // The sender outlives the HTTP server, for emails of requests finishing during shutdown; it
@@ -34,19 +38,55 @@ pub async fn run(
     let sender = tokio::spawn(Sender::new(outbox.clone(), &settings.mail())?.run(async {
         let _ = mail_stopped.await;
     }));
-    let orgs = Orgs::new(tenancy.clone(), outbox.clone(), &settings.public_url);
+    let orgs = Orgs::new(tenancy.clone(), outbox.clone(), &settings.public_url)
+        .with_organization_cap(settings.organization_cap());
+    // API requests counted in memory reach the database every 10 s, and once more after the
+    // HTTP server stopped.
+    let (stop_usage, usage_stopped) = tokio::sync::oneshot::channel::<()>();
+    let usage = tokio::spawn(
+        orgs.clone()
+            .run_request_flusher(Duration::from_secs(10), async {
+                let _ = usage_stopped.await;
+            }),
+    );
     let app = Application::build(settings.listen, tenancy.clone(), identity, orgs).await?;
     let address = app.local_addr()?;
     tracing::info!(%address, "serving");
     println!("listening on http://{address}");
     let served = app.run_until(shutdown.wait_owned()).await;
     reaper.abort();
+    purger.abort();
     tracing::info!("HTTP server stopped");
+    drop(stop_usage);
+    if let Err(e) = usage.await {
+        tracing::error!(error = %e, "the API usage flusher failed");
+    }
     drop(stop_mail);
     if let Err(e) = sender.await {
         tracing::error!(error = %e, "the email sender failed");
     }
     served
+}
+
+/// Hard-deletes organizations soft-deleted longer than `retention` ago, a minute after start and
+/// then hourly. Every instance runs it; each tenant is claimed by one of them.
+fn spawn_retention_purge(tenancy: Tenancy, retention: Duration) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        let mut every = tokio::time::interval(Duration::from_secs(3600));
+        loop {
+            every.tick().await;
+            match tenancy.purge_expired(retention).await {
+                Ok(purged) if !purged.is_empty() => {
+                    tracing::info!(tenants = ?purged, "deleted organizations past their retention purged")
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::error!(error = %e, "the retention purge failed; it runs again within the hour")
+                }
+            }
+        }
+    })
 }
 
 /// Finishes what an earlier run left undone, then migrates every tenant.

@@ -1,12 +1,47 @@
 //! `tenantry tenant ...`: create, list, show and change the lifecycle of tenants.
 
 use anyhow::Context;
+use serde_json::{Map, Value};
+use tenantry_mail::Outbox;
+use tenantry_orgs::{EntitlementChange, LIMIT_KEYS, Orgs, OrgsError};
 use tenantry_tenancy::{NewTenant, Slug, Tenancy, TenancyError, TenantRecord};
 
 use crate::cli::{Output, TenantCommand};
+use crate::settings::Settings;
 
-pub async fn run(tenancy: &Tenancy, command: TenantCommand) -> anyhow::Result<()> {
+pub async fn run(
+    tenancy: &Tenancy,
+    settings: &Settings,
+    command: TenantCommand,
+) -> anyhow::Result<()> {
     match command {
+        TenantCommand::SetPlan { slug, plan, output } => {
+            let change = EntitlementChange {
+                plan: Some(plan),
+                ..EntitlementChange::default()
+            };
+            change_plan(tenancy, settings, &slug, &change, output).await
+        }
+        TenantCommand::SetLimit {
+            slug,
+            key,
+            value,
+            output,
+        } => {
+            let value = match value.as_str() {
+                "unlimited" | "null" => Value::Null,
+                number => Value::from(number.parse::<i64>().map_err(|_| {
+                    anyhow::anyhow!("{number:?} is not a whole number: give one, or `unlimited`")
+                })?),
+            };
+            let mut limits = Map::new();
+            limits.insert(key, value);
+            let change = EntitlementChange {
+                limits: Some(limits),
+                ..EntitlementChange::default()
+            };
+            change_plan(tenancy, settings, &slug, &change, output).await
+        }
         TenantCommand::Create {
             name,
             slug,
@@ -70,6 +105,51 @@ pub async fn run(tenancy: &Tenancy, command: TenantCommand) -> anyhow::Result<()
             Ok(())
         }
     }
+}
+
+/// Changes a tenant's plan or limit overrides, and prints the effective plan and limits.
+async fn change_plan(
+    tenancy: &Tenancy,
+    settings: &Settings,
+    slug: &str,
+    change: &EntitlementChange,
+    output: Output,
+) -> anyhow::Result<()> {
+    let outbox = Outbox::open(tenancy.runtime_pool().clone()).await?;
+    let orgs = Orgs::new(tenancy.clone(), outbox, &settings.public_url);
+    let record = tenancy.find(slug).await.map_err(explain)?;
+    let (record, entitlements) = orgs
+        .change_entitlements(record.id.as_uuid(), change)
+        .await
+        .map_err(|e| match e {
+            OrgsError::Invalid { detail, .. } => anyhow::anyhow!(detail),
+            other => other.into(),
+        })?;
+    if output.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "slug": record.slug,
+                "entitlements": entitlements,
+            }))?
+        );
+        return Ok(());
+    }
+    println!("{:<24} {}", "plan", entitlements.plan);
+    for key in LIMIT_KEYS {
+        let value = entitlements
+            .limits
+            .get(key)
+            .and_then(Value::as_i64)
+            .map_or_else(|| "unlimited".to_string(), |v| v.to_string());
+        let overridden = if entitlements.overrides.limits.contains_key(key) {
+            "  (override)"
+        } else {
+            ""
+        };
+        println!("{key:<24} {value}{overridden}");
+    }
+    Ok(())
 }
 
 /// Adds what to do next to the engine's errors.

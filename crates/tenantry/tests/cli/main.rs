@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod mail;
+mod plans;
 mod recovery;
 mod serve;
 mod support;

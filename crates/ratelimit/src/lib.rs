@@ -1,0 +1,129 @@
+//! Per-tenant request budgets: `limit` requests per minute, with bursts of up to `limit`, by GCRA
+//! ([`gcra`]). In process with `governor` ([`Limiter::in_process`]), or shared by every server
+//! instance through Redis ([`Limiter::with_redis`]), falling back to in-process budgets while
+//! Redis is unreachable. Tenants are separate keys: one exhausting its budget never slows
+//! another, and no lock is shared between them.
+//!
+//! No HTTP here: the HTTP layer turns a [`Decision`] into `429` and `RateLimit-*` headers.
+
+pub mod gcra;
+mod limits;
+mod local;
+#[cfg(feature = "test-server")]
+pub mod server;
+mod shared;
+
+use std::future::Future;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use uuid::Uuid;
+
+pub use crate::gcra::{Decision, Gcra, PERIOD};
+pub use crate::limits::LIMIT_TTL;
+pub use crate::shared::{MAX_BACKOFF, TIMEOUT, key as redis_key};
+
+use crate::limits::LimitCache;
+use crate::local::Local;
+use crate::shared::Shared;
+
+/// Every this many checks, state that says nothing (full budgets, stale limits) is dropped.
+const HOUSEKEEPING_EVERY: u64 = 1 << 14;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RateLimitError {
+    #[error("the Redis URL is not valid: {0}")]
+    InvalidUrl(String),
+}
+
+/// The rate limiter of one server instance; clones share it.
+#[derive(Clone)]
+pub struct Limiter {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Limiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Limiter")
+            .field("shared", &self.inner.shared.is_some())
+            .field("redis_up", &self.is_shared())
+            .finish()
+    }
+}
+
+struct Inner {
+    local: Local,
+    shared: Option<Shared>,
+    limits: LimitCache,
+    checks: AtomicU64,
+}
+
+impl Limiter {
+    /// Budgets kept in this process only: each instance has its own.
+    pub fn in_process() -> Self {
+        Self::new(None)
+    }
+
+    /// Budgets shared through the Redis at `url` (`redis://[:PASSWORD@]HOST[:PORT][/DB]`,
+    /// `rediss://` for TLS). Waits at most [`TIMEOUT`] for Redis: when it does not answer, the
+    /// limiter starts with in-process budgets and keeps trying in the background. Only a
+    /// malformed URL is an error.
+    pub async fn with_redis(url: &str) -> Result<Self, RateLimitError> {
+        let shared = Shared::connect(url)
+            .await
+            .map_err(|e| RateLimitError::InvalidUrl(e.to_string()))?;
+        Ok(Self::new(Some(shared)))
+    }
+
+    fn new(shared: Option<Shared>) -> Self {
+        Limiter {
+            inner: Arc::new(Inner {
+                local: Local::default(),
+                shared,
+                limits: LimitCache::new(LIMIT_TTL),
+                checks: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// Whether budgets are shared through Redis right now (false in process, and while Redis
+    /// is down).
+    pub fn is_shared(&self) -> bool {
+        self.inner.shared.as_ref().is_some_and(Shared::is_up)
+    }
+
+    /// Counts one request of `tenant` against a budget of `per_minute` requests per minute. A
+    /// budget of 0 or less refuses everything.
+    pub async fn check(&self, tenant: Uuid, per_minute: i64) -> Decision {
+        self.housekeeping();
+        let limit = u32::try_from(per_minute.max(0)).unwrap_or(u32::MAX);
+        let Some(gcra) = NonZeroU32::new(limit).map(Gcra::per_minute) else {
+            return Decision::refuse_all();
+        };
+        if let Some(shared) = &self.inner.shared
+            && let Some(decision) = shared.check(tenant, gcra).await
+        {
+            return decision;
+        }
+        self.inner.local.check(tenant, gcra)
+    }
+
+    /// The tenant's budget per minute (`None`: unlimited), from `load` at most once per
+    /// [`LIMIT_TTL`]: a changed budget applies within that time.
+    pub async fn budget<F, Fut, E>(&self, tenant: Uuid, load: F) -> Result<Option<i64>, E>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Option<i64>, E>>,
+    {
+        self.inner.limits.get(tenant, load).await
+    }
+
+    fn housekeeping(&self) {
+        let n = self.inner.checks.fetch_add(1, Ordering::Relaxed);
+        if n % HOUSEKEEPING_EVERY == HOUSEKEEPING_EVERY - 1 {
+            self.inner.local.forget_idle();
+            self.inner.limits.forget_stale();
+        }
+    }
+}

@@ -1,0 +1,111 @@
+//! The in-process limiter: `governor`'s GCRA, keyed by tenant id. A keyed `governor` limiter has
+//! one quota for all its keys, so there is one per distinct budget (plans make a handful), each
+//! keeping the state of the tenants on that budget in a sharded map: tenants never wait for
+//! each other beyond a shard's brief lock.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use dashmap::DashMap;
+use governor::clock::{Clock, DefaultClock};
+use governor::middleware::StateInformationMiddleware;
+use governor::state::keyed::DashMapStateStore;
+use governor::{Quota, RateLimiter};
+use uuid::Uuid;
+
+use crate::gcra::{Decision, Gcra};
+
+type Keyed = RateLimiter<Uuid, DashMapStateStore<Uuid>, DefaultClock, StateInformationMiddleware>;
+
+#[derive(Default)]
+pub(crate) struct Local {
+    by_budget: DashMap<u32, Arc<Keyed>>,
+}
+
+impl Local {
+    pub(crate) fn check(&self, tenant: Uuid, gcra: Gcra) -> Decision {
+        let limiter = self.limiter(gcra);
+        let interval = gcra.interval();
+        let limit = gcra.limit();
+        match limiter.check_key(&tenant) {
+            Ok(snapshot) => {
+                let remaining = snapshot.remaining_burst_capacity().min(limit);
+                Decision {
+                    allowed: true,
+                    limit,
+                    remaining,
+                    // `governor` keeps the TAT to itself; from `remaining`, the time until the
+                    // budget is full is at most this (and more than one interval less).
+                    reset: interval.saturating_mul(limit - remaining),
+                    retry_after: Duration::ZERO,
+                }
+            }
+            Err(not_until) => {
+                let retry_after = not_until.wait_time_from(limiter.clock().now());
+                Decision {
+                    allowed: false,
+                    limit,
+                    remaining: 0,
+                    // Refused: the TAT is `limit - 1` intervals past the next admission.
+                    reset: retry_after + interval.saturating_mul(limit - 1),
+                    retry_after,
+                }
+            }
+        }
+    }
+
+    fn limiter(&self, gcra: Gcra) -> Arc<Keyed> {
+        if let Some(limiter) = self.by_budget.get(&gcra.limit()) {
+            return limiter.clone();
+        }
+        self.by_budget
+            .entry(gcra.limit())
+            .or_insert_with(|| Arc::new(RateLimiter::dashmap(quota(gcra)).with_middleware()))
+            .clone()
+    }
+
+    /// Forgets tenants whose budget is full again (their state says nothing).
+    pub(crate) fn forget_idle(&self) {
+        for limiter in self.by_budget.iter() {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+        }
+    }
+}
+
+/// The same interval and burst as the Redis script uses.
+fn quota(gcra: Gcra) -> Quota {
+    let burst = std::num::NonZeroU32::MIN.saturating_add(gcra.limit() - 1);
+    Quota::with_period(gcra.interval())
+        .unwrap_or_else(|| Quota::per_minute(burst))
+        .allow_burst(burst)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::num::NonZeroU32;
+
+    use super::*;
+
+    #[test]
+    fn admits_the_burst_then_refuses_with_a_wait_of_about_one_interval() {
+        let local = Local::default();
+        let gcra = Gcra::per_minute(NonZeroU32::new(4).unwrap());
+        let tenant = Uuid::new_v4();
+        let remaining: Vec<u32> = (0..4)
+            .map(|_| local.check(tenant, gcra))
+            .inspect(|d| assert!(d.allowed))
+            .map(|d| d.remaining)
+            .collect();
+        assert_eq!(remaining, [3, 2, 1, 0]);
+        let refused = local.check(tenant, gcra);
+        assert!(!refused.allowed);
+        assert_eq!(refused.limit, 4);
+        // 15 s per request, less the time the test took (far less than 5 s).
+        assert!(refused.retry_after > Duration::from_secs(10));
+        assert!(refused.retry_after <= Duration::from_secs(15));
+        assert!(refused.reset > Duration::from_secs(55));
+        // Another tenant on the same budget is untouched.
+        assert_eq!(local.check(Uuid::new_v4(), gcra).remaining, 3);
+    }
+}
