@@ -3,14 +3,16 @@
 //!
 //! (a) provisioning time per isolation tier, (b) a no-op fleet migration over 1,000 tenants,
 //! (c) a real migration over 500 schema-tier tenants, (d) the cost of the `TenantTx` door against
-//! a plain transaction. It starts its own throwaway PostgreSQL (or uses
-//! `TENANTRY_BENCH_DATABASE_URL`) and stops it at the end, also after an error or a Ctrl-C.
+//! a plain transaction, (e) the cost of a rate-limit check, in process and against Redis. It
+//! starts its own throwaway PostgreSQL (or uses `TENANTRY_BENCH_DATABASE_URL`) and
+//! `redis-server`, and stops them at the end, also after an error or a Ctrl-C.
 
 mod door;
 mod door_paths;
 mod machine;
 mod migrate;
 mod provisioning;
+mod ratelimit;
 mod report;
 mod seed;
 mod setup;
@@ -70,11 +72,23 @@ async fn interruptible(server: &Server) -> anyhow::Result<()> {
 async fn benchmarks(server: &Server) -> anyhow::Result<()> {
     let bench = Bench::connect(server).await?;
     bench.print_server().await?;
+    let wanted = setup::only();
     let mut rows = Vec::new();
-    rows.extend(provisioning::run(&bench).await?);
-    rows.extend(migrate::noop(&bench).await?);
-    rows.extend(migrate::real(&bench).await?);
-    rows.extend(door::run(&bench).await?);
+    if wanted('a') {
+        rows.extend(provisioning::run(&bench).await?);
+    }
+    if wanted('b') {
+        rows.extend(migrate::noop(&bench).await?);
+    }
+    if wanted('c') {
+        rows.extend(migrate::real(&bench).await?);
+    }
+    if wanted('d') {
+        rows.extend(door::run(&bench).await?);
+    }
+    if wanted('e') {
+        rows.extend(ratelimit::run(&bench.sizes).await?);
+    }
     println!();
     println!("Results");
     println!();

@@ -22,6 +22,8 @@ use tenantry_tenancy::{
 pub const URL_VAR: &str = "TENANTRY_BENCH_DATABASE_URL";
 /// Set to anything to run every benchmark on a tenth of its size (for trying the program out).
 pub const QUICK_VAR: &str = "TENANTRY_BENCH_QUICK";
+/// Set to letters (`de`, `e`) to run only those benchmarks.
+pub const ONLY_VAR: &str = "TENANTRY_BENCH_ONLY";
 pub const PREFIX: &str = "bench";
 
 /// Where PostgreSQL comes from.
@@ -91,6 +93,18 @@ impl Server {
     }
 }
 
+/// Whether benchmark `letter` (`a` to `e`) runs: all of them unless `TENANTRY_BENCH_ONLY` names
+/// some.
+pub fn only() -> impl Fn(char) -> bool {
+    let only = std::env::var(ONLY_VAR)
+        .ok()
+        .filter(|o| !o.trim().is_empty());
+    if let Some(only) = &only {
+        println!("  {ONLY_VAR}: only ({only})");
+    }
+    move |letter| only.as_ref().is_none_or(|o| o.contains(letter))
+}
+
 /// How big each benchmark is.
 #[derive(Debug, Clone, Copy)]
 pub struct Sizes {
@@ -98,6 +112,8 @@ pub struct Sizes {
     pub noop_fleet: usize,
     pub migrate_fleet: usize,
     pub door_ops: usize,
+    /// Rate-limit checks against Redis (50 times as many in process).
+    pub limiter_ops: usize,
     pub quick: bool,
 }
 
@@ -110,6 +126,7 @@ impl Sizes {
             noop_fleet: scale(1_000),
             migrate_fleet: scale(500),
             door_ops: scale(5_000),
+            limiter_ops: scale(20_000),
             quick,
         }
     }

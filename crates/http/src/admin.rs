@@ -235,6 +235,7 @@ async fn list(
 )]
 async fn create(
     State(state): State<AppState>,
+    origin: crate::audit::Origin,
     PlatformAdmin(admin): PlatformAdmin,
     ApiJson(body): ApiJson<NewAdminTenant>,
 ) -> Result<(StatusCode, Json<Created>), AppError> {
@@ -263,10 +264,10 @@ async fn create(
         .invite(
             Role::Owner,
             record.id.as_uuid(),
-            Some(admin.id),
             &admin.name,
             &email,
             Role::Owner,
+            &origin.by_user(admin.id),
         )
         .await;
     let invitation = match invited {
@@ -280,6 +281,7 @@ async fn create(
         }
     };
     tracing::info!(slug = %record.slug, isolation = %record.isolation, "tenant created by a platform admin");
+    lifecycle(&state, &origin, &admin, &record, "tenant.created", None).await;
     let tenant = view(&state, record).await?;
     Ok((StatusCode::CREATED, Json(Created { tenant, invitation })))
 }
@@ -328,7 +330,8 @@ async fn read(
 )]
 async fn update(
     State(state): State<AppState>,
-    _: PlatformAdmin,
+    origin: crate::audit::Origin,
+    PlatformAdmin(admin): PlatformAdmin,
     Path(id): Path<String>,
     ApiJson(change): ApiJson<EntitlementChange>,
 ) -> Result<Json<AdminTenant>, AppError> {
@@ -340,7 +343,7 @@ async fn update(
     }
     let (record, _) = state
         .orgs
-        .change_entitlements(record.id.as_uuid(), &change)
+        .change_entitlements(record.id.as_uuid(), &change, &origin.by_user(admin.id))
         .await?;
     Ok(Json(view(&state, record).await?))
 }
@@ -363,11 +366,22 @@ async fn update(
 )]
 async fn activate(
     State(state): State<AppState>,
-    _: PlatformAdmin,
+    origin: crate::audit::Origin,
+    PlatformAdmin(admin): PlatformAdmin,
     Path(id): Path<String>,
 ) -> Result<Json<AdminTenant>, AppError> {
     let record = tenant(&state, &id).await?;
+    let before = record.status;
     let record = state.tenancy.activate(&record.id.to_string()).await?;
+    lifecycle(
+        &state,
+        &origin,
+        &admin,
+        &record,
+        "tenant.activated",
+        Some(before),
+    )
+    .await;
     Ok(Json(view(&state, record).await?))
 }
 
@@ -389,11 +403,22 @@ async fn activate(
 )]
 async fn suspend(
     State(state): State<AppState>,
-    _: PlatformAdmin,
+    origin: crate::audit::Origin,
+    PlatformAdmin(admin): PlatformAdmin,
     Path(id): Path<String>,
 ) -> Result<Json<AdminTenant>, AppError> {
     let record = tenant(&state, &id).await?;
+    let before = record.status;
     let record = state.tenancy.suspend(&record.id.to_string()).await?;
+    lifecycle(
+        &state,
+        &origin,
+        &admin,
+        &record,
+        "tenant.suspended",
+        Some(before),
+    )
+    .await;
     Ok(Json(view(&state, record).await?))
 }
 
@@ -415,11 +440,22 @@ async fn suspend(
 )]
 async fn restore(
     State(state): State<AppState>,
-    _: PlatformAdmin,
+    origin: crate::audit::Origin,
+    PlatformAdmin(admin): PlatformAdmin,
     Path(id): Path<String>,
 ) -> Result<Json<AdminTenant>, AppError> {
     let record = tenant(&state, &id).await?;
+    let before = record.status;
     let record = state.tenancy.restore(&record.id.to_string()).await?;
+    lifecycle(
+        &state,
+        &origin,
+        &admin,
+        &record,
+        "tenant.restored",
+        Some(before),
+    )
+    .await;
     Ok(Json(view(&state, record).await?))
 }
 
@@ -445,7 +481,8 @@ async fn restore(
 )]
 async fn remove(
     State(state): State<AppState>,
-    _: PlatformAdmin,
+    origin: crate::audit::Origin,
+    PlatformAdmin(admin): PlatformAdmin,
     Path(id): Path<String>,
     ApiQuery(query): ApiQuery<DeleteQuery>,
     body: Bytes,
@@ -461,8 +498,64 @@ async fn remove(
             .tenancy
             .hard_delete(&record.id.to_string(), &confirm.confirm.unwrap_or_default())
             .await?;
+        // The organization's own trail went with it: the platform's keeps the act.
+        let change = tenant_change("tenant.purged", &record, Some(record.status), None);
+        state
+            .orgs
+            .record_after(None, &origin.by_user(admin.id), &change)
+            .await;
     } else {
-        state.tenancy.soft_delete(&record.id.to_string()).await?;
+        let deleted = state.tenancy.soft_delete(&record.id.to_string()).await?;
+        lifecycle(
+            &state,
+            &origin,
+            &admin,
+            &deleted,
+            "tenant.deleted",
+            Some(record.status),
+        )
+        .await;
     }
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// A platform admin's change to a tenant, in the platform's trail and the organization's.
+async fn lifecycle(
+    state: &AppState,
+    origin: &crate::audit::Origin,
+    admin: &User,
+    record: &TenantRecord,
+    action: &'static str,
+    before: Option<TenantStatus>,
+) {
+    let change = tenant_change(action, record, before, Some(record.status));
+    let context = origin.by_user(admin.id);
+    state.orgs.record_after(None, &context, &change).await;
+    state
+        .orgs
+        .record_after(Some(record.id.as_uuid()), &context, &change)
+        .await;
+}
+
+fn tenant_change(
+    action: &'static str,
+    record: &TenantRecord,
+    before: Option<TenantStatus>,
+    after: Option<TenantStatus>,
+) -> tenantry_audit::Change {
+    let summary = |status: TenantStatus| {
+        serde_json::json!({
+            "slug": record.slug,
+            "isolation": record.isolation,
+            "plan": record.plan,
+            "status": status,
+        })
+    };
+    tenantry_audit::Change {
+        action,
+        target_kind: "tenant",
+        target_id: Some(record.id.to_string()),
+        before: before.map(summary),
+        after: after.map(summary),
+    }
 }

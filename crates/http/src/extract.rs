@@ -142,8 +142,9 @@ impl FromRequestParts<AppState> for TenantScope {
             let (record, role) = state.orgs.for_member(&key, claims.sub).await?;
             (Actor::User(claims), record, role)
         };
-        let ctx = state.tenancy.resolve_id(record.id).await?;
+        // Counted before the tenant's storage is reached, so a refused request costs no more.
         admit(state, record.id.as_uuid()).await?;
+        let ctx = state.tenancy.resolve_id(record.id).await?;
         Ok(TenantScope { actor, role, ctx })
     }
 }

@@ -108,6 +108,7 @@ async fn inviter(state: &AppState, user_id: Uuid) -> Result<String, AppError> {
 )]
 async fn create(
     State(state): State<AppState>,
+    origin: crate::audit::Origin,
     AuthUser(claims): AuthUser,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<NewInvitation>,
@@ -120,10 +121,10 @@ async fn create(
         .invite(
             role,
             record.id.as_uuid(),
-            Some(claims.sub),
             &inviter,
             &email,
             body.role,
+            &origin.by_user(claims.sub),
         )
         .await?;
     Ok((StatusCode::CREATED, Json(invitation)))
@@ -179,6 +180,7 @@ async fn list(
 )]
 async fn revoke(
     State(state): State<AppState>,
+    origin: crate::audit::Origin,
     AuthUser(claims): AuthUser,
     Path((id, iid)): Path<(String, String)>,
 ) -> Result<StatusCode, AppError> {
@@ -186,7 +188,7 @@ async fn revoke(
     let iid = invitation_id(&iid)?;
     state
         .orgs
-        .revoke_invitation(role, record.id.as_uuid(), iid)
+        .revoke_invitation(role, record.id.as_uuid(), iid, &origin.by_user(claims.sub))
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -214,6 +216,7 @@ async fn revoke(
 )]
 async fn resend(
     State(state): State<AppState>,
+    origin: crate::audit::Origin,
     AuthUser(claims): AuthUser,
     Path((id, iid)): Path<(String, String)>,
 ) -> Result<Json<Invitation>, AppError> {
@@ -223,7 +226,13 @@ async fn resend(
     Ok(Json(
         state
             .orgs
-            .resend_invitation(role, record.id.as_uuid(), iid, &inviter)
+            .resend_invitation(
+                role,
+                record.id.as_uuid(),
+                iid,
+                &inviter,
+                &origin.by_user(claims.sub),
+            )
             .await?,
     ))
 }
@@ -279,6 +288,7 @@ async fn preview(
 )]
 async fn accept(
     State(state): State<AppState>,
+    origin: crate::audit::Origin,
     OptionalUser(caller): OptionalUser,
     Path(token): Path<String>,
     body: Bytes,
@@ -290,7 +300,7 @@ async fn accept(
                 .user(claims.sub)
                 .await?
                 .ok_or_else(AppError::unauthorized)?;
-            let (membership, user) = accept_as(&state, &token, user).await?;
+            let (membership, user) = accept_as(&state, &origin, &token, user).await?;
             let tokens = state
                 .identity
                 .reissue(&claims, Some(membership.org_id))
@@ -310,7 +320,7 @@ async fn accept(
                     ))
                 })?
             };
-            let (membership, user) = sign_up_and_accept(&state, &token, &signup).await?;
+            let (membership, user) = sign_up_and_accept(&state, &origin, &token, &signup).await?;
             let tokens = state
                 .identity
                 .sign_in(&user, Some(membership.org_id))
@@ -330,6 +340,7 @@ async fn accept(
 
 async fn accept_as(
     state: &AppState,
+    origin: &crate::audit::Origin,
     token: &str,
     user: User,
 ) -> Result<(Membership, User), AppError> {
@@ -343,7 +354,7 @@ async fn accept_as(
     }
     let membership = state
         .orgs
-        .accept_invitation(&mut tx, &invitation, user.id)
+        .accept_invitation(&mut tx, &invitation, user.id, &origin.by_user(user.id))
         .await?;
     tx.commit().await?;
     let user = adopt_default(state, user, membership.org_id).await?;
@@ -352,6 +363,7 @@ async fn accept_as(
 
 async fn sign_up_and_accept(
     state: &AppState,
+    origin: &crate::audit::Origin,
     token: &str,
     signup: &AcceptSignup,
 ) -> Result<(Membership, User), AppError> {
@@ -377,7 +389,7 @@ async fn sign_up_and_accept(
     };
     let membership = state
         .orgs
-        .accept_invitation(&mut tx, &invitation, user.id)
+        .accept_invitation(&mut tx, &invitation, user.id, &origin.by_user(user.id))
         .await?;
     tx.commit().await?;
     let user = adopt_default(state, user, membership.org_id).await?;

@@ -4,6 +4,7 @@
 //! console joins it here.
 
 mod admin;
+mod audit;
 mod auth;
 mod error;
 mod extract;

@@ -53,7 +53,8 @@ struct DefaultOrg {
 }
 
 /// The organization `id` (id or slug) if the caller is a member, with their role: a missing
-/// organization and someone else's are the same 404; a suspended one is 403.
+/// organization and someone else's are the same 404; a suspended one is 403. The request then
+/// counts against the organization's rate limit (`429 rate_limited` past it).
 pub(crate) async fn membership(
     state: &AppState,
     user_id: Uuid,
@@ -61,7 +62,10 @@ pub(crate) async fn membership(
 ) -> Result<(TenantRecord, Role), AppError> {
     let (record, role) = state.orgs.for_member(id, user_id).await?;
     match record.status {
-        TenantStatus::Active => Ok((record, role)),
+        TenantStatus::Active => {
+            crate::extract::admit(state, record.id.as_uuid()).await?;
+            Ok((record, role))
+        }
         TenantStatus::Suspended => Err(AppError::suspended()),
         TenantStatus::Deleted | TenantStatus::Provisioning | TenantStatus::Failed => {
             Err(AppError::NotFound)
@@ -118,6 +122,7 @@ async fn list(
 )]
 async fn add(
     State(state): State<AppState>,
+    origin: crate::audit::Origin,
     AuthUser(claims): AuthUser,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<NewMember>,
@@ -125,7 +130,13 @@ async fn add(
     let (record, role) = membership(&state, claims.sub, &id).await?;
     let member = state
         .orgs
-        .add_member(role, record.id.as_uuid(), body.user_id, body.role)
+        .add_member(
+            role,
+            record.id.as_uuid(),
+            body.user_id,
+            body.role,
+            &origin.by_user(claims.sub),
+        )
         .await?;
     Ok((StatusCode::CREATED, Json(member)))
 }
@@ -155,6 +166,7 @@ async fn add(
 )]
 async fn change(
     State(state): State<AppState>,
+    origin: crate::audit::Origin,
     AuthUser(claims): AuthUser,
     Path((id, member)): Path<(String, String)>,
     ApiJson(body): ApiJson<RoleChange>,
@@ -164,7 +176,13 @@ async fn change(
     Ok(Json(
         state
             .orgs
-            .change_role(role, record.id.as_uuid(), member, body.role)
+            .change_role(
+                role,
+                record.id.as_uuid(),
+                member,
+                body.role,
+                &origin.by_user(claims.sub),
+            )
             .await?,
     ))
 }
@@ -192,6 +210,7 @@ async fn change(
 )]
 async fn remove(
     State(state): State<AppState>,
+    origin: crate::audit::Origin,
     AuthUser(claims): AuthUser,
     Path((id, member)): Path<(String, String)>,
 ) -> Result<StatusCode, AppError> {
@@ -199,7 +218,12 @@ async fn remove(
     let member = user_id(&member)?;
     state
         .orgs
-        .remove_member(role, record.id.as_uuid(), member)
+        .remove_member(
+            role,
+            record.id.as_uuid(),
+            member,
+            &origin.by_user(claims.sub),
+        )
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -221,11 +245,15 @@ async fn remove(
 )]
 async fn leave(
     State(state): State<AppState>,
+    origin: crate::audit::Origin,
     AuthUser(claims): AuthUser,
     Path(id): Path<String>,
 ) -> Result<StatusCode, AppError> {
     let (record, _) = state.orgs.for_member(&id, claims.sub).await?;
-    state.orgs.leave(record.id.as_uuid(), claims.sub).await?;
+    state
+        .orgs
+        .leave(record.id.as_uuid(), claims.sub, &origin.by_user(claims.sub))
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -332,6 +360,7 @@ pub(crate) struct Confirm {
 )]
 pub(crate) async fn delete_org(
     State(state): State<AppState>,
+    origin: crate::audit::Origin,
     AuthUser(claims): AuthUser,
     Path(id): Path<String>,
     ApiQuery(query): ApiQuery<DeleteQuery>,
@@ -353,10 +382,40 @@ pub(crate) async fn delete_org(
             .tenancy
             .hard_delete(&record.id.to_string(), &confirm)
             .await?;
+        // The organization's own trail went with it: the platform's keeps the act.
+        let change = org_deletion("organization.purged", &record);
+        state
+            .orgs
+            .record_after(None, &origin.by_user(claims.sub), &change)
+            .await;
     } else {
         state.tenancy.soft_delete(&record.id.to_string()).await?;
+        let change = org_deletion("organization.deleted", &record);
+        state
+            .orgs
+            .record_after(
+                Some(record.id.as_uuid()),
+                &origin.by_user(claims.sub),
+                &change,
+            )
+            .await;
     }
     Ok(StatusCode::NO_CONTENT)
+}
+
+fn org_deletion(action: &'static str, record: &TenantRecord) -> tenantry_audit::Change {
+    tenantry_audit::Change {
+        action,
+        target_kind: "organization",
+        target_id: Some(record.id.to_string()),
+        before: Some(serde_json::json!({
+            "name": record.name,
+            "slug": record.slug,
+            "isolation": record.isolation,
+            "status": record.status,
+        })),
+        after: None,
+    }
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -416,6 +475,7 @@ pub(crate) async fn list_keys(
 )]
 pub(crate) async fn create_key(
     State(state): State<AppState>,
+    origin: crate::audit::Origin,
     AuthUser(claims): AuthUser,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<NewApiKey>,
@@ -423,7 +483,14 @@ pub(crate) async fn create_key(
     let (record, role) = membership(&state, claims.sub, &id).await?;
     let key = state
         .orgs
-        .create_key(role, record.id.as_uuid(), claims.sub, &body.name, body.role)
+        .create_key(
+            role,
+            record.id.as_uuid(),
+            claims.sub,
+            &body.name,
+            body.role,
+            &origin.by_user(claims.sub),
+        )
         .await?;
     Ok((StatusCode::CREATED, Json(key)))
 }
@@ -448,6 +515,7 @@ pub(crate) async fn create_key(
 )]
 pub(crate) async fn revoke_key(
     State(state): State<AppState>,
+    origin: crate::audit::Origin,
     AuthUser(claims): AuthUser,
     Path((id, key)): Path<(String, String)>,
 ) -> Result<StatusCode, AppError> {
@@ -455,7 +523,7 @@ pub(crate) async fn revoke_key(
     let key: Uuid = key.parse().map_err(|_| AppError::NotFound)?;
     state
         .orgs
-        .revoke_key(role, record.id.as_uuid(), key)
+        .revoke_key(role, record.id.as_uuid(), key, &origin.by_user(claims.sub))
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -138,6 +138,7 @@ async fn list(
 )]
 async fn create(
     State(state): State<AppState>,
+    origin: crate::audit::Origin,
     scope: TenantScope,
     ApiJson(input): ApiJson<MonitorInput>,
 ) -> Result<(StatusCode, Json<Monitor>), AppError> {
@@ -152,6 +153,8 @@ async fn create(
     let used = monitoring::lock_and_count(&mut tx).await?;
     tenantry_orgs::Orgs::ensure_room("max_monitors", limit, used, 1)?;
     let monitor = monitoring::create(&mut tx, &input).await?;
+    let change = monitor_change("monitor.created", monitor.id, None, Some(&monitor));
+    tenantry_audit::record_in_tenant(&mut tx, &origin.by(&scope.actor), &change).await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, Json(monitor)))
 }
@@ -199,6 +202,7 @@ async fn read(scope: TenantScope, Path(id): Path<String>) -> Result<Json<Monitor
 )]
 async fn replace(
     State(state): State<AppState>,
+    origin: crate::audit::Origin,
     scope: TenantScope,
     Path(id): Path<String>,
     ApiJson(input): ApiJson<MonitorInput>,
@@ -207,9 +211,12 @@ async fn replace(
     scope.require(Action::ManageMonitoring)?;
     check(&state, &scope, &input).await?;
     let mut tx = scope.ctx.begin().await?;
+    let before = monitoring::get(&mut tx, id).await?;
     let monitor = monitoring::update(&mut tx, id, &input)
         .await?
         .ok_or(AppError::NotFound)?;
+    let change = monitor_change("monitor.updated", id, before.as_ref(), Some(&monitor));
+    tenantry_audit::record_in_tenant(&mut tx, &origin.by(&scope.actor), &change).await?;
     tx.commit().await?;
     Ok(Json(monitor))
 }
@@ -227,11 +234,20 @@ async fn replace(
         InTenant,
     )
 )]
-async fn remove(scope: TenantScope, Path(id): Path<String>) -> Result<StatusCode, AppError> {
+async fn remove(
+    origin: crate::audit::Origin,
+    scope: TenantScope,
+    Path(id): Path<String>,
+) -> Result<StatusCode, AppError> {
     let id = parse_id(&id)?;
     scope.require(Action::ManageMonitoring)?;
     let mut tx = scope.ctx.begin().await?;
+    let before = monitoring::get(&mut tx, id).await?;
     let deleted = monitoring::delete(&mut tx, id).await?;
+    if deleted {
+        let change = monitor_change("monitor.deleted", id, before.as_ref(), None);
+        tenantry_audit::record_in_tenant(&mut tx, &origin.by(&scope.actor), &change).await?;
+    }
     tx.commit().await?;
     if deleted {
         Ok(StatusCode::NO_CONTENT)
@@ -269,4 +285,21 @@ async fn results(
         .ok_or(AppError::NotFound)?;
     tx.commit().await?;
     Ok(Json(Items::all(Vec::new())))
+}
+
+/// A monitor change as the audit trail records it.
+fn monitor_change(
+    action: &'static str,
+    id: Uuid,
+    before: Option<&Monitor>,
+    after: Option<&Monitor>,
+) -> tenantry_audit::Change {
+    let summary = |m: &Monitor| serde_json::to_value(m).unwrap_or_default();
+    tenantry_audit::Change {
+        action,
+        target_kind: "monitor",
+        target_id: Some(id.to_string()),
+        before: before.map(summary),
+        after: after.map(summary),
+    }
 }

@@ -55,7 +55,8 @@ pub const PROBLEM: &str = "application/problem+json";
             ValidationFailed,
             Internal,
             NotReady,
-            NotAdmin
+            NotAdmin,
+            RateLimited
         )
     ),
     tags(
@@ -188,6 +189,21 @@ pub struct NotReady(pub Problem);
 #[response(content_type = PROBLEM)]
 pub struct NotAdmin(pub Problem);
 
+/// `rate_limited`: the organization's `api_requests_per_minute` is spent (for every instance of
+/// the server together when they share a Redis). Admitted requests carry the same `RateLimit-*`
+/// headers.
+#[derive(ToResponse)]
+#[response(
+    content_type = PROBLEM,
+    headers(
+        ("Retry-After" = u64, description = "Seconds until a request is admitted again"),
+        ("RateLimit-Limit" = u32, description = "The organization's budget: requests per minute"),
+        ("RateLimit-Remaining" = u32, description = "Requests admitted right now, back to back (0 here)"),
+        ("RateLimit-Reset" = u64, description = "Seconds until the whole budget is available again"),
+    )
+)]
+pub struct RateLimited(pub Problem);
+
 /// The errors of a route taking a JSON body (`ApiJson`). List it before the operation's own
 /// responses: a later entry for the same status replaces it.
 #[derive(IntoResponses)]
@@ -224,6 +240,8 @@ pub enum InTenant {
     Forbidden(#[ref_response] Forbidden),
     #[response(status = 404)]
     NotFound(#[ref_response] NotFound),
+    #[response(status = 429)]
+    RateLimited(#[ref_response] RateLimited),
     #[response(status = 500)]
     Internal(#[ref_response] Internal),
 }

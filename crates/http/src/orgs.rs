@@ -92,6 +92,7 @@ async fn list_mine(
 )]
 async fn create(
     State(state): State<AppState>,
+    origin: crate::audit::Origin,
     AuthUser(claims): AuthUser,
     ApiJson(body): ApiJson<NewOrg>,
 ) -> Result<(StatusCode, Json<OrgSummary>), AppError> {
@@ -102,6 +103,7 @@ async fn create(
             &body.name,
             body.slug.as_deref(),
             Isolation::Shared,
+            &origin.by_user(claims.sub),
         )
         .await?;
     Ok((StatusCode::CREATED, Json(org)))
@@ -152,6 +154,7 @@ async fn read(
 )]
 async fn update(
     State(state): State<AppState>,
+    origin: crate::audit::Origin,
     AuthUser(claims): AuthUser,
     Path(id): Path<String>,
     ApiJson(change): ApiJson<ProfileChange>,
@@ -160,7 +163,12 @@ async fn update(
     Ok(Json(
         state
             .orgs
-            .update(role, record.id.as_uuid(), &change)
+            .update(
+                role,
+                record.id.as_uuid(),
+                &change,
+                &origin.by_user(claims.sub),
+            )
             .await?,
     ))
 }

@@ -13,16 +13,18 @@ use axum::middleware::{self, Next};
 use axum::response::Response;
 use tenantry_identity::Identity;
 use tenantry_orgs::Orgs;
+use tenantry_ratelimit::Limiter;
 use tenantry_tenancy::Tenancy;
 use tokio::net::TcpListener;
 use tracing::Instrument;
 use utoipa::OpenApi as _;
 use utoipa_axum::router::OpenApiRouter;
 
-use crate::error::{AppError, LoggedError};
+use crate::error::{AppError, LoggedError, rate_limit_headers};
+use crate::extract::RequestTenant;
 use crate::metrics::{Metrics, RequestLabels, RouteLabels};
 use crate::openapi::{self, ApiDoc};
-use crate::{admin, auth, invitations, members, monitors, ops, orgs, usage};
+use crate::{admin, audit, auth, invitations, members, monitors, ops, orgs, usage};
 
 const REQUEST_ID: &str = "x-request-id";
 
@@ -33,6 +35,8 @@ pub struct AppState {
     pub identity: Identity,
     pub orgs: Orgs,
     pub metrics: Arc<Metrics>,
+    /// Each organization's `api_requests_per_minute` budget (`extract::admit`).
+    pub limiter: Limiter,
 }
 
 /// Request bodies larger than this are refused with 413.
@@ -44,12 +48,14 @@ pub struct Application {
 }
 
 impl Application {
-    /// Binds `listen` (port 0 picks a free port) and builds the routes.
+    /// Binds `listen` (port 0 picks a free port) and builds the routes. `limiter` keeps the
+    /// organizations' request budgets: in process, or shared through Redis.
     pub async fn build(
         listen: SocketAddr,
         tenancy: Tenancy,
         identity: Identity,
         orgs: Orgs,
+        limiter: Limiter,
     ) -> anyhow::Result<Self> {
         let listener = TcpListener::bind(listen).await.map_err(|e| {
             anyhow::anyhow!(
@@ -61,6 +67,7 @@ impl Application {
             tenancy,
             identity,
             metrics: Arc::new(Metrics::new()),
+            limiter,
         };
         Ok(Self {
             listener,
@@ -77,9 +84,13 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown)
-            .await?;
+        axum::serve(
+            self.listener,
+            self.router
+                .into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await?;
         Ok(())
     }
 }
@@ -96,6 +107,7 @@ pub(crate) fn api() -> OpenApiRouter<AppState> {
         .merge(invitations::routes())
         .merge(admin::routes())
         .merge(usage::routes())
+        .merge(audit::routes())
 }
 
 pub fn router(state: AppState) -> Router {
@@ -109,8 +121,10 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// Gives every request an id (the client's `X-Request-Id` when it sent a sane one), a tracing
-/// span, a line in the metrics, and the full error in the log when it failed on our side.
-async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
+/// span, a line in the metrics, and the full error in the log when it failed on our side. Each
+/// request gets a [`RequestTenant`] slot; when the request acted in an organization with a rate
+/// limit, the response carries its `RateLimit-*` headers.
+async fn observe(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     let request_id = request
         .headers()
         .get(REQUEST_ID)
@@ -118,6 +132,9 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
         .filter(|v| !v.is_empty() && v.len() <= 200 && v.bytes().all(|b| b.is_ascii_graphic()))
         .map(str::to_owned)
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    request
+        .extensions_mut()
+        .insert(crate::audit::RequestId(request_id.clone()));
     let route = request
         .extensions()
         .get::<MatchedPath>()
@@ -133,7 +150,21 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
         tenant_id = tracing::field::Empty
     );
     let started = Instant::now();
-    let mut response = next.run(request).instrument(span.clone()).await;
+    let tenant = RequestTenant::default();
+    request.extensions_mut().insert(tenant.clone());
+    let mut response = tenant
+        .clone()
+        .scope(next.run(request))
+        .instrument(span.clone())
+        .await;
+    if let Some(rate) = tenant.rate() {
+        rate_limit_headers(
+            response.headers_mut(),
+            rate.limit,
+            rate.remaining,
+            rate.reset_seconds(),
+        );
+    }
     let status = response.status();
     if let Some(LoggedError(error)) = response.extensions().get::<LoggedError>() {
         span.in_scope(|| tracing::error!(%status, %error, "request failed"));

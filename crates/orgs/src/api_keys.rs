@@ -10,6 +10,8 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use tenantry_audit::{AuditContext, Change};
+
 use crate::members::{Orgs, OrgsError};
 use crate::roles::{Action, Role};
 
@@ -59,6 +61,7 @@ impl Orgs {
         created_by: Uuid,
         name: &str,
         role: Role,
+        audit: &AuditContext,
     ) -> Result<NewKey, OrgsError> {
         actor.require(Action::Administer)?;
         if role > actor {
@@ -99,6 +102,8 @@ impl Orgs {
         .bind(created_by)
         .fetch_one(&mut *tx)
         .await?;
+        let change = key_change("api_key.created", &key);
+        tenantry_audit::record(&mut tx, Some(org_id), audit, &change).await?;
         tx.commit().await?;
         Ok(NewKey { key, secret })
     }
@@ -119,19 +124,24 @@ impl Orgs {
         actor: Role,
         org_id: Uuid,
         key_id: Uuid,
+        audit: &AuditContext,
     ) -> Result<(), OrgsError> {
         actor.require(Action::Administer)?;
-        let revoked = sqlx::query(
+        let mut tx = self.runtime().begin().await?;
+        let revoked: Option<ApiKey> = sqlx::query_as(&format!(
             "UPDATE orgs.api_keys SET revoked_at = now()
-             WHERE id = $1 AND org_id = $2 AND revoked_at IS NULL",
-        )
+             WHERE id = $1 AND org_id = $2 AND revoked_at IS NULL RETURNING {COLUMNS}"
+        ))
         .bind(key_id)
         .bind(org_id)
-        .execute(self.runtime())
+        .fetch_optional(&mut *tx)
         .await?;
-        if revoked.rows_affected() == 0 {
+        let Some(revoked) = revoked else {
             return Err(OrgsError::NotFound);
-        }
+        };
+        let change = key_change("api_key.revoked", &revoked);
+        tenantry_audit::record(&mut tx, Some(org_id), audit, &change).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -165,5 +175,20 @@ impl Orgs {
             org_id,
             role,
         }))
+    }
+}
+
+/// A key as the audit trail records it: never its secret.
+fn key_change(action: &'static str, key: &ApiKey) -> Change {
+    Change {
+        action,
+        target_kind: "api_key",
+        target_id: Some(key.id.to_string()),
+        before: None,
+        after: Some(serde_json::json!({
+            "name": key.name,
+            "prefix": key.prefix,
+            "role": key.role,
+        })),
     }
 }

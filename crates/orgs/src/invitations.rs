@@ -13,6 +13,7 @@ use rand::RngCore;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use sqlx::PgConnection;
+use tenantry_audit::{AuditContext, Change};
 use tenantry_identity::Email;
 use tenantry_mail::Email as Mail;
 use tenantry_tenancy::TenantStatus;
@@ -87,15 +88,16 @@ fn gone() -> OrgsError {
 
 impl Orgs {
     /// Invites `email` with `role`. `actor` is the caller's role (a platform admin acts as an
-    /// owner); `inviter` names them in the email.
+    /// owner); `inviter` names them in the email; the invitation records the user in `audit` as
+    /// its inviter.
     pub async fn invite(
         &self,
         actor: Role,
         org_id: Uuid,
-        invited_by: Option<Uuid>,
         inviter: &str,
         email: &Email,
         role: Role,
+        audit: &AuditContext,
     ) -> Result<Invitation, OrgsError> {
         actor.require(Action::Administer)?;
         if role == Role::Owner {
@@ -138,7 +140,10 @@ impl Orgs {
         .bind(email.as_str())
         .bind(role.as_str())
         .bind(digest(&token))
-        .bind(invited_by)
+        .bind(match audit.actor.kind {
+            tenantry_audit::ActorKind::User => audit.actor.id,
+            _ => None,
+        })
         .bind(INVITATION_TTL_DAYS as i32)
         .fetch_one(&mut *tx)
         .await;
@@ -153,6 +158,8 @@ impl Orgs {
         };
         self.queue_invitation_email(&mut tx, &invitation, &org.name, inviter, &token)
             .await?;
+        let change = invitation_change("invitation.created", &invitation);
+        tenantry_audit::record(&mut tx, Some(org_id), audit, &change).await?;
         tx.commit().await?;
         Ok(invitation)
     }
@@ -175,18 +182,24 @@ impl Orgs {
         actor: Role,
         org_id: Uuid,
         invitation_id: Uuid,
+        audit: &AuditContext,
     ) -> Result<(), OrgsError> {
         actor.require(Action::Administer)?;
-        let revoked = sqlx::query(&format!(
-            "UPDATE orgs.invitations SET revoked_at = now() WHERE id = $1 AND org_id = $2 AND {OPEN}"
+        let mut tx = self.runtime().begin().await?;
+        let revoked: Option<Invitation> = sqlx::query_as(&format!(
+            "UPDATE orgs.invitations SET revoked_at = now() WHERE id = $1 AND org_id = $2 AND {OPEN}
+             RETURNING {COLUMNS}"
         ))
         .bind(invitation_id)
         .bind(org_id)
-        .execute(self.runtime())
+        .fetch_optional(&mut *tx)
         .await?;
-        if revoked.rows_affected() == 0 {
+        let Some(revoked) = revoked else {
             return Err(OrgsError::NotFound);
-        }
+        };
+        let change = invitation_change("invitation.revoked", &revoked);
+        tenantry_audit::record(&mut tx, Some(org_id), audit, &change).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -198,6 +211,7 @@ impl Orgs {
         org_id: Uuid,
         invitation_id: Uuid,
         inviter: &str,
+        audit: &AuditContext,
     ) -> Result<Invitation, OrgsError> {
         actor.require(Action::Administer)?;
         let org = self.tenancy().find(&org_id.to_string()).await?;
@@ -239,6 +253,8 @@ impl Orgs {
         .await?;
         self.queue_invitation_email(&mut tx, &invitation, &org.name, inviter, &token)
             .await?;
+        let change = invitation_change("invitation.resent", &invitation);
+        tenantry_audit::record(&mut tx, Some(org_id), audit, &change).await?;
         tx.commit().await?;
         Ok(invitation)
     }
@@ -288,6 +304,7 @@ impl Orgs {
         tx: &mut PgConnection,
         invitation: &OpenInvitation,
         user_id: Uuid,
+        audit: &AuditContext,
     ) -> Result<Membership, OrgsError> {
         let membership: Option<Membership> = sqlx::query_as(
             "INSERT INTO orgs.memberships (org_id, user_id, role) VALUES ($1, $2, $3)
@@ -311,6 +328,18 @@ impl Orgs {
         .bind(user_id)
         .execute(&mut *tx)
         .await?;
+        let change = Change {
+            action: "invitation.accepted",
+            target_kind: "invitation",
+            target_id: Some(invitation.id.to_string()),
+            before: None,
+            after: Some(serde_json::json!({
+                "email": invitation.email,
+                "role": invitation.role,
+                "user_id": user_id,
+            })),
+        };
+        tenantry_audit::record(tx, Some(invitation.org_id), audit, &change).await?;
         Ok(membership)
     }
 
@@ -409,4 +438,19 @@ async fn find_open(
 fn parse_role(role: &str) -> Result<Role, OrgsError> {
     role.parse()
         .map_err(|e: String| OrgsError::Unexpected(anyhow::anyhow!(e)))
+}
+
+/// An invitation as the audit trail records it: never its token.
+fn invitation_change(action: &'static str, invitation: &Invitation) -> Change {
+    Change {
+        action,
+        target_kind: "invitation",
+        target_id: Some(invitation.id.to_string()),
+        before: None,
+        after: Some(serde_json::json!({
+            "email": invitation.email,
+            "role": invitation.role,
+            "expires_at": invitation.expires_at,
+        })),
+    }
 }

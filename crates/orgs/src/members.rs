@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::PgPool;
+use tenantry_audit::{AuditContext, Change};
 use tenantry_mail::Outbox;
 use tenantry_tenancy::{
     Isolation, NewTenant, Slug, Tenancy, TenancyError, TenantRecord, TenantStatus,
@@ -193,6 +194,7 @@ impl Orgs {
         name: &str,
         slug: Option<&str>,
         isolation: Isolation,
+        audit: &AuditContext,
     ) -> Result<OrgSummary, OrgsError> {
         let name = name.trim();
         if name.is_empty() || name.chars().count() > 200 {
@@ -245,6 +247,19 @@ impl Orgs {
             .bind(owner)
             .execute(&mut *tx)
             .await?;
+            let change = Change {
+                action: "organization.created",
+                target_kind: "organization",
+                target_id: Some(record.id.to_string()),
+                before: None,
+                after: Some(serde_json::json!({
+                    "name": record.name,
+                    "slug": record.slug,
+                    "isolation": record.isolation,
+                    "owner": owner,
+                })),
+            };
+            tenantry_audit::record(&mut tx, Some(record.id.as_uuid()), audit, &change).await?;
             tx.commit().await
         }
         .await;
@@ -365,8 +380,10 @@ impl Orgs {
         actor: Role,
         org_id: Uuid,
         change: &ProfileChange,
+        audit: &AuditContext,
     ) -> Result<OrgSummary, OrgsError> {
         actor.require(crate::roles::Action::Administer)?;
+        let before = self.tenancy.find(&org_id.to_string()).await?;
         let slug = change
             .slug
             .as_deref()
@@ -430,7 +447,30 @@ impl Orgs {
                 Some(&settings),
             )
             .await?;
+        let change = Change {
+            action: "organization.updated",
+            target_kind: "organization",
+            target_id: Some(org_id.to_string()),
+            before: Some(profile_of(&before)),
+            after: Some(profile_of(&record)),
+        };
+        self.record_after(Some(org_id), audit, &change).await;
         Ok(OrgSummary::new(&record, actor))
+    }
+
+    /// Records a change made through the registry (the owner role's connection), just after it
+    /// committed: such changes cannot share a transaction with the runtime role's audit write.
+    /// A failure to record is logged, never turned into a failure of the change.
+    pub async fn record_after(&self, org_id: Option<Uuid>, audit: &AuditContext, change: &Change) {
+        let recorded = async {
+            let mut tx = self.runtime().begin().await?;
+            tenantry_audit::record(&mut tx, org_id, audit, change).await?;
+            tx.commit().await
+        }
+        .await;
+        if let Err(e) = recorded {
+            tracing::error!(action = change.action, error = %e, "failed to record an audit entry");
+        }
     }
 
     pub fn summary(record: &TenantRecord, role: Role) -> OrgSummary {
@@ -446,6 +486,15 @@ pub(crate) async fn lock_org(conn: &mut sqlx::PgConnection, org_id: Uuid) -> Res
         .execute(conn)
         .await?;
     Ok(())
+}
+
+/// The parts of an organization's profile its audit entries summarise.
+fn profile_of(record: &TenantRecord) -> serde_json::Value {
+    serde_json::json!({
+        "name": record.name,
+        "slug": record.slug,
+        "settings": record.settings,
+    })
 }
 
 /// A slug from a name: lowercase letters and digits, other runs of characters as one hyphen,

@@ -174,6 +174,7 @@ impl Orgs {
         &self,
         org_id: Uuid,
         change: &EntitlementChange,
+        audit: &tenantry_audit::AuditContext,
     ) -> Result<(TenantRecord, Entitlements), OrgsError> {
         change.check()?;
         if let Some(plan) = &change.plan
@@ -187,6 +188,8 @@ impl Orgs {
         }
         let key = org_id.to_string();
         let mut record = self.tenancy().find(&key).await?;
+        let before = self.entitlements(&record).await?;
+        let mut tx = self.runtime().begin().await?;
         let limits = Value::Object(change.limits.clone().unwrap_or_default());
         let features = Value::Object(change.features.clone().unwrap_or_default());
         sqlx::query(
@@ -199,14 +202,24 @@ impl Orgs {
         .bind(org_id)
         .bind(&limits)
         .bind(&features)
-        .execute(self.runtime())
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         if let Some(plan) = &change.plan
             && *plan != record.plan
         {
             record = self.tenancy().set_plan(&key, plan).await?;
         }
         let entitlements = self.entitlements(&record).await?;
+        let summary = |e: &Entitlements| serde_json::json!({"plan": e.plan, "limits": e.overrides.limits, "features": e.overrides.features});
+        let audited = tenantry_audit::Change {
+            action: "plan.changed",
+            target_kind: "organization",
+            target_id: Some(org_id.to_string()),
+            before: Some(summary(&before)),
+            after: Some(summary(&entitlements)),
+        };
+        self.record_after(Some(org_id), audit, &audited).await;
         Ok((record, entitlements))
     }
 }

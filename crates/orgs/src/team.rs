@@ -7,6 +7,8 @@ use serde::Serialize;
 use sqlx::{PgConnection, Postgres, Transaction};
 use uuid::Uuid;
 
+use tenantry_audit::{AuditContext, Change};
+
 use crate::members::{Orgs, OrgsError};
 use crate::roles::{Action, Role};
 
@@ -41,6 +43,7 @@ impl Orgs {
         org_id: Uuid,
         user_id: Uuid,
         role: Role,
+        audit: &AuditContext,
     ) -> Result<Member, OrgsError> {
         actor.require(Action::Administer)?;
         if role == Role::Owner {
@@ -71,6 +74,8 @@ impl Orgs {
             .bind(role.as_str())
             .execute(&mut *tx)
             .await?;
+        let change = member_change("member.added", user_id, None, Some(role));
+        tenantry_audit::record(&mut tx, Some(org_id), audit, &change).await?;
         tx.commit().await?;
         self.member(org_id, user_id).await
     }
@@ -82,6 +87,7 @@ impl Orgs {
         org_id: Uuid,
         user_id: Uuid,
         role: Role,
+        audit: &AuditContext,
     ) -> Result<Member, OrgsError> {
         actor.require(Action::Administer)?;
         let mut tx = self.lock_members(org_id).await?;
@@ -102,6 +108,8 @@ impl Orgs {
             .bind(role.as_str())
             .execute(&mut *tx)
             .await?;
+        let change = member_change("member.role_changed", user_id, Some(current), Some(role));
+        tenantry_audit::record(&mut tx, Some(org_id), audit, &change).await?;
         tx.commit().await?;
         self.member(org_id, user_id).await
     }
@@ -113,14 +121,20 @@ impl Orgs {
         actor: Role,
         org_id: Uuid,
         user_id: Uuid,
+        audit: &AuditContext,
     ) -> Result<(), OrgsError> {
         actor.require(Action::Administer)?;
-        self.remove(org_id, user_id, Some(actor)).await
+        self.remove(org_id, user_id, Some(actor), audit).await
     }
 
     /// The caller leaves the organization.
-    pub async fn leave(&self, org_id: Uuid, user_id: Uuid) -> Result<(), OrgsError> {
-        self.remove(org_id, user_id, None).await
+    pub async fn leave(
+        &self,
+        org_id: Uuid,
+        user_id: Uuid,
+        audit: &AuditContext,
+    ) -> Result<(), OrgsError> {
+        self.remove(org_id, user_id, None, audit).await
     }
 
     async fn remove(
@@ -128,6 +142,7 @@ impl Orgs {
         org_id: Uuid,
         user_id: Uuid,
         actor: Option<Role>,
+        audit: &AuditContext,
     ) -> Result<(), OrgsError> {
         let mut tx = self.lock_members(org_id).await?;
         let current = role_in(&mut tx, org_id, user_id)
@@ -156,6 +171,13 @@ impl Orgs {
         .bind(org_id)
         .execute(&mut *tx)
         .await?;
+        let action = if actor.is_some() {
+            "member.removed"
+        } else {
+            "member.left"
+        };
+        let change = member_change(action, user_id, Some(current), None);
+        tenantry_audit::record(&mut tx, Some(org_id), audit, &change).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -210,4 +232,20 @@ async fn owners(conn: &mut PgConnection, org_id: Uuid) -> Result<i64, OrgsError>
     .bind(org_id)
     .fetch_one(&mut *conn)
     .await?)
+}
+
+/// A membership change as the audit trail records it.
+fn member_change(
+    action: &'static str,
+    user_id: Uuid,
+    before: Option<Role>,
+    after: Option<Role>,
+) -> Change {
+    Change {
+        action,
+        target_kind: "member",
+        target_id: Some(user_id.to_string()),
+        before: before.map(|role| serde_json::json!({ "role": role })),
+        after: after.map(|role| serde_json::json!({ "role": role })),
+    }
 }

@@ -13,10 +13,10 @@ mod local;
 pub mod server;
 mod shared;
 
+use std::cell::Cell;
 use std::future::Future;
 use std::num::NonZeroU32;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use uuid::Uuid;
 
@@ -28,8 +28,13 @@ use crate::limits::LimitCache;
 use crate::local::Local;
 use crate::shared::Shared;
 
-/// Every this many checks, state that says nothing (full budgets, stale limits) is dropped.
+/// Every this many checks on a thread, state that says nothing (full budgets, stale limits) is
+/// dropped. Counted per thread, so that no counter is shared on the hot path.
 const HOUSEKEEPING_EVERY: u64 = 1 << 14;
+
+thread_local! {
+    static CHECKS: Cell<u64> = const { Cell::new(0) };
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum RateLimitError {
@@ -56,7 +61,6 @@ struct Inner {
     local: Local,
     shared: Option<Shared>,
     limits: LimitCache,
-    checks: AtomicU64,
 }
 
 impl Limiter {
@@ -65,10 +69,10 @@ impl Limiter {
         Self::new(None)
     }
 
-    /// Budgets shared through the Redis at `url` (`redis://[:PASSWORD@]HOST[:PORT][/DB]`,
-    /// `rediss://` for TLS). Waits at most [`TIMEOUT`] for Redis: when it does not answer, the
-    /// limiter starts with in-process budgets and keeps trying in the background. Only a
-    /// malformed URL is an error.
+    /// Budgets shared through the Redis at `url` (`redis://[USER:PASSWORD@]HOST[:PORT][/DB]`;
+    /// TLS is not built in). Waits at most twice [`TIMEOUT`] for Redis (to connect, then for a
+    /// `PING`): when it does not answer, the limiter starts with in-process budgets and keeps
+    /// trying in the background. Only a malformed URL is an error.
     pub async fn with_redis(url: &str) -> Result<Self, RateLimitError> {
         let shared = Shared::connect(url)
             .await
@@ -82,7 +86,6 @@ impl Limiter {
                 local: Local::default(),
                 shared,
                 limits: LimitCache::new(LIMIT_TTL),
-                checks: AtomicU64::new(0),
             }),
         }
     }
@@ -120,8 +123,12 @@ impl Limiter {
     }
 
     fn housekeeping(&self) {
-        let n = self.inner.checks.fetch_add(1, Ordering::Relaxed);
-        if n % HOUSEKEEPING_EVERY == HOUSEKEEPING_EVERY - 1 {
+        let due = CHECKS.with(|checks| {
+            let n = checks.get().wrapping_add(1);
+            checks.set(n);
+            n % HOUSEKEEPING_EVERY == 0
+        });
+        if due {
             self.inner.local.forget_idle();
             self.inner.limits.forget_stale();
         }

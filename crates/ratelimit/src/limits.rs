@@ -59,20 +59,38 @@ mod tests {
     async fn a_budget_is_loaded_once_within_the_ttl_and_again_after_it() {
         let tenant = Uuid::new_v4();
         let long = LimitCache::new(Duration::from_secs(3600));
-        assert_eq!(long.get(tenant, || async { Ok::<_, Infallible>(Some(5)) }).await, Ok(Some(5)));
+        assert_eq!(
+            long.get(tenant, || async { Ok::<_, Infallible>(Some(5)) })
+                .await,
+            Ok(Some(5))
+        );
         // Within the TTL the loader is not called.
         assert_eq!(
-            long.get(tenant, || async { unreachable!("cached") as Result<_, Infallible> }).await,
+            long.get(tenant, || async {
+                unreachable!("cached") as Result<_, Infallible>
+            })
+            .await,
             Ok(Some(5))
         );
         // With no TTL every call loads.
         let none = LimitCache::new(Duration::ZERO);
-        assert_eq!(none.get(tenant, || async { Ok::<_, Infallible>(Some(5)) }).await, Ok(Some(5)));
-        assert_eq!(none.get(tenant, || async { Ok::<_, Infallible>(None) }).await, Ok(None));
+        assert_eq!(
+            none.get(tenant, || async { Ok::<_, Infallible>(Some(5)) })
+                .await,
+            Ok(Some(5))
+        );
+        assert_eq!(
+            none.get(tenant, || async { Ok::<_, Infallible>(None) })
+                .await,
+            Ok(None)
+        );
         none.forget_stale();
         assert!(none.entries.is_empty());
         // A failed load is not remembered.
-        assert_eq!(none.get(tenant, || async { Err("down") }).await, Err("down"));
+        assert_eq!(
+            none.get(tenant, || async { Err("down") }).await,
+            Err("down")
+        );
         assert!(none.entries.is_empty());
     }
 }

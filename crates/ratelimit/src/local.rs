@@ -1,12 +1,14 @@
 //! The in-process limiter: `governor`'s GCRA, keyed by tenant id. A keyed `governor` limiter has
 //! one quota for all its keys, so there is one per distinct budget (plans make a handful), each
 //! keeping the state of the tenants on that budget in a sharded map: tenants never wait for
-//! each other beyond a shard's brief lock.
+//! each other beyond a shard's brief lock. The budgets' map itself is read without any lock or
+//! shared counter (`arc-swap`), and copied on the rare write (a budget seen for the first time).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use dashmap::DashMap;
+use arc_swap::ArcSwap;
 use governor::clock::{Clock, DefaultClock};
 use governor::middleware::StateInformationMiddleware;
 use governor::state::keyed::DashMapStateStore;
@@ -19,56 +21,61 @@ type Keyed = RateLimiter<Uuid, DashMapStateStore<Uuid>, DefaultClock, StateInfor
 
 #[derive(Default)]
 pub(crate) struct Local {
-    by_budget: DashMap<u32, Arc<Keyed>>,
+    by_budget: ArcSwap<HashMap<u32, Arc<Keyed>>>,
 }
 
 impl Local {
     pub(crate) fn check(&self, tenant: Uuid, gcra: Gcra) -> Decision {
-        let limiter = self.limiter(gcra);
-        let interval = gcra.interval();
-        let limit = gcra.limit();
-        match limiter.check_key(&tenant) {
-            Ok(snapshot) => {
-                let remaining = snapshot.remaining_burst_capacity().min(limit);
-                Decision {
-                    allowed: true,
-                    limit,
-                    remaining,
-                    // `governor` keeps the TAT to itself; from `remaining`, the time until the
-                    // budget is full is at most this (and more than one interval less).
-                    reset: interval.saturating_mul(limit - remaining),
-                    retry_after: Duration::ZERO,
-                }
-            }
-            Err(not_until) => {
-                let retry_after = not_until.wait_time_from(limiter.clock().now());
-                Decision {
-                    allowed: false,
-                    limit,
-                    remaining: 0,
-                    // Refused: the TAT is `limit - 1` intervals past the next admission.
-                    reset: retry_after + interval.saturating_mul(limit - 1),
-                    retry_after,
-                }
-            }
+        let budgets = self.by_budget.load();
+        if let Some(limiter) = budgets.get(&gcra.limit()) {
+            return decide(limiter, tenant, gcra);
         }
-    }
-
-    fn limiter(&self, gcra: Gcra) -> Arc<Keyed> {
-        if let Some(limiter) = self.by_budget.get(&gcra.limit()) {
-            return limiter.clone();
-        }
-        self.by_budget
-            .entry(gcra.limit())
-            .or_insert_with(|| Arc::new(RateLimiter::dashmap(quota(gcra)).with_middleware()))
-            .clone()
+        drop(budgets);
+        let new = Arc::new(RateLimiter::dashmap(quota(gcra)).with_middleware());
+        self.by_budget.rcu(|current| {
+            let mut next = HashMap::clone(current);
+            next.entry(gcra.limit()).or_insert_with(|| new.clone());
+            next
+        });
+        // The one stored, should another thread have stored one first.
+        let budgets = self.by_budget.load();
+        decide(budgets.get(&gcra.limit()).unwrap_or(&new), tenant, gcra)
     }
 
     /// Forgets tenants whose budget is full again (their state says nothing).
     pub(crate) fn forget_idle(&self) {
-        for limiter in self.by_budget.iter() {
+        for limiter in self.by_budget.load().values() {
             limiter.retain_recent();
-            limiter.shrink_to_fit();
+        }
+    }
+}
+
+fn decide(limiter: &Keyed, tenant: Uuid, gcra: Gcra) -> Decision {
+    let interval = gcra.interval();
+    let limit = gcra.limit();
+    match limiter.check_key(&tenant) {
+        Ok(snapshot) => {
+            let remaining = snapshot.remaining_burst_capacity().min(limit);
+            Decision {
+                allowed: true,
+                limit,
+                remaining,
+                // `governor` keeps the TAT to itself; from `remaining`, the time until the
+                // budget is full is at most this (and more than one interval less).
+                reset: interval.saturating_mul(limit - remaining),
+                retry_after: Duration::ZERO,
+            }
+        }
+        Err(not_until) => {
+            let retry_after = not_until.wait_time_from(limiter.clock().now());
+            Decision {
+                allowed: false,
+                limit,
+                remaining: 0,
+                // Refused: the TAT is `limit - 1` intervals past the next admission.
+                reset: retry_after + interval.saturating_mul(limit - 1),
+                retry_after,
+            }
         }
     }
 }

@@ -3,11 +3,10 @@
 //! on the same port, and is killed when dropped.
 
 use std::net::TcpListener;
-use std::process::Stdio;
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use tempfile::TempDir;
-use tokio::process::{Child, Command};
 
 /// How long a started server has to answer `PING`.
 const READY_WITHIN: Duration = Duration::from_secs(20);
@@ -58,10 +57,15 @@ impl RedisServer {
         self.port
     }
 
-    /// Kills the server (as a crash would) and waits until it is gone.
+    /// Kills the server (as a crash would) and waits until it is gone (a few milliseconds).
     pub async fn stop(&mut self) {
+        self.kill();
+    }
+
+    fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
-            let _ = child.kill().await;
+            let _ = child.kill();
+            let _ = child.wait();
         }
     }
 
@@ -78,7 +82,6 @@ impl RedisServer {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
-            .kill_on_drop(true)
             .spawn()
             .map_err(|e| match e.kind() {
                 std::io::ErrorKind::NotFound => ServerError::NotInstalled,
@@ -119,5 +122,11 @@ impl RedisServer {
                 _ => tokio::time::sleep(Duration::from_millis(20)).await,
             }
         }
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
     }
 }

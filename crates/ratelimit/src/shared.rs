@@ -18,7 +18,8 @@ use uuid::Uuid;
 
 use crate::gcra::{Decision, Gcra};
 
-/// The longest a request waits for Redis (and a connection attempt takes).
+/// The longest a request waits for Redis (a connection attempt: twice this, to connect and for
+/// a `PING`).
 pub const TIMEOUT: Duration = Duration::from_millis(250);
 /// The longest pause between two reconnection attempts while Redis is down.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(5);
@@ -58,7 +59,7 @@ struct Inner {
 }
 
 impl Shared {
-    /// Connects to `url` (waiting at most [`TIMEOUT`]); when Redis does not answer, starts down
+    /// Connects to `url` (waiting at most twice [`TIMEOUT`]); when Redis does not answer, starts down
     /// and keeps trying in the background. A malformed URL is an error.
     pub(crate) async fn connect(url: &str) -> Result<Self, redis::RedisError> {
         let inner = Arc::new(Inner {
@@ -137,10 +138,7 @@ async fn connect(client: &redis::Client) -> Result<ConnectionManager, String> {
     match tokio::time::timeout(TIMEOUT * 2, attempt).await {
         Ok(Ok(connection)) => Ok(connection),
         Ok(Err(error)) => Err(error.to_string()),
-        Err(_) => Err(format!(
-            "no answer within {} ms",
-            (TIMEOUT * 2).as_millis()
-        )),
+        Err(_) => Err(format!("no answer within {} ms", (TIMEOUT * 2).as_millis())),
     }
 }
 

@@ -62,7 +62,10 @@ async fn the_script_decides_like_the_reference_gcra() {
     assert_eq!(refused.remaining, 0);
     // 12 s per request, less the time the test took.
     assert!(refused.retry_after > Duration::from_secs(6), "{refused:?}");
-    assert!(refused.retry_after <= Duration::from_secs(12), "{refused:?}");
+    assert!(
+        refused.retry_after <= Duration::from_secs(12),
+        "{refused:?}"
+    );
     assert_eq!(refused.reset_seconds(), 60);
     // The key expires once the budget is full again: within the minute.
     let ttl = ttl_ms(&server, &redis_key(tenant)).await;

@@ -197,24 +197,47 @@ pub async fn ensure_login_role(
     .with_context(|| format!("failed to update role {role}"))
 }
 
-/// Lets `role` read and write the tables of `schema`, but not its migration records.
+/// The start of a table comment marking the table append-only (audit logs): the runtime role may
+/// read and insert its rows, never change or remove them.
+pub const APPEND_ONLY_COMMENT: &str = "append-only";
+
+/// Lets `role` read and write the tables of `schema`, but not its migration records, and only
+/// read and insert into its append-only tables (those whose comment starts with
+/// [`APPEND_ONLY_COMMENT`]). The grant and the revocations run as one implicit transaction, so
+/// the role never holds UPDATE or DELETE on an append-only table, even for a moment.
 pub async fn grant_tenant_tables(
     conn: &mut PgConnection,
-    schema: &str,
+    schema_name: &str,
     role: &str,
 ) -> anyhow::Result<()> {
-    let schema = quote_ident(schema);
+    let append_only: Vec<String> = sqlx::query_scalar(
+        "SELECT c.relname::text FROM pg_class c
+         JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE n.nspname = $1 AND c.relkind IN ('r', 'p')
+           AND starts_with(coalesce(obj_description(c.oid, 'pg_class'), ''), $2)
+         ORDER BY 1",
+    )
+    .bind(schema_name)
+    .bind(APPEND_ONLY_COMMENT)
+    .fetch_all(&mut *conn)
+    .await
+    .context("failed to list the append-only tables")?;
+    let schema = quote_ident(schema_name);
     let role = quote_ident(role);
-    crate::sql::exec_idempotent(
-        &mut *conn,
-        &format!(
-            "GRANT USAGE ON SCHEMA {schema} TO {role};
+    let mut sql = format!(
+        "GRANT USAGE ON SCHEMA {schema} TO {role};
          GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {schema} TO {role};
          REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON {schema}.schema_migrations FROM {role};"
-        ),
-    )
-    .await
-    .context("failed to grant access to the tenant tables")?;
+    );
+    for table in &append_only {
+        sql.push_str(&format!(
+            "\n         REVOKE UPDATE, DELETE, TRUNCATE ON {schema}.{} FROM {role};",
+            quote_ident(table)
+        ));
+    }
+    crate::sql::exec_idempotent(&mut *conn, &sql)
+        .await
+        .context("failed to grant access to the tenant tables")?;
     Ok(())
 }
 

@@ -315,6 +315,37 @@ impl Tenancy {
         })
     }
 
+    /// A connection of the owner role to the database holding the tenant's rows, with
+    /// `search_path` set to the tenant's schema and `app.tenant_id` to the tenant for the whole
+    /// session, so it sees exactly that tenant's rows (row-level security is forced on the owner
+    /// too). A connection of its own, never pooled: for inspection by the CLI and jobs (audit
+    /// verification), not request handling. Close it when done.
+    pub async fn owner_conn_for(
+        &self,
+        record: &TenantRecord,
+    ) -> Result<PgConnection, TenancyError> {
+        let database = match record.isolation {
+            Isolation::Database => record.database_name.as_str(),
+            Isolation::Shared | Isolation::Schema => self.inner.control_database.as_str(),
+        };
+        if !is_plain_identifier(&record.schema_name) {
+            return Err(anyhow::anyhow!(
+                "tenant {} has an invalid schema name in the registry",
+                record.slug
+            )
+            .into());
+        }
+        let mut conn = bootstrap::owner_connection(&self.inner.owner_options, database).await?;
+        sqlx::query(
+            "SELECT set_config('search_path', $1, false), set_config('app.tenant_id', $2, false)",
+        )
+        .bind(crate::naming::quote_ident(&record.schema_name))
+        .bind(record.id.to_string())
+        .execute(&mut conn)
+        .await?;
+        Ok(conn)
+    }
+
     /// The role the tenant's transactions run as.
     pub(crate) fn runtime_role_of(&self, record: &TenantRecord) -> String {
         match record.isolation {

@@ -70,6 +70,7 @@ impl MigrationSet {
             items: builtin![
                 1 => "tenant/0001_monitors.sql",
                 2 => "tenant/0002_monitor_fields.sql",
+                3 => "tenant/0003_audit_log.sql",
             ],
         }
     }

@@ -87,11 +87,12 @@ impl Backend {
 }
 
 /// The application's own schemas in the control database.
-fn app_schemas() -> [ControlSchema; 3] {
+fn app_schemas() -> [ControlSchema; 4] {
     [
         tenantry_identity::control_schema(),
         tenantry_orgs::control_schema(),
         tenantry_mail::control_schema(),
+        tenantry_audit::control_schema(),
     ]
 }
 

@@ -52,6 +52,25 @@ pub enum Command {
     /// Read the email outbox (and the dev mailbox, when no SMTP server is configured)
     #[command(subcommand)]
     Mail(MailCommand),
+    /// Check the hash-chained audit log
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Recompute a tenant's audit chains (or the platform's) and name every altered or missing
+    /// entry; exits with status 1 when there is one
+    #[command(group(clap::ArgGroup::new("chain").required(true).args(["slug", "platform"])))]
+    Verify {
+        /// The tenant (slug or id)
+        slug: Option<String>,
+        /// The platform's own audit log instead of a tenant's
+        #[arg(long)]
+        platform: bool,
+        #[command(flatten)]
+        output: Output,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -196,6 +215,16 @@ mod tests {
     #[test]
     fn the_command_line_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn audit_verify_takes_a_tenant_or_the_platform() {
+        let parse =
+            |args: &[&str]| Cli::try_parse_from(["tenantry", "audit", "verify"].iter().chain(args));
+        assert!(parse(&["acme"]).is_ok());
+        assert!(parse(&["--platform", "--json"]).is_ok());
+        assert!(parse(&[]).is_err());
+        assert!(parse(&["acme", "--platform"]).is_err());
     }
 
     #[test]

@@ -44,6 +44,10 @@ pub struct Settings {
     pub smtp_url: Option<Secret>,
     /// The `From` of every email.
     pub smtp_from: String,
+    /// A Redis (`redis://[USER:PASSWORD@]HOST[:PORT][/DB]`) through which every instance shares
+    /// the organizations' `api_requests_per_minute` budgets. Unset, each instance keeps its own
+    /// budgets in process; while Redis is unreachable, the same happens.
+    pub redis_url: Option<Secret>,
     /// An existing PostgreSQL server for a role with CREATEDB and CREATEROLE; without it the
     /// server runs a managed PostgreSQL in the data folder.
     pub database_url: Option<Secret>,
@@ -89,6 +93,7 @@ impl Default for Settings {
             public_url: "http://127.0.0.1:8080".to_string(),
             smtp_url: None,
             smtp_from: "Tenantry <no-reply@localhost>".to_string(),
+            redis_url: None,
             database_url: None,
             control_database: "tenantry".to_string(),
             database_prefix: "tenantry".to_string(),
@@ -238,6 +243,22 @@ mod tests {
             jail.create_file("tenantry.toml", "")?;
             jail.set_env("TENANTRY_LISTN", "x");
             assert!(Settings::unknown_variables().contains(&"TENANTRY_LISTN".to_string()));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_redis_url_comes_from_the_environment_and_is_redacted() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("TENANTRY_REDIS_URL", "redis://:hunter2@cache.internal:6379");
+            let settings =
+                Settings::load(None, &Overrides::default()).map_err(|e| e.to_string())?;
+            assert_eq!(
+                settings.redis_url.as_ref().map(Secret::expose),
+                Some("redis://:hunter2@cache.internal:6379")
+            );
+            assert!(!format!("{settings:?}").contains("hunter2"));
+            assert!(!Settings::unknown_variables().contains(&"TENANTRY_REDIS_URL".to_string()));
             Ok(())
         });
     }

@@ -21,6 +21,7 @@ async fn set_limit(app: &TestApp, org: &str, key: &str, value: Value) {
                 limits: Some(limits),
                 ..EntitlementChange::default()
             },
+            &tenantry_audit::AuditContext::system(),
         )
         .await
         .unwrap();

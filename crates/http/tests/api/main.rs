@@ -5,6 +5,7 @@
 
 mod admin;
 mod api_keys;
+mod audit;
 mod auth;
 mod cross_tenant;
 mod invitations;
@@ -13,6 +14,7 @@ mod members;
 mod monitors;
 mod openapi;
 mod ops;
+mod ratelimit;
 mod rbac;
 
 use std::net::SocketAddr;
@@ -22,7 +24,8 @@ use tenantry_http::Application;
 use tenantry_identity::{Identity, IdentityConfig};
 use tenantry_mail::{MailConfig, Outbox, Sender};
 use tenantry_orgs::Orgs;
-use tenantry_tenancy::{MigrationSet, Tenancy};
+use tenantry_ratelimit::Limiter;
+use tenantry_tenancy::{EngineConfig, MigrationSet, PoolConfig, Tenancy};
 use tenantry_testkit::smtp::SmtpSink;
 use uuid::Uuid;
 
@@ -37,23 +40,72 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub orgs: Orgs,
     pub mail: SmtpSink,
+    /// The application's rate limiter (in process unless spawned with a Redis URL).
+    pub limiter: Limiter,
+}
+
+/// How [`TestApp::spawn_with`] makes the application; the default is [`TestApp::spawn`]'s.
+#[derive(Default)]
+pub struct Spawn {
+    /// At most this many organizations owned per user (`None`: no cap, so tests may make as many
+    /// as they need).
+    pub cap: Option<i64>,
+    /// Share rate limits through this Redis (`None`: in process).
+    pub redis_url: Option<String>,
+    /// Serve this control database (another instance's, `TestApp::control_database`) instead of
+    /// a fresh one: a second server instance of the same deployment.
+    pub control_database: Option<String>,
 }
 
 impl TestApp {
     pub async fn spawn() -> TestApp {
-        Self::spawn_with_cap(None).await
+        Self::spawn_with(Spawn::default()).await
     }
 
     /// The application with at most `cap` organizations owned per user (`None`: no cap, so
     /// tests may make as many as they need).
     pub async fn spawn_with_cap(cap: Option<i64>) -> TestApp {
+        Self::spawn_with(Spawn {
+            cap,
+            ..Spawn::default()
+        })
+        .await
+    }
+
+    /// Another instance of this application: same database, its own limiter (through
+    /// `redis_url` when given).
+    pub async fn another_instance(&self, redis_url: Option<String>) -> TestApp {
+        Self::spawn_with(Spawn {
+            redis_url,
+            control_database: Some(self.tenancy.control_database().to_string()),
+            ..Spawn::default()
+        })
+        .await
+    }
+
+    pub async fn spawn_with(spawn: Spawn) -> TestApp {
+        let Spawn {
+            cap,
+            redis_url,
+            control_database,
+        } = spawn;
+        let config = match control_database {
+            Some(control_database) => EngineConfig {
+                owner: tenantry_testkit::owner(),
+                control_database,
+                prefix: tenantry_testkit::PREFIX.to_string(),
+                pools: PoolConfig::default(),
+            },
+            None => tenantry_testkit::fresh_config().await,
+        };
         let tenancy = Tenancy::open_full(
-            tenantry_testkit::fresh_config().await,
+            config,
             MigrationSet::tenant(),
             &[
                 tenantry_identity::control_schema(),
                 tenantry_orgs::control_schema(),
                 tenantry_mail::control_schema(),
+                tenantry_audit::control_schema(),
             ],
         )
         .await
@@ -73,11 +125,16 @@ impl TestApp {
         .unwrap();
         tokio::spawn(sender.run(std::future::pending()));
         let orgs = Orgs::new(tenancy.clone(), outbox, PUBLIC_URL).with_organization_cap(cap);
+        let limiter = match redis_url {
+            Some(url) => Limiter::with_redis(&url).await.unwrap(),
+            None => Limiter::in_process(),
+        };
         let app = Application::build(
             SocketAddr::from(([127, 0, 0, 1], 0)),
             tenancy.clone(),
             identity,
             orgs.clone(),
+            limiter.clone(),
         )
         .await
         .unwrap();
@@ -89,6 +146,7 @@ impl TestApp {
             client: reqwest::Client::new(),
             orgs,
             mail,
+            limiter,
         }
     }
 
@@ -243,7 +301,13 @@ pub async fn org_in(
     tier: tenantry_tenancy::Isolation,
 ) -> String {
     app.orgs
-        .create(owner.id, name, None, tier)
+        .create(
+            owner.id,
+            name,
+            None,
+            tier,
+            &tenantry_audit::AuditContext::system(),
+        )
         .await
         .unwrap()
         .id

@@ -34,6 +34,8 @@ const OPERATIONS: &[(&str, &str)] = &[
     ("get", "/api/v1/organizations/{id}/api-keys"),
     ("post", "/api/v1/organizations/{id}/api-keys"),
     ("delete", "/api/v1/organizations/{id}/api-keys/{kid}"),
+    ("get", "/api/v1/organizations/{id}/usage"),
+    ("get", "/api/v1/organizations/{id}/audit-logs"),
     ("get", "/api/v1/monitors"),
     ("post", "/api/v1/monitors"),
     ("get", "/api/v1/monitors/{id}"),

@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod append_only;
 mod fleet;
 mod isolation;
 mod lifecycle;

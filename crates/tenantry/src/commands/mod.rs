@@ -1,6 +1,7 @@
 //! The commands: each opens the engine through [`crate::backend::Backend`], does its work, and
 //! always closes it (letting go of the managed cluster) before returning.
 
+mod audit;
 mod mail;
 mod migrate;
 mod serve;
@@ -34,6 +35,7 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Tenant(command) => tenant::run(&backend.tenancy, &settings, command).await,
         Command::User(command) => user::run(&backend.tenancy, &settings, command).await,
         Command::Mail(command) => mail::run(&backend.tenancy, command).await,
+        Command::Audit(command) => audit::run(&backend.tenancy, command).await,
     };
     backend.close().await;
     result

@@ -6,6 +6,7 @@ use tenantry_http::Application;
 use tenantry_identity::Identity;
 use tenantry_mail::{Outbox, Sender};
 use tenantry_orgs::Orgs;
+use tenantry_ratelimit::Limiter;
 use tenantry_tenancy::{MigrateProgress, Tenancy};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
@@ -49,7 +50,14 @@ pub async fn run(
                 let _ = usage_stopped.await;
             }),
     );
-    let app = Application::build(settings.listen, tenancy.clone(), identity, orgs).await?;
+    let app = Application::build(
+        settings.listen,
+        tenancy.clone(),
+        identity,
+        orgs,
+        limiter(settings).await?,
+    )
+    .await?;
     let address = app.local_addr()?;
     tracing::info!(%address, "serving");
     println!("listening on http://{address}");
@@ -66,6 +74,17 @@ pub async fn run(
         tracing::error!(error = %e, "the email sender failed");
     }
     served
+}
+
+/// The organizations' request budgets: shared through `redis_url` when set (an unreachable Redis
+/// does not stop the start: budgets are per instance until it answers), else in process.
+async fn limiter(settings: &Settings) -> anyhow::Result<Limiter> {
+    match &settings.redis_url {
+        Some(url) => Limiter::with_redis(url.expose())
+            .await
+            .map_err(|e| anyhow::anyhow!("{e} (fix TENANTRY_REDIS_URL)")),
+        None => Ok(Limiter::in_process()),
+    }
 }
 
 /// Hard-deletes organizations soft-deleted longer than `retention` ago, a minute after start and

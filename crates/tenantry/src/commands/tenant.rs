@@ -119,7 +119,11 @@ async fn change_plan(
     let orgs = Orgs::new(tenancy.clone(), outbox, &settings.public_url);
     let record = tenancy.find(slug).await.map_err(explain)?;
     let (record, entitlements) = orgs
-        .change_entitlements(record.id.as_uuid(), change)
+        .change_entitlements(
+            record.id.as_uuid(),
+            change,
+            &tenantry_audit::AuditContext::system(),
+        )
         .await
         .map_err(|e| match e {
             OrgsError::Invalid { detail, .. } => anyhow::anyhow!(detail),

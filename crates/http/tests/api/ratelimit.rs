@@ -1,0 +1,337 @@
+//! Per-organization rate limits (`api_requests_per_minute`): `RateLimit-*` headers on admitted
+//! requests, `429 rate_limited` with `Retry-After` past the budget, organizations apart, API keys
+//! counted in their organization, one budget for every instance sharing a Redis, and a Redis
+//! that goes away and comes back. Budgets are per minute and small, so no request is refilled
+//! during a test: the tests count requests, never time.
+
+use futures::future::join_all;
+use reqwest::{Method, Response};
+use serde_json::{Map, Value, json};
+use tenantry_orgs::EntitlementChange;
+use tenantry_ratelimit::server::RedisServer;
+use tenantry_tenancy::Isolation;
+
+use crate::{Caller, Spawn, TestApp, caller, org_in, problem, send};
+
+/// Sets the organization's `api_requests_per_minute` (before its first request: the server
+/// remembers a budget for 30 s).
+async fn set_budget(app: &TestApp, org: &str, per_minute: Value) {
+    let mut limits = Map::new();
+    limits.insert("api_requests_per_minute".to_string(), per_minute);
+    app.orgs
+        .change_entitlements(
+            org.parse().unwrap(),
+            &EntitlementChange {
+                limits: Some(limits),
+                ..EntitlementChange::default()
+            },
+            &tenantry_audit::AuditContext::system(),
+        )
+        .await
+        .unwrap();
+}
+
+/// A tenant-scoped request in `org`.
+async fn list_monitors(app: &TestApp, who: &Caller, org: &str) -> Response {
+    send(
+        app,
+        Method::GET,
+        "/api/v1/monitors",
+        &who.token,
+        Some(org),
+        None,
+    )
+    .await
+}
+
+/// The value of a numeric header.
+fn header(response: &Response, name: &str) -> u64 {
+    response
+        .headers()
+        .get(name)
+        .unwrap_or_else(|| panic!("no {name} header ({})", response.status()))
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+fn admitted(responses: &[Response]) -> usize {
+    responses
+        .iter()
+        .inspect(|r| assert!(r.status() == 200 || r.status() == 429, "{}", r.status()))
+        .filter(|r| r.status() == 200)
+        .count()
+}
+
+async fn redis() -> RedisServer {
+    RedisServer::start()
+        .await
+        .unwrap_or_else(|e| panic!("the rate-limit tests need a redis-server: {e}"))
+}
+
+/// Waits, up to a deadline (nothing is measured), until the instance uses Redis again.
+async fn until_shared(app: &TestApp) {
+    for _ in 0..600 {
+        if app.limiter.is_shared() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the instance did not go back to Redis within 30 s");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admitted_requests_carry_the_budget_and_past_it_the_answer_is_429() {
+    let app = TestApp::spawn().await;
+    let ada = caller(&app, "ada@example.com").await;
+    let acme = org_in(&app, &ada, "Acme", Isolation::Shared).await;
+    set_budget(&app, &acme, json!(5)).await;
+
+    for remaining in (0..5).rev() {
+        let response = list_monitors(&app, &ada, &acme).await;
+        assert_eq!(response.status(), 200);
+        assert_eq!(header(&response, "ratelimit-limit"), 5);
+        assert_eq!(header(&response, "ratelimit-remaining"), remaining);
+        // Seconds until the whole budget is back: a request is 12 s of it.
+        let reset = header(&response, "ratelimit-reset");
+        assert!((1..=60).contains(&reset), "{reset}");
+        assert!(response.headers().get("retry-after").is_none());
+    }
+
+    let refused = list_monitors(&app, &ada, &acme).await;
+    let retry_after = header(&refused, "retry-after");
+    assert!((1..=12).contains(&retry_after), "{retry_after}");
+    assert_eq!(header(&refused, "ratelimit-limit"), 5);
+    assert_eq!(header(&refused, "ratelimit-remaining"), 0);
+    assert!((49..=60).contains(&header(&refused, "ratelimit-reset")));
+    assert!(refused.headers().contains_key("x-request-id"));
+    let body = problem(refused, 429).await;
+    assert_eq!(body["code"], "rate_limited");
+    assert_eq!(body["status"], 429);
+    assert_eq!(body["limit"], "api_requests_per_minute");
+
+    // Organization routes count against the same budget.
+    let members = send(
+        &app,
+        Method::GET,
+        &format!("/api/v1/organizations/{acme}/members"),
+        &ada.token,
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(header(&members, "ratelimit-limit"), 5);
+    assert_eq!(problem(members, 429).await["code"], "rate_limited");
+
+    // Routes outside any organization are not limited, and carry no RateLimit headers.
+    let me = app.get_as("/api/v1/user", &ada.token).await;
+    assert_eq!(me.status(), 200);
+    assert!(me.headers().get("ratelimit-limit").is_none());
+
+    // An organization without a budget (null: unlimited) carries none either.
+    let free = org_in(&app, &ada, "Unlimited", Isolation::Shared).await;
+    set_budget(&app, &free, Value::Null).await;
+    let response = list_monitors(&app, &ada, &free).await;
+    assert_eq!(response.status(), 200);
+    assert!(response.headers().get("ratelimit-limit").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_organization_spending_its_budget_does_not_slow_another() {
+    let app = TestApp::spawn().await;
+    let ada = caller(&app, "ada@example.com").await;
+    let acme = org_in(&app, &ada, "Acme", Isolation::Shared).await;
+    let globex = org_in(&app, &ada, "Globex", Isolation::Schema).await;
+    set_budget(&app, &acme, json!(5)).await;
+    set_budget(&app, &globex, json!(1000)).await;
+
+    // Both at the same moment: Acme's burst is refused past 5, Globex's is all admitted.
+    let acme_burst = join_all((0..20).map(|_| list_monitors(&app, &ada, &acme)));
+    let globex_burst = join_all((0..20).map(|_| list_monitors(&app, &ada, &globex)));
+    let (acme_answers, globex_answers) = tokio::join!(acme_burst, globex_burst);
+    assert_eq!(admitted(&acme_answers), 5);
+    assert_eq!(admitted(&globex_answers), 20);
+    // Globex's 20 took at most 20 from its own budget (a request is 60 ms of it, so some may
+    // be back already); none of Acme's refusals did.
+    for answer in &globex_answers {
+        let remaining = header(answer, "ratelimit-remaining");
+        assert!((980..1000).contains(&remaining), "{remaining}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_key_requests_count_against_their_organization() {
+    let app = TestApp::spawn().await;
+    let ada = caller(&app, "ada@example.com").await;
+    let acme = org_in(&app, &ada, "Acme", Isolation::Shared).await;
+    set_budget(&app, &acme, json!(5)).await;
+    // Creating the key is the organization's first request.
+    let created: Value = send(
+        &app,
+        Method::POST,
+        &format!("/api/v1/organizations/{acme}/api-keys"),
+        &ada.token,
+        None,
+        Some(json!({"name": "ci", "role": "member"})),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let key = Caller {
+        id: ada.id,
+        token: created["secret"].as_str().unwrap().to_string(),
+    };
+    for remaining in [3, 2] {
+        let response = send(
+            &app,
+            Method::GET,
+            "/api/v1/monitors",
+            &key.token,
+            None,
+            None,
+        )
+        .await;
+        assert_eq!(response.status(), 200);
+        assert_eq!(header(&response, "ratelimit-remaining"), remaining);
+    }
+    // The member's own requests come out of the same budget...
+    let response = list_monitors(&app, &ada, &acme).await;
+    assert_eq!(header(&response, "ratelimit-remaining"), 1);
+    let response = send(
+        &app,
+        Method::GET,
+        "/api/v1/monitors",
+        &key.token,
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(header(&response, "ratelimit-remaining"), 0);
+    // ...and once it is spent, both are refused.
+    let refused = send(
+        &app,
+        Method::GET,
+        "/api/v1/monitors",
+        &key.token,
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(problem(refused, 429).await["code"], "rate_limited");
+    let refused = list_monitors(&app, &ada, &acme).await;
+    assert_eq!(problem(refused, 429).await["code"], "rate_limited");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_sharing_a_redis_share_each_budget() {
+    let server = redis().await;
+    let one = TestApp::spawn_with(Spawn {
+        redis_url: Some(server.url()),
+        ..Spawn::default()
+    })
+    .await;
+    let two = one.another_instance(Some(server.url())).await;
+    assert!(one.limiter.is_shared() && two.limiter.is_shared());
+    let ada = caller(&one, "ada@example.com").await;
+    let acme = org_in(&one, &ada, "Acme", Isolation::Shared).await;
+    set_budget(&one, &acme, json!(6)).await;
+
+    // Alternating between the instances: one budget of 6, whose remainder each reports.
+    let mut answers = Vec::new();
+    for i in 0..16 {
+        let app = if i % 2 == 0 { &one } else { &two };
+        answers.push(list_monitors(app, &ada, &acme).await);
+    }
+    let remaining: Vec<u64> = answers[..6]
+        .iter()
+        .map(|r| header(r, "ratelimit-remaining"))
+        .collect();
+    assert_eq!(remaining, [5, 4, 3, 2, 1, 0]);
+    assert_eq!(admitted(&answers), 6);
+
+    // Each instance on its own would have admitted 6: without Redis, two make 12.
+    let three = one.another_instance(None).await;
+    let four = one.another_instance(None).await;
+    let globex = org_in(&one, &ada, "Globex", Isolation::Shared).await;
+    set_budget(&one, &globex, json!(6)).await;
+    let mut answers = Vec::new();
+    for i in 0..16 {
+        let app = if i % 2 == 0 { &three } else { &four };
+        answers.push(list_monitors(app, &ada, &globex).await);
+    }
+    assert_eq!(admitted(&answers), 12);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_that_goes_away_leaves_local_limits_and_is_used_again_when_back() {
+    let mut server = redis().await;
+    let one = TestApp::spawn_with(Spawn {
+        redis_url: Some(server.url()),
+        ..Spawn::default()
+    })
+    .await;
+    let two = one.another_instance(Some(server.url())).await;
+    let ada = caller(&one, "ada@example.com").await;
+    let acme = org_in(&one, &ada, "Acme", Isolation::Shared).await;
+    set_budget(&one, &acme, json!(4)).await;
+
+    // Shared: 4 in all, whichever instance answers.
+    let mut answers = Vec::new();
+    for app in [&one, &two, &one, &two, &one, &two] {
+        answers.push(list_monitors(app, &ada, &acme).await);
+    }
+    assert_eq!(admitted(&answers), 4);
+
+    // Redis dies: every request is still answered, within each instance's own budget of 4
+    // (untouched so far, so full).
+    server.stop().await;
+    for app in [&one, &two] {
+        let answers = join_all((0..7).map(|_| list_monitors(app, &ada, &acme))).await;
+        assert_eq!(admitted(&answers), 4);
+        assert!(!app.limiter.is_shared());
+        let refused = answers.into_iter().find(|r| r.status() == 429).unwrap();
+        assert_eq!(header(&refused, "ratelimit-limit"), 4);
+        assert!(header(&refused, "retry-after") >= 1);
+    }
+
+    // Redis is back (empty, on the same port): both instances return to it, and share a full
+    // budget again, although their own budgets are spent.
+    server.restart().await.unwrap();
+    until_shared(&one).await;
+    until_shared(&two).await;
+    let mut answers = Vec::new();
+    for app in [&two, &one, &two, &one, &two, &one, &two, &one] {
+        answers.push(list_monitors(app, &ada, &acme).await);
+    }
+    assert_eq!(admitted(&answers), 4);
+    assert_eq!(header(&answers[0], "ratelimit-remaining"), 3);
+
+    // The tenant's key: under the tenant's prefix, expiring once its budget is full again.
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+    let ttl: i64 = redis::cmd("PTTL")
+        .arg(format!("tenantry:{acme}:api_requests"))
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    assert!(ttl > 0 && ttl <= 60_000, "{ttl}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_document_lists_429_on_tenant_scoped_routes() {
+    let app = TestApp::spawn().await;
+    let doc: Value = app.get("/api/openapi.json").await.json().await.unwrap();
+    let response = &doc["paths"]["/api/v1/monitors"]["get"]["responses"]["429"];
+    assert_eq!(response["$ref"], "#/components/responses/RateLimited");
+    let headers = &doc["components"]["responses"]["RateLimited"]["headers"];
+    for name in [
+        "Retry-After",
+        "RateLimit-Limit",
+        "RateLimit-Remaining",
+        "RateLimit-Reset",
+    ] {
+        assert!(headers.get(name).is_some(), "{name}");
+    }
+}
