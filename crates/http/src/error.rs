@@ -76,7 +76,7 @@ pub struct Problem {
     detail: String,
     /// The stable, machine-readable snake_case code: `bad_request`, `tenant_required`,
     /// `unauthorized`, `invalid_credentials`, `invalid_token`, `refresh_token_reused`,
-    /// `forbidden`, `tenant_suspended`, `limit_exceeded`, `rate_limited`, `not_found`, `conflict`, `gone`,
+    /// `forbidden`, `tenant_suspended`, `email_mismatch`, `limit_exceeded`, `rate_limited`, `not_found`, `conflict`, `gone`,
     /// `payload_too_large`, `unsupported_media_type`, `validation_failed`, `internal`,
     /// `not_ready`, ...
     #[schema(example = "not_found")]

@@ -157,6 +157,17 @@ async fn observe(State(state): State<AppState>, mut request: Request, next: Next
         .scope(next.run(request))
         .instrument(span.clone())
         .await;
+    if response.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE
+        && response.headers().get(axum::http::header::CONTENT_TYPE)
+            != Some(&HeaderValue::from_static("application/problem+json"))
+    {
+        // A raw body past the limit is refused by axum itself, in plain text.
+        response = axum::response::IntoResponse::into_response(AppError::PayloadTooLarge);
+    }
+    if let Some(org_id) = tenant.tenant_id() {
+        // Counted in memory; the flusher writes the counts in batches.
+        state.orgs.record_request(org_id);
+    }
     if let Some(rate) = tenant.rate() {
         rate_limit_headers(
             response.headers_mut(),

@@ -73,6 +73,16 @@ async fn a_taken_email_is_a_conflict_and_bad_input_names_the_field() {
         .await
         .unwrap();
     assert_eq!(problem(too_large, 413).await["code"], "payload_too_large");
+    // A route reading the raw body (accepting an invitation) answers the same way.
+    let raw = app
+        .client
+        .post(format!("{}/api/v1/invitations/{}/accept", app.base, "A".repeat(43)))
+        .header("content-type", "application/json")
+        .body("a".repeat(1024 * 1024 + 10))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(problem(raw, 413).await["code"], "payload_too_large");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -368,7 +368,16 @@ async fn usage_counts(tier: Isolation) {
     assert_eq!(counts["api_keys"], json!({"used": 1, "limit": 2}));
     assert_eq!(counts["agents"], json!({"used": 0, "limit": 1}));
     assert_eq!(counts["api_requests"]["limit"], 600);
-    assert!(counts["api_requests"]["used"].as_i64().unwrap() >= 0);
+    // The member add, the invitation, the key, three monitors: each a request in the
+    // organization, counted.
+    let requests = counts["api_requests"]["used"].as_i64().unwrap();
+    assert!(requests >= 6, "{usage}");
+    let again: Value = send(&app, Method::GET, &path, &bob.token, None, None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(again["usage"]["api_requests"]["used"].as_i64().unwrap() > requests);
     assert!(counts["storage_bytes"].as_i64().unwrap() > 0, "{usage}");
 
     let stranger = caller(&app, "eve@example.com").await;
