@@ -76,7 +76,11 @@ async fn a_taken_email_is_a_conflict_and_bad_input_names_the_field() {
     // A route reading the raw body (accepting an invitation) answers the same way.
     let raw = app
         .client
-        .post(format!("{}/api/v1/invitations/{}/accept", app.base, "A".repeat(43)))
+        .post(format!(
+            "{}/api/v1/invitations/{}/accept",
+            app.base,
+            "A".repeat(43)
+        ))
         .header("content-type", "application/json")
         .body("a".repeat(1024 * 1024 + 10))
         .send()
