@@ -370,19 +370,7 @@ async fn activate(
     PlatformAdmin(admin): PlatformAdmin,
     Path(id): Path<String>,
 ) -> Result<Json<AdminTenant>, AppError> {
-    let record = tenant(&state, &id).await?;
-    let before = record.status;
-    let record = state.tenancy.activate(&record.id.to_string()).await?;
-    lifecycle(
-        &state,
-        &origin,
-        &admin,
-        &record,
-        "tenant.activated",
-        Some(before),
-    )
-    .await;
-    Ok(Json(view(&state, record).await?))
+    change_status(&state, &origin, &admin, &id, Transition::Activate).await
 }
 
 /// Suspend an active tenant (platform admin)
@@ -407,19 +395,7 @@ async fn suspend(
     PlatformAdmin(admin): PlatformAdmin,
     Path(id): Path<String>,
 ) -> Result<Json<AdminTenant>, AppError> {
-    let record = tenant(&state, &id).await?;
-    let before = record.status;
-    let record = state.tenancy.suspend(&record.id.to_string()).await?;
-    lifecycle(
-        &state,
-        &origin,
-        &admin,
-        &record,
-        "tenant.suspended",
-        Some(before),
-    )
-    .await;
-    Ok(Json(view(&state, record).await?))
+    change_status(&state, &origin, &admin, &id, Transition::Suspend).await
 }
 
 /// Restore a soft-deleted tenant (platform admin)
@@ -444,19 +420,7 @@ async fn restore(
     PlatformAdmin(admin): PlatformAdmin,
     Path(id): Path<String>,
 ) -> Result<Json<AdminTenant>, AppError> {
-    let record = tenant(&state, &id).await?;
-    let before = record.status;
-    let record = state.tenancy.restore(&record.id.to_string()).await?;
-    lifecycle(
-        &state,
-        &origin,
-        &admin,
-        &record,
-        "tenant.restored",
-        Some(before),
-    )
-    .await;
-    Ok(Json(view(&state, record).await?))
+    change_status(&state, &origin, &admin, &id, Transition::Restore).await
 }
 
 /// Delete a tenant (platform admin)
@@ -558,4 +522,30 @@ fn tenant_change(
         before: before.map(summary),
         after: after.map(summary),
     }
+}
+
+/// A status change a platform admin makes.
+#[derive(Clone, Copy)]
+enum Transition {
+    Activate,
+    Suspend,
+    Restore,
+}
+
+async fn change_status(
+    state: &AppState,
+    origin: &crate::audit::Origin,
+    admin: &User,
+    id: &str,
+    transition: Transition,
+) -> Result<Json<AdminTenant>, AppError> {
+    let record = tenant(state, id).await?;
+    let key = record.id.to_string();
+    let (changed, action) = match transition {
+        Transition::Activate => (state.tenancy.activate(&key).await?, "tenant.activated"),
+        Transition::Suspend => (state.tenancy.suspend(&key).await?, "tenant.suspended"),
+        Transition::Restore => (state.tenancy.restore(&key).await?, "tenant.restored"),
+    };
+    lifecycle(state, origin, admin, &changed, action, Some(record.status)).await;
+    Ok(Json(view(state, changed).await?))
 }

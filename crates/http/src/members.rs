@@ -250,6 +250,7 @@ async fn leave(
     Path(id): Path<String>,
 ) -> Result<StatusCode, AppError> {
     let (record, _) = state.orgs.for_member(&id, claims.sub).await?;
+    crate::extract::admit(&state, record.id.as_uuid()).await?;
     state
         .orgs
         .leave(record.id.as_uuid(), claims.sub, &origin.by_user(claims.sub))
@@ -367,6 +368,7 @@ pub(crate) async fn delete_org(
     body: Bytes,
 ) -> Result<StatusCode, AppError> {
     let (record, role) = state.orgs.for_member(&id, claims.sub).await?;
+    crate::extract::admit(&state, record.id.as_uuid()).await?;
     if record.status == TenantStatus::Deleted && !query.hard {
         return Err(AppError::NotFound);
     }

@@ -129,6 +129,7 @@ async fn read(
     Path(id): Path<String>,
 ) -> Result<Json<tenantry_orgs::OrgDetails>, AppError> {
     let (record, role) = state.orgs.for_member(&id, claims.sub).await?;
+    crate::extract::admit(&state, record.id.as_uuid()).await?;
     Ok(Json(state.orgs.details(&record, role).await?))
 }
 

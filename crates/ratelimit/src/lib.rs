@@ -2,7 +2,7 @@
 //! ([`gcra`]). In process with `governor` ([`Limiter::in_process`]), or shared by every server
 //! instance through Redis ([`Limiter::with_redis`]), falling back to in-process budgets while
 //! Redis is unreachable. Tenants are separate keys: one exhausting its budget never slows
-//! another, and no lock is shared between them.
+//! another, and no global lock is taken (in process, tenants' states live in a sharded map).
 //!
 //! No HTTP here: the HTTP layer turns a [`Decision`] into `429` and `RateLimit-*` headers.
 

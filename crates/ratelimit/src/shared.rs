@@ -121,12 +121,12 @@ fn to_u64(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
 }
 
-/// A fresh connection that answered `PING`, within [`TIMEOUT`].
+/// A fresh connection that answered `PING`, within twice [`TIMEOUT`].
 async fn connect(client: &redis::Client) -> Result<ConnectionManager, String> {
     let config = ConnectionManagerConfig::new()
         .set_connection_timeout(TIMEOUT)
         .set_response_timeout(TIMEOUT)
-        .set_number_of_retries(1)
+        .set_number_of_retries(0)
         .set_max_delay(MAX_BACKOFF.as_millis() as u64);
     let attempt = async {
         let mut connection = ConnectionManager::new_with_config(client.clone(), config).await?;

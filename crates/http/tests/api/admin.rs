@@ -4,39 +4,8 @@
 
 use reqwest::Method;
 use serde_json::{Value, json};
-use tenantry_identity::{Email, Identity, IdentityConfig};
 
-use crate::{TestApp, caller, problem, send};
-
-/// A platform admin, made as `tenantry user create --platform-admin` makes one; returns an access
-/// token.
-async fn platform_admin(app: &TestApp) -> String {
-    let identity = Identity::open(
-        app.tenancy.runtime_pool().clone(),
-        IdentityConfig::default(),
-    )
-    .await
-    .unwrap();
-    identity
-        .create_user(
-            &Email::parse("root@example.com").unwrap(),
-            "root password",
-            "Root",
-            true,
-        )
-        .await
-        .unwrap();
-    let login: Value = app
-        .post(
-            "/api/v1/auth/login",
-            &json!({"email": "root@example.com", "password": "root password"}),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
-    login["access_token"].as_str().unwrap().to_string()
-}
+use crate::{TestApp, caller, platform_admin, problem, send};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_admin_api_does_not_exist_for_anyone_else() {

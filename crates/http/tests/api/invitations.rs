@@ -6,20 +6,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::{Caller, TestApp, caller, jwt_claims as claims, problem, send};
-
-async fn new_org(app: &TestApp, owner: &Caller, name: &str) -> String {
-    let response = app
-        .post_as(
-            "/api/v1/organizations",
-            &owner.token,
-            &json!({"name": name}),
-        )
-        .await;
-    assert_eq!(response.status(), 201);
-    let body: Value = response.json().await.unwrap();
-    body["id"].as_str().unwrap().to_string()
-}
+use crate::{TestApp, caller, jwt_claims as claims, new_org, problem, send};
 
 async fn invite(
     app: &TestApp,

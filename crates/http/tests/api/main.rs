@@ -313,3 +313,48 @@ pub async fn org_in(
         .id
         .to_string()
 }
+
+/// An organization named `name` created by `owner` through the API; returns its id.
+pub async fn new_org(app: &TestApp, owner: &Caller, name: &str) -> String {
+    let response = app
+        .post_as(
+            "/api/v1/organizations",
+            &owner.token,
+            &json!({"name": name}),
+        )
+        .await;
+    assert_eq!(response.status(), 201);
+    let body: Value = response.json().await.unwrap();
+    body["id"].as_str().unwrap().to_string()
+}
+
+/// A platform admin, made as `tenantry user create --platform-admin` makes one; returns an
+/// access token.
+pub async fn platform_admin(app: &TestApp) -> String {
+    use tenantry_identity::Email;
+
+    Identity::open(
+        app.tenancy.runtime_pool().clone(),
+        IdentityConfig::default(),
+    )
+    .await
+    .unwrap()
+    .create_user(
+        &Email::parse("root@example.com").unwrap(),
+        "root password",
+        "Root",
+        true,
+    )
+    .await
+    .unwrap();
+    let login: Value = app
+        .post(
+            "/api/v1/auth/login",
+            &json!({"email": "root@example.com", "password": "root password"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    login["access_token"].as_str().unwrap().to_string()
+}

@@ -4,21 +4,7 @@
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::{Caller, TestApp, caller, jwt_claims as claims, problem, send};
-
-async fn new_org(app: &TestApp, owner: &Caller, name: &str) -> String {
-    let body: Value = app
-        .post_as(
-            "/api/v1/organizations",
-            &owner.token,
-            &json!({"name": name}),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
-    body["id"].as_str().unwrap().to_string()
-}
+use crate::{TestApp, caller, jwt_claims as claims, new_org, problem, send};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn roles_change_and_the_last_owner_is_protected() {

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use serde_json::{Value, json};
 
-use crate::{TestApp, caller, send};
+use crate::{TestApp, caller, platform_admin, send};
 
 /// Every operation the route modules serve (method, path). A new route joins this list.
 const OPERATIONS: &[(&str, &str)] = &[
@@ -542,37 +542,6 @@ fn post(path: &str) -> (reqwest::Method, &str) {
 
 fn get(path: &str) -> (reqwest::Method, &str) {
     (reqwest::Method::GET, path)
-}
-
-/// A platform admin, made as `tenantry user create --platform-admin` makes one; returns an access
-/// token.
-async fn platform_admin(app: &TestApp) -> String {
-    use tenantry_identity::{Email, Identity, IdentityConfig};
-
-    Identity::open(
-        app.tenancy.runtime_pool().clone(),
-        IdentityConfig::default(),
-    )
-    .await
-    .unwrap()
-    .create_user(
-        &Email::parse("root@example.com").unwrap(),
-        "root password",
-        "Root",
-        true,
-    )
-    .await
-    .unwrap();
-    let login: Value = app
-        .post(
-            "/api/v1/auth/login",
-            &json!({"email": "root@example.com", "password": "root password"}),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
-    login["access_token"].as_str().unwrap().to_string()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
