@@ -28,6 +28,17 @@ pub struct TenantLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TenantUsageLabels {
+    pub tenant: String,
+}
+
+/// How many organizations get a label of their own in per-tenant metrics; the rest share
+/// [`OTHER_TENANTS`].
+pub const TOP_TENANTS: i64 = 20;
+/// The label of every organization outside the top [`TOP_TENANTS`].
+pub const OTHER_TENANTS: &str = "_other";
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PoolLabels {
     pub pool: String,
 }
@@ -39,6 +50,7 @@ pub struct Metrics {
     pub requests: Family<RequestLabels, Counter>,
     pub latency: Family<RouteLabels, Histogram>,
     tenants: Family<TenantLabels, Gauge>,
+    tenant_requests: Family<TenantUsageLabels, Gauge>,
     connections: Family<PoolLabels, Gauge>,
     idle: Family<PoolLabels, Gauge>,
     tenant_pools: Gauge,
@@ -72,6 +84,12 @@ impl Metrics {
             "tenants",
             "Tenants by isolation tier and status",
             tenants.clone(),
+        );
+        let tenant_requests = Family::<TenantUsageLabels, Gauge>::default();
+        registry.register(
+            "tenant_api_requests_period",
+            "API requests this calendar month (UTC) per organization: the 20 with the most by slug, the others together as tenant=\"_other\"",
+            tenant_requests.clone(),
         );
         let connections = Family::<PoolLabels, Gauge>::default();
         registry.register(
@@ -120,6 +138,7 @@ impl Metrics {
             requests,
             latency,
             tenants,
+            tenant_requests,
             connections,
             idle,
             tenant_pools,
@@ -131,6 +150,23 @@ impl Metrics {
     }
 
     /// Sets the tenant gauges, zero for every tier and status without tenants.
+    /// API requests this period per organization: the top ones by slug, the rest as one.
+    pub fn set_tenant_requests(&self, top: &[(String, i64)], other: i64) {
+        self.tenant_requests.clear();
+        for (slug, n) in top {
+            self.tenant_requests
+                .get_or_create(&TenantUsageLabels {
+                    tenant: slug.clone(),
+                })
+                .set(*n);
+        }
+        self.tenant_requests
+            .get_or_create(&TenantUsageLabels {
+                tenant: OTHER_TENANTS.to_string(),
+            })
+            .set(other);
+    }
+
     pub fn set_tenants(&self, counts: &[(Isolation, TenantStatus, i64)]) {
         for tier in Isolation::ALL {
             for status in TenantStatus::ALL {

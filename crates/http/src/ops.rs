@@ -76,6 +76,10 @@ async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, App
         Ok(counts) => state.metrics.set_tenants(&counts),
         Err(e) => tracing::warn!(error = %e, "failed to count tenants for metrics"),
     }
+    match state.orgs.top_api_usage(crate::metrics::TOP_TENANTS).await {
+        Ok((top, other)) => state.metrics.set_tenant_requests(&top, other),
+        Err(e) => tracing::warn!(error = %e, "failed to read API usage for metrics"),
+    }
     state.metrics.set_pools(&state.tenancy.pool_stats());
     let text = state
         .metrics

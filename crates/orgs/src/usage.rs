@@ -104,6 +104,25 @@ impl Orgs {
         }
     }
 
+    /// API requests this period of the `top` organizations with the most (by slug, most first),
+    /// and the sum of all the others: a bounded set of labels for metrics.
+    pub async fn top_api_usage(&self, top: i64) -> Result<(Vec<(String, i64)>, i64), OrgsError> {
+        self.flush_requests().await?;
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT t.slug, u.api_requests FROM orgs.api_usage u
+             JOIN control.tenants t ON t.id = u.org_id
+             WHERE u.period_start = date_trunc('month', now() AT TIME ZONE 'UTC')::date
+             ORDER BY u.api_requests DESC, t.slug",
+        )
+        .fetch_all(self.runtime())
+        .await?;
+        let split = usize::try_from(top).unwrap_or(0).min(rows.len());
+        let other = rows[split..].iter().map(|(_, n)| n).sum();
+        let mut rows = rows;
+        rows.truncate(split);
+        Ok((rows, other))
+    }
+
     /// The organization's counts against its limits, this server's unwritten requests included.
     pub async fn counts(&self, org_id: Uuid) -> Result<OrgCounts, OrgsError> {
         self.flush_requests().await?;

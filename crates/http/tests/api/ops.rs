@@ -95,3 +95,49 @@ async fn metrics_count_tenants_pools_and_requests() {
     assert!(text.contains("tenantry_pool_connections{pool=\"runtime\"}"));
     assert!(text.trim_end().ends_with("# EOF"));
 }
+
+/// Per-organization API requests on `/metrics`, with the labels bounded: the busiest
+/// organizations by slug, the rest summed under `_other`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_tenant_request_metrics_have_bounded_labels() {
+    let app = TestApp::spawn().await;
+    let ada = crate::caller(&app, "ada@example.com").await;
+    let mut orgs = Vec::new();
+    for i in 0..23 {
+        orgs.push(crate::new_org(&app, &ada, &format!("Org {i:02}")).await);
+    }
+    // The first organization is the busiest; every one makes at least one request.
+    for (i, org) in orgs.iter().enumerate() {
+        let times = if i == 0 { 5 } else { 1 };
+        for _ in 0..times {
+            let listed = crate::send(
+                &app,
+                reqwest::Method::GET,
+                "/api/v1/monitors",
+                &ada.token,
+                Some(org),
+                None,
+            )
+            .await;
+            assert_eq!(listed.status(), 200);
+        }
+    }
+    let text = app.get("/metrics").await.text().await.unwrap();
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("tenantry_tenant_api_requests_period{"))
+        .collect();
+    assert_eq!(lines.len(), 21, "20 organizations and _other:\n{text}");
+    assert!(
+        text.contains("tenantry_tenant_api_requests_period{tenant=\"org-00\"} 5"),
+        "{text}"
+    );
+    let other: i64 = lines
+        .iter()
+        .find(|l| l.contains("tenant=\"_other\""))
+        .and_then(|l| l.rsplit(' ').next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(other, 3, "the three organizations outside the top 20");
+}
