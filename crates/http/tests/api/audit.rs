@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use tenantry_tenancy::Isolation;
 use uuid::Uuid;
 
-use crate::{TestApp, caller, org_in, problem};
+use crate::{TestApp, caller, org_in, problem, success_json};
 
 /// A request as `token`, with a request id, a user agent and `X-Tenant` when given.
 async fn act(
@@ -36,13 +36,6 @@ async fn act(
     request.send().await.unwrap()
 }
 
-async fn ok(response: reqwest::Response) -> Value {
-    let status = response.status();
-    let body = response.text().await.unwrap();
-    assert!(status.is_success(), "{status}: {body}");
-    serde_json::from_str(&body).unwrap_or(Value::Null)
-}
-
 async fn trail_of(app: &TestApp, tier: Isolation) {
     let ada = caller(app, "ada@example.com").await;
     let bob = caller(app, "bob@example.com").await;
@@ -53,13 +46,15 @@ async fn trail_of(app: &TestApp, tier: Isolation) {
         act(app, m, &p, token, Some(org_ref), b, id).await
     };
 
-    ok(a(
-        Method::POST,
-        format!("{base}/members"),
-        Some(json!({"user_id": bob.id, "role": "member"})),
-        "r-add",
+    success_json(
+        a(
+            Method::POST,
+            format!("{base}/members"),
+            Some(json!({"user_id": bob.id, "role": "member"})),
+            "r-add",
+        )
+        .await,
     )
-    .await)
     .await;
     // Refused: no entry.
     let twice = a(
@@ -70,105 +65,127 @@ async fn trail_of(app: &TestApp, tier: Isolation) {
     )
     .await;
     assert_eq!(twice.status(), 409);
-    ok(a(
-        Method::PATCH,
-        format!("{base}/members/{}", bob.id),
-        Some(json!({"role": "viewer"})),
-        "r-role",
+    success_json(
+        a(
+            Method::PATCH,
+            format!("{base}/members/{}", bob.id),
+            Some(json!({"role": "viewer"})),
+            "r-role",
+        )
+        .await,
     )
-    .await)
     .await;
-    let invitation = ok(a(
-        Method::POST,
-        format!("{base}/invitations"),
-        Some(json!({"email": "c@example.com", "role": "member"})),
-        "r-invite",
+    let invitation = success_json(
+        a(
+            Method::POST,
+            format!("{base}/invitations"),
+            Some(json!({"email": "c@example.com", "role": "member"})),
+            "r-invite",
+        )
+        .await,
     )
-    .await)
     .await;
     let iid = invitation["id"].as_str().unwrap();
-    ok(a(
-        Method::DELETE,
-        format!("{base}/invitations/{iid}"),
-        None,
-        "r-revoke-inv",
+    success_json(
+        a(
+            Method::DELETE,
+            format!("{base}/invitations/{iid}"),
+            None,
+            "r-revoke-inv",
+        )
+        .await,
     )
-    .await)
     .await;
-    ok(a(
-        Method::PUT,
-        base.clone(),
-        Some(json!({"name": "Acme Corp"})),
-        "r-profile",
+    success_json(
+        a(
+            Method::PUT,
+            base.clone(),
+            Some(json!({"name": "Acme Corp"})),
+            "r-profile",
+        )
+        .await,
     )
-    .await)
     .await;
-    let key = ok(a(
-        Method::POST,
-        format!("{base}/api-keys"),
-        Some(json!({"name": "ci", "role": "member"})),
-        "r-key",
+    let key = success_json(
+        a(
+            Method::POST,
+            format!("{base}/api-keys"),
+            Some(json!({"name": "ci", "role": "member"})),
+            "r-key",
+        )
+        .await,
     )
-    .await)
     .await;
     let secret = key["secret"].as_str().unwrap().to_string();
     let key_id = key["id"].as_str().unwrap().to_string();
     // Monitors through the key: the actor is the key.
-    let monitor = ok(act(
-        app,
-        Method::POST,
-        "/api/v1/monitors",
-        &secret,
-        None,
-        Some(json!({"name": "site", "kind": "tcp", "target": "example.com:443"})),
-        "r-mon",
+    let monitor = success_json(
+        act(
+            app,
+            Method::POST,
+            "/api/v1/monitors",
+            &secret,
+            None,
+            Some(json!({"name": "site", "kind": "tcp", "target": "example.com:443"})),
+            "r-mon",
+        )
+        .await,
     )
-    .await)
     .await;
     let mid = monitor["id"].as_str().unwrap();
-    ok(act(
-        app,
-        Method::PUT,
-        &format!("/api/v1/monitors/{mid}"),
-        &secret,
-        None,
-        Some(json!({"name": "site 2", "kind": "tcp", "target": "example.com:443"})),
-        "r-mon-up",
+    success_json(
+        act(
+            app,
+            Method::PUT,
+            &format!("/api/v1/monitors/{mid}"),
+            &secret,
+            None,
+            Some(json!({"name": "site 2", "kind": "tcp", "target": "example.com:443"})),
+            "r-mon-up",
+        )
+        .await,
     )
-    .await)
     .await;
-    ok(a(
-        Method::DELETE,
-        format!("/api/v1/monitors/{mid}"),
-        None,
-        "r-mon-del",
+    success_json(
+        a(
+            Method::DELETE,
+            format!("/api/v1/monitors/{mid}"),
+            None,
+            "r-mon-del",
+        )
+        .await,
     )
-    .await)
     .await;
-    ok(a(
-        Method::DELETE,
-        format!("{base}/api-keys/{key_id}"),
-        None,
-        "r-key-revoke",
+    success_json(
+        a(
+            Method::DELETE,
+            format!("{base}/api-keys/{key_id}"),
+            None,
+            "r-key-revoke",
+        )
+        .await,
     )
-    .await)
     .await;
-    ok(a(
-        Method::DELETE,
-        format!("{base}/members/{}", bob.id),
-        None,
-        "r-remove",
+    success_json(
+        a(
+            Method::DELETE,
+            format!("{base}/members/{}", bob.id),
+            None,
+            "r-remove",
+        )
+        .await,
     )
-    .await)
     .await;
 
-    let trail = ok(a(
-        Method::GET,
-        format!("{base}/audit-logs?limit=200"),
-        None,
-        "r-read",
+    let trail = success_json(
+        a(
+            Method::GET,
+            format!("{base}/audit-logs?limit=200"),
+            None,
+            "r-read",
+        )
+        .await,
     )
-    .await)
     .await;
     let items = trail["items"].as_array().unwrap();
     let actions: Vec<&str> = items
@@ -221,13 +238,15 @@ async fn trail_of(app: &TestApp, tier: Isolation) {
     );
 
     // Filters and pages.
-    let members = ok(a(
-        Method::GET,
-        format!("{base}/audit-logs?action=member."),
-        None,
-        "r",
+    let members = success_json(
+        a(
+            Method::GET,
+            format!("{base}/audit-logs?action=member."),
+            None,
+            "r",
+        )
+        .await,
     )
-    .await)
     .await;
     let member_actions: Vec<&str> = members["items"]
         .as_array()
@@ -239,22 +258,26 @@ async fn trail_of(app: &TestApp, tier: Isolation) {
         member_actions,
         ["member.removed", "member.role_changed", "member.added"]
     );
-    let by_key = ok(a(
-        Method::GET,
-        format!("{base}/audit-logs?actor={key_id}"),
-        None,
-        "r",
+    let by_key = success_json(
+        a(
+            Method::GET,
+            format!("{base}/audit-logs?actor={key_id}"),
+            None,
+            "r",
+        )
+        .await,
     )
-    .await)
     .await;
     assert_eq!(by_key["items"].as_array().unwrap().len(), 2);
-    let future = ok(a(
-        Method::GET,
-        format!("{base}/audit-logs?since=2999-01-01T00:00:00Z"),
-        None,
-        "r",
+    let future = success_json(
+        a(
+            Method::GET,
+            format!("{base}/audit-logs?since=2999-01-01T00:00:00Z"),
+            None,
+            "r",
+        )
+        .await,
     )
-    .await)
     .await;
     assert_eq!(future["items"], json!([]));
     let mut seen = BTreeSet::new();
@@ -264,7 +287,7 @@ async fn trail_of(app: &TestApp, tier: Isolation) {
             Some(c) => format!("{base}/audit-logs?limit=5&cursor={c}"),
             None => format!("{base}/audit-logs?limit=5"),
         };
-        let page = ok(a(Method::GET, path, None, "r").await).await;
+        let page = success_json(a(Method::GET, path, None, "r").await).await;
         for e in page["items"].as_array().unwrap() {
             assert!(
                 seen.insert(e["id"].as_str().unwrap().to_string()),
@@ -288,13 +311,15 @@ async fn trail_of(app: &TestApp, tier: Isolation) {
 
     // Admins only; another organization's trail is a 404 like a missing one.
     let carol = caller(app, "carol@example.com").await;
-    ok(a(
-        Method::POST,
-        format!("{base}/members"),
-        Some(json!({"user_id": carol.id, "role": "member"})),
-        "r",
+    success_json(
+        a(
+            Method::POST,
+            format!("{base}/members"),
+            Some(json!({"user_id": carol.id, "role": "member"})),
+            "r",
+        )
+        .await,
     )
-    .await)
     .await;
     let as_member = act(
         app,

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use tenantry_tenancy::Isolation;
 use uuid::Uuid;
 
-use crate::{TestApp, caller, org_in, problem, send};
+use crate::{TestApp, caller, org_in, problem, send, success_json};
 
 /// Sends as `token` (with `tenant` as `X-Tenant` when given) and returns the 404 body.
 async fn not_found(
@@ -28,18 +28,13 @@ async fn not_found(
     problem(response, 404).await
 }
 
-async fn json_of(response: reqwest::Response) -> Value {
-    assert!(response.status().is_success(), "{}", response.status());
-    response.json().await.unwrap()
-}
-
 async fn across_tiers(tier: Isolation) {
     let app = TestApp::spawn().await;
     let ada = caller(&app, "ada@example.com").await;
     let bob = caller(&app, "bob@example.com").await;
     let a = org_in(&app, &ada, "Ada's", tier).await;
     let b = org_in(&app, &bob, "Bob's", tier).await;
-    let b_slug = json_of(
+    let b_slug = success_json(
         send(
             &app,
             Method::GET,
@@ -54,7 +49,7 @@ async fn across_tiers(tier: Isolation) {
         .as_str()
         .unwrap()
         .to_string();
-    let a_slug = json_of(
+    let a_slug = success_json(
         send(
             &app,
             Method::GET,
@@ -71,7 +66,7 @@ async fn across_tiers(tier: Isolation) {
         .to_string();
 
     // Bob's organization has a monitor, a key, a member and an invitation.
-    let monitor = json_of(
+    let monitor = success_json(
         send(
             &app,
             Method::POST,
@@ -86,7 +81,7 @@ async fn across_tiers(tier: Isolation) {
         .as_str()
         .unwrap()
         .to_string();
-    let bob_key = json_of(
+    let bob_key = success_json(
         send(
             &app,
             Method::POST,
@@ -102,7 +97,7 @@ async fn across_tiers(tier: Isolation) {
         .unwrap()
         .to_string();
     let carl = caller(&app, "carl@example.com").await;
-    json_of(
+    success_json(
         send(
             &app,
             Method::POST,
@@ -114,7 +109,7 @@ async fn across_tiers(tier: Isolation) {
         .await,
     )
     .await;
-    let invitation = json_of(
+    let invitation = success_json(
         send(
             &app,
             Method::POST,
@@ -131,7 +126,7 @@ async fn across_tiers(tier: Isolation) {
         .to_string();
 
     // Ada's ways in: her org by header (id, slug), her org by claim, her org's API key.
-    let ada_in_a = json_of(
+    let ada_in_a = success_json(
         send(
             &app,
             Method::POST,
@@ -146,7 +141,7 @@ async fn across_tiers(tier: Isolation) {
         .as_str()
         .unwrap()
         .to_string();
-    let ada_key = json_of(
+    let ada_key = success_json(
         send(
             &app,
             Method::POST,
@@ -192,7 +187,8 @@ async fn across_tiers(tier: Isolation) {
             assert_eq!(got, reference, "{way}: {method} {theirs}");
         }
         let listed =
-            json_of(send(&app, Method::GET, "/api/v1/monitors", token, tenant, None).await).await;
+            success_json(send(&app, Method::GET, "/api/v1/monitors", token, tenant, None).await)
+                .await;
         assert_eq!(listed["items"], json!([]), "{way}");
     }
 
@@ -405,7 +401,7 @@ async fn across_tiers(tier: Isolation) {
     }
 
     // Bob's organization is untouched.
-    let kept = json_of(
+    let kept = success_json(
         send(
             &app,
             Method::GET,
@@ -418,7 +414,7 @@ async fn across_tiers(tier: Isolation) {
     )
     .await;
     assert_eq!(kept["name"], "bob-1");
-    let org = json_of(
+    let org = success_json(
         send(
             &app,
             Method::GET,
@@ -432,7 +428,7 @@ async fn across_tiers(tier: Isolation) {
     .await;
     assert_eq!(org["status"], "active");
     assert_eq!(org["name"], "Bob's");
-    let members = json_of(
+    let members = success_json(
         send(
             &app,
             Method::GET,
@@ -445,7 +441,7 @@ async fn across_tiers(tier: Isolation) {
     )
     .await;
     assert_eq!(members["items"].as_array().unwrap().len(), 2);
-    let keys = json_of(
+    let keys = success_json(
         send(
             &app,
             Method::GET,
@@ -458,7 +454,7 @@ async fn across_tiers(tier: Isolation) {
     )
     .await;
     assert_eq!(keys["items"][0]["id"], bob_key.as_str());
-    let invitations = json_of(
+    let invitations = success_json(
         send(
             &app,
             Method::GET,

@@ -358,3 +358,12 @@ pub async fn platform_admin(app: &TestApp) -> String {
         .unwrap();
     login["access_token"].as_str().unwrap().to_string()
 }
+
+/// The JSON body of a successful response (`null` when it has none, as a 204), after checking
+/// the status; a failure shows the body.
+pub async fn success_json(response: reqwest::Response) -> Value {
+    let status = response.status();
+    let body = response.text().await.unwrap();
+    assert!(status.is_success(), "{status}: {body}");
+    serde_json::from_str(&body).unwrap_or(Value::Null)
+}
