@@ -88,10 +88,14 @@ async fn migrate_resumes_after_interruption_and_then_has_nothing_to_do() {
     let report = new.migrate_fleet(2, &Quiet).await.unwrap();
     assert!(!report.noop);
     assert!(report.failed.is_empty(), "{:?}", report.failed);
-    assert_eq!(
-        report.migrated.len() + migrated,
-        6,
-        "each tenant migrated once: {report:?}"
+    // The interruption drops the run wherever it is: a tenant whose schema had just been migrated
+    // but whose registry row was not yet updated is finished by the second run, which applies
+    // nothing to it (its schema has the migration) and records it. So the second run reports the
+    // tenants left over, plus at most that one.
+    let left = 6 - migrated;
+    assert!(
+        (left..=left + 1).contains(&report.migrated.len()),
+        "{migrated} migrated before, then: {report:?}"
     );
 
     let status = new.migration_status(4).await.unwrap();
