@@ -318,8 +318,9 @@ impl Tenancy {
     /// A connection of the owner role to the database holding the tenant's rows, with
     /// `search_path` set to the tenant's schema and `app.tenant_id` to the tenant for the whole
     /// session, so it sees exactly that tenant's rows (row-level security is forced on the owner
-    /// too). A connection of its own, never pooled: for inspection by the CLI and jobs (audit
-    /// verification), not request handling. Close it when done.
+    /// too), with TimeZone UTC so rows read as JSON ([`crate::TenantTable`]) compare across
+    /// copies. A connection of its own, never pooled: for the CLI and jobs (audit verification,
+    /// moves, archives), not request handling. Close it when done.
     pub async fn owner_conn_for(
         &self,
         record: &TenantRecord,
@@ -337,7 +338,8 @@ impl Tenancy {
         }
         let mut conn = bootstrap::owner_connection(&self.inner.owner_options, database).await?;
         sqlx::query(
-            "SELECT set_config('search_path', $1, false), set_config('app.tenant_id', $2, false)",
+            "SELECT set_config('search_path', $1, false), set_config('app.tenant_id', $2, false),
+                    set_config('TimeZone', 'UTC', false)",
         )
         .bind(crate::naming::quote_ident(&record.schema_name))
         .bind(record.id.to_string())
