@@ -3,17 +3,28 @@
 //! can only be opened from a `TenantCtx`. Opening one begins a transaction and sets
 //! `app.tenant_id` and `search_path` with `SET LOCAL`, in the same round trip as `BEGIN`,
 //! so a pooled connection never carries one tenant's context into another's work.
+//!
+//! A writing transaction ([`TenantCtx::begin`]) also passes the tenant's write gate in that round
+//! trip: it waits while a move switches the tenant to its new placement, and if the copy it was
+//! pointed at has been retired by a move, the door looks the tenant up again and opens the
+//! transaction at its new placement. A reading one ([`TenantCtx::begin_read`]) never waits.
 
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
+use std::time::Duration;
 
 use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 
 use crate::engine::Inner;
-use crate::error::TenancyError;
+use crate::error::{TenancyError, sqlstate};
 use crate::ids::{Isolation, TenantId};
 use crate::naming::{is_plain_identifier, quote_ident};
-use crate::registry::TenantRecord;
+use crate::registry::{self, TenantRecord};
+
+/// How long a writer waits for a move's switch to be recorded once the copy it reached is
+/// retired, in attempts of [`GATE_RETRY`].
+const GATE_ATTEMPTS: u32 = 250;
+const GATE_RETRY: Duration = Duration::from_millis(20);
 
 /// A verified, active tenant. Cheap to clone; holds no connection.
 #[derive(Clone)]
@@ -23,6 +34,8 @@ pub struct TenantCtx {
     isolation: Isolation,
     database: String,
     schema: String,
+    /// Whether the tenant's storage has the write gate (its schema version has reached it).
+    gated: bool,
     engine: Arc<Inner>,
 }
 
@@ -49,12 +62,17 @@ impl TenantCtx {
             )
             .into());
         }
+        let gated = engine
+            .migrations
+            .write_gate_version()
+            .is_some_and(|v| record.schema_version >= v);
         Ok(Self {
             id: record.id,
             slug: record.slug.clone(),
             isolation: record.isolation,
             database: record.database_name.clone(),
             schema: record.schema_name.clone(),
+            gated,
             engine,
         })
     }
@@ -81,15 +99,77 @@ impl TenantCtx {
         self.isolation
     }
 
-    /// Begins a transaction scoped to this tenant.
+    /// Begins a transaction scoped to this tenant, for work that writes. It passes the tenant's
+    /// write gate: while a move switches the tenant to a new placement it waits, and when the
+    /// placement this context names has been retired it opens the transaction at the new one.
     pub async fn begin(&self) -> Result<TenantTx, TenancyError> {
-        // Utility statements, not a SELECT: nothing to plan, one round trip with BEGIN. The
-        // values are a UUID and a checked identifier, so they can be written into the text.
-        let statement = format!(
-            "BEGIN; SET LOCAL app.tenant_id = '{}'; SET LOCAL search_path = {}",
-            self.id.as_uuid(),
-            quote_ident(&self.schema)
+        let mut current: Option<TenantCtx> = None;
+        let mut attempts = 0;
+        loop {
+            let ctx = current.as_ref().unwrap_or(self);
+            let error = match ctx.open(Mode::Write).await {
+                Ok(tx) => return Ok(tx),
+                Err(e) => e,
+            };
+            attempts += 1;
+            if attempts >= GATE_ATTEMPTS {
+                return Err(match sqlstate(&error).as_deref() {
+                    Some(RETIRED) => TenancyError::Moving(self.slug.clone()),
+                    _ => error.into(),
+                });
+            }
+            // The placement may have changed under us: a move retired this copy, or removed it
+            // (a schema or database that no longer exists).
+            let record = registry::find(&self.engine.runtime, &self.id.to_string())
+                .await?
+                .ok_or_else(|| TenancyError::NotFound(self.slug.clone()))?;
+            if record.isolation != ctx.isolation
+                || record.database_name != ctx.database
+                || record.schema_name != ctx.schema
+            {
+                if record.status != crate::ids::TenantStatus::Active || record.purging {
+                    return Err(TenancyError::NotActive {
+                        slug: record.slug,
+                        status: record.status,
+                    });
+                }
+                tracing::debug!(slug = %self.slug, to = %record.isolation, "tenant moved; following it");
+                current = Some(TenantCtx::verified(&record, self.engine.clone())?);
+                continue;
+            }
+            match sqlstate(&error).as_deref() {
+                // Retired, and the switch not recorded yet: it is a moment away.
+                Some(RETIRED) => tokio::time::sleep(GATE_RETRY).await,
+                _ => return Err(error.into()),
+            }
+        }
+    }
+
+    /// Begins a read-only transaction scoped to this tenant. It does not pass the write gate, so
+    /// reads go on while a move switches the tenant (from the old copy, frozen and complete).
+    pub async fn begin_read(&self) -> Result<TenantTx, TenancyError> {
+        Ok(self.open(Mode::Read).await?)
+    }
+
+    async fn open(&self, mode: Mode) -> Result<TenantTx, sqlx::Error> {
+        // Utility statements and one function call, in the same round trip as BEGIN. The values
+        // are a UUID and a checked identifier, so they can be written into the text.
+        let settings = format!(
+            "SET LOCAL app.tenant_id = '{id}'; SET LOCAL search_path = {schema}",
+            id = self.id.as_uuid(),
+            schema = quote_ident(&self.schema)
         );
+        let statement = match mode {
+            Mode::Read => format!("BEGIN READ ONLY; {settings}"),
+            // The gate can fail. Statements before a BEGIN run in an implicit transaction block
+            // that the BEGIN turns into the transaction; if the gate fails first, the block is
+            // rolled back and the pooled connection is left outside any transaction.
+            Mode::Write if self.gated => format!(
+                "{settings}; SELECT tenant_write_gate('{id}'); BEGIN",
+                id = self.id.as_uuid()
+            ),
+            Mode::Write => format!("BEGIN; {settings}"),
+        };
         // A database-tier pool may be closed by an eviction between lookup and acquire; the
         // second lookup opens a fresh one.
         let mut attempts = 0;
@@ -98,7 +178,7 @@ impl TenantCtx {
             match self.pool().begin_with(statement.clone()).await {
                 Ok(tx) => break tx,
                 Err(sqlx::Error::PoolClosed) if attempts < 3 => continue,
-                Err(e) => return Err(e.into()),
+                Err(e) => return Err(e),
             }
         };
         Ok(TenantTx {
@@ -113,6 +193,15 @@ impl TenantCtx {
             Isolation::Database => self.engine.tenant_pool(self.id, &self.database),
         }
     }
+}
+
+/// The SQLSTATE `tenant_write_gate` raises on a retired copy of a tenant.
+const RETIRED: &str = "TM001";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Read,
+    Write,
 }
 
 /// A transaction in which the database sees exactly one tenant. Dereferences to the connection,

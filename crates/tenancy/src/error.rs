@@ -23,6 +23,9 @@ pub enum TenancyError {
     Invalid(String),
     #[error("the confirmation {given:?} does not match the slug {slug:?}")]
     ConfirmationMismatch { slug: String, given: String },
+    /// A move is switching the tenant to its new placement; writes resume in a moment.
+    #[error("tenant {0} is being moved; try again in a moment")]
+    Moving(String),
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }

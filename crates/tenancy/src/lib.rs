@@ -19,6 +19,7 @@ mod naming;
 mod pools;
 mod provision;
 mod registry;
+mod relocate;
 mod rows;
 mod secrets;
 mod sql;
@@ -38,6 +39,7 @@ pub use naming::{CONTROL_SCHEMA, DATABASE_TIER_SCHEMA, Naming, SHARED_SCHEMA, qu
 pub use pools::PoolStats;
 pub use provision::NewTenant;
 pub use registry::TenantRecord;
+pub use relocate::{MoveOptions, MoveProgress, MoveReport};
 pub use rows::{TableChecksum, TenantTable, table_checksum, upsert_json_rows};
 
 pub use sqlx::postgres::PgConnectOptions;

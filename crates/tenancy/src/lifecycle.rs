@@ -255,6 +255,7 @@ impl Tenancy {
     }
 
     async fn purge(&self, record: &TenantRecord) -> Result<(), TenancyError> {
+        self.remove_move_leftovers(record).await?;
         if let Some(pool) = self.inner.tenant_pools.remove(record.id) {
             pool.close().await;
         }

@@ -11,6 +11,9 @@ use sqlx::{Connection, PgConnection};
 
 use crate::naming::quote_ident;
 
+/// The tenant migration that adds `tenant_write_gate` (see [`crate::TenantCtx::begin`]).
+const WRITE_GATE_MIGRATION: &str = "0004_write_gate.sql";
+
 #[derive(Debug, Clone)]
 pub struct Migration {
     pub version: i32,
@@ -60,7 +63,10 @@ impl MigrationSet {
     /// The control database's migrations.
     pub fn control() -> Self {
         Self {
-            items: builtin![1 => "control/0001_registry.sql"],
+            items: builtin![
+                1 => "control/0001_registry.sql",
+                2 => "control/0002_moves.sql",
+            ],
         }
     }
 
@@ -71,8 +77,17 @@ impl MigrationSet {
                 1 => "tenant/0001_monitors.sql",
                 2 => "tenant/0002_monitor_fields.sql",
                 3 => "tenant/0003_audit_log.sql",
+                4 => "tenant/0004_write_gate.sql",
             ],
         }
+    }
+
+    /// The version from which the tenant schema has the write gate of moves, if this set has it.
+    pub fn write_gate_version(&self) -> Option<i32> {
+        self.items
+            .iter()
+            .find(|m| m.name.ends_with(WRITE_GATE_MIGRATION))
+            .map(|m| m.version)
     }
 
     /// This set with one more migration at the end (numbered next).

@@ -136,7 +136,7 @@ impl Tenancy {
         Ok(failures)
     }
 
-    fn placement(&self, id: TenantId, isolation: Isolation) -> (String, String) {
+    pub(crate) fn placement(&self, id: TenantId, isolation: Isolation) -> (String, String) {
         let naming = self.naming();
         match isolation {
             Isolation::Shared => (
@@ -197,7 +197,7 @@ impl Tenancy {
         Ok(Some(step))
     }
 
-    async fn perform(&self, record: &TenantRecord, step: ProvisionStep) -> anyhow::Result<()> {
+    pub(crate) async fn perform(&self, record: &TenantRecord, step: ProvisionStep) -> anyhow::Result<()> {
         let naming = self.naming();
         match (step, record.isolation) {
             (ProvisionStep::Registered, _) => Ok(()),

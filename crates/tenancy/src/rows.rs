@@ -199,12 +199,6 @@ pub(crate) struct SyncPlan {
     pub delete: Vec<String>,
 }
 
-impl SyncPlan {
-    pub fn is_empty(&self) -> bool {
-        self.copy.is_empty() && self.delete.is_empty()
-    }
-}
-
 /// Compares one table of the tenant at `source` and at `target`, row by row.
 pub(crate) async fn plan_sync(
     source: &mut PgConnection,

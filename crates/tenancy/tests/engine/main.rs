@@ -7,6 +7,7 @@ mod append_only;
 mod fleet;
 mod isolation;
 mod lifecycle;
+mod moves;
 mod pools;
 mod provisioning;
 mod support;

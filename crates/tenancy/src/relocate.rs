@@ -1,0 +1,522 @@
+//! Moving a tenant between tiers while it is in use.
+//!
+//! 1. **Prepare** the new placement (role, database or schema, tables at the latest version).
+//! 2. **Copy** every row, then copy again what changed meanwhile; the tenant is read and written
+//!    at its old placement all along.
+//! 3. **Switch**: take the tenant's write gate exclusively at the old placement (writers wait;
+//!    readers do not), copy the last changes, compare row counts and checksums of every table,
+//!    retire the old copy and point the registry at the new one. Writers waiting at the gate
+//!    then find the old copy retired and follow the registry (see [`crate::TenantCtx::begin`]).
+//!    The write pause is the time the gate is held.
+//! 4. **Clean up** after a drain period (readers that looked the tenant up before the switch may
+//!    still be reading the old copy): the old schema, database and role, or the old rows of the
+//!    shared tables, are removed.
+//!
+//! Progress is recorded in `control.tenant_moves`; a move cut off anywhere is resumed by moving
+//! the tenant to the same tier again, or abandoned with [`Tenancy::abort_move`] before its switch.
+//! Copies are row syncs (keys and row digests compared, differences copied), so running one again
+//! never duplicates a row.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use serde::Serialize;
+use sqlx::{Connection, PgConnection};
+
+use crate::engine::Tenancy;
+use crate::error::TenancyError;
+use crate::ids::{Isolation, ProvisionStep, TenantId, TenantStatus};
+use crate::migrations::applied_version;
+use crate::naming::{SHARED_SCHEMA, quote_ident};
+use crate::registry::{self, TenantRecord};
+use crate::rows::{self, TableChecksum, TenantTable};
+
+/// How a move is run.
+#[derive(Debug, Clone)]
+pub struct MoveOptions {
+    /// How long the old copy is kept after the switch for readers that looked the tenant up
+    /// before it.
+    pub drain: Duration,
+    /// How long the switch waits for the tenant's writers in progress to finish.
+    pub gate_timeout: Duration,
+}
+
+impl Default for MoveOptions {
+    fn default() -> Self {
+        Self {
+            drain: Duration::from_secs(10),
+            gate_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// What a move reports as it goes.
+#[derive(Debug, Clone)]
+pub enum MoveProgress {
+    /// A move of this tenant to this tier was cut off; it goes on from where it was.
+    Resuming { phase: String },
+    Preparing { to: Isolation },
+    Copied { table: String, rows: u64 },
+    CaughtUp { rows: u64 },
+    Switched { write_pause: Duration },
+    Draining { seconds: f64 },
+    Cleaned,
+}
+
+/// The outcome of a move.
+#[derive(Debug, Clone, Serialize)]
+pub struct MoveReport {
+    pub slug: String,
+    pub from: Isolation,
+    pub to: Isolation,
+    /// Rows written by the bulk copy and the catch-up before the switch.
+    pub rows_copied: u64,
+    /// Rows written while writes were paused.
+    pub rows_at_switch: u64,
+    /// How long the tenant's writes were paused, in milliseconds.
+    pub write_pause_ms: f64,
+    /// Every table's row count and checksum, equal at both placements at the switch.
+    pub tables: Vec<TableChecksum>,
+    pub resumed: bool,
+}
+
+/// A move in progress, as `control.tenant_moves` records it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+struct MoveRow {
+    #[sqlx(try_from = "String")]
+    from_isolation: Isolation,
+    from_database: String,
+    from_schema: String,
+    #[sqlx(try_from = "String")]
+    to_isolation: Isolation,
+    to_database: String,
+    to_schema: String,
+    phase: String,
+    write_pause_ms: Option<f64>,
+}
+
+impl MoveRow {
+    fn placement(record: &TenantRecord, isolation: Isolation, database: &str, schema: &str) -> TenantRecord {
+        TenantRecord {
+            isolation,
+            database_name: database.to_string(),
+            schema_name: schema.to_string(),
+            ..record.clone()
+        }
+    }
+
+    fn source(&self, record: &TenantRecord) -> TenantRecord {
+        Self::placement(record, self.from_isolation, &self.from_database, &self.from_schema)
+    }
+
+    fn target(&self, record: &TenantRecord) -> TenantRecord {
+        Self::placement(record, self.to_isolation, &self.to_database, &self.to_schema)
+    }
+}
+
+impl Tenancy {
+    /// Moves the tenant named by `key` to the `to` tier, or resumes its interrupted move there.
+    #[tracing::instrument(skip_all, fields(tenant = key, to = %to))]
+    pub async fn move_tenant(
+        &self,
+        key: &str,
+        to: Isolation,
+        options: &MoveOptions,
+        progress: &(dyn Fn(MoveProgress) + Send + Sync),
+    ) -> Result<MoveReport, TenancyError> {
+        let found = self.find(key).await?;
+        let lock = self.lock_tenant(found.id).await?;
+        let record = registry::get(&self.inner.owner, found.id).await?;
+        if !matches!(record.status, TenantStatus::Active | TenantStatus::Suspended) || record.purging
+        {
+            return Err(TenancyError::InvalidState {
+                slug: record.slug,
+                status: record.status,
+                action: "move",
+            });
+        }
+        let (row, resumed) = match self.move_row(record.id).await? {
+            Some(row) if row.to_isolation != to => {
+                return Err(TenancyError::Invalid(format!(
+                    "a move of {} to the {} tier was interrupted: finish it with --to {}, or abandon it with --abort",
+                    record.slug, row.to_isolation, row.to_isolation
+                )));
+            }
+            Some(row) => {
+                progress(MoveProgress::Resuming {
+                    phase: row.phase.clone(),
+                });
+                (row, true)
+            }
+            None => {
+                if record.isolation == to {
+                    return Err(TenancyError::Invalid(format!(
+                        "{} is already in the {to} tier",
+                        record.slug
+                    )));
+                }
+                let latest = self.inner.migrations.latest();
+                if record.schema_version < latest {
+                    return Err(TenancyError::Invalid(format!(
+                        "{} is at schema version {} of {latest}: run `tenantry migrate` first",
+                        record.slug, record.schema_version
+                    )));
+                }
+                (self.start_move(&record, to).await?, false)
+            }
+        };
+        let mut report = MoveReport {
+            slug: record.slug.clone(),
+            from: row.from_isolation,
+            to: row.to_isolation,
+            rows_copied: 0,
+            rows_at_switch: 0,
+            write_pause_ms: row.write_pause_ms.unwrap_or(0.0),
+            tables: Vec::new(),
+            resumed,
+        };
+        let source = row.source(&record);
+        let target = row.target(&record);
+        let tables = self.tenant_tables().await?;
+        if row.phase == "copying" {
+            progress(MoveProgress::Preparing { to });
+            let version = self.prepare_target(&target).await?;
+            let mut from = self.owner_conn_for(&source).await?;
+            let mut into = self.owner_conn_for(&target).await?;
+            for table in &tables {
+                let (copied, _) =
+                    rows::sync_all(&mut from, &mut into, std::slice::from_ref(table)).await?;
+                report.rows_copied += copied;
+                progress(MoveProgress::Copied {
+                    table: table.name.clone(),
+                    rows: copied,
+                });
+            }
+            // What changed during the bulk copy, so that little is left for the switch.
+            let (copied, deleted) = rows::sync_all(&mut from, &mut into, &tables).await?;
+            report.rows_copied += copied;
+            progress(MoveProgress::CaughtUp {
+                rows: copied + deleted,
+            });
+            let (changed, checksums, pause) = self
+                .switch(&record, &source, &target, version, &tables, options, from, into)
+                .await?;
+            report.rows_at_switch = changed;
+            report.tables = checksums;
+            report.write_pause_ms = pause.as_secs_f64() * 1000.0;
+            progress(MoveProgress::Switched { write_pause: pause });
+            if !options.drain.is_zero() {
+                progress(MoveProgress::Draining {
+                    seconds: options.drain.as_secs_f64(),
+                });
+                tokio::time::sleep(options.drain).await;
+            }
+        } else {
+            let mut conn = self.owner_conn_for(&target).await?;
+            for table in &tables {
+                report.tables.push(rows::table_checksum(&mut conn, table).await?);
+            }
+            conn.close().await.ok();
+        }
+        self.remove_placement(&source, &tables).await?;
+        sqlx::query("DELETE FROM control.tenant_moves WHERE id = $1")
+            .bind(record.id.as_uuid())
+            .execute(&self.inner.owner)
+            .await?;
+        lock.commit().await?;
+        progress(MoveProgress::Cleaned);
+        tracing::info!(slug = %record.slug, from = %report.from, to = %report.to,
+            write_pause_ms = report.write_pause_ms, "tenant moved");
+        Ok(report)
+    }
+
+    /// Abandons the interrupted move of the tenant named by `key`, if it has not switched yet:
+    /// the new placement is removed and the tenant stays where it is.
+    pub async fn abort_move(&self, key: &str) -> Result<Option<Isolation>, TenancyError> {
+        let found = self.find(key).await?;
+        let lock = self.lock_tenant(found.id).await?;
+        let record = registry::get(&self.inner.owner, found.id).await?;
+        let Some(row) = self.move_row(record.id).await? else {
+            return Ok(None);
+        };
+        if row.phase != "copying" {
+            return Err(TenancyError::Invalid(format!(
+                "the move of {} to the {} tier has switched already: finish it with --to {}, then move it back",
+                record.slug, row.to_isolation, row.to_isolation
+            )));
+        }
+        let source = row.source(&record);
+        let target = row.target(&record);
+        // A move cut off between retiring the old copy and recording the switch leaves the old
+        // copy retired: it is the live one again.
+        let mut conn = self.owner_conn_for(&source).await?;
+        sqlx::query("UPDATE tenant_settings SET retired_at = NULL WHERE tenant_id = $1")
+            .bind(record.id.as_uuid())
+            .execute(&mut conn)
+            .await?;
+        conn.close().await.ok();
+        let tables = self.tenant_tables().await?;
+        self.remove_placement(&target, &tables).await?;
+        sqlx::query("DELETE FROM control.tenant_moves WHERE id = $1")
+            .bind(record.id.as_uuid())
+            .execute(&self.inner.owner)
+            .await?;
+        lock.commit().await?;
+        tracing::info!(slug = %record.slug, to = %row.to_isolation, "tenant move abandoned");
+        Ok(Some(row.to_isolation))
+    }
+
+    /// Removes the copy of a half-moved tenant that the registry does not name (called by hard
+    /// delete, which drops the placement the registry names).
+    pub(crate) async fn remove_move_leftovers(
+        &self,
+        record: &TenantRecord,
+    ) -> Result<(), TenancyError> {
+        let Some(row) = self.move_row(record.id).await? else {
+            return Ok(());
+        };
+        let other = if row.phase == "copying" {
+            row.target(record)
+        } else {
+            row.source(record)
+        };
+        let tables = self.tenant_tables().await?;
+        self.remove_placement(&other, &tables).await
+    }
+
+    async fn move_row(&self, id: TenantId) -> Result<Option<MoveRow>, TenancyError> {
+        Ok(sqlx::query_as(
+            "SELECT from_isolation, from_database, from_schema, to_isolation, to_database,
+                    to_schema, phase, write_pause_ms
+             FROM control.tenant_moves WHERE id = $1",
+        )
+        .bind(id.as_uuid())
+        .fetch_optional(&self.inner.owner)
+        .await?)
+    }
+
+    async fn start_move(&self, record: &TenantRecord, to: Isolation) -> Result<MoveRow, TenancyError> {
+        let (database, schema) = self.placement(record.id, to);
+        sqlx::query(
+            "INSERT INTO control.tenant_moves (id, from_isolation, from_database, from_schema,
+                 to_isolation, to_database, to_schema, phase)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 'copying')",
+        )
+        .bind(record.id.as_uuid())
+        .bind(record.isolation.as_str())
+        .bind(&record.database_name)
+        .bind(&record.schema_name)
+        .bind(to.as_str())
+        .bind(&database)
+        .bind(&schema)
+        .execute(&self.inner.owner)
+        .await?;
+        self.move_row(record.id)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("the move of {} was not recorded", record.slug).into())
+    }
+
+    /// Makes the new placement's storage, at the latest schema version, and returns that version.
+    async fn prepare_target(&self, target: &TenantRecord) -> Result<i32, TenancyError> {
+        for step in [
+            ProvisionStep::RoleCreated,
+            ProvisionStep::StorageCreated,
+            ProvisionStep::TablesCreated,
+        ] {
+            self.perform(target, step).await?;
+        }
+        Ok(match target.isolation {
+            Isolation::Shared => self.scope_version(SHARED_SCHEMA).await?,
+            Isolation::Schema | Isolation::Database => {
+                let mut conn = self.storage_connection(target).await?;
+                let version = applied_version(&mut conn, &target.schema_name).await?;
+                conn.close().await;
+                version
+            }
+        })
+    }
+
+    /// The switch: see the module documentation. Returns the rows written at the switch, the
+    /// checksums both copies share, and the write pause.
+    #[allow(clippy::too_many_arguments)]
+    async fn switch(
+        &self,
+        record: &TenantRecord,
+        source: &TenantRecord,
+        target: &TenantRecord,
+        version: i32,
+        tables: &[TenantTable],
+        options: &MoveOptions,
+        mut from: PgConnection,
+        mut into: PgConnection,
+    ) -> Result<(u64, Vec<TableChecksum>, Duration), TenancyError> {
+        let id = record.id.as_uuid();
+        let mut gate = from.begin().await?;
+        sqlx::query(&format!(
+            "SET LOCAL lock_timeout = '{}ms'",
+            options.gate_timeout.as_millis()
+        ))
+        .execute(&mut *gate)
+        .await?;
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext('tenantry.move'), hashtext($1))")
+            .bind(id.to_string())
+            .execute(&mut *gate)
+            .await
+            .context("the tenant's writers did not finish in time; try the move again")?;
+        let paused = Instant::now();
+        // Resumed after the old copy was retired: under the gate it is the live copy again until
+        // this transaction commits.
+        sqlx::query("UPDATE tenant_settings SET retired_at = NULL WHERE tenant_id = $1")
+            .bind(id)
+            .execute(&mut *gate)
+            .await?;
+        let mut target_tx = into.begin().await?;
+        let (copied, deleted) = rows::sync_all(&mut gate, &mut target_tx, tables).await?;
+        target_tx.commit().await?;
+        let mut checksums = Vec::with_capacity(tables.len());
+        for table in tables {
+            let old = rows::table_checksum(&mut gate, table).await?;
+            let new = rows::table_checksum(&mut into, table).await?;
+            if old != new {
+                return Err(anyhow::anyhow!(
+                    "{} differs after the copy ({} rows, checksum {} at the old placement; {} rows, checksum {} at the new): nothing was switched; run the move again",
+                    table.name, old.rows, old.checksum, new.rows, new.checksum
+                )
+                .into());
+            }
+            checksums.push(new);
+        }
+        sqlx::query("UPDATE tenant_settings SET retired_at = now() WHERE tenant_id = $1")
+            .bind(id)
+            .execute(&mut *gate)
+            .await?;
+        let switch_registry = "UPDATE control.tenants SET isolation = $2, database_name = $3,
+                 schema_name = $4, schema_version = $5, updated_at = now() WHERE id = $1";
+        let record_phase =
+            "UPDATE control.tenant_moves SET phase = 'switched', write_pause_ms = $2,
+                 updated_at = now() WHERE id = $1";
+        let same_database = source.isolation != Isolation::Database;
+        if same_database {
+            // The old copy lives in the control database: retiring it and switching the registry
+            // commit together.
+            sqlx::query(switch_registry)
+                .bind(id)
+                .bind(target.isolation.as_str())
+                .bind(&target.database_name)
+                .bind(&target.schema_name)
+                .bind(version)
+                .execute(&mut *gate)
+                .await?;
+            let pause = paused.elapsed();
+            sqlx::query(record_phase)
+                .bind(id)
+                .bind(pause.as_secs_f64() * 1000.0)
+                .execute(&mut *gate)
+                .await?;
+            gate.commit().await?;
+            from.close().await.ok();
+            into.close().await.ok();
+            return Ok((copied + deleted, checksums, pause));
+        }
+        // The old copy is a database of its own: retire it, then switch the registry. Writers
+        // that wake in between wait for the registry (the door retries a retired copy); a move
+        // cut off in between is resumed from the start of the switch.
+        gate.commit().await?;
+        let mut tx = self.inner.owner.begin().await?;
+        sqlx::query(switch_registry)
+            .bind(id)
+            .bind(target.isolation.as_str())
+            .bind(&target.database_name)
+            .bind(&target.schema_name)
+            .bind(version)
+            .execute(&mut *tx)
+            .await?;
+        let pause = paused.elapsed();
+        sqlx::query(record_phase)
+            .bind(id)
+            .bind(pause.as_secs_f64() * 1000.0)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        from.close().await.ok();
+        into.close().await.ok();
+        Ok((copied + deleted, checksums, pause))
+    }
+
+    /// Removes a copy of the tenant that the registry no longer (or not yet) names.
+    async fn remove_placement(
+        &self,
+        placement: &TenantRecord,
+        tables: &[TenantTable],
+    ) -> Result<(), TenancyError> {
+        let current = registry::get(&self.inner.owner, placement.id).await?;
+        if current.isolation == placement.isolation
+            && current.database_name == placement.database_name
+            && current.schema_name == placement.schema_name
+        {
+            return Err(anyhow::anyhow!(
+                "refusing to remove the placement the registry names for {}",
+                current.slug
+            )
+            .into());
+        }
+        match placement.isolation {
+            Isolation::Database => {
+                if let Some(pool) = self.inner.tenant_pools.remove(placement.id) {
+                    pool.close().await;
+                }
+                let mut conn = self.inner.owner.acquire().await?;
+                crate::sql::exec(
+                    &mut conn,
+                    &format!(
+                        "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                        quote_ident(&placement.database_name)
+                    ),
+                )
+                .await
+                .context("failed to drop the tenant's old database")?;
+                crate::sql::exec(
+                    &mut conn,
+                    &format!(
+                        "DROP ROLE IF EXISTS {}",
+                        quote_ident(&self.naming().tenant_role(placement.id))
+                    ),
+                )
+                .await
+                .context("failed to drop the tenant's old role")?;
+            }
+            Isolation::Schema => {
+                let mut tx = self.inner.owner.begin().await?;
+                crate::sql::exec(
+                    &mut tx,
+                    &format!(
+                        "SET LOCAL lock_timeout = '30s'; DROP SCHEMA IF EXISTS {} CASCADE",
+                        quote_ident(&placement.schema_name)
+                    ),
+                )
+                .await
+                .context("failed to drop the tenant's old schema")?;
+                tx.commit().await?;
+            }
+            Isolation::Shared => {
+                let mut conn = self.owner_conn_for(placement).await?;
+                let mut tx = conn.begin().await?;
+                for table in tables.iter().rev() {
+                    sqlx::query(&format!(
+                        "DELETE FROM {} WHERE tenant_id = $1",
+                        table.quoted()
+                    ))
+                    .bind(placement.id.as_uuid())
+                    .execute(&mut *tx)
+                    .await
+                    .with_context(|| {
+                        format!("failed to delete the tenant's old rows of {}", table.name)
+                    })?;
+                }
+                tx.commit().await?;
+                conn.close().await.ok();
+            }
+        }
+        Ok(())
+    }
+}
