@@ -127,7 +127,7 @@ pub async fn list(
         .await
         .context("failed to read the organization's audit entries")?;
     drop(conn);
-    let mut tx = ctx.begin().await?;
+    let mut tx = ctx.begin_read().await?;
     entries.extend(
         query
             .fetch(&mut tx, Chain::Tenant(org))

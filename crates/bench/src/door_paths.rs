@@ -95,10 +95,11 @@ impl<'a> Probe<'a> {
         }
     }
 
-    /// One request's worth of work through the door: begin, read, commit.
+    /// One request's worth of work through the door: begin (a reading transaction, as read
+    /// requests open), read, commit.
     async fn door_op(&self) -> anyhow::Result<Duration> {
         let start = Instant::now();
-        let mut tx = self.ctx.begin().await?;
+        let mut tx = self.ctx.begin_read().await?;
         let rows: Vec<(Uuid, String)> = sqlx::query_as(TENANT_READ)
             .bind(self.tenant)
             .fetch_all(&mut *tx)

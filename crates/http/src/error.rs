@@ -40,6 +40,10 @@ pub enum AppError {
     },
     #[error("no organization in context")]
     TenantRequired,
+    /// 503 `tenant_moving`: the organization is being switched to another tier; writes resume
+    /// within seconds.
+    #[error("the organization is being moved")]
+    Moving,
     #[error("{0}")]
     Conflict(String),
     /// 410: something that existed and is no longer usable (an invitation expired, revoked,
@@ -176,6 +180,14 @@ impl AppError {
                 ),
                 None,
             ),
+            AppError::Moving => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "tenant_moving",
+                "Organization moving",
+                "This organization's data is being moved to another tier; retry in a second."
+                    .to_string(),
+                None,
+            ),
             AppError::TenantRequired => (
                 StatusCode::BAD_REQUEST,
                 "tenant_required",
@@ -258,6 +270,11 @@ impl IntoResponse for AppError {
             response
                 .extensions_mut()
                 .insert(LoggedError(format!("{e:#}")));
+        }
+        if let AppError::Moving = self {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(1));
         }
         if let AppError::RateLimited {
             retry_after,
@@ -393,6 +410,7 @@ impl From<tenantry_tenancy::TenancyError> for AppError {
             TenancyError::ConfirmationMismatch { .. } => {
                 AppError::invalid("confirm", "must repeat the organization's slug")
             }
+            TenancyError::Moving(_) => AppError::Moving,
             TenancyError::Unexpected(e) => AppError::Unexpected(e),
         }
     }

@@ -108,7 +108,7 @@ async fn list(
         return Err(AppError::invalid("limit", "1 to 200"));
     }
     let cursor = page.cursor.as_deref().map(decode_cursor).transpose()?;
-    let mut tx = scope.ctx.begin().await?;
+    let mut tx = scope.ctx.begin_read().await?;
     let mut items = monitoring::list(&mut tx, limit + 1, cursor).await?;
     tx.commit().await?;
     let next_cursor = if items.len() as i64 > limit {
@@ -175,7 +175,7 @@ async fn create(
 async fn read(scope: TenantScope, Path(id): Path<String>) -> Result<Json<Monitor>, AppError> {
     scope.require(Action::Read)?;
     let id = parse_id(&id)?;
-    let mut tx = scope.ctx.begin().await?;
+    let mut tx = scope.ctx.begin_read().await?;
     let monitor = monitoring::get(&mut tx, id)
         .await?
         .ok_or(AppError::NotFound)?;
@@ -279,7 +279,7 @@ async fn results(
     // that exists.
     scope.require(Action::Read)?;
     let id = parse_id(&id)?;
-    let mut tx = scope.ctx.begin().await?;
+    let mut tx = scope.ctx.begin_read().await?;
     monitoring::get(&mut tx, id)
         .await?
         .ok_or(AppError::NotFound)?;

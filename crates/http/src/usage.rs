@@ -88,7 +88,7 @@ async fn usage(
     let counts = state.orgs.counts(org_id).await?;
     let ctx = state.tenancy.resolve_id(record.id).await?;
     let monitors = {
-        let mut tx = ctx.begin().await?;
+        let mut tx = ctx.begin_read().await?;
         let n: i64 = sqlx::query_scalar("SELECT count(*) FROM monitors")
             .fetch_one(&mut *tx)
             .await?;

@@ -47,7 +47,7 @@ impl Tenancy {
                     })
                     .collect::<Vec<_>>()
                     .join(" + ");
-                let mut tx = ctx.begin().await?;
+                let mut tx = ctx.begin_read().await?;
                 let bytes: i64 = sqlx::query_scalar(&format!("SELECT ({sum})::bigint"))
                     .fetch_one(&mut *tx)
                     .await?;

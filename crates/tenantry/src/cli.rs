@@ -171,6 +171,25 @@ pub enum TenantCommand {
         #[command(flatten)]
         output: Output,
     },
+    /// Move a tenant to another isolation tier while it stays in use (or resume or abandon an
+    /// interrupted move)
+    Move {
+        slug: String,
+        /// The tier to move to
+        #[arg(long, value_enum, required_unless_present = "abort", conflicts_with = "abort")]
+        to: Option<Tier>,
+        /// Abandon an interrupted move that has not switched yet
+        #[arg(long)]
+        abort: bool,
+        /// Seconds to keep the old copy after the switch, for reads already in flight
+        #[arg(long, default_value_t = 10)]
+        drain: u64,
+        /// The PostgreSQL server to move to (this installation has one)
+        #[arg(long, value_name = "URL")]
+        server: Option<String>,
+        #[command(flatten)]
+        output: Output,
+    },
     /// Override one limit of a tenant's plan: a whole number, or `unlimited`
     SetLimit {
         slug: String,

@@ -4,6 +4,7 @@
 mod audit;
 mod mail;
 mod migrate;
+mod moves;
 mod serve;
 mod tenant;
 mod user;

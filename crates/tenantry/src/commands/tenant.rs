@@ -15,6 +15,24 @@ pub async fn run(
     command: TenantCommand,
 ) -> anyhow::Result<()> {
     match command {
+        TenantCommand::Move {
+            slug,
+            to,
+            abort,
+            drain,
+            server,
+            output,
+        } => {
+            let args = super::moves::MoveArgs {
+                slug,
+                to,
+                abort,
+                drain_seconds: drain,
+                server,
+                output,
+            };
+            super::moves::run(tenancy, args).await
+        }
         TenantCommand::SetPlan { slug, plan, output } => {
             let change = EntitlementChange {
                 plan: Some(plan),
@@ -168,6 +186,7 @@ fn explain(e: TenancyError) -> anyhow::Error {
         TenancyError::Unexpected(_) => {
             Some("if this was interrupted, run the same command again to resume")
         }
+        TenancyError::Moving(_) => Some("try again in a moment"),
         TenancyError::NotActive { .. } | TenancyError::Invalid(_) => None,
     };
     match hint {

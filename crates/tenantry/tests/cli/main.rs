@@ -5,6 +5,7 @@
 
 mod audit;
 mod mail;
+mod moves;
 mod plans;
 mod recovery;
 mod serve;
