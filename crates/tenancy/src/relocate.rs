@@ -54,12 +54,25 @@ impl Default for MoveOptions {
 #[derive(Debug, Clone)]
 pub enum MoveProgress {
     /// A move of this tenant to this tier was cut off; it goes on from where it was.
-    Resuming { phase: String },
-    Preparing { to: Isolation },
-    Copied { table: String, rows: u64 },
-    CaughtUp { rows: u64 },
-    Switched { write_pause: Duration },
-    Draining { seconds: f64 },
+    Resuming {
+        phase: String,
+    },
+    Preparing {
+        to: Isolation,
+    },
+    Copied {
+        table: String,
+        rows: u64,
+    },
+    CaughtUp {
+        rows: u64,
+    },
+    Switched {
+        write_pause: Duration,
+    },
+    Draining {
+        seconds: f64,
+    },
     Cleaned,
 }
 
@@ -96,7 +109,12 @@ struct MoveRow {
 }
 
 impl MoveRow {
-    fn placement(record: &TenantRecord, isolation: Isolation, database: &str, schema: &str) -> TenantRecord {
+    fn placement(
+        record: &TenantRecord,
+        isolation: Isolation,
+        database: &str,
+        schema: &str,
+    ) -> TenantRecord {
         TenantRecord {
             isolation,
             database_name: database.to_string(),
@@ -106,11 +124,21 @@ impl MoveRow {
     }
 
     fn source(&self, record: &TenantRecord) -> TenantRecord {
-        Self::placement(record, self.from_isolation, &self.from_database, &self.from_schema)
+        Self::placement(
+            record,
+            self.from_isolation,
+            &self.from_database,
+            &self.from_schema,
+        )
     }
 
     fn target(&self, record: &TenantRecord) -> TenantRecord {
-        Self::placement(record, self.to_isolation, &self.to_database, &self.to_schema)
+        Self::placement(
+            record,
+            self.to_isolation,
+            &self.to_database,
+            &self.to_schema,
+        )
     }
 }
 
@@ -127,7 +155,10 @@ impl Tenancy {
         let found = self.find(key).await?;
         let lock = self.lock_tenant(found.id).await?;
         let record = registry::get(&self.inner.owner, found.id).await?;
-        if !matches!(record.status, TenantStatus::Active | TenantStatus::Suspended) || record.purging
+        if !matches!(
+            record.status,
+            TenantStatus::Active | TenantStatus::Suspended
+        ) || record.purging
         {
             return Err(TenancyError::InvalidState {
                 slug: record.slug,
@@ -199,7 +230,9 @@ impl Tenancy {
                 rows: copied + deleted,
             });
             let (changed, checksums, pause) = self
-                .switch(&record, &source, &target, version, &tables, options, from, into)
+                .switch(
+                    &record, &source, &target, version, &tables, options, from, into,
+                )
                 .await?;
             report.rows_at_switch = changed;
             report.tables = checksums;
@@ -214,7 +247,9 @@ impl Tenancy {
         } else {
             let mut conn = self.owner_conn_for(&target).await?;
             for table in &tables {
-                report.tables.push(rows::table_checksum(&mut conn, table).await?);
+                report
+                    .tables
+                    .push(rows::table_checksum(&mut conn, table).await?);
             }
             conn.close().await.ok();
         }
@@ -295,7 +330,11 @@ impl Tenancy {
         .await?)
     }
 
-    async fn start_move(&self, record: &TenantRecord, to: Isolation) -> Result<MoveRow, TenancyError> {
+    async fn start_move(
+        &self,
+        record: &TenantRecord,
+        to: Isolation,
+    ) -> Result<MoveRow, TenancyError> {
         let (database, schema) = self.placement(record.id, to);
         sqlx::query(
             "INSERT INTO control.tenant_moves (id, from_isolation, from_database, from_schema,

@@ -264,7 +264,11 @@ pub async fn upsert_json_rows(
     .bind(table.quoted())
     .fetch_all(&mut *conn)
     .await?;
-    anyhow::ensure!(!columns.is_empty(), "no table {} in the tenant's schema", table.name);
+    anyhow::ensure!(
+        !columns.is_empty(),
+        "no table {} in the tenant's schema",
+        table.name
+    );
     let non_key: Vec<&String> = columns.iter().filter(|c| !table.key.contains(c)).collect();
     let list = columns
         .iter()

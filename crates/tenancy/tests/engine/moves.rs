@@ -163,7 +163,10 @@ async fn move_under_load(from: Isolation, to: Isolation) {
                     .await
                     .unwrap();
                 tx.commit().await.unwrap();
-                assert!(count >= seen, "a read went back from {seen} to {count} monitors");
+                assert!(
+                    count >= seen,
+                    "a read went back from {seen} to {count} monitors"
+                );
                 seen = count;
                 reads += 1;
             }
@@ -209,12 +212,20 @@ async fn move_under_load(from: Isolation, to: Isolation) {
     .unwrap();
     tx.commit().await.unwrap();
     assert_eq!((timezone.as_str(), keyword_rows), ("Europe/Paris", 2_000));
-    let monitors = report.tables.iter().find(|t| t.table == "monitors").unwrap();
+    let monitors = report
+        .tables
+        .iter()
+        .find(|t| t.table == "monitors")
+        .unwrap();
     assert!(monitors.rows >= 2_000);
 
     // The old context still writes: the door follows the tenant.
     insert_monitor(&ctx, "after the move").await;
-    assert!(monitor_names(&fresh).await.contains(&"after the move".to_string()));
+    assert!(
+        monitor_names(&fresh)
+            .await
+            .contains(&"after the move".to_string())
+    );
 
     // The neighbour is untouched; the old copy, its role and the move record are gone.
     assert_eq!(monitor_names(&neighbour).await, vec!["neighbour's"]);
@@ -252,7 +263,9 @@ async fn interrupt_move(
         };
         engine2.move_tenant(&slug2, to, &options(), &progress).await
     });
-    rx.recv().await.expect("the move reached the interruption point");
+    rx.recv()
+        .await
+        .expect("the move reached the interruption point");
     task.abort();
     assert!(task.await.unwrap_err().is_cancelled());
 }
@@ -363,7 +376,10 @@ async fn hard_delete_during_an_interrupted_move_removes_both_copies() {
         matches!(p, MoveProgress::Copied { .. })
     })
     .await;
-    engine.hard_delete(&record.slug, &record.slug).await.unwrap();
+    engine
+        .hard_delete(&record.slug, &record.slug)
+        .await
+        .unwrap();
     let target = TenantRecord {
         isolation: Isolation::Database,
         database_name: engine.naming().tenant_database(record.id),
@@ -384,7 +400,10 @@ async fn moving_to_the_same_tier_or_an_unknown_tenant_is_refused() {
         .move_tenant(&record.slug, Isolation::Shared, &options(), &|_| {})
         .await
         .unwrap_err();
-    assert!(same.to_string().contains("already in the shared tier"), "{same}");
+    assert!(
+        same.to_string().contains("already in the shared tier"),
+        "{same}"
+    );
     assert!(
         engine
             .move_tenant("no-such-tenant", Isolation::Schema, &options(), &|_| {})

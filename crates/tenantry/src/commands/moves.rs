@@ -30,7 +30,10 @@ pub async fn run(tenancy: &Tenancy, args: MoveArgs) -> anyhow::Result<()> {
     if args.abort {
         return match tenancy.abort_move(&args.slug).await? {
             Some(to) => {
-                println!("abandoned the move of {} to the {to} tier; it stays where it was", args.slug);
+                println!(
+                    "abandoned the move of {} to the {to} tier; it stays where it was",
+                    args.slug
+                );
                 Ok(())
             }
             None => {
@@ -40,7 +43,10 @@ pub async fn run(tenancy: &Tenancy, args: MoveArgs) -> anyhow::Result<()> {
         };
     }
     let Some(to) = args.to else {
-        anyhow::bail!("name the tier to move {} to with --to shared|schema|database", args.slug);
+        anyhow::bail!(
+            "name the tier to move {} to with --to shared|schema|database",
+            args.slug
+        );
     };
     let to = Isolation::from(to);
     let options = MoveOptions {
@@ -88,7 +94,10 @@ pub async fn run(tenancy: &Tenancy, args: MoveArgs) -> anyhow::Result<()> {
         if report.resumed { " (resumed)" } else { "" }
     );
     for table in &report.tables {
-        println!("  {:<20} {:>10} rows  md5 {}", table.table, table.rows, table.checksum);
+        println!(
+            "  {:<20} {:>10} rows  md5 {}",
+            table.table, table.rows, table.checksum
+        );
     }
     println!(
         "writes paused for {:.1} ms ({} rows copied before the switch, {} at it)",

@@ -58,7 +58,9 @@ fn a_tenant_moves_to_another_tier_from_the_cli() {
 
     let elsewhere = tenantry(
         dir.path(),
-        &["tenant", "move", "acme", "--to", "schema", "--server", "other"],
+        &[
+            "tenant", "move", "acme", "--to", "schema", "--server", "other",
+        ],
     );
     assert!(!elsewhere.status.success());
     let said = String::from_utf8_lossy(&elsewhere.stderr);
