@@ -214,9 +214,9 @@ impl Tenancy {
             let version = self.prepare_target(&target).await?;
             let mut from = self.owner_conn_for(&source).await?;
             let mut into = self.owner_conn_for(&target).await?;
+            let since = rows::change_horizon(&mut from).await?;
             for table in &tables {
-                let (copied, _) =
-                    rows::sync_all(&mut from, &mut into, std::slice::from_ref(table)).await?;
+                let copied = rows::copy_table(&mut from, &mut into, table).await?;
                 report.rows_copied += copied;
                 progress(MoveProgress::Copied {
                     table: table.name.clone(),
@@ -224,14 +224,15 @@ impl Tenancy {
                 });
             }
             // What changed during the bulk copy, so that little is left for the switch.
-            let (copied, deleted) = rows::sync_all(&mut from, &mut into, &tables).await?;
+            let horizon = rows::change_horizon(&mut from).await?;
+            let (copied, deleted) = rows::catch_up(&mut from, &mut into, &tables, &since).await?;
             report.rows_copied += copied;
             progress(MoveProgress::CaughtUp {
                 rows: copied + deleted,
             });
             let (changed, checksums, pause) = self
                 .switch(
-                    &record, &source, &target, version, &tables, options, from, into,
+                    &record, &source, &target, version, &tables, &horizon, options, from, into,
                 )
                 .await?;
             report.rows_at_switch = changed;
@@ -246,6 +247,7 @@ impl Tenancy {
             }
         } else {
             let mut conn = self.owner_conn_for(&target).await?;
+            set_retired(&mut conn, record.id, false).await?;
             for table in &tables {
                 report
                     .tables
@@ -285,10 +287,7 @@ impl Tenancy {
         // A move cut off between retiring the old copy and recording the switch leaves the old
         // copy retired: it is the live one again.
         let mut conn = self.owner_conn_for(&source).await?;
-        sqlx::query("UPDATE tenant_settings SET retired_at = NULL WHERE tenant_id = $1")
-            .bind(record.id.as_uuid())
-            .execute(&mut conn)
-            .await?;
+        set_retired(&mut conn, record.id, false).await?;
         conn.close().await.ok();
         let tables = self.tenant_tables().await?;
         self.remove_placement(&target, &tables).await?;
@@ -364,6 +363,18 @@ impl Tenancy {
         ] {
             self.perform(target, step).await?;
         }
+        // The new copy is not live until the switch: a writer holding a context that names this
+        // placement (from before an earlier move away from it) is turned back by the gate.
+        let mut conn = self.owner_conn_for(target).await?;
+        sqlx::query(
+            "INSERT INTO tenant_settings (tenant_id, retired_at) VALUES ($1, now())
+             ON CONFLICT (tenant_id) DO UPDATE SET retired_at = now()",
+        )
+        .bind(target.id.as_uuid())
+        .execute(&mut conn)
+        .await
+        .context("failed to mark the new copy as not live yet")?;
+        conn.close().await.ok();
         Ok(match target.isolation {
             Isolation::Shared => self.scope_version(SHARED_SCHEMA).await?,
             Isolation::Schema | Isolation::Database => {
@@ -385,6 +396,7 @@ impl Tenancy {
         target: &TenantRecord,
         version: i32,
         tables: &[TenantTable],
+        horizon: &str,
         options: &MoveOptions,
         mut from: PgConnection,
         mut into: PgConnection,
@@ -405,30 +417,27 @@ impl Tenancy {
         let paused = Instant::now();
         // Resumed after the old copy was retired: under the gate it is the live copy again until
         // this transaction commits.
-        sqlx::query("UPDATE tenant_settings SET retired_at = NULL WHERE tenant_id = $1")
-            .bind(id)
-            .execute(&mut *gate)
-            .await?;
+        set_retired(&mut gate, record.id, false).await?;
         let mut target_tx = into.begin().await?;
-        let (copied, deleted) = rows::sync_all(&mut gate, &mut target_tx, tables).await?;
+        let (copied, deleted) = rows::catch_up(&mut gate, &mut target_tx, tables, horizon).await?;
         target_tx.commit().await?;
         let mut checksums = Vec::with_capacity(tables.len());
         for table in tables {
-            let old = rows::table_checksum(&mut gate, table).await?;
-            let new = rows::table_checksum(&mut into, table).await?;
+            let (old, new) = tokio::join!(
+                rows::fingerprint(&mut gate, table),
+                rows::fingerprint(&mut into, table)
+            );
+            let (old, new) = (old?, new?);
             if old != new {
                 return Err(anyhow::anyhow!(
-                    "{} differs after the copy ({} rows, checksum {} at the old placement; {} rows, checksum {} at the new): nothing was switched; run the move again",
+                    "{} differs after the copy ({} rows, fingerprint {} at the old placement; {} rows, fingerprint {} at the new): nothing was switched; run the move again",
                     table.name, old.rows, old.checksum, new.rows, new.checksum
                 )
                 .into());
             }
             checksums.push(new);
         }
-        sqlx::query("UPDATE tenant_settings SET retired_at = now() WHERE tenant_id = $1")
-            .bind(id)
-            .execute(&mut *gate)
-            .await?;
+        set_retired(&mut gate, record.id, true).await?;
         let switch_registry = "UPDATE control.tenants SET isolation = $2, database_name = $3,
                  schema_name = $4, schema_version = $5, updated_at = now() WHERE id = $1";
         let record_phase =
@@ -453,6 +462,8 @@ impl Tenancy {
                 .execute(&mut *gate)
                 .await?;
             gate.commit().await?;
+            // Writers now find the registry naming the new copy, and wait at its gate for this.
+            set_retired(&mut into, record.id, false).await?;
             from.close().await.ok();
             into.close().await.ok();
             return Ok((copied + deleted, checksums, pause));
@@ -477,6 +488,7 @@ impl Tenancy {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
+        set_retired(&mut into, record.id, false).await?;
         from.close().await.ok();
         into.close().await.ok();
         Ok((copied + deleted, checksums, pause))
@@ -558,4 +570,21 @@ impl Tenancy {
         }
         Ok(())
     }
+}
+
+/// Retires the copy of the tenant the connection reaches (its writers are turned away by the
+/// gate), or makes it the live one.
+async fn set_retired(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    retired: bool,
+) -> Result<(), TenancyError> {
+    sqlx::query(
+        "UPDATE tenant_settings SET retired_at = CASE WHEN $2 THEN now() END WHERE tenant_id = $1",
+    )
+    .bind(tenant.as_uuid())
+    .bind(retired)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
 }

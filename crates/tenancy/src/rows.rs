@@ -38,43 +38,11 @@ impl TenantTable {
             .collect::<Vec<_>>()
             .join(", ")
     }
-
-    fn key_match(&self, left: &str, right: &str) -> String {
-        self.key
-            .iter()
-            .map(|k| {
-                let k = quote_ident(k);
-                format!("{left}.{k} = {right}.{k}")
-            })
-            .collect::<Vec<_>>()
-            .join(" AND ")
-    }
-
-    /// The key of each row as the text of a JSON object, e.g. `{"id": 7, "tenant_id": "…"}`.
-    fn key_json(&self, alias: &str) -> String {
-        let pairs = self
-            .key
-            .iter()
-            .map(|k| format!("{}, {alias}.{}", quote_literal(k), quote_ident(k)))
-            .collect::<Vec<_>>()
-            .join(", ");
-        format!("jsonb_build_object({pairs})::text")
-    }
-
-    /// `FROM`-clause text joining the table (alias `t`) to the keys given as JSON object texts in
-    /// parameter `$1`, through the primary key index.
-    fn join_keys(&self) -> String {
-        format!(
-            "{table} t JOIN jsonb_populate_recordset(NULL::{table},
-                 (SELECT jsonb_agg(k::jsonb) FROM unnest($1::text[]) AS k)) AS x ON {on}",
-            table = self.quoted(),
-            on = self.key_match("t", "x"),
-        )
-    }
 }
 
-/// Row count and checksum of one table's rows of one tenant: the MD5 of the rows' MD5s in key
-/// order. Equal on two copies exactly when they hold the same rows.
+/// Row count and checksum of one table's rows of one tenant ([`table_checksum`]: the MD5 of the
+/// rows' MD5s in key order; a move's fingerprint: the sum of 64-bit row hashes). Equal on two
+/// copies of a tenant when they hold the same rows.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TableChecksum {
     pub table: String,
@@ -175,78 +143,8 @@ pub async fn table_checksum(
     })
 }
 
-/// Each row's key (JSON object text) and the MD5 of its JSON.
-async fn row_digests(
-    conn: &mut PgConnection,
-    table: &TenantTable,
-) -> anyhow::Result<HashMap<String, String>> {
-    let rows: Vec<(String, String)> = sqlx::query_as(&format!(
-        "SELECT {key}, md5(to_jsonb(t)::text) FROM {table} t",
-        key = table.key_json("t"),
-        table = table.quoted(),
-    ))
-    .fetch_all(&mut *conn)
-    .await
-    .with_context(|| format!("failed to read the rows of {}", table.name))?;
-    Ok(rows.into_iter().collect())
-}
-
-/// What [`plan_sync`] found: the keys to copy (missing or different at the target) and the keys
-/// to delete (only at the target).
-#[derive(Debug, Default)]
-pub(crate) struct SyncPlan {
-    pub copy: Vec<String>,
-    pub delete: Vec<String>,
-}
-
-/// Compares one table of the tenant at `source` and at `target`, row by row.
-pub(crate) async fn plan_sync(
-    source: &mut PgConnection,
-    target: &mut PgConnection,
-    table: &TenantTable,
-) -> anyhow::Result<SyncPlan> {
-    let from = row_digests(source, table).await?;
-    let to = row_digests(target, table).await?;
-    let mut plan = SyncPlan::default();
-    for (key, digest) in &from {
-        if to.get(key) != Some(digest) {
-            plan.copy.push(key.clone());
-        }
-    }
-    for key in to.keys() {
-        if !from.contains_key(key) {
-            plan.delete.push(key.clone());
-        }
-    }
-    Ok(plan)
-}
-
-/// Keys per statement when copying or deleting rows.
-const BATCH: usize = 2_000;
-
-/// Copies the rows with `keys` from `source` to `target`, inserting or overwriting them.
-pub(crate) async fn copy_rows(
-    source: &mut PgConnection,
-    target: &mut PgConnection,
-    table: &TenantTable,
-    keys: &[String],
-) -> anyhow::Result<u64> {
-    let mut copied = 0;
-    for chunk in keys.chunks(BATCH) {
-        let rows: Vec<String> = sqlx::query_scalar(&format!(
-            "SELECT to_jsonb(t)::text FROM {from}",
-            from = table.join_keys(),
-        ))
-        .bind(chunk)
-        .fetch_all(&mut *source)
-        .await
-        .with_context(|| format!("failed to read rows of {}", table.name))?;
-        copied += upsert_json_rows(target, table, &rows).await?;
-    }
-    Ok(copied)
-}
-
-/// Inserts rows given as JSON objects (one per text), overwriting rows with the same key.
+/// Inserts rows given as JSON objects (one per text), overwriting rows with the same key. The
+/// write gate's `retired_at` is never written: it belongs to the placement, not to the row.
 pub async fn upsert_json_rows(
     conn: &mut PgConnection,
     table: &TenantTable,
@@ -269,6 +167,8 @@ pub async fn upsert_json_rows(
         "no table {} in the tenant's schema",
         table.name
     );
+    // The write gate's column is the placement's own: a copy never carries it.
+    let columns: Vec<String> = columns.into_iter().filter(|c| c != GATE_COLUMN).collect();
     let non_key: Vec<&String> = columns.iter().filter(|c| !table.key.contains(c)).collect();
     let list = columns
         .iter()
@@ -307,22 +207,144 @@ pub async fn upsert_json_rows(
     Ok(result.rows_affected())
 }
 
-/// Deletes the rows with `keys` (JSON object texts as [`plan_sync`] gives them).
-pub(crate) async fn delete_rows(
+/// Rows per statement when copying.
+const BATCH: usize = 2_000;
+
+/// The column of `tenant_settings` that retires a copy of a tenant (see the door).
+pub(crate) const GATE_COLUMN: &str = "retired_at";
+
+/// A fast fingerprint of the table's rows for the connection's tenant: the row count and the sum
+/// of a 64-bit hash of each row's text, the write gate's column left out. Equal on two copies of
+/// the same tenant holding the same rows; cheaper than [`table_checksum`], for comparisons made
+/// while the tenant's writes wait.
+pub(crate) async fn fingerprint(
     conn: &mut PgConnection,
     table: &TenantTable,
-    keys: &[String],
+) -> anyhow::Result<TableChecksum> {
+    let gated: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM pg_attribute
+                        WHERE attrelid = to_regclass($1) AND attname = $2 AND NOT attisdropped)",
+    )
+    .bind(table.quoted())
+    .bind(GATE_COLUMN)
+    .fetch_one(&mut *conn)
+    .await?;
+    let row = if gated {
+        format!("(to_jsonb(t) - {})::text", quote_literal(GATE_COLUMN))
+    } else {
+        "t::text".to_string()
+    };
+    let (rows, sum): (i64, String) = sqlx::query_as(&format!(
+        "SELECT count(*), coalesce(sum(hashtextextended({row}, 0)::numeric), 0)::text
+         FROM {table} t",
+        table = table.quoted(),
+    ))
+    .fetch_one(&mut *conn)
+    .await
+    .with_context(|| format!("failed to fingerprint {}", table.name))?;
+    Ok(TableChecksum {
+        table: table.name.clone(),
+        rows,
+        checksum: sum,
+    })
+}
+
+/// The oldest transaction the connection's database may still see committing: every row changed
+/// by a transaction that commits from now on carries an `xmin` at least this recent.
+pub(crate) async fn change_horizon(conn: &mut PgConnection) -> anyhow::Result<String> {
+    Ok(sqlx::query_scalar(
+        "SELECT (pg_snapshot_xmin(pg_current_snapshot())::text::numeric % 4294967296)::text",
+    )
+    .fetch_one(&mut *conn)
+    .await?)
+}
+
+/// Copies every row of the table from `source` to `target` (overwriting rows with the same key),
+/// streaming pages of [`BATCH`] rows. Returns the rows written.
+pub(crate) async fn copy_table(
+    source: &mut PgConnection,
+    target: &mut PgConnection,
+    table: &TenantTable,
 ) -> anyhow::Result<u64> {
+    use futures::TryStreamExt;
+    let mut copied = 0;
+    let query = format!(
+        "SELECT to_jsonb(t)::text FROM {table} t",
+        table = table.quoted()
+    );
+    let mut stream = sqlx::query_scalar::<_, String>(&query).fetch(&mut *source);
+    let mut page = Vec::with_capacity(BATCH);
+    while let Some(row) = stream
+        .try_next()
+        .await
+        .with_context(|| format!("failed to read the rows of {}", table.name))?
+    {
+        page.push(row);
+        if page.len() == BATCH {
+            copied += upsert_json_rows(target, table, &page).await?;
+            page.clear();
+        }
+    }
+    drop(stream);
+    copied += upsert_json_rows(target, table, &page).await?;
+    Ok(copied)
+}
+
+/// Copies the rows of the table changed at `source` since `since` (a [`change_horizon`] taken
+/// before the previous copy began) to `target`. Returns the rows written.
+async fn copy_changed(
+    source: &mut PgConnection,
+    target: &mut PgConnection,
+    table: &TenantTable,
+    since: &str,
+) -> anyhow::Result<u64> {
+    // age() compares transaction ids modulo wraparound; frozen rows are the oldest of all.
+    let changed: Vec<String> = sqlx::query_scalar(&format!(
+        "SELECT to_jsonb(t)::text FROM {table} t WHERE age(t.xmin) <= age($1::text::xid)",
+        table = table.quoted()
+    ))
+    .bind(since)
+    .fetch_all(&mut *source)
+    .await
+    .with_context(|| format!("failed to read the changed rows of {}", table.name))?;
+    let mut copied = 0;
+    for page in changed.chunks(BATCH) {
+        copied += upsert_json_rows(target, table, page).await?;
+    }
+    Ok(copied)
+}
+
+/// Deletes the rows of the table that `target` has and `source` has not. Returns how many.
+async fn delete_missing(
+    source: &mut PgConnection,
+    target: &mut PgConnection,
+    table: &TenantTable,
+) -> anyhow::Result<u64> {
+    let keys = format!(
+        "SELECT ROW({})::text FROM {} t",
+        table.key_list("t"),
+        table.quoted()
+    );
+    let kept: HashSet<String> = sqlx::query_scalar(&keys)
+        .fetch_all(&mut *source)
+        .await?
+        .into_iter()
+        .collect();
+    let gone: Vec<String> = sqlx::query_scalar::<_, String>(&keys)
+        .fetch_all(&mut *target)
+        .await?
+        .into_iter()
+        .filter(|k| !kept.contains(k))
+        .collect();
     let mut deleted = 0;
-    for chunk in keys.chunks(BATCH) {
+    for page in gone.chunks(BATCH) {
         deleted += sqlx::query(&format!(
-            "DELETE FROM {table} d USING {from} WHERE {same}",
+            "DELETE FROM {table} t WHERE ROW({keys})::text = ANY($1::text[])",
             table = table.quoted(),
-            from = table.join_keys(),
-            same = table.key_match("d", "t"),
+            keys = table.key_list("t"),
         ))
-        .bind(chunk)
-        .execute(&mut *conn)
+        .bind(page)
+        .execute(&mut *target)
         .await
         .with_context(|| format!("failed to delete rows of {}", table.name))?
         .rows_affected();
@@ -330,24 +352,22 @@ pub(crate) async fn delete_rows(
     Ok(deleted)
 }
 
-/// Makes the tenant's rows at `target` equal to those at `source`, every table (copies parents
-/// first, deletes children first). Returns the rows written and deleted.
-pub(crate) async fn sync_all(
+/// Brings every table at `target` up to date with `source` after a copy begun at `since`: the
+/// rows changed since are copied (parents first), the rows only the target has are deleted
+/// (children first). Returns the rows written and deleted.
+pub(crate) async fn catch_up(
     source: &mut PgConnection,
     target: &mut PgConnection,
     tables: &[TenantTable],
+    since: &str,
 ) -> anyhow::Result<(u64, u64)> {
-    let mut plans = Vec::with_capacity(tables.len());
-    for table in tables {
-        plans.push(plan_sync(source, target, table).await?);
-    }
     let mut copied = 0;
-    for (table, plan) in tables.iter().zip(&plans) {
-        copied += copy_rows(source, target, table, &plan.copy).await?;
+    for table in tables {
+        copied += copy_changed(source, target, table, since).await?;
     }
     let mut deleted = 0;
-    for (table, plan) in tables.iter().zip(&plans).rev() {
-        deleted += delete_rows(target, table, &plan.delete).await?;
+    for table in tables.iter().rev() {
+        deleted += delete_missing(source, target, table).await?;
     }
     Ok((copied, deleted))
 }

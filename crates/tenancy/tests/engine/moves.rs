@@ -175,9 +175,26 @@ async fn move_under_load(from: Isolation, to: Isolation) {
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
 
+    // There and back: on the way back, the writers' context names the placement being filled,
+    // which must turn them away until the switch.
     let report = engine
         .move_tenant(&record.slug, to, &options(), &|_| {})
         .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let back = engine
+        .move_tenant(&record.slug, from, &options(), &|_| {})
+        .await
+        .unwrap();
+    assert_eq!((back.from, back.to), (to, from));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let report = engine
+        .move_tenant(&record.slug, to, &options(), &|_| {})
+        .await
+        .map(|again| {
+            assert_eq!((again.from, again.to), (from, to));
+            report
+        })
         .unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
     stop.store(true, Ordering::Relaxed);
