@@ -418,16 +418,21 @@ impl Tenancy {
         // Resumed after the old copy was retired: under the gate it is the live copy again until
         // this transaction commits.
         set_retired(&mut gate, record.id, false).await?;
+        // The last changes: rows written since the catch-up's horizon, then a comparison of
+        // every table; only a table that differs (a row deleted since) has its keys compared.
         let mut target_tx = into.begin().await?;
-        let (copied, deleted) = rows::catch_up(&mut gate, &mut target_tx, tables, horizon).await?;
+        let mut changed = 0;
+        for table in tables {
+            changed += rows::copy_changed(&mut gate, &mut target_tx, table, horizon).await?;
+        }
         target_tx.commit().await?;
         let mut checksums = Vec::with_capacity(tables.len());
-        for table in tables {
-            let (old, new) = tokio::join!(
-                rows::fingerprint(&mut gate, table),
-                rows::fingerprint(&mut into, table)
-            );
-            let (old, new) = (old?, new?);
+        for table in tables.iter().rev() {
+            let (mut old, mut new) = compare(&mut gate, &mut into, table).await?;
+            if old != new {
+                changed += rows::delete_missing(&mut gate, &mut into, table).await?;
+                (old, new) = compare(&mut gate, &mut into, table).await?;
+            }
             if old != new {
                 return Err(anyhow::anyhow!(
                     "{} differs after the copy ({} rows, fingerprint {} at the old placement; {} rows, fingerprint {} at the new): nothing was switched; run the move again",
@@ -437,6 +442,7 @@ impl Tenancy {
             }
             checksums.push(new);
         }
+        checksums.reverse();
         set_retired(&mut gate, record.id, true).await?;
         let switch_registry = "UPDATE control.tenants SET isolation = $2, database_name = $3,
                  schema_name = $4, schema_version = $5, updated_at = now() WHERE id = $1";
@@ -466,7 +472,7 @@ impl Tenancy {
             set_retired(&mut into, record.id, false).await?;
             from.close().await.ok();
             into.close().await.ok();
-            return Ok((copied + deleted, checksums, pause));
+            return Ok((changed, checksums, pause));
         }
         // The old copy is a database of its own: retire it, then switch the registry. Writers
         // that wake in between wait for the registry (the door retries a retired copy); a move
@@ -491,7 +497,7 @@ impl Tenancy {
         set_retired(&mut into, record.id, false).await?;
         from.close().await.ok();
         into.close().await.ok();
-        Ok((copied + deleted, checksums, pause))
+        Ok((changed, checksums, pause))
     }
 
     /// Removes a copy of the tenant that the registry no longer (or not yet) names.
@@ -587,4 +593,14 @@ async fn set_retired(
     .execute(&mut *conn)
     .await?;
     Ok(())
+}
+
+/// The table's fingerprint at the old and the new placement, computed at once.
+async fn compare(
+    old: &mut PgConnection,
+    new: &mut PgConnection,
+    table: &TenantTable,
+) -> Result<(TableChecksum, TableChecksum), TenancyError> {
+    let (old, new) = tokio::join!(rows::fingerprint(old, table), rows::fingerprint(new, table));
+    Ok((old?, new?))
 }

@@ -292,7 +292,7 @@ pub(crate) async fn copy_table(
 
 /// Copies the rows of the table changed at `source` since `since` (a [`change_horizon`] taken
 /// before the previous copy began) to `target`. Returns the rows written.
-async fn copy_changed(
+pub(crate) async fn copy_changed(
     source: &mut PgConnection,
     target: &mut PgConnection,
     table: &TenantTable,
@@ -315,7 +315,7 @@ async fn copy_changed(
 }
 
 /// Deletes the rows of the table that `target` has and `source` has not. Returns how many.
-async fn delete_missing(
+pub(crate) async fn delete_missing(
     source: &mut PgConnection,
     target: &mut PgConnection,
     table: &TenantTable,
