@@ -34,6 +34,7 @@ pub use fleet::{
     FleetStatus, MigrateProgress, MigrateReport, Quiet, ScopeStatus, TenantSchemaStatus,
 };
 pub use ids::{Isolation, ProvisionStep, Slug, SlugError, TenantId, TenantStatus};
+pub use lifecycle::RegistryTx;
 pub use migrations::{Migration, MigrationSet};
 pub use naming::{CONTROL_SCHEMA, DATABASE_TIER_SCHEMA, Naming, SHARED_SCHEMA, quote_ident};
 pub use pools::PoolStats;

@@ -6,18 +6,70 @@
 use std::collections::{HashMap, HashSet};
 
 use anyhow::Context;
-use sqlx::Connection;
+use sqlx::{Connection, PgConnection, Postgres, Transaction};
 
 use crate::Tenancy;
 use crate::error::TenancyError;
 use crate::ids::{Isolation, Slug, TenantId, TenantStatus};
 use crate::naming::quote_ident;
-use crate::registry::{self, TenantRecord};
+use crate::registry::{self, COLUMNS, TenantRecord};
+
+/// A transaction on the tenant registry: a lifecycle change (`*_in`) and what must commit or roll
+/// back with it, its audit entry. It dereferences to the owner connection it runs on, for that
+/// entry's insert only. Dropping it without `commit` rolls back.
+pub struct RegistryTx {
+    tx: Transaction<'static, Postgres>,
+}
+
+impl std::fmt::Debug for RegistryTx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegistryTx").finish_non_exhaustive()
+    }
+}
+
+impl RegistryTx {
+    pub async fn commit(self) -> Result<(), TenancyError> {
+        Ok(self.tx.commit().await?)
+    }
+}
+
+impl std::ops::Deref for RegistryTx {
+    type Target = PgConnection;
+    fn deref(&self) -> &PgConnection {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for RegistryTx {
+    fn deref_mut(&mut self) -> &mut PgConnection {
+        &mut self.tx
+    }
+}
 
 impl Tenancy {
+    /// Begins a registry transaction for the `*_in` lifecycle changes.
+    pub async fn begin_registry(&self) -> Result<RegistryTx, TenancyError> {
+        Ok(RegistryTx {
+            tx: self.inner.owner.begin().await?,
+        })
+    }
+
     /// Active → suspended: the door refuses the tenant until it is activated.
     pub async fn suspend(&self, key: &str) -> Result<TenantRecord, TenancyError> {
+        let mut tx = self.begin_registry().await?;
+        let record = self.suspend_in(&mut tx, key).await?;
+        tx.commit().await?;
+        Ok(record)
+    }
+
+    /// [`Tenancy::suspend`] in the caller's registry transaction.
+    pub async fn suspend_in(
+        &self,
+        tx: &mut RegistryTx,
+        key: &str,
+    ) -> Result<TenantRecord, TenancyError> {
         self.transition(
+            tx,
             key,
             &[TenantStatus::Active],
             TenantStatus::Suspended,
@@ -28,7 +80,20 @@ impl Tenancy {
 
     /// Suspended → active.
     pub async fn activate(&self, key: &str) -> Result<TenantRecord, TenancyError> {
+        let mut tx = self.begin_registry().await?;
+        let record = self.activate_in(&mut tx, key).await?;
+        tx.commit().await?;
+        Ok(record)
+    }
+
+    /// [`Tenancy::activate`] in the caller's registry transaction.
+    pub async fn activate_in(
+        &self,
+        tx: &mut RegistryTx,
+        key: &str,
+    ) -> Result<TenantRecord, TenancyError> {
         self.transition(
+            tx,
             key,
             &[TenantStatus::Suspended],
             TenantStatus::Active,
@@ -39,7 +104,20 @@ impl Tenancy {
 
     /// Active or suspended → deleted, keeping every row so it can be restored.
     pub async fn soft_delete(&self, key: &str) -> Result<TenantRecord, TenancyError> {
+        let mut tx = self.begin_registry().await?;
+        let record = self.soft_delete_in(&mut tx, key).await?;
+        tx.commit().await?;
+        Ok(record)
+    }
+
+    /// [`Tenancy::soft_delete`] in the caller's registry transaction.
+    pub async fn soft_delete_in(
+        &self,
+        tx: &mut RegistryTx,
+        key: &str,
+    ) -> Result<TenantRecord, TenancyError> {
         self.transition(
+            tx,
             key,
             &[TenantStatus::Active, TenantStatus::Suspended],
             TenantStatus::Deleted,
@@ -57,21 +135,43 @@ impl Tenancy {
         slug: Option<&Slug>,
         settings: Option<&serde_json::Value>,
     ) -> Result<TenantRecord, TenancyError> {
+        let mut tx = self.begin_registry().await?;
+        let record = self
+            .update_profile_in(&mut tx, key, name, slug, settings)
+            .await?;
+        tx.commit().await?;
+        Ok(record)
+    }
+
+    /// [`Tenancy::update_profile`] in the caller's registry transaction.
+    pub async fn update_profile_in(
+        &self,
+        tx: &mut RegistryTx,
+        key: &str,
+        name: Option<&str>,
+        slug: Option<&Slug>,
+        settings: Option<&serde_json::Value>,
+    ) -> Result<TenantRecord, TenancyError> {
         let record = self.find(key).await?;
-        let updated = sqlx::query_scalar::<_, uuid::Uuid>(
+        // A savepoint: a refused update (a taken slug) leaves the caller's transaction usable.
+        let mut savepoint = (&mut *tx.tx).begin().await?;
+        let updated = sqlx::query_as::<_, TenantRecord>(&format!(
             "UPDATE control.tenants SET name = coalesce($2, name), slug = coalesce($3, slug),
-                 settings = settings || coalesce($4, '{}'::jsonb), updated_at = now()
+                 settings = settings || coalesce($4, '{{}}'::jsonb), updated_at = now()
              WHERE id = $1 AND status IN ('active', 'suspended') AND NOT purging
-             RETURNING id",
-        )
+             RETURNING {COLUMNS}"
+        ))
         .bind(record.id.as_uuid())
         .bind(name.map(str::trim))
         .bind(slug.map(Slug::as_str))
         .bind(settings)
-        .fetch_optional(&self.inner.owner)
+        .fetch_optional(&mut *savepoint)
         .await;
         match updated {
-            Ok(Some(_)) => registry::get(&self.inner.owner, record.id).await,
+            Ok(Some(updated)) => {
+                savepoint.commit().await?;
+                Ok(updated)
+            }
             Ok(None) => Err(TenancyError::InvalidState {
                 slug: record.slug,
                 status: record.status,
@@ -89,20 +189,36 @@ impl Tenancy {
 
     /// Puts the tenant on another plan (a lowercase word; the caller checks it names a plan).
     pub async fn set_plan(&self, key: &str, plan: &str) -> Result<TenantRecord, TenancyError> {
+        let mut tx = self.begin_registry().await?;
+        let record = self.set_plan_in(&mut tx, key, plan).await?;
+        tx.commit().await?;
+        Ok(record)
+    }
+
+    /// [`Tenancy::set_plan`] in the caller's registry transaction.
+    pub async fn set_plan_in(
+        &self,
+        tx: &mut RegistryTx,
+        key: &str,
+        plan: &str,
+    ) -> Result<TenantRecord, TenancyError> {
         let record = self.find(key).await?;
-        let updated = sqlx::query(
+        let mut savepoint = (&mut *tx.tx).begin().await?;
+        let updated = sqlx::query_as::<_, TenantRecord>(&format!(
             "UPDATE control.tenants SET plan = $2, updated_at = now()
-             WHERE id = $1 AND status <> 'deleted' AND NOT purging",
-        )
+             WHERE id = $1 AND status <> 'deleted' AND NOT purging
+             RETURNING {COLUMNS}"
+        ))
         .bind(record.id.as_uuid())
         .bind(plan)
-        .execute(&self.inner.owner)
+        .fetch_optional(&mut *savepoint)
         .await;
         match updated {
-            Ok(done) if done.rows_affected() == 1 => {
-                registry::get(&self.inner.owner, record.id).await
+            Ok(Some(updated)) => {
+                savepoint.commit().await?;
+                Ok(updated)
             }
-            Ok(_) => Err(TenancyError::InvalidState {
+            Ok(None) => Err(TenancyError::InvalidState {
                 slug: record.slug,
                 status: record.status,
                 action: "change the plan of",
@@ -116,18 +232,30 @@ impl Tenancy {
 
     /// Deleted → the status it had before the deletion.
     pub async fn restore(&self, key: &str) -> Result<TenantRecord, TenancyError> {
+        let mut tx = self.begin_registry().await?;
+        let record = self.restore_in(&mut tx, key).await?;
+        tx.commit().await?;
+        Ok(record)
+    }
+
+    /// [`Tenancy::restore`] in the caller's registry transaction.
+    pub async fn restore_in(
+        &self,
+        tx: &mut RegistryTx,
+        key: &str,
+    ) -> Result<TenantRecord, TenancyError> {
         let record = self.find(key).await?;
-        let restored = sqlx::query_scalar::<_, uuid::Uuid>(
+        let restored = sqlx::query_as::<_, TenantRecord>(&format!(
             "UPDATE control.tenants SET status = coalesce(status_before_delete, 'active'),
                  status_before_delete = NULL, deleted_at = NULL, updated_at = now()
              WHERE id = $1 AND status = 'deleted' AND NOT purging
-             RETURNING id",
-        )
+             RETURNING {COLUMNS}"
+        ))
         .bind(record.id.as_uuid())
-        .fetch_optional(&self.inner.owner)
+        .fetch_optional(&mut **tx)
         .await?;
         match restored {
-            Some(_) => registry::get(&self.inner.owner, record.id).await,
+            Some(restored) => Ok(restored),
             None => Err(TenancyError::InvalidState {
                 slug: record.slug,
                 status: record.status,
@@ -229,14 +357,14 @@ impl Tenancy {
 
     async fn transition(
         &self,
+        tx: &mut RegistryTx,
         key: &str,
         from: &[TenantStatus],
         to: TenantStatus,
         action: &'static str,
     ) -> Result<TenantRecord, TenancyError> {
         let record = self.find(key).await?;
-        let mut conn = self.inner.owner.acquire().await?;
-        match registry::transition(&mut conn, record.id, from, to).await? {
+        match registry::transition(tx, record.id, from, to).await? {
             Some(updated) => {
                 if to != TenantStatus::Active
                     && let Some(pool) = self.inner.tenant_pools.remove(record.id)

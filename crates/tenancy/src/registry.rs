@@ -35,7 +35,7 @@ pub struct TenantRecord {
     pub deleted_at: Option<DateTime<Utc>>,
 }
 
-const COLUMNS: &str = "id, slug, name, plan, isolation, server, database_name, schema_name, \
+pub(crate) const COLUMNS: &str = "id, slug, name, plan, isolation, server, database_name, schema_name, \
     status, provision_step, last_error, purging, schema_version, settings, created_at, \
     updated_at, deleted_at";
 
@@ -74,12 +74,15 @@ pub async fn find(pool: &PgPool, key: &str) -> Result<Option<TenantRecord>, Tena
     Ok(record)
 }
 
-pub async fn get(pool: &PgPool, id: TenantId) -> Result<TenantRecord, TenancyError> {
+pub async fn get<'e>(
+    executor: impl sqlx::PgExecutor<'e>,
+    id: TenantId,
+) -> Result<TenantRecord, TenancyError> {
     sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM control.tenants WHERE id = $1"
     ))
     .bind(id.as_uuid())
-    .fetch_optional(pool)
+    .fetch_optional(executor)
     .await?
     .ok_or_else(|| TenancyError::NotFound(id.to_string()))
 }

@@ -267,3 +267,42 @@ async fn the_retention_purge_deletes_expired_tenants_once() {
     );
     assert!(engine.purge_expired(30 * day).await.unwrap().is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lifecycle_change_commits_with_its_registry_transaction_or_not_at_all() {
+    let engine = tenancy().await;
+    let (record, _) = tenant(&engine, Isolation::Shared).await;
+    let (other, _) = tenant(&engine, Isolation::Shared).await;
+
+    // Rolled back (dropped): nothing changed.
+    let mut tx = engine.begin_registry().await.unwrap();
+    let suspended = engine.suspend_in(&mut tx, &record.slug).await.unwrap();
+    assert_eq!(suspended.status, TenantStatus::Suspended);
+    drop(tx);
+    assert_eq!(
+        engine.find(&record.slug).await.unwrap().status,
+        TenantStatus::Active
+    );
+
+    // A refused change leaves the transaction usable for the rest of the work.
+    let mut tx = engine.begin_registry().await.unwrap();
+    let taken = tenantry_tenancy::Slug::parse(&other.slug).unwrap();
+    assert!(matches!(
+        engine
+            .update_profile_in(&mut tx, &record.slug, None, Some(&taken), None)
+            .await,
+        Err(TenancyError::SlugTaken(_))
+    ));
+    engine
+        .set_plan_in(&mut tx, &record.slug, "pro")
+        .await
+        .unwrap();
+    let marker: i32 = sqlx::query_scalar("SELECT 7")
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    assert_eq!(marker, 7);
+    tx.commit().await.unwrap();
+    let after = engine.find(&record.slug).await.unwrap();
+    assert_eq!((after.plan.as_str(), after.slug), ("pro", record.slug));
+}
