@@ -154,7 +154,7 @@ impl Tenancy {
     ) -> Result<TenantRecord, TenancyError> {
         let record = self.find(key).await?;
         // A savepoint: a refused update (a taken slug) leaves the caller's transaction usable.
-        let mut savepoint = (&mut *tx.tx).begin().await?;
+        let mut savepoint = tx.tx.begin().await?;
         let updated = sqlx::query_as::<_, TenantRecord>(&format!(
             "UPDATE control.tenants SET name = coalesce($2, name), slug = coalesce($3, slug),
                  settings = settings || coalesce($4, '{{}}'::jsonb), updated_at = now()
@@ -203,7 +203,7 @@ impl Tenancy {
         plan: &str,
     ) -> Result<TenantRecord, TenancyError> {
         let record = self.find(key).await?;
-        let mut savepoint = (&mut *tx.tx).begin().await?;
+        let mut savepoint = tx.tx.begin().await?;
         let updated = sqlx::query_as::<_, TenantRecord>(&format!(
             "UPDATE control.tenants SET plan = $2, updated_at = now()
              WHERE id = $1 AND status <> 'deleted' AND NOT purging
