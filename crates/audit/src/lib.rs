@@ -67,6 +67,8 @@ mod list;
 mod verify;
 
 pub use append::{record, record_in_tenant};
+/// The chain itself, for code that must rebuild a chain under another id (archive import).
+pub use chain::{Chain, Checker, GENESIS, Link, write_canonical};
 pub use context::{Actor, ActorKind, AuditContext, Change};
 pub use list::{Entry, Filter, InvalidCursor, MAX_LIMIT, Source, list, list_platform};
 pub use verify::{Verification, verify, verify_platform};

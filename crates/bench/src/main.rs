@@ -3,11 +3,13 @@
 //!
 //! (a) provisioning time per isolation tier, (b) a no-op fleet migration over 1,000 tenants,
 //! (c) a real migration over 500 schema-tier tenants, (d) the cost of the `TenantTx` door against
-//! a plain transaction, (e) the cost of a rate-limit check, in process and against Redis, (g) moves
-//! of a 100,000-row tenant between every pair of tiers while it is written. It
+//! a plain transaction, (e) the cost of a rate-limit check, in process and against Redis, (f)
+//! export and import throughput of a tenant with 100,000 monitors, (g) moves of a 100,000-row
+//! tenant between every pair of tiers while it is written. It
 //! starts its own throwaway PostgreSQL (or uses `TENANTRY_BENCH_DATABASE_URL`) and
 //! `redis-server`, and stops them at the end, also after an error or a Ctrl-C.
 
+mod archive;
 mod door;
 mod door_paths;
 mod machine;
@@ -90,6 +92,9 @@ async fn benchmarks(server: &Server) -> anyhow::Result<()> {
     }
     if wanted('e') {
         rows.extend(ratelimit::run(&bench.sizes).await?);
+    }
+    if wanted('f') {
+        rows.extend(archive::run(&bench).await?);
     }
     if wanted('g') {
         rows.extend(moves::run(&bench).await?);

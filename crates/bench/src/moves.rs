@@ -28,9 +28,7 @@ const ROUTE: [Isolation; 7] = [
 pub async fn run(bench: &Bench) -> anyhow::Result<Vec<Row>> {
     let rows: i64 = if bench.sizes.quick { 10_000 } else { 100_000 };
     println!();
-    println!(
-        "[g] Moves of a tenant of {rows} rows round every tier pair, with a writer running"
-    );
+    println!("[g] Moves of a tenant of {rows} rows round every tier pair, with a writer running");
     let engine = bench.open("moves", MigrationSet::tenant()).await?;
     let record = engine
         .create_tenant(&NewTenant {

@@ -281,7 +281,15 @@ async fn create(
         }
     };
     tracing::info!(slug = %record.slug, isolation = %record.isolation, "tenant created by a platform admin");
-    lifecycle(&state, &origin, &admin, &record, "tenant.created", None).await;
+    // Provisioning is made of steps, not one transaction: the creation is recorded once the
+    // tenant is active (and its owner invited).
+    let change = tenant_change("tenant.created", &record, None, Some(record.status));
+    let context = origin.by_user(admin.id);
+    state.orgs.record_after(None, &context, &change).await;
+    state
+        .orgs
+        .record_after(Some(record.id.as_uuid()), &context, &change)
+        .await;
     let tenant = view(&state, record).await?;
     Ok((StatusCode::CREATED, Json(Created { tenant, invitation })))
 }
@@ -462,6 +470,7 @@ async fn remove(
             .tenancy
             .hard_delete(&record.id.to_string(), &confirm.confirm.unwrap_or_default())
             .await?;
+        crate::extract::forget_tenant(&state, record.id.as_uuid()).await;
         // The organization's own trail went with it: the platform's keeps the act.
         let change = tenant_change("tenant.purged", &record, Some(record.status), None);
         state
@@ -469,36 +478,44 @@ async fn remove(
             .record_after(None, &origin.by_user(admin.id), &change)
             .await;
     } else {
-        let deleted = state.tenancy.soft_delete(&record.id.to_string()).await?;
+        let mut tx = state.tenancy.begin_registry().await?;
+        let deleted = state
+            .tenancy
+            .soft_delete_in(&mut tx, &record.id.to_string())
+            .await?;
         lifecycle(
-            &state,
+            &mut tx,
             &origin,
             &admin,
             &deleted,
             "tenant.deleted",
             Some(record.status),
         )
-        .await;
+        .await?;
+        state
+            .orgs
+            .announce_deletion_in(&mut tx, &deleted, Some(admin.id))
+            .await?;
+        tx.commit().await?;
     }
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// A platform admin's change to a tenant, in the platform's trail and the organization's.
+/// A platform admin's change to a tenant, in the platform's trail and the organization's, in the
+/// change's own registry transaction.
 async fn lifecycle(
-    state: &AppState,
+    tx: &mut tenantry_tenancy::RegistryTx,
     origin: &crate::audit::Origin,
     admin: &User,
     record: &TenantRecord,
     action: &'static str,
     before: Option<TenantStatus>,
-) {
+) -> Result<(), AppError> {
     let change = tenant_change(action, record, before, Some(record.status));
     let context = origin.by_user(admin.id);
-    state.orgs.record_after(None, &context, &change).await;
-    state
-        .orgs
-        .record_after(Some(record.id.as_uuid()), &context, &change)
-        .await;
+    tenantry_audit::record(tx, None, &context, &change).await?;
+    tenantry_audit::record(tx, Some(record.id.as_uuid()), &context, &change).await?;
+    Ok(())
 }
 
 fn tenant_change(
@@ -541,11 +558,30 @@ async fn change_status(
 ) -> Result<Json<AdminTenant>, AppError> {
     let record = tenant(state, id).await?;
     let key = record.id.to_string();
+    let mut tx = state.tenancy.begin_registry().await?;
     let (changed, action) = match transition {
-        Transition::Activate => (state.tenancy.activate(&key).await?, "tenant.activated"),
-        Transition::Suspend => (state.tenancy.suspend(&key).await?, "tenant.suspended"),
-        Transition::Restore => (state.tenancy.restore(&key).await?, "tenant.restored"),
+        Transition::Activate => (
+            state.tenancy.activate_in(&mut tx, &key).await?,
+            "tenant.activated",
+        ),
+        Transition::Suspend => (
+            state.tenancy.suspend_in(&mut tx, &key).await?,
+            "tenant.suspended",
+        ),
+        Transition::Restore => (
+            state.tenancy.restore_in(&mut tx, &key).await?,
+            "tenant.restored",
+        ),
     };
-    lifecycle(state, origin, admin, &changed, action, Some(record.status)).await;
+    lifecycle(
+        &mut tx,
+        origin,
+        admin,
+        &changed,
+        action,
+        Some(record.status),
+    )
+    .await?;
+    tx.commit().await?;
     Ok(Json(view(state, changed).await?))
 }

@@ -30,13 +30,15 @@ pub enum AppError {
     /// limit's key.
     #[error("{detail}")]
     LimitExceeded { limit: String, detail: String },
-    /// 429 `rate_limited`: the organization's `api_requests_per_minute` is spent. `retry_after`:
-    /// seconds until a request is admitted again; `reset`: seconds until the whole budget is.
-    #[error("the organization's budget of {limit} requests per minute is spent")]
+    /// 429 `rate_limited`: the organization's `api_requests_per_minute` is spent, or, when
+    /// `api_key`, the calling API key's own `requests_per_minute`. `retry_after`: seconds until a
+    /// request is admitted again; `reset`: seconds until the whole budget is.
+    #[error("the budget of {limit} requests per minute is spent")]
     RateLimited {
         retry_after: u64,
         limit: u32,
         reset: u64,
+        api_key: bool,
     },
     #[error("no organization in context")]
     TenantRequired,
@@ -169,14 +171,22 @@ impl AppError {
                 None,
             ),
             AppError::RateLimited {
-                retry_after, limit, ..
+                retry_after,
+                limit,
+                api_key,
+                ..
             } => (
                 StatusCode::TOO_MANY_REQUESTS,
                 "rate_limited",
                 "Too many requests",
                 format!(
-                    "This organization's budget of {limit} API requests per minute is spent; \
-                     retry in {retry_after} s."
+                    "{whose} budget of {limit} API requests per minute is spent; retry in \
+                     {retry_after} s.",
+                    whose = if *api_key {
+                        "This API key's"
+                    } else {
+                        "This organization's"
+                    }
                 ),
                 None,
             ),
@@ -257,6 +267,7 @@ impl IntoResponse for AppError {
             field,
             limit: match &self {
                 AppError::LimitExceeded { limit, .. } => Some(limit.clone()),
+                AppError::RateLimited { api_key: true, .. } => Some(KEY_RATE_LIMIT.to_string()),
                 AppError::RateLimited { .. } => Some(RATE_LIMIT_KEY.to_string()),
                 _ => None,
             },
@@ -280,6 +291,7 @@ impl IntoResponse for AppError {
             retry_after,
             limit,
             reset,
+            ..
         } = self
         {
             let headers = response.headers_mut();
@@ -292,6 +304,10 @@ impl IntoResponse for AppError {
 
 /// The limit key whose budget a `429 rate_limited` reports.
 pub const RATE_LIMIT_KEY: &str = "api_requests_per_minute";
+
+/// The `limit` a `429 rate_limited` names when the calling API key's own budget is spent: the
+/// key's field.
+pub const KEY_RATE_LIMIT: &str = "requests_per_minute";
 
 /// `RateLimit-Limit` (requests per minute), `RateLimit-Remaining` (requests admitted right now,
 /// back to back) and `RateLimit-Reset` (seconds until the whole budget is back), on refused and

@@ -1,6 +1,7 @@
 //! Extractors: JSON bodies whose rejections are problem JSON, the authenticated caller, the
 //! tenant context, and the organization a request acts in ([`RequestTenant`]), counted against
-//! its rate limit ([`admit`]).
+//! its rate limit ([`admit`]) and, for an API key with a budget of its own, against the key's
+//! ([`admit_key`]).
 
 use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -9,7 +10,7 @@ use axum::extract::{FromRequest, FromRequestParts};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use tenantry_identity::AccessClaims;
-use tenantry_orgs::{Action, KEY_PREFIX as API_KEY_PREFIX, Role};
+use tenantry_orgs::{Action, KEY_PREFIX as API_KEY_PREFIX, KeyIdentity, Role};
 use tenantry_ratelimit::Decision;
 use tenantry_tenancy::TenantCtx;
 use uuid::Uuid;
@@ -117,7 +118,7 @@ impl FromRequestParts<AppState> for TenantScope {
             .map_err(|_| AppError::NotFound)?
             .filter(|k| !k.is_empty());
         let token = bearer(parts)?;
-        let (actor, record, role) = if token.starts_with(API_KEY_PREFIX) {
+        let (actor, record, role, key) = if token.starts_with(API_KEY_PREFIX) {
             let key = state
                 .orgs
                 .authenticate_key(token)
@@ -133,17 +134,25 @@ impl FromRequestParts<AppState> for TenantScope {
             {
                 return Err(AppError::NotFound);
             }
-            (Actor::ApiKey { key_id: key.key_id }, record, key.role)
+            (
+                Actor::ApiKey { key_id: key.key_id },
+                record,
+                key.role,
+                Some(key),
+            )
         } else {
             let AuthUser(claims) = AuthUser::from_request_parts(parts, state).await?;
             let key = header
                 .or_else(|| claims.org_id.map(|id| id.to_string()))
                 .ok_or(AppError::TenantRequired)?;
             let (record, role) = state.orgs.for_member(&key, claims.sub).await?;
-            (Actor::User(claims), record, role)
+            (Actor::User(claims), record, role, None)
         };
         // Counted before the tenant's storage is reached, so a refused request costs no more.
-        admit(state, record.id.as_uuid()).await?;
+        match &key {
+            Some(key) => admit_key(state, record.id.as_uuid(), key).await?,
+            None => admit(state, record.id.as_uuid()).await?,
+        }
         let ctx = state.tenancy.resolve_id(record.id).await?;
         Ok(TenantScope { actor, role, ctx })
     }
@@ -203,6 +212,28 @@ impl RequestTenant {
 /// [`RequestTenant`]; past the budget, `429 rate_limited`. Called as soon as the caller's
 /// membership is established, by [`TenantScope`] and the organization routes' membership check.
 pub(crate) async fn admit(state: &AppState, tenant_id: Uuid) -> Result<(), AppError> {
+    admit_as(state, tenant_id, None).await
+}
+
+/// [`admit`] for a request made with API `key`: when the key has a budget of its own
+/// (`requests_per_minute`), the request must pass it and its organization's. The key's is
+/// checked first, and a request it refuses takes nothing from the organization's budget, so a
+/// key past its own limit never slows the organization's other keys and members. The
+/// `RateLimit-*` headers report the budget that refused, or else the one with fewer requests
+/// remaining.
+pub(crate) async fn admit_key(
+    state: &AppState,
+    tenant_id: Uuid,
+    key: &KeyIdentity,
+) -> Result<(), AppError> {
+    admit_as(state, tenant_id, Some(key)).await
+}
+
+async fn admit_as(
+    state: &AppState,
+    tenant_id: Uuid,
+    key: Option<&KeyIdentity>,
+) -> Result<(), AppError> {
     tracing::Span::current().record("tenant_id", tracing::field::display(tenant_id));
     let slot = RequestTenant::current();
     if let Some(slot) = &slot
@@ -210,13 +241,29 @@ pub(crate) async fn admit(state: &AppState, tenant_id: Uuid) -> Result<(), AppEr
     {
         return Ok(());
     }
-    let budget = state
-        .limiter
-        .budget(tenant_id, || state.orgs.limit(tenant_id, RATE_LIMIT_KEY))
-        .await?;
-    let rate = match budget {
-        Some(per_minute) => Some(state.limiter.check(tenant_id, per_minute).await),
+    let key_rate = match key.and_then(|k| k.requests_per_minute.map(|n| (k.key_id, n))) {
+        Some((key_id, per_minute)) => Some(
+            state
+                .limiter
+                .check_api_key(tenant_id, key_id, i64::from(per_minute))
+                .await,
+        ),
         None => None,
+    };
+    let rate = match key_rate {
+        // Refused by the key's own budget: the organization's is left alone.
+        Some(refused) if !refused.allowed => Some(refused),
+        _ => {
+            let budget = state
+                .limiter
+                .budget(tenant_id, || state.orgs.limit(tenant_id, RATE_LIMIT_KEY))
+                .await?;
+            let org_rate = match budget {
+                Some(per_minute) => Some(state.limiter.check(tenant_id, per_minute).await),
+                None => None,
+            };
+            tighter(key_rate, org_rate)
+        }
     };
     if let Some(slot) = &slot {
         slot.set(TenantUse { tenant_id, rate });
@@ -226,8 +273,39 @@ pub(crate) async fn admit(state: &AppState, tenant_id: Uuid) -> Result<(), AppEr
             retry_after: decision.retry_after_seconds(),
             limit: decision.limit,
             reset: decision.reset_seconds(),
+            api_key: key_rate.is_some_and(|d| !d.allowed),
         }),
         _ => Ok(()),
+    }
+}
+
+/// Drops what the rate limiter keeps of hard-deleted organization `tenant_id`: its state in
+/// this process and, with Redis, every key under `tenantry:<tenant_id>:`. A Redis that does not
+/// answer is logged, not an error: the deletion stands, and the keys expire within a minute.
+pub(crate) async fn forget_tenant(state: &AppState, tenant_id: Uuid) {
+    match state.limiter.forget_tenant(tenant_id).await {
+        Ok(removed) => {
+            tracing::debug!(%tenant_id, removed, "rate-limit state of a deleted organization removed")
+        }
+        Err(error) => tracing::warn!(
+            %tenant_id,
+            %error,
+            "could not remove a deleted organization's rate-limit keys from Redis; they expire within a minute"
+        ),
+    }
+}
+
+/// Of two decisions on one request, the one to report: a refusal, else the one with fewer
+/// requests remaining (on a tie, the smaller budget).
+fn tighter(a: Option<Decision>, b: Option<Decision>) -> Option<Decision> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(match (a.allowed, b.allowed) {
+            (false, _) => a,
+            (true, false) => b,
+            (true, true) if (b.remaining, b.limit) < (a.remaining, a.limit) => b,
+            (true, true) => a,
+        }),
+        (a, b) => a.or(b),
     }
 }
 
@@ -251,5 +329,40 @@ impl<T> Items<T> {
             items,
             next_cursor: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn decision(allowed: bool, limit: u32, remaining: u32) -> Decision {
+        Decision {
+            allowed,
+            limit,
+            remaining,
+            reset: Duration::from_secs(1),
+            retry_after: Duration::ZERO,
+        }
+    }
+
+    #[test]
+    fn the_tighter_budget_is_reported() {
+        let key = decision(true, 10, 3);
+        let org = decision(true, 600, 500);
+        assert_eq!(tighter(Some(key), Some(org)), Some(key));
+        assert_eq!(tighter(Some(org), Some(key)), Some(key));
+        let refused = decision(false, 600, 0);
+        assert_eq!(tighter(Some(key), Some(refused)), Some(refused));
+        assert_eq!(tighter(Some(refused), Some(key)), Some(refused));
+        // A tie on what remains: the smaller budget.
+        let small = decision(true, 5, 2);
+        let large = decision(true, 50, 2);
+        assert_eq!(tighter(Some(large), Some(small)), Some(small));
+        assert_eq!(tighter(None, Some(org)), Some(org));
+        assert_eq!(tighter(Some(key), None), Some(key));
+        assert_eq!(tighter(None, None), None);
     }
 }

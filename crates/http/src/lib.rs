@@ -7,6 +7,7 @@ mod admin;
 mod audit;
 mod auth;
 mod error;
+mod export;
 mod extract;
 mod invitations;
 mod members;

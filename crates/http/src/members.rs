@@ -7,7 +7,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
 use tenantry_identity::User;
-use tenantry_orgs::{Action, ApiKey, Member, NewKey, Role};
+use tenantry_orgs::{Action, ApiKey, KeySpec, Member, NewKey, Role};
 use tenantry_tenancy::{TenantRecord, TenantStatus};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -339,8 +339,9 @@ pub(crate) struct Confirm {
 
 /// Delete an organization (owner)
 ///
-/// A soft delete (restorable), or with `?hard=true` and `{"confirm": "<slug>"}` a purge of all
-/// its data.
+/// A soft delete (restorable until the end of the retention window; every owner is emailed the
+/// purge date and the link to download the organization's data), or with `?hard=true` and
+/// `{"confirm": "<slug>"}` a purge of all its data.
 #[utoipa::path(
     delete,
     path = "/api/v1/organizations/{id}",
@@ -384,6 +385,7 @@ pub(crate) async fn delete_org(
             .tenancy
             .hard_delete(&record.id.to_string(), &confirm)
             .await?;
+        crate::extract::forget_tenant(&state, record.id.as_uuid()).await;
         // The organization's own trail went with it: the platform's keeps the act.
         let change = org_deletion("organization.purged", &record);
         state
@@ -391,16 +393,26 @@ pub(crate) async fn delete_org(
             .record_after(None, &origin.by_user(claims.sub), &change)
             .await;
     } else {
-        state.tenancy.soft_delete(&record.id.to_string()).await?;
+        // The deletion, its audit entry and the owners' emails (the purge date and where to
+        // download the data before it) commit together.
+        let mut tx = state.tenancy.begin_registry().await?;
+        let deleted = state
+            .tenancy
+            .soft_delete_in(&mut tx, &record.id.to_string())
+            .await?;
         let change = org_deletion("organization.deleted", &record);
+        tenantry_audit::record(
+            &mut tx,
+            Some(record.id.as_uuid()),
+            &origin.by_user(claims.sub),
+            &change,
+        )
+        .await?;
         state
             .orgs
-            .record_after(
-                Some(record.id.as_uuid()),
-                &origin.by_user(claims.sub),
-                &change,
-            )
-            .await;
+            .announce_deletion_in(&mut tx, &deleted, Some(claims.sub))
+            .await?;
+        tx.commit().await?;
     }
     Ok(StatusCode::NO_CONTENT)
 }
@@ -427,6 +439,29 @@ pub(crate) struct NewApiKey {
     name: String,
     /// What the key may do; at most the caller's own role.
     role: Role,
+    /// The key's own rate limit, requests per minute (at least 1), on top of the organization's
+    /// `api_requests_per_minute`: a request made with the key must pass both. Absent or `null`:
+    /// only the organization's budget applies.
+    #[serde(default)]
+    #[schema(value_type = Option<i64>, minimum = 1, maximum = 2147483647, example = 60)]
+    requests_per_minute: Option<serde_json::Value>,
+}
+
+impl NewApiKey {
+    /// The key's budget as a number; anything but a whole number (or null) is
+    /// `422 validation_failed` on `requests_per_minute`, as is a number out of range (checked by
+    /// the domain).
+    fn requests_per_minute(&self) -> Result<Option<i64>, AppError> {
+        match &self.requests_per_minute {
+            None | Some(serde_json::Value::Null) => Ok(None),
+            Some(value) => value.as_i64().map(Some).ok_or_else(|| {
+                AppError::invalid(
+                    "requests_per_minute",
+                    "a whole number of requests per minute from 1, or null",
+                )
+            }),
+        }
+    }
 }
 
 /// An organization's API keys, without their secrets (admin)
@@ -473,6 +508,7 @@ pub(crate) async fn list_keys(
         JsonBody,
         (status = 403, description = "`forbidden`: not an admin, or a role above the caller's; `tenant_suspended`", body = Problem, content_type = PROBLEM),
         (status = 404, response = NotFound),
+        (status = 422, description = "`validation_failed` on `name` or `requests_per_minute` (a whole number from 1)", body = Problem, content_type = PROBLEM),
     )
 )]
 pub(crate) async fn create_key(
@@ -483,14 +519,18 @@ pub(crate) async fn create_key(
     ApiJson(body): ApiJson<NewApiKey>,
 ) -> Result<(StatusCode, Json<NewKey>), AppError> {
     let (record, role) = membership(&state, claims.sub, &id).await?;
+    let requests_per_minute = body.requests_per_minute()?;
     let key = state
         .orgs
         .create_key(
             role,
             record.id.as_uuid(),
             claims.sub,
-            &body.name,
-            body.role,
+            &KeySpec {
+                name: &body.name,
+                role: body.role,
+                requests_per_minute,
+            },
             &origin.by_user(claims.sub),
         )
         .await?;

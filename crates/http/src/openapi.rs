@@ -542,6 +542,10 @@ pub mod schemas {
         pub created_by: Option<Uuid>,
         pub created_at: DateTime<Utc>,
         pub last_used_at: Option<DateTime<Utc>>,
+        /// The key's own rate limit, requests per minute, on top of the organization's;
+        /// `null`: only the organization's budget applies.
+        #[schema(minimum = 1)]
+        pub requests_per_minute: Option<i32>,
     }
 
     /// A key just made, with its secret (`tenantry_orgs::NewKey`).

@@ -24,7 +24,7 @@ use crate::error::{AppError, LoggedError, rate_limit_headers};
 use crate::extract::RequestTenant;
 use crate::metrics::{Metrics, RequestLabels, RouteLabels};
 use crate::openapi::{self, ApiDoc};
-use crate::{admin, audit, auth, invitations, members, monitors, ops, orgs, usage};
+use crate::{admin, audit, auth, export, invitations, members, monitors, ops, orgs, usage};
 
 const REQUEST_ID: &str = "x-request-id";
 
@@ -108,6 +108,7 @@ pub(crate) fn api() -> OpenApiRouter<AppState> {
         .merge(admin::routes())
         .merge(usage::routes())
         .merge(audit::routes())
+        .merge(export::routes())
 }
 
 pub fn router(state: AppState) -> Router {

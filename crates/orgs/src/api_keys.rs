@@ -1,6 +1,7 @@
 //! API keys: `tnt_`-prefixed secrets of one organization, shown once and stored only as their
 //! SHA-256. A key carries a role and acts in its organization only; revoking it takes effect on
-//! the next request.
+//! the next request. A key may have a rate limit of its own (`requests_per_minute`), applied on
+//! top of its organization's.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -28,6 +29,9 @@ pub struct ApiKey {
     pub created_by: Option<Uuid>,
     pub created_at: DateTime<Utc>,
     pub last_used_at: Option<DateTime<Utc>>,
+    /// The key's own budget, requests per minute, on top of its organization's (`None`: only
+    /// the organization's applies).
+    pub requests_per_minute: Option<i32>,
 }
 
 /// A key just made, with its secret (returned once).
@@ -44,9 +48,41 @@ pub struct KeyIdentity {
     pub key_id: Uuid,
     pub org_id: Uuid,
     pub role: Role,
+    /// The key's own budget (requests per minute), if it has one.
+    pub requests_per_minute: Option<i32>,
 }
 
-const COLUMNS: &str = "id, name, prefix, role, created_by, created_at, last_used_at";
+/// What a new key is made with.
+#[derive(Debug, Clone)]
+pub struct KeySpec<'a> {
+    pub name: &'a str,
+    pub role: Role,
+    /// The key's own budget, requests per minute (at least 1); `None`: only the organization's.
+    pub requests_per_minute: Option<i64>,
+}
+
+const COLUMNS: &str =
+    "id, name, prefix, role, created_by, created_at, last_used_at, requests_per_minute";
+
+/// The largest budget a key may have (requests per minute), so it fits the column.
+pub const MAX_KEY_REQUESTS_PER_MINUTE: i64 = i32::MAX as i64;
+
+/// A key's budget, checked: at least 1 request per minute, at most [`MAX_KEY_REQUESTS_PER_MINUTE`].
+fn key_budget(requests_per_minute: Option<i64>) -> Result<Option<i32>, OrgsError> {
+    requests_per_minute
+        .map(|n| {
+            i32::try_from(n)
+                .ok()
+                .filter(|n| *n >= 1)
+                .ok_or_else(|| OrgsError::Invalid {
+                    field: "requests_per_minute",
+                    detail: format!(
+                        "a whole number of requests per minute from 1 to {MAX_KEY_REQUESTS_PER_MINUTE}, or null for the organization's budget only"
+                    ),
+                })
+        })
+        .transpose()
+}
 
 fn digest(secret: &str) -> Vec<u8> {
     Sha256::digest(secret.as_bytes()).to_vec()
@@ -59,10 +95,10 @@ impl Orgs {
         actor: Role,
         org_id: Uuid,
         created_by: Uuid,
-        name: &str,
-        role: Role,
+        spec: &KeySpec<'_>,
         audit: &AuditContext,
     ) -> Result<NewKey, OrgsError> {
+        let KeySpec { name, role, .. } = *spec;
         actor.require(Action::Administer)?;
         if role > actor {
             return Err(OrgsError::Forbidden(format!(
@@ -76,6 +112,7 @@ impl Orgs {
                 detail: "1 to 200 characters".to_string(),
             });
         }
+        let requests_per_minute = key_budget(spec.requests_per_minute)?;
         let mut bytes = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut bytes);
         let secret = format!("{KEY_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes));
@@ -90,8 +127,9 @@ impl Orgs {
         .await?;
         crate::limits::ensure_room("max_api_keys", limit, used, 1)?;
         let key: ApiKey = sqlx::query_as(&format!(
-            "INSERT INTO orgs.api_keys (id, org_id, name, prefix, key_hash, role, created_by)
-             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {COLUMNS}"
+            "INSERT INTO orgs.api_keys
+                 (id, org_id, name, prefix, key_hash, role, created_by, requests_per_minute)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {COLUMNS}"
         ))
         .bind(Uuid::now_v7())
         .bind(org_id)
@@ -100,6 +138,7 @@ impl Orgs {
         .bind(digest(&secret))
         .bind(role.as_str())
         .bind(created_by)
+        .bind(requests_per_minute)
         .fetch_one(&mut *tx)
         .await?;
         let change = key_change("api_key.created", &key);
@@ -151,13 +190,14 @@ impl Orgs {
         if !secret.starts_with(KEY_PREFIX) {
             return Ok(None);
         }
-        let found: Option<(Uuid, Uuid, String)> = sqlx::query_as(
-            "SELECT id, org_id, role FROM orgs.api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
+        let found: Option<(Uuid, Uuid, String, Option<i32>)> = sqlx::query_as(
+            "SELECT id, org_id, role, requests_per_minute FROM orgs.api_keys
+             WHERE key_hash = $1 AND revoked_at IS NULL",
         )
         .bind(digest(secret))
         .fetch_optional(self.runtime())
         .await?;
-        let Some((key_id, org_id, role)) = found else {
+        let Some((key_id, org_id, role, requests_per_minute)) = found else {
             return Ok(None);
         };
         sqlx::query(
@@ -174,6 +214,7 @@ impl Orgs {
             key_id,
             org_id,
             role,
+            requests_per_minute,
         }))
     }
 }
@@ -189,6 +230,28 @@ fn key_change(action: &'static str, key: &ApiKey) -> Change {
             "name": key.name,
             "prefix": key.prefix,
             "role": key.role,
+            "requests_per_minute": key.requests_per_minute,
         })),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_budget_is_at_least_one_request_per_minute() {
+        assert_eq!(key_budget(None).unwrap(), None);
+        assert_eq!(key_budget(Some(1)).unwrap(), Some(1));
+        assert_eq!(
+            key_budget(Some(MAX_KEY_REQUESTS_PER_MINUTE)).unwrap(),
+            Some(i32::MAX)
+        );
+        for bad in [0, -1, MAX_KEY_REQUESTS_PER_MINUTE + 1, i64::MIN] {
+            match key_budget(Some(bad)) {
+                Err(OrgsError::Invalid { field, .. }) => assert_eq!(field, "requests_per_minute"),
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
     }
 }

@@ -3,6 +3,7 @@
 //! No HTTP inside.
 
 mod api_keys;
+mod closing;
 mod invitations;
 mod limits;
 mod members;
@@ -11,7 +12,8 @@ mod roles;
 mod team;
 mod usage;
 
-pub use api_keys::{ApiKey, KEY_PREFIX, KeyIdentity, NewKey};
+pub use api_keys::{ApiKey, KEY_PREFIX, KeyIdentity, KeySpec, MAX_KEY_REQUESTS_PER_MINUTE, NewKey};
+pub use closing::DEFAULT_DELETED_RETENTION_DAYS;
 pub use invitations::{
     INVITATION_TTL_DAYS, Invitation, InvitationPreview, OpenInvitation, PreviewOrg,
 };
@@ -50,6 +52,10 @@ pub fn control_schema() -> ControlSchema {
             (
                 "orgs/0005_api_usage.sql",
                 include_str!("../migrations/0005_api_usage.sql"),
+            ),
+            (
+                "orgs/0006_key_budgets_and_org_references.sql",
+                include_str!("../migrations/0006_key_budgets_and_org_references.sql"),
             ),
         ]),
     }

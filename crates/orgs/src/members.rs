@@ -142,6 +142,7 @@ pub struct Orgs {
     outbox: Outbox,
     public_url: String,
     organization_cap: Option<i64>,
+    deleted_retention_days: u32,
     pending: crate::usage::PendingRequests,
 }
 
@@ -156,6 +157,7 @@ impl Orgs {
             outbox,
             public_url: public_url.trim_end_matches('/').to_string(),
             organization_cap: Some(DEFAULT_ORGANIZATION_CAP),
+            deleted_retention_days: crate::closing::DEFAULT_DELETED_RETENTION_DAYS,
             pending: Default::default(),
         }
     }
@@ -164,6 +166,17 @@ impl Orgs {
     pub fn with_organization_cap(mut self, cap: Option<i64>) -> Self {
         self.organization_cap = cap;
         self
+    }
+
+    /// How many days a soft-deleted organization stays restorable before it is purged (the
+    /// date its owners are told).
+    pub fn with_deleted_retention_days(mut self, days: u32) -> Self {
+        self.deleted_retention_days = days;
+        self
+    }
+
+    pub(crate) fn deleted_retention_days(&self) -> u32 {
+        self.deleted_retention_days
     }
 
     pub(crate) fn runtime(&self) -> &PgPool {
@@ -438,9 +451,11 @@ impl Orgs {
             settings.insert("settings".into(), own.clone());
         }
         let settings = serde_json::Value::Object(settings);
+        let mut tx = self.tenancy.begin_registry().await?;
         let record = self
             .tenancy
-            .update_profile(
+            .update_profile_in(
+                &mut tx,
                 &org_id.to_string(),
                 change.name.as_deref(),
                 slug.as_ref(),
@@ -454,13 +469,14 @@ impl Orgs {
             before: Some(profile_of(&before)),
             after: Some(profile_of(&record)),
         };
-        self.record_after(Some(org_id), audit, &change).await;
+        tenantry_audit::record(&mut tx, Some(org_id), audit, &change).await?;
+        tx.commit().await?;
         Ok(OrgSummary::new(&record, actor))
     }
 
-    /// Records a change made through the registry (the owner role's connection), just after it
-    /// committed: such changes cannot share a transaction with the runtime role's audit write.
-    /// A failure to record is logged, never turned into a failure of the change.
+    /// Records a change just after it committed, for the changes that cannot share a transaction
+    /// with their entry (a hard delete: dropping a database cannot run in one). A failure to
+    /// record is logged, never turned into a failure of the change.
     pub async fn record_after(&self, org_id: Option<Uuid>, audit: &AuditContext, change: &Change) {
         let recorded = async {
             let mut tx = self.runtime().begin().await?;

@@ -145,6 +145,17 @@ impl Orgs {
 
     /// The organization's effective limits and features.
     pub async fn entitlements(&self, record: &TenantRecord) -> Result<Entitlements, OrgsError> {
+        let mut conn = self.runtime().acquire().await?;
+        self.entitlements_in(&mut conn, record).await
+    }
+
+    /// [`Orgs::entitlements`] read on `conn` (inside a transaction, it sees that transaction's
+    /// overrides).
+    async fn entitlements_in(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        record: &TenantRecord,
+    ) -> Result<Entitlements, OrgsError> {
         let plan = self.plan(&record.plan).await?.unwrap_or_else(|| Plan {
             // A plan removed from the table leaves its tenants with no limits of its own.
             name: record.plan.clone(),
@@ -154,7 +165,7 @@ impl Orgs {
         let overrides: Overrides =
             sqlx::query_as("SELECT limits, features FROM orgs.plan_overrides WHERE org_id = $1")
                 .bind(record.id.as_uuid())
-                .fetch_optional(self.runtime())
+                .fetch_optional(&mut *conn)
                 .await?
                 .unwrap_or_default();
         let mut limits = plan.limits;
@@ -189,7 +200,9 @@ impl Orgs {
         let key = org_id.to_string();
         let mut record = self.tenancy().find(&key).await?;
         let before = self.entitlements(&record).await?;
-        let mut tx = self.runtime().begin().await?;
+        // The overrides, the plan and the audit entry commit together, in the registry's
+        // transaction.
+        let mut tx = self.tenancy().begin_registry().await?;
         let limits = Value::Object(change.limits.clone().unwrap_or_default());
         let features = Value::Object(change.features.clone().unwrap_or_default());
         sqlx::query(
@@ -204,13 +217,12 @@ impl Orgs {
         .bind(&features)
         .execute(&mut *tx)
         .await?;
-        tx.commit().await?;
         if let Some(plan) = &change.plan
             && *plan != record.plan
         {
-            record = self.tenancy().set_plan(&key, plan).await?;
+            record = self.tenancy().set_plan_in(&mut tx, &key, plan).await?;
         }
-        let entitlements = self.entitlements(&record).await?;
+        let entitlements = self.entitlements_in(&mut tx, &record).await?;
         let summary = |e: &Entitlements| serde_json::json!({"plan": e.plan, "limits": e.overrides.limits, "features": e.overrides.features});
         let audited = tenantry_audit::Change {
             action: "plan.changed",
@@ -219,7 +231,8 @@ impl Orgs {
             before: Some(summary(&before)),
             after: Some(summary(&entitlements)),
         };
-        self.record_after(Some(org_id), audit, &audited).await;
+        tenantry_audit::record(&mut tx, Some(org_id), audit, &audited).await?;
+        tx.commit().await?;
         Ok((record, entitlements))
     }
 }

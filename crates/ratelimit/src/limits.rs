@@ -41,6 +41,11 @@ impl LimitCache {
         Ok(value)
     }
 
+    /// Forgets the tenant's budget (a deleted tenant).
+    pub(crate) fn forget(&self, tenant: Uuid) {
+        self.entries.remove(&tenant);
+    }
+
     /// Forgets what is out of date.
     pub(crate) fn forget_stale(&self) {
         let now = Instant::now();

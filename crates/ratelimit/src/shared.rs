@@ -1,7 +1,9 @@
 //! The shared limiter: every instance keeps its tenants' TATs in one Redis, updated by one Lua
 //! script (read, decide, write, atomically, on the Redis server's clock, so instances' clocks do
-//! not matter). A tenant's key is `tenantry:<tenant id>:api_requests`; it expires once the
-//! budget is full again, so idle tenants leave nothing behind.
+//! not matter). A tenant's key is `tenantry:<tenant id>:api_requests`, an API key's own budget
+//! `tenantry:<tenant id>:api_key:<key id>`; each expires once its budget is full again, so idle
+//! tenants leave nothing behind. Every key of a tenant starts with `tenantry:<tenant id>:`, so a
+//! deleted tenant's keys are found by that prefix and removed ([`forget_tenant`]).
 //!
 //! Redis is never waited on for long: every call has a short timeout ([`TIMEOUT`]). The first
 //! failure marks Redis down (logged once) and the caller falls back to the in-process limiter; a
@@ -42,9 +44,22 @@ redis.call('SET', KEYS[1], string.format('%d', next), 'PX', math.max(1, math.cei
 return {1, now, next}
 ";
 
+/// Keys scanned per `SCAN` call when removing a tenant's keys.
+const SCAN_COUNT: usize = 1000;
+
+/// What every Redis key of `tenant` starts with.
+pub fn tenant_prefix(tenant: Uuid) -> String {
+    format!("tenantry:{tenant}:")
+}
+
 /// The Redis key holding `tenant`'s request budget.
 pub fn key(tenant: Uuid) -> String {
-    format!("tenantry:{tenant}:api_requests")
+    format!("{}api_requests", tenant_prefix(tenant))
+}
+
+/// The Redis key holding the own budget of API key `key_id` of `tenant`.
+pub fn api_key_key(tenant: Uuid, key_id: Uuid) -> String {
+    format!("{}api_key:{key_id}", tenant_prefix(tenant))
 }
 
 pub(crate) struct Shared {
@@ -90,13 +105,14 @@ impl Shared {
         self.inner.up.load(Ordering::Acquire)
     }
 
-    /// The decision from Redis; `None` when Redis is down or failed now (then marked down).
-    pub(crate) async fn check(&self, tenant: Uuid, gcra: Gcra) -> Option<Decision> {
+    /// The decision from Redis for the budget kept at `key`; `None` when Redis is down or
+    /// failed now (then marked down).
+    pub(crate) async fn check(&self, key: String, gcra: Gcra) -> Option<Decision> {
         if !self.is_up() {
             return None;
         }
         let mut connection = ConnectionManager::clone(&*self.inner.connection.load_full()?);
-        let mut invocation = self.inner.script.key(key(tenant));
+        let mut invocation = self.inner.script.key(key);
         invocation.arg(gcra.interval_micros()).arg(gcra.limit());
         let call = invocation.invoke_async::<(i64, i64, i64)>(&mut connection);
         let error = match tokio::time::timeout(TIMEOUT, call).await {
@@ -114,6 +130,67 @@ impl Shared {
             tokio::spawn(reconnect(Arc::downgrade(&self.inner)));
         }
         None
+    }
+}
+
+impl Shared {
+    /// Removes every key of `tenant`. Tried even while Redis is marked down (it may be back
+    /// already); a failure leaves the up/down state to the request path.
+    pub(crate) async fn forget_tenant(&self, tenant: Uuid) -> Result<u64, String> {
+        let Some(connection) = self.inner.connection.load_full() else {
+            return Err("Redis has not answered since the start".to_string());
+        };
+        let mut connection = ConnectionManager::clone(&connection);
+        unlink_prefix(&mut connection, &tenant_prefix(tenant)).await
+    }
+}
+
+/// Removes every key of `tenant` from the Redis at `url`, for a process without a limiter (the
+/// CLI): connects (waiting at most twice [`TIMEOUT`]), then scans and unlinks.
+pub(crate) async fn forget_tenant_at(url: &str, tenant: Uuid) -> Result<u64, String> {
+    let client = redis::Client::open(url).map_err(|e| e.to_string())?;
+    let mut connection = connect(&client).await?;
+    unlink_prefix(&mut connection, &tenant_prefix(tenant)).await
+}
+
+/// `SCAN MATCH <prefix>*` over the whole key space, `UNLINK`ing each batch found; returns how
+/// many keys were removed. Every call waits at most [`TIMEOUT`] (the connection's own timeout,
+/// and this one). `prefix` must hold no glob character (a tenant prefix holds none).
+async fn unlink_prefix<C>(connection: &mut C, prefix: &str) -> Result<u64, String>
+where
+    C: redis::aio::ConnectionLike + Send,
+{
+    let pattern = format!("{prefix}*");
+    let mut cursor: u64 = 0;
+    let mut removed = 0;
+    loop {
+        let mut scan = redis::cmd("SCAN");
+        scan.arg(cursor)
+            .arg("MATCH")
+            .arg(&pattern)
+            .arg("COUNT")
+            .arg(SCAN_COUNT);
+        let (next, keys): (u64, Vec<String>) = timed(scan.query_async(&mut *connection)).await?;
+        if !keys.is_empty() {
+            let mut unlink = redis::cmd("UNLINK");
+            unlink.arg(&keys);
+            let count: u64 = timed(unlink.query_async(&mut *connection)).await?;
+            removed += count;
+        }
+        if next == 0 {
+            return Ok(removed);
+        }
+        cursor = next;
+    }
+}
+
+async fn timed<T>(
+    call: impl std::future::Future<Output = redis::RedisResult<T>>,
+) -> Result<T, String> {
+    match tokio::time::timeout(TIMEOUT, call).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(error)) => Err(error.to_string()),
+        Err(_) => Err(format!("no answer within {} ms", TIMEOUT.as_millis())),
     }
 }
 

@@ -197,7 +197,11 @@ impl Tenancy {
         Ok(Some(step))
     }
 
-    pub(crate) async fn perform(&self, record: &TenantRecord, step: ProvisionStep) -> anyhow::Result<()> {
+    pub(crate) async fn perform(
+        &self,
+        record: &TenantRecord,
+        step: ProvisionStep,
+    ) -> anyhow::Result<()> {
         let naming = self.naming();
         match (step, record.isolation) {
             (ProvisionStep::Registered, _) => Ok(()),

@@ -176,7 +176,12 @@ pub enum TenantCommand {
     Move {
         slug: String,
         /// The tier to move to
-        #[arg(long, value_enum, required_unless_present = "abort", conflicts_with = "abort")]
+        #[arg(
+            long,
+            value_enum,
+            required_unless_present = "abort",
+            conflicts_with = "abort"
+        )]
         to: Option<Tier>,
         /// Abandon an interrupted move that has not switched yet
         #[arg(long)]
@@ -187,6 +192,31 @@ pub enum TenantCommand {
         /// The PostgreSQL server to move to (this installation has one)
         #[arg(long, value_name = "URL")]
         server: Option<String>,
+        #[command(flatten)]
+        output: Output,
+    },
+    /// Write an archive (.tar.gz) of everything a tenant owns: its tables, members, plan and
+    /// audit trail, never a secret hash
+    Export {
+        slug: String,
+        /// The archive to write (must not exist)
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        #[command(flatten)]
+        output: Output,
+    },
+    /// Restore an archive into a new tenant of any tier
+    Import {
+        /// An archive from `tenant export` or the export route
+        file: PathBuf,
+        /// The new tenant's slug
+        #[arg(long)]
+        slug: String,
+        #[arg(long, value_enum)]
+        isolation: Tier,
+        /// The new tenant's name (default: the archived one)
+        #[arg(long)]
+        name: Option<String>,
         #[command(flatten)]
         output: Output,
     },

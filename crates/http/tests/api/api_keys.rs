@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 use tenantry_tenancy::Isolation;
 use uuid::Uuid;
 
-use crate::{Caller, TestApp, caller, org_in, problem, send};
+use crate::{Caller, TestApp, caller, org_in, problem, send, success_json};
 
 async fn new_key(app: &TestApp, owner: &Caller, org: &str, role: &str) -> Value {
     let response = send(
@@ -217,4 +217,111 @@ async fn roles_bound_keys_and_revocation_takes_effect_at_once() {
             .status(),
         404
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_may_have_a_rate_limit_of_its_own_set_at_creation_and_audited() {
+    let app = TestApp::spawn().await;
+    let ada = caller(&app, "ada@example.com").await;
+    let acme = org_in(&app, &ada, "Acme", Isolation::Shared).await;
+    let mut limits = serde_json::Map::new();
+    limits.insert("max_api_keys".to_string(), Value::Null);
+    app.orgs
+        .change_entitlements(
+            acme.parse().unwrap(),
+            &tenantry_orgs::EntitlementChange {
+                limits: Some(limits),
+                ..Default::default()
+            },
+            &tenantry_audit::AuditContext::system(),
+        )
+        .await
+        .unwrap();
+    let keys = format!("/api/v1/organizations/{acme}/api-keys");
+    let limited = success_json(
+        send(
+            &app,
+            Method::POST,
+            &keys,
+            &ada.token,
+            None,
+            Some(json!({"name": "limited", "role": "member", "requests_per_minute": 30})),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(limited["requests_per_minute"], 30);
+    // Absent or null: the organization's budget only.
+    let plain = new_key(&app, &ada, &acme, "member").await;
+    assert_eq!(plain["requests_per_minute"], Value::Null);
+    let explicit_null = success_json(
+        send(
+            &app,
+            Method::POST,
+            &keys,
+            &ada.token,
+            None,
+            Some(json!({"name": "null", "role": "viewer", "requests_per_minute": null})),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(explicit_null["requests_per_minute"], Value::Null);
+
+    let listed = success_json(send(&app, Method::GET, &keys, &ada.token, None, None).await).await;
+    let budgets: Vec<&Value> = listed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| &k["requests_per_minute"])
+        .collect();
+    assert_eq!(budgets, [&json!(30), &Value::Null, &Value::Null]);
+
+    // The audit entry of the creation records the limit.
+    let trail = success_json(
+        send(
+            &app,
+            Method::GET,
+            &format!("/api/v1/organizations/{acme}/audit-logs?action=api_key.created"),
+            &ada.token,
+            None,
+            None,
+        )
+        .await,
+    )
+    .await;
+    let entry = trail["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["target_id"] == limited["id"])
+        .unwrap();
+    assert_eq!(entry["after"]["requests_per_minute"], 30);
+    assert_eq!(entry["after"]["name"], "limited");
+
+    // Anything but a whole number from 1 is refused, naming the field, and makes no key.
+    for bad in [
+        json!(0),
+        json!(-5),
+        json!(1.5),
+        json!("ten"),
+        json!(true),
+        json!(2_147_483_648_i64),
+        json!(u64::MAX),
+    ] {
+        let refused = send(
+            &app,
+            Method::POST,
+            &keys,
+            &ada.token,
+            None,
+            Some(json!({"name": "bad", "role": "member", "requests_per_minute": bad})),
+        )
+        .await;
+        let body = problem(refused, 422).await;
+        assert_eq!(body["code"], "validation_failed", "{bad}");
+        assert_eq!(body["field"], "requests_per_minute", "{bad}");
+    }
+    let listed = success_json(send(&app, Method::GET, &keys, &ada.token, None, None).await).await;
+    assert_eq!(listed["items"].as_array().unwrap().len(), 3);
 }

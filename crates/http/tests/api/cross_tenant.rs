@@ -239,6 +239,11 @@ async fn across_tiers(tier: Isolation) {
             ),
             (Method::DELETE, format!("/api/v1/organizations/{org}"), None),
             (
+                Method::GET,
+                format!("/api/v1/organizations/{org}/export"),
+                None,
+            ),
+            (
                 Method::DELETE,
                 format!("/api/v1/organizations/{org}?hard=true"),
                 Some(json!({"confirm": org})),

@@ -8,6 +8,8 @@ mod api_keys;
 mod audit;
 mod auth;
 mod cross_tenant;
+mod export;
+mod hard_delete;
 mod invitations;
 mod limits;
 mod members;

@@ -36,6 +36,7 @@ const OPERATIONS: &[(&str, &str)] = &[
     ("delete", "/api/v1/organizations/{id}/api-keys/{kid}"),
     ("get", "/api/v1/organizations/{id}/usage"),
     ("get", "/api/v1/organizations/{id}/audit-logs"),
+    ("get", "/api/v1/organizations/{id}/export"),
     ("get", "/api/v1/monitors"),
     ("post", "/api/v1/monitors"),
     ("get", "/api/v1/monitors/{id}"),

@@ -1,8 +1,8 @@
 //! Per-organization rate limits (`api_requests_per_minute`): `RateLimit-*` headers on admitted
 //! requests, `429 rate_limited` with `Retry-After` past the budget, organizations apart, API keys
-//! counted in their organization, one budget for every instance sharing a Redis, and a Redis
-//! that goes away and comes back. Budgets are per minute and small, so no request is refilled
-//! during a test: the tests count requests, never time.
+//! counted in their organization, an API key's own budget on top of it, one budget for every
+//! instance sharing a Redis, and a Redis that goes away and comes back. Budgets are per minute
+//! and small, so no request is refilled during a test: the tests count requests, never time.
 
 use futures::future::join_all;
 use reqwest::{Method, Response};
@@ -334,4 +334,231 @@ async fn the_openapi_document_lists_429_on_tenant_scoped_routes() {
     ] {
         assert!(headers.get(name).is_some(), "{name}");
     }
+}
+
+/// Makes an API key in `org` with `body` (`name`, `role`, `requests_per_minute`); returns the
+/// created key (with its `secret`).
+async fn create_key(app: &TestApp, owner: &Caller, org: &str, body: Value) -> Value {
+    let response = send(
+        app,
+        Method::POST,
+        &format!("/api/v1/organizations/{org}/api-keys"),
+        &owner.token,
+        None,
+        Some(body),
+    )
+    .await;
+    assert_eq!(response.status(), 201);
+    response.json().await.unwrap()
+}
+
+/// A tenant-scoped request made with API key `key` (a created key, with its secret).
+async fn with_key(app: &TestApp, key: &Value) -> Response {
+    send(
+        app,
+        Method::GET,
+        "/api/v1/monitors",
+        key["secret"].as_str().unwrap(),
+        None,
+        None,
+    )
+    .await
+}
+
+/// Lifts the organization's `max_api_keys`, so a test may make the keys it needs.
+async fn unlimited_keys(app: &TestApp, org: &str) {
+    let mut limits = Map::new();
+    limits.insert("max_api_keys".to_string(), Value::Null);
+    app.orgs
+        .change_entitlements(
+            org.parse().unwrap(),
+            &EntitlementChange {
+                limits: Some(limits),
+                ..EntitlementChange::default()
+            },
+            &tenantry_audit::AuditContext::system(),
+        )
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_past_its_own_budget_is_refused_while_other_keys_and_members_go_on() {
+    let app = TestApp::spawn().await;
+    let ada = caller(&app, "ada@example.com").await;
+    let acme = org_in(&app, &ada, "Acme", Isolation::Shared).await;
+    unlimited_keys(&app, &acme).await;
+    set_budget(&app, &acme, json!(9)).await;
+    // Three requests of the organization's 9.
+    let small = create_key(
+        &app,
+        &ada,
+        &acme,
+        json!({"name": "small", "role": "member", "requests_per_minute": 2}),
+    )
+    .await;
+    let other = create_key(
+        &app,
+        &ada,
+        &acme,
+        json!({"name": "other", "role": "member"}),
+    )
+    .await;
+    let large = create_key(
+        &app,
+        &ada,
+        &acme,
+        json!({"name": "large", "role": "member", "requests_per_minute": 1000}),
+    )
+    .await;
+
+    // The small key's 2, each reported against its own budget (the tighter one): 2 more of
+    // the organization's.
+    for remaining in [1, 0] {
+        let response = with_key(&app, &small).await;
+        assert_eq!(response.status(), 200);
+        assert_eq!(header(&response, "ratelimit-limit"), 2);
+        assert_eq!(header(&response, "ratelimit-remaining"), remaining);
+    }
+    // Past it: 429, with the headers of the key's budget (30 s per request).
+    let refused = with_key(&app, &small).await;
+    assert_eq!(header(&refused, "ratelimit-limit"), 2);
+    assert_eq!(header(&refused, "ratelimit-remaining"), 0);
+    let retry_after = header(&refused, "retry-after");
+    assert!((1..=30).contains(&retry_after), "{retry_after}");
+    let reset = header(&refused, "ratelimit-reset");
+    assert!((31..=60).contains(&reset), "{reset}");
+    let body = problem(refused, 429).await;
+    assert_eq!(body["code"], "rate_limited");
+    assert_eq!(body["limit"], "requests_per_minute");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("API key's budget of 2"),
+        "{body}"
+    );
+    // Refusals by the key's budget take nothing from the organization's.
+    let refusals = join_all((0..10).map(|_| with_key(&app, &small))).await;
+    assert_eq!(admitted(&refusals), 0);
+
+    // Another key and the member go on, out of the organization's budget: 4 left of 9.
+    let response = with_key(&app, &other).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(header(&response, "ratelimit-limit"), 9);
+    assert_eq!(header(&response, "ratelimit-remaining"), 3);
+    let response = list_monitors(&app, &ada, &acme).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(header(&response, "ratelimit-remaining"), 2);
+    // A key whose own budget is larger reports the organization's, the tighter one.
+    let response = with_key(&app, &large).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(header(&response, "ratelimit-limit"), 9);
+    assert_eq!(header(&response, "ratelimit-remaining"), 1);
+    assert_eq!(list_monitors(&app, &ada, &acme).await.status(), 200);
+
+    // The organization's budget spent: every key is refused, with the organization's headers,
+    // even one whose own budget has plenty left.
+    let refused = with_key(&app, &large).await;
+    assert_eq!(header(&refused, "ratelimit-limit"), 9);
+    assert_eq!(header(&refused, "ratelimit-remaining"), 0);
+    assert!(header(&refused, "retry-after") >= 1);
+    let body = problem(refused, 429).await;
+    assert_eq!(body["code"], "rate_limited");
+    assert_eq!(body["limit"], "api_requests_per_minute");
+    let refused = with_key(&app, &other).await;
+    assert_eq!(header(&refused, "ratelimit-limit"), 9);
+    assert_eq!(problem(refused, 429).await["code"], "rate_limited");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_budget_without_an_organization_budget_still_applies() {
+    let app = TestApp::spawn().await;
+    let ada = caller(&app, "ada@example.com").await;
+    let acme = org_in(&app, &ada, "Acme", Isolation::Schema).await;
+    set_budget(&app, &acme, Value::Null).await;
+    let key = create_key(
+        &app,
+        &ada,
+        &acme,
+        json!({"name": "ci", "role": "viewer", "requests_per_minute": 3}),
+    )
+    .await;
+    let answers = join_all((0..8).map(|_| with_key(&app, &key))).await;
+    assert_eq!(admitted(&answers), 3);
+    for answer in &answers {
+        assert_eq!(header(answer, "ratelimit-limit"), 3);
+    }
+    // Members are not limited at all.
+    let response = list_monitors(&app, &ada, &acme).await;
+    assert_eq!(response.status(), 200);
+    assert!(response.headers().get("ratelimit-limit").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_sharing_a_redis_share_each_key_budget() {
+    let server = redis().await;
+    let one = TestApp::spawn_with(Spawn {
+        redis_url: Some(server.url()),
+        ..Spawn::default()
+    })
+    .await;
+    let two = one.another_instance(Some(server.url())).await;
+    let ada = caller(&one, "ada@example.com").await;
+    let acme = org_in(&one, &ada, "Acme", Isolation::Database).await;
+    set_budget(&one, &acme, json!(1000)).await;
+    let small = create_key(
+        &one,
+        &ada,
+        &acme,
+        json!({"name": "small", "role": "member", "requests_per_minute": 3}),
+    )
+    .await;
+    let other = create_key(
+        &two,
+        &ada,
+        &acme,
+        json!({"name": "other", "role": "member"}),
+    )
+    .await;
+
+    // Alternating between the instances: one budget of 3 for the key.
+    let mut answers = Vec::new();
+    for i in 0..8 {
+        let app = if i % 2 == 0 { &one } else { &two };
+        answers.push(with_key(app, &small).await);
+    }
+    let remaining: Vec<u64> = answers[..3]
+        .iter()
+        .map(|r| header(r, "ratelimit-remaining"))
+        .collect();
+    assert_eq!(remaining, [2, 1, 0]);
+    assert_eq!(admitted(&answers), 3);
+    for refused in &answers[3..] {
+        assert_eq!(header(refused, "ratelimit-limit"), 3);
+    }
+    // The other key and the member are not held back on either instance.
+    for app in [&one, &two] {
+        assert_eq!(with_key(app, &other).await.status(), 200);
+        assert_eq!(list_monitors(app, &ada, &acme).await.status(), 200);
+    }
+
+    // The key's budget lives under the organization's prefix, expiring once full again.
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+    let key_id = small["id"].as_str().unwrap();
+    let ttl: i64 = redis::cmd("PTTL")
+        .arg(format!("tenantry:{acme}:api_key:{key_id}"))
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    assert!(ttl > 0 && ttl <= 60_000, "{ttl}");
+    // The other key has no budget of its own, so no key of its own.
+    let other_id = other["id"].as_str().unwrap();
+    let exists: i64 = redis::cmd("EXISTS")
+        .arg(format!("tenantry:{acme}:api_key:{other_id}"))
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    assert_eq!(exists, 0);
 }

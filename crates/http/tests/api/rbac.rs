@@ -74,6 +74,17 @@ fn routes() -> Vec<Route> {
             },
         },
         Route {
+            name: "export organization",
+            least: "owner",
+            call: |f| {
+                (
+                    Method::GET,
+                    format!("/api/v1/organizations/{}/export", f.org),
+                    None,
+                )
+            },
+        },
+        Route {
             name: "switch",
             least: "viewer",
             call: |f| {

@@ -1,6 +1,7 @@
 //! The commands: each opens the engine through [`crate::backend::Backend`], does its work, and
 //! always closes it (letting go of the managed cluster) before returning.
 
+mod archive;
 mod audit;
 mod mail;
 mod migrate;

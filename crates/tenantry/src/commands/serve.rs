@@ -1,5 +1,6 @@
 //! `tenantry serve`: finish interrupted work, migrate, serve HTTP until SIGINT or SIGTERM.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use tenantry_http::Application;
@@ -7,9 +8,10 @@ use tenantry_identity::Identity;
 use tenantry_mail::{Outbox, Sender};
 use tenantry_orgs::Orgs;
 use tenantry_ratelimit::Limiter;
-use tenantry_tenancy::{MigrateProgress, Tenancy};
+use tenantry_tenancy::{MigrateProgress, Tenancy, TenantRecord, TenantStatus};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
+use uuid::Uuid;
 
 use crate::settings::Settings;
 
@@ -18,9 +20,10 @@ pub async fn run(
     tenancy: &Tenancy,
     shutdown: &Shutdown,
 ) -> anyhow::Result<()> {
+    let limiter = limiter(settings).await?;
     // A signal during the start-up work ends it; the caller then stops PostgreSQL.
     tokio::select! {
-        started = start_up(settings, tenancy) => started?,
+        started = start_up(settings, tenancy, &limiter) => started?,
         _ = shutdown.wait() => {
             tracing::info!("shutting down before serving");
             return Ok(());
@@ -29,6 +32,7 @@ pub async fn run(
     let reaper = tenancy.spawn_pool_reaper(Duration::from_secs(30));
     let purger = spawn_retention_purge(
         tenancy.clone(),
+        limiter.clone(),
         Duration::from_secs(u64::from(settings.deleted_retention_days) * 24 * 3600),
     );
     let identity = Identity::open(tenancy.runtime_pool().clone(), settings.identity()).await?;
@@ -40,7 +44,8 @@ pub async fn run(
         let _ = mail_stopped.await;
     }));
     let orgs = Orgs::new(tenancy.clone(), outbox.clone(), &settings.public_url)
-        .with_organization_cap(settings.organization_cap());
+        .with_organization_cap(settings.organization_cap())
+        .with_deleted_retention_days(settings.deleted_retention_days);
     // API requests counted in memory reach the database every 10 s, and once more after the
     // HTTP server stopped.
     let (stop_usage, usage_stopped) = tokio::sync::oneshot::channel::<()>();
@@ -50,14 +55,7 @@ pub async fn run(
                 let _ = usage_stopped.await;
             }),
     );
-    let app = Application::build(
-        settings.listen,
-        tenancy.clone(),
-        identity,
-        orgs,
-        limiter(settings).await?,
-    )
-    .await?;
+    let app = Application::build(settings.listen, tenancy.clone(), identity, orgs, limiter).await?;
     let address = app.local_addr()?;
     tracing::info!(%address, "serving");
     println!("listening on http://{address}");
@@ -88,16 +86,24 @@ async fn limiter(settings: &Settings) -> anyhow::Result<Limiter> {
 }
 
 /// Hard-deletes organizations soft-deleted longer than `retention` ago, a minute after start and
-/// then hourly. Every instance runs it; each tenant is claimed by one of them.
-fn spawn_retention_purge(tenancy: Tenancy, retention: Duration) -> tokio::task::JoinHandle<()> {
+/// then hourly, and drops their rate-limit state (in Redis too). Every instance runs it; each
+/// tenant is claimed by one of them.
+fn spawn_retention_purge(
+    tenancy: Tenancy,
+    limiter: Limiter,
+    retention: Duration,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         tokio::time::sleep(Duration::from_secs(60)).await;
         let mut every = tokio::time::interval(Duration::from_secs(3600));
         loop {
             every.tick().await;
+            // The purge reports slugs; their ids are read first, while the tenants exist.
+            let deleted = ids_of(&tenancy, |t| t.status == TenantStatus::Deleted).await;
             match tenancy.purge_expired(retention).await {
                 Ok(purged) if !purged.is_empty() => {
-                    tracing::info!(tenants = ?purged, "deleted organizations past their retention purged")
+                    tracing::info!(tenants = ?purged, "deleted organizations past their retention purged");
+                    forget_purged(&limiter, &deleted, &purged).await;
                 }
                 Ok(_) => {}
                 Err(e) => {
@@ -108,11 +114,46 @@ fn spawn_retention_purge(tenancy: Tenancy, retention: Duration) -> tokio::task::
     })
 }
 
+/// Slug → id of the tenants `keep` selects (none when the registry cannot be read: their
+/// rate-limit keys then expire on their own within a minute).
+async fn ids_of(tenancy: &Tenancy, keep: impl Fn(&TenantRecord) -> bool) -> HashMap<String, Uuid> {
+    match tenancy.list().await {
+        Ok(records) => records
+            .into_iter()
+            .filter(|r| keep(r))
+            .map(|r| (r.slug, r.id.as_uuid()))
+            .collect(),
+        Err(error) => {
+            tracing::warn!(%error, "failed to list the tenants about to be purged");
+            HashMap::new()
+        }
+    }
+}
+
+/// Drops the rate-limit state of the tenants purged (`purged` slugs, ids in `ids`). A Redis that
+/// does not answer is logged: the keys expire on their own within a minute.
+async fn forget_purged(limiter: &Limiter, ids: &HashMap<String, Uuid>, purged: &[String]) {
+    for slug in purged {
+        let Some(&id) = ids.get(slug) else {
+            continue;
+        };
+        if let Err(error) = limiter.forget_tenant(id).await {
+            tracing::warn!(
+                %slug,
+                %error,
+                "could not remove a purged tenant's rate-limit keys from Redis; they expire within a minute"
+            );
+        }
+    }
+}
+
 /// Finishes what an earlier run left undone, then migrates every tenant.
-async fn start_up(settings: &Settings, tenancy: &Tenancy) -> anyhow::Result<()> {
+async fn start_up(settings: &Settings, tenancy: &Tenancy, limiter: &Limiter) -> anyhow::Result<()> {
+    let purging = ids_of(tenancy, |t| t.purging).await;
     let (purged, failed) = tenancy.resume_purges().await?;
     if !purged.is_empty() {
         tracing::info!(tenants = ?purged, "finished interrupted hard deletes");
+        forget_purged(limiter, &purging, &purged).await;
     }
     for (slug, error) in failed {
         tracing::error!(%slug, %error, "a hard delete could not be finished; it is retried at the next start");

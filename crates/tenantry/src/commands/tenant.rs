@@ -15,6 +15,9 @@ pub async fn run(
     command: TenantCommand,
 ) -> anyhow::Result<()> {
     match command {
+        command @ (TenantCommand::Export { .. } | TenantCommand::Import { .. }) => {
+            super::archive::run(tenancy, command).await
+        }
         TenantCommand::Move {
             slug,
             to,
@@ -90,20 +93,26 @@ pub async fn run(
             print_one(&tenancy.find(&slug).await.map_err(explain)?, output)
         }
         TenantCommand::Suspend { slug, output } => {
-            print_one(&tenancy.suspend(&slug).await.map_err(explain)?, output)
+            let record = change_status(tenancy, settings, &slug, Status::Suspend).await?;
+            print_one(&record, output)
         }
         TenantCommand::Activate { slug, output } => {
-            print_one(&tenancy.activate(&slug).await.map_err(explain)?, output)
+            let record = change_status(tenancy, settings, &slug, Status::Activate).await?;
+            print_one(&record, output)
         }
         TenantCommand::Restore { slug, output } => {
-            print_one(&tenancy.restore(&slug).await.map_err(explain)?, output)
+            let record = change_status(tenancy, settings, &slug, Status::Restore).await?;
+            print_one(&record, output)
         }
         TenantCommand::Delete {
             slug,
             hard: false,
             output,
             ..
-        } => print_one(&tenancy.soft_delete(&slug).await.map_err(explain)?, output),
+        } => {
+            let record = change_status(tenancy, settings, &slug, Status::Delete).await?;
+            print_one(&record, output)
+        }
         TenantCommand::Delete {
             slug,
             hard: true,
@@ -111,10 +120,12 @@ pub async fn run(
             output,
         } => {
             let confirm = confirm.context("a hard delete needs --confirm SLUG")?;
+            let id = tenancy.find(&slug).await.map_err(explain)?.id.as_uuid();
             tenancy
                 .hard_delete(&slug, &confirm)
                 .await
                 .map_err(explain)?;
+            forget_rate_limits(settings, &slug, id).await;
             if output.json {
                 println!("{}", serde_json::json!({ "slug": slug, "deleted": "hard" }));
             } else {
@@ -123,6 +134,73 @@ pub async fn run(
             Ok(())
         }
     }
+}
+
+/// With `redis_url` set, removes the hard-deleted tenant's rate-limit keys from Redis (every key
+/// under `tenantry:<id>:`). A Redis that does not answer is a warning, not a failure: the
+/// tenant is deleted, and its keys expire on their own within a minute.
+async fn forget_rate_limits(settings: &Settings, slug: &str, id: uuid::Uuid) {
+    let Some(url) = &settings.redis_url else {
+        return;
+    };
+    if let Err(error) = tenantry_ratelimit::Limiter::forget_tenant_at(url.expose(), id).await {
+        tracing::warn!(%slug, %error, "could not remove the tenant's rate-limit keys from Redis; they expire within a minute");
+    }
+}
+
+/// A lifecycle change made from the command line.
+#[derive(Clone, Copy)]
+enum Status {
+    Suspend,
+    Activate,
+    Restore,
+    Delete,
+}
+
+/// Changes a tenant's status, recording it (as the system) in the platform's audit trail and the
+/// tenant's, in the change's own transaction; a deletion also emails the owners the purge date
+/// and the export link, in that transaction.
+async fn change_status(
+    tenancy: &Tenancy,
+    settings: &Settings,
+    slug: &str,
+    status: Status,
+) -> anyhow::Result<TenantRecord> {
+    let before = tenancy.find(slug).await.map_err(explain)?;
+    let mut tx = tenancy.begin_registry().await?;
+    let (record, action) = match status {
+        Status::Suspend => (tenancy.suspend_in(&mut tx, slug).await, "tenant.suspended"),
+        Status::Activate => (tenancy.activate_in(&mut tx, slug).await, "tenant.activated"),
+        Status::Restore => (tenancy.restore_in(&mut tx, slug).await, "tenant.restored"),
+        Status::Delete => (
+            tenancy.soft_delete_in(&mut tx, slug).await,
+            "tenant.deleted",
+        ),
+    };
+    let record = record.map_err(explain)?;
+    let summary = |r: &TenantRecord| {
+        serde_json::json!({
+            "slug": r.slug, "isolation": r.isolation, "plan": r.plan, "status": r.status,
+        })
+    };
+    let change = tenantry_audit::Change {
+        action,
+        target_kind: "tenant",
+        target_id: Some(record.id.to_string()),
+        before: Some(summary(&before)),
+        after: Some(summary(&record)),
+    };
+    let system = tenantry_audit::AuditContext::system();
+    tenantry_audit::record(&mut tx, None, &system, &change).await?;
+    tenantry_audit::record(&mut tx, Some(record.id.as_uuid()), &system, &change).await?;
+    if let Status::Delete = status {
+        let outbox = Outbox::open(tenancy.runtime_pool().clone()).await?;
+        let orgs = Orgs::new(tenancy.clone(), outbox, &settings.public_url)
+            .with_deleted_retention_days(settings.deleted_retention_days);
+        orgs.announce_deletion_in(&mut tx, &record, None).await?;
+    }
+    tx.commit().await?;
+    Ok(record)
 }
 
 /// Changes a tenant's plan or limit overrides, and prints the effective plan and limits.

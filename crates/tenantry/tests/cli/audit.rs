@@ -1,36 +1,10 @@
 //! `tenantry audit verify`: a clean audit log passes (exit 0); after someone with the owner role
 //! rewrote entries in either chain, it fails (non-zero) and names them.
 
-use std::path::Path;
-
 use nix::sys::signal::Signal;
-use sqlx::postgres::PgConnectOptions;
 use tenantry_audit::{Actor, AuditContext, Change};
-use tenantry_tenancy::{EngineConfig, PoolConfig, Tenancy};
 
-use crate::support::{Server, connect, data_dir, stdout, tenantry};
-
-/// The engine on the managed cluster of `dir` (a server keeps it running), as the owner role.
-async fn engine(dir: &Path) -> Tenancy {
-    let owner = PgConnectOptions::new()
-        .socket(
-            std::fs::canonicalize(dir)
-                .unwrap()
-                .join("tenantry-data")
-                .join("run"),
-        )
-        .port(5432)
-        .username("tenantry_owner")
-        .database("postgres");
-    Tenancy::open(EngineConfig {
-        owner,
-        control_database: "tenantry".into(),
-        prefix: "tenantry".into(),
-        pools: PoolConfig::default(),
-    })
-    .await
-    .unwrap()
-}
+use crate::support::{Server, connect, create_tenant, data_dir, engine, stdout, tenantry};
 
 fn change(action: &'static str, n: u32) -> Change {
     Change {
@@ -45,20 +19,7 @@ fn change(action: &'static str, n: u32) -> Change {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn audit_verify_passes_a_clean_log_and_names_tampered_entries() {
     let dir = data_dir();
-    let created = tenantry(
-        dir.path(),
-        &[
-            "tenant",
-            "create",
-            "--name",
-            "Acme",
-            "--slug",
-            "acme",
-            "--isolation",
-            "database",
-        ],
-    );
-    assert!(created.status.success(), "{created:?}");
+    create_tenant(dir.path(), "Acme", "acme", "database");
     let server = Server::start(dir.path());
 
     // Entries written as the application writes them: the runtime role, in transactions.

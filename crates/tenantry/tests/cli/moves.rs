@@ -1,25 +1,12 @@
 //! `tenantry tenant move`: a tenant moved to another tier from the command line, with a report of
 //! its tables and write pause, an audit entry, and errors that say what to do.
 
-use crate::support::{data_dir, stdout, tenantry};
+use crate::support::{create_tenant, data_dir, stdout, tenantry};
 
 #[test]
 fn a_tenant_moves_to_another_tier_from_the_cli() {
     let dir = data_dir();
-    let created = tenantry(
-        dir.path(),
-        &[
-            "tenant",
-            "create",
-            "--name",
-            "Acme",
-            "--slug",
-            "acme",
-            "--isolation",
-            "shared",
-        ],
-    );
-    assert!(created.status.success(), "{created:?}");
+    create_tenant(dir.path(), "Acme", "acme", "shared");
 
     let moved = tenantry(
         dir.path(),

@@ -1,25 +1,12 @@
 //! `tenantry tenant set-plan` and `set-limit`: a tenant's plan and its overrides, merged key by
 //! key, with errors that say what is accepted.
 
-use crate::support::{data_dir, stdout, tenantry};
+use crate::support::{create_tenant, data_dir, stdout, tenantry};
 
 #[test]
 fn plans_and_limits_are_set_from_the_cli() {
     let dir = data_dir();
-    let created = tenantry(
-        dir.path(),
-        &[
-            "tenant",
-            "create",
-            "--name",
-            "Acme",
-            "--slug",
-            "acme",
-            "--isolation",
-            "shared",
-        ],
-    );
-    assert!(created.status.success(), "{created:?}");
+    create_tenant(dir.path(), "Acme", "acme", "shared");
 
     let json = |args: &[&str]| -> serde_json::Value {
         let output = tenantry(dir.path(), args);

@@ -35,6 +35,46 @@ fn command(dir: &Path) -> Command {
     command
 }
 
+/// The engine on the managed cluster of `dir` (a server keeps it running), as the owner role.
+pub async fn engine(dir: &Path) -> tenantry_tenancy::Tenancy {
+    let owner = PgConnectOptions::new()
+        .socket(
+            std::fs::canonicalize(dir)
+                .unwrap()
+                .join("tenantry-data")
+                .join("run"),
+        )
+        .port(5432)
+        .username("tenantry_owner")
+        .database("postgres");
+    tenantry_tenancy::Tenancy::open(tenantry_tenancy::EngineConfig {
+        owner,
+        control_database: "tenantry".into(),
+        prefix: "tenantry".into(),
+        pools: tenantry_tenancy::PoolConfig::default(),
+    })
+    .await
+    .unwrap()
+}
+
+/// `tenantry tenant create --name NAME --slug SLUG --isolation TIER`, which must succeed.
+pub fn create_tenant(dir: &Path, name: &str, slug: &str, tier: &str) {
+    let created = tenantry(
+        dir,
+        &[
+            "tenant",
+            "create",
+            "--name",
+            name,
+            "--slug",
+            slug,
+            "--isolation",
+            tier,
+        ],
+    );
+    assert!(created.status.success(), "{created:?}");
+}
+
 /// A running `tenantry serve`.
 pub struct Server {
     pub child: Child,

@@ -1,0 +1,298 @@
+//! `GET /api/v1/organizations/{id}/export`: the owner downloads a `.tar.gz` of everything the
+//! organization owns, with no secret in it and nothing of another organization; also while the
+//! organization is soft-deleted; the export is audited; the archive imports into a new tenant.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+
+use reqwest::Method;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use tenantry_tenancy::Isolation;
+
+use crate::{TestApp, caller, new_org, problem, send, success_json};
+
+/// The archive's files by path, and their order.
+fn unpack(bytes: &[u8]) -> (BTreeMap<String, Vec<u8>>, Vec<String>) {
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(bytes));
+    let mut files = BTreeMap::new();
+    let mut order = Vec::new();
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let path = entry.path().unwrap().to_str().unwrap().to_string();
+        let mut content = Vec::new();
+        entry.read_to_end(&mut content).unwrap();
+        order.push(path.clone());
+        files.insert(path, content);
+    }
+    (files, order)
+}
+
+fn text(files: &BTreeMap<String, Vec<u8>>, path: &str) -> String {
+    String::from_utf8(files[path].clone()).unwrap()
+}
+
+async fn download(app: &TestApp, org: &str, token: &str) -> reqwest::Response {
+    send(
+        app,
+        Method::GET,
+        &format!("/api/v1/organizations/{org}/export"),
+        token,
+        None,
+        None,
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_owner_downloads_everything_the_organization_owns_and_no_secret() {
+    let app = TestApp::spawn().await;
+    let ada = caller(&app, "ada@example.com").await;
+    let bob = caller(&app, "bob@example.com").await;
+    let org = new_org(&app, &ada, "Ada Labs").await;
+    let other = new_org(&app, &bob, "Bob Zebra Works").await;
+    let path = format!("/api/v1/organizations/{org}");
+    let as_ada = |method: Method, path: String, body: Option<Value>| {
+        let (app, ada, org) = (&app, &ada, org.clone());
+        async move { success_json(send(app, method, &path, &ada.token, Some(&org), body).await).await }
+    };
+    as_ada(
+        Method::POST,
+        "/api/v1/monitors".into(),
+        Some(json!({"name": "Homepage ☕", "kind": "http", "target": "https://example.com"})),
+    )
+    .await;
+    as_ada(
+        Method::POST,
+        format!("{path}/members"),
+        Some(json!({"user_id": bob.id, "role": "viewer"})),
+    )
+    .await;
+    let key = as_ada(
+        Method::POST,
+        format!("{path}/api-keys"),
+        Some(json!({"name": "ci", "role": "member"})),
+    )
+    .await;
+    let secret = key["secret"].as_str().unwrap().to_string();
+    as_ada(
+        Method::POST,
+        format!("{path}/invitations"),
+        Some(json!({"email": "carol@example.com", "role": "member"})),
+    )
+    .await;
+    let invitation = app.invitation_token("carol@example.com", 0).await;
+    success_json(
+        send(
+            &app,
+            Method::POST,
+            "/api/v1/monitors",
+            &bob.token,
+            Some(&other),
+            Some(json!({"name": "zebra-monitor", "kind": "tcp", "target": "zebra.example.com:1"})),
+        )
+        .await,
+    )
+    .await;
+
+    let response = download(&app, &org, &ada.token).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "application/gzip");
+    let slug = as_ada(Method::GET, path.clone(), None).await["slug"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        response.headers()["content-disposition"],
+        format!(
+            "attachment; filename=\"{slug}-{}.tar.gz\"",
+            chrono::Utc::now().format("%Y-%m-%d")
+        )
+        .as_str()
+    );
+    let bytes = response.bytes().await.unwrap();
+    let (files, order) = unpack(&bytes);
+    assert_eq!(order.last().map(String::as_str), Some("manifest.json"));
+    for path in [
+        "organization.json",
+        "plan_overrides.json",
+        "members.jsonl",
+        "invitations.jsonl",
+        "api_keys.jsonl",
+        "api_usage.jsonl",
+        "audit.jsonl",
+        "tenant/tenant_settings.jsonl",
+        "tenant/monitors.jsonl",
+        "tenant/audit_log.jsonl",
+    ] {
+        assert!(files.contains_key(path), "{path} is missing: {order:?}");
+    }
+    let manifest: Value = serde_json::from_slice(&files["manifest.json"]).unwrap();
+    assert_eq!(manifest["format_version"], 1);
+    assert_eq!(manifest["source"]["tenant_id"], org.as_str());
+    for file in manifest["files"].as_array().unwrap() {
+        let content = &files[file["path"].as_str().unwrap()];
+        assert_eq!(
+            file["sha256"],
+            hex::encode(Sha256::digest(content)),
+            "{file}"
+        );
+        assert_eq!(
+            file["rows"],
+            content.iter().filter(|b| **b == b'\n').count(),
+            "{file}"
+        );
+    }
+    assert!(text(&files, "tenant/monitors.jsonl").contains("Homepage ☕"));
+    let members = text(&files, "members.jsonl");
+    assert!(members.contains("ada@example.com") && members.contains("bob@example.com"));
+    assert!(text(&files, "api_keys.jsonl").contains("\"name\": \"ci\""));
+    assert!(text(&files, "invitations.jsonl").contains("carol@example.com"));
+
+    // No secret and no secret's hash; nothing of Bob's own organization.
+    let everything = String::from_utf8_lossy(&bytes_of(&files)).into_owned();
+    let mut secrets = vec![
+        secret.clone(),
+        hex::encode(Sha256::digest(secret.as_bytes())),
+        invitation.clone(),
+        hex::encode(Sha256::digest(invitation.as_bytes())),
+    ];
+    let stored: Vec<String> = sqlx::query_scalar(
+        "SELECT password_hash FROM identity.users
+         UNION ALL SELECT encode(key_hash, 'hex') FROM orgs.api_keys
+         UNION ALL SELECT encode(token_hash, 'hex') FROM orgs.invitations",
+    )
+    .fetch_all(app.tenancy.owner_pool())
+    .await
+    .unwrap();
+    assert_eq!(stored.len(), 4);
+    secrets.extend(stored);
+    for secret in &secrets {
+        assert!(
+            !everything.contains(secret.as_str()),
+            "a secret is in the archive"
+        );
+    }
+    for trace in [other.as_str(), "Zebra", "zebra"] {
+        assert!(!everything.contains(trace), "{trace} is in the archive");
+    }
+
+    // The export is in the trail, with the archive's manifest checksum.
+    let trail = success_json(
+        send(
+            &app,
+            Method::GET,
+            &format!("{path}/audit-logs?action=organization.exported"),
+            &ada.token,
+            None,
+            None,
+        )
+        .await,
+    )
+    .await;
+    let entry = &trail["items"][0];
+    assert_eq!(entry["action"], "organization.exported");
+    assert_eq!(entry["actor_id"], ada.id.to_string());
+    assert_eq!(
+        entry["after"]["manifest_sha256"],
+        hex::encode(Sha256::digest(&files["manifest.json"]))
+    );
+
+    // What the route gives, `tenantry tenant import` restores.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("ada.tar.gz");
+    std::fs::write(&file, &bytes).unwrap();
+    let report = tenantry_archive::import(
+        &app.tenancy,
+        &file,
+        &tenantry_archive::ImportOptions {
+            slug: "ada-restored".into(),
+            isolation: Isolation::Database,
+            name: None,
+        },
+        &tenantry_archive::Quiet,
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.members_restored.len(), 2);
+    let copy = success_json(
+        send(
+            &app,
+            Method::GET,
+            "/api/v1/monitors",
+            &ada.token,
+            Some("ada-restored"),
+            None,
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(copy["items"][0]["name"], "Homepage ☕");
+}
+
+fn bytes_of(files: &BTreeMap<String, Vec<u8>>) -> Vec<u8> {
+    files.values().flatten().copied().collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_organization_is_exported_for_its_owners_only_until_purged() {
+    let app = TestApp::spawn().await;
+    let ada = caller(&app, "ada@example.com").await;
+    let bob = caller(&app, "bob@example.com").await;
+    let org = new_org(&app, &ada, "Ada Labs").await;
+    let path = format!("/api/v1/organizations/{org}");
+    success_json(
+        send(
+            &app,
+            Method::POST,
+            &format!("{path}/members"),
+            &ada.token,
+            None,
+            Some(json!({"user_id": bob.id, "role": "admin"})),
+        )
+        .await,
+    )
+    .await;
+    let forbidden = problem(download(&app, &org, &bob.token).await, 403).await;
+    assert_eq!(forbidden["code"], "forbidden");
+
+    success_json(send(&app, Method::DELETE, &path, &ada.token, None, None).await).await;
+    // The organization is gone for the other organization routes, and for the admin.
+    problem(
+        send(
+            &app,
+            Method::GET,
+            &format!("{path}/members"),
+            &ada.token,
+            None,
+            None,
+        )
+        .await,
+        404,
+    )
+    .await;
+    let missing = problem(download(&app, &org, &bob.token).await, 404).await;
+    // Its owner can still take the archive.
+    let response = download(&app, &org, &ada.token).await;
+    assert_eq!(response.status(), 200);
+    let (files, _) = unpack(&response.bytes().await.unwrap());
+    assert!(files.contains_key("manifest.json"));
+
+    // Suspended organizations refuse everyone, as on every other route.
+    let other = new_org(&app, &ada, "Suspended One").await;
+    app.tenancy.suspend(&other).await.unwrap();
+    let suspended = problem(download(&app, &other, &ada.token).await, 403).await;
+    assert_eq!(suspended["code"], "tenant_suspended");
+
+    // Purged: the same 404 as an organization that never existed.
+    let record = app.tenancy.find(&org).await.unwrap();
+    app.tenancy.hard_delete(&org, &record.slug).await.unwrap();
+    let purged = problem(download(&app, &org, &ada.token).await, 404).await;
+    assert_eq!(purged, missing);
+    let nowhere = problem(
+        download(&app, &uuid::Uuid::new_v4().to_string(), &ada.token).await,
+        404,
+    )
+    .await;
+    assert_eq!(purged, nowhere);
+}
