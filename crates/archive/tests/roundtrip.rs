@@ -38,6 +38,7 @@ async fn world() -> World {
             tenantry_orgs::control_schema(),
             tenantry_mail::control_schema(),
             tenantry_audit::control_schema(),
+            tenantry_monitoring::control_schema(),
         ],
     )
     .await
@@ -228,6 +229,27 @@ async fn seed(w: &World, tier: Isolation, slug: &str, name: &str) -> TenantRecor
         .execute(&mut *tx)
         .await
         .unwrap();
+    }
+    // Check results and incidents: down (an incident), up (resolved), down again (open).
+    let database: Uuid = sqlx::query_scalar("SELECT id FROM monitors WHERE name = 'Database'")
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    for (n, ok) in [false, true, false].into_iter().enumerate() {
+        let at = "2024-05-06T07:08:09.123456Z"
+            .parse::<chrono::DateTime<chrono::Utc>>()
+            .unwrap()
+            + chrono::TimeDelta::seconds(300 * n as i64);
+        let seen = tenantry_monitoring::Observation {
+            checked_at: at,
+            ok,
+            latency_ms: Some(17 + n as i32),
+            status_code: None,
+            error: (!ok).then(|| format!("connection refused ☕ {n}")),
+        };
+        tenantry_monitoring::record_result(&mut tx, database, at, &seen)
+            .await
+            .unwrap();
     }
     tx.commit().await.unwrap();
     for n in 1..=4 {

@@ -37,6 +37,7 @@ pub async fn run(bench: &Bench) -> anyhow::Result<Vec<Row>> {
             tenantry_orgs::control_schema(),
             tenantry_mail::control_schema(),
             tenantry_audit::control_schema(),
+            tenantry_monitoring::control_schema(),
         ],
     )
     .await

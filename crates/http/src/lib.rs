@@ -16,6 +16,7 @@ mod monitors;
 pub mod openapi;
 mod ops;
 mod orgs;
+mod results;
 mod server;
 mod usage;
 

@@ -1,4 +1,7 @@
-//! `/api/v1/monitors`: the monitors of the organization in context, through the tenant door.
+//! `/api/v1/monitors`: the monitors of the organization in context, through the tenant door. A
+//! heartbeat monitor's token is issued (in the control database) before the monitor commits and
+//! forgotten after it is deleted; its `heartbeat_url` is shown once, in the response that issued
+//! it.
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -6,24 +9,23 @@ use axum::http::StatusCode;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use tenantry_monitoring::{self as monitoring, Cursor, Monitor, MonitorInput};
 use tenantry_orgs::Action;
-use utoipa::IntoParams;
+use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::error::{AppError, Problem};
 use crate::extract::{ApiJson, ApiQuery, Items, TenantScope};
-use crate::openapi::{InTenant, JsonBody, PROBLEM, TenantHeader, schemas::CheckResult};
+use crate::openapi::{InTenant, JsonBody, PROBLEM, TenantHeader};
 use crate::server::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list, create))
         .routes(routes!(read, replace, remove))
-        .routes(routes!(results))
 }
 
 /// A page of a list.
@@ -37,24 +39,69 @@ struct Page {
     cursor: Option<String>,
 }
 
-fn encode_cursor(m: &Monitor) -> String {
-    URL_SAFE_NO_PAD.encode(format!("{}|{}", m.created_at.to_rfc3339(), m.id))
+/// The opaque cursor of every list ordered by a time and an id: the position of the last item
+/// of a page.
+pub(crate) fn encode_position(at: DateTime<Utc>, id: Uuid) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{}|{}", at.to_rfc3339(), id))
 }
 
-fn decode_cursor(text: &str) -> Result<Cursor, AppError> {
+pub(crate) fn decode_position(text: &str) -> Result<(DateTime<Utc>, Uuid), AppError> {
     let bad = || AppError::invalid("cursor", "not a cursor this server returned");
     let raw = URL_SAFE_NO_PAD.decode(text).map_err(|_| bad())?;
     let raw = String::from_utf8(raw).map_err(|_| bad())?;
     let (at, id) = raw.split_once('|').ok_or_else(bad)?;
-    Ok(Cursor {
-        created_at: DateTime::parse_from_rfc3339(at)
+    Ok((
+        DateTime::parse_from_rfc3339(at)
             .map_err(|_| bad())?
             .with_timezone(&Utc),
-        id: id.parse().map_err(|_| bad())?,
-    })
+        id.parse().map_err(|_| bad())?,
+    ))
 }
 
-fn parse_id(id: &str) -> Result<Uuid, AppError> {
+fn encode_cursor(m: &Monitor) -> String {
+    encode_position(m.created_at, m.id)
+}
+
+fn decode_cursor(text: &str) -> Result<Cursor, AppError> {
+    let (created_at, id) = decode_position(text)?;
+    Ok(Cursor { created_at, id })
+}
+
+/// A monitor as the response that issued its heartbeat token shows it.
+#[derive(Serialize, ToSchema)]
+struct IssuedMonitor {
+    #[serde(flatten)]
+    monitor: Monitor,
+    /// Heartbeat monitors: the URL to ping (`GET` or `POST`, no authentication),
+    /// `<public_url>/api/v1/heartbeat/<token>`. Shown in this response only: the server keeps
+    /// only the token's hash. Absent for other kinds, and when no token was issued.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    heartbeat_url: Option<String>,
+}
+
+impl IssuedMonitor {
+    fn new(state: &AppState, monitor: Monitor, token: Option<monitoring::HeartbeatToken>) -> Self {
+        let base = state.identity.keys().issuer();
+        Self {
+            heartbeat_url: token.map(|t| t.url(base)),
+            monitor,
+        }
+    }
+}
+
+/// Forgets monitor `id`'s heartbeat token after the monitor is gone (or no longer a heartbeat
+/// monitor). A failure leaves a token naming no heartbeat monitor, which pings answer 404: it is
+/// logged, not an error.
+async fn forget_token(state: &AppState, org_id: Uuid, id: Uuid) {
+    if let Err(error) = monitoring::forget_heartbeat(state.tenancy.runtime_pool(), org_id, id).await
+    {
+        tracing::warn!(%error, monitor_id = %id, "failed to remove a heartbeat token; pings with it find no monitor");
+    }
+}
+
+const HEARTBEAT: &str = "heartbeat";
+
+pub(crate) fn parse_id(id: &str) -> Result<Uuid, AppError> {
     // Not an id at all: no such resource, the same answer as an unknown id.
     id.parse().map_err(|_| AppError::NotFound)
 }
@@ -130,7 +177,7 @@ async fn list(
     params(TenantHeader),
     request_body = MonitorInput,
     responses(
-        (status = 201, description = "The new monitor, `pending` until checked", body = Monitor),
+        (status = 201, description = "The new monitor, `pending` until checked; a heartbeat monitor with its `heartbeat_url`, shown this once", body = IssuedMonitor),
         JsonBody,
         InTenant,
         (status = 403, description = "`forbidden`: the role may not create monitors; `tenant_suspended`; or `limit_exceeded` with `limit: max_monitors`", body = Problem, content_type = PROBLEM),
@@ -141,22 +188,43 @@ async fn create(
     origin: crate::audit::Origin,
     scope: TenantScope,
     ApiJson(input): ApiJson<MonitorInput>,
-) -> Result<(StatusCode, Json<Monitor>), AppError> {
+) -> Result<(StatusCode, Json<IssuedMonitor>), AppError> {
     scope.require(Action::ManageMonitoring)?;
     check(&state, &scope, &input).await?;
-    let limit = state
-        .orgs
-        .limit(scope.ctx.tenant_id().as_uuid(), "max_monitors")
-        .await?;
-    let mut tx = scope.ctx.begin().await?;
-    // Counted under the tenant's monitor lock: parallel creates cannot overshoot the limit.
-    let used = monitoring::lock_and_count(&mut tx).await?;
-    tenantry_orgs::Orgs::ensure_room("max_monitors", limit, used, 1)?;
-    let monitor = monitoring::create(&mut tx, &input).await?;
-    let change = monitor_change("monitor.created", monitor.id, None, Some(&monitor));
-    tenantry_audit::record_in_tenant(&mut tx, &origin.by(&scope.actor), &change).await?;
-    tx.commit().await?;
-    Ok((StatusCode::CREATED, Json(monitor)))
+    let org_id = scope.ctx.tenant_id().as_uuid();
+    let limit = state.orgs.limit(org_id, "max_monitors").await?;
+    let id = Uuid::now_v7();
+    // The token first, in the control database: should the monitor not commit, what is left is a
+    // token naming no monitor (removed below when possible), never a monitor without a token.
+    let token = if input.kind == HEARTBEAT {
+        Some(monitoring::issue_heartbeat(state.tenancy.runtime_pool(), org_id, id).await?)
+    } else {
+        None
+    };
+    let created = async {
+        let mut tx = scope.ctx.begin().await?;
+        // Counted under the tenant's monitor lock: parallel creates cannot overshoot the limit.
+        let used = monitoring::lock_and_count(&mut tx).await?;
+        tenantry_orgs::Orgs::ensure_room("max_monitors", limit, used, 1)?;
+        let monitor = monitoring::create_with_id(&mut tx, id, &input).await?;
+        let change = monitor_change("monitor.created", monitor.id, None, Some(&monitor));
+        tenantry_audit::record_in_tenant(&mut tx, &origin.by(&scope.actor), &change).await?;
+        tx.commit().await?;
+        Ok::<_, AppError>(monitor)
+    }
+    .await;
+    match created {
+        Ok(monitor) => Ok((
+            StatusCode::CREATED,
+            Json(IssuedMonitor::new(&state, monitor, token)),
+        )),
+        Err(e) => {
+            if token.is_some() {
+                forget_token(&state, org_id, id).await;
+            }
+            Err(e)
+        }
+    }
 }
 
 /// A monitor
@@ -195,7 +263,7 @@ async fn read(scope: TenantScope, Path(id): Path<String>) -> Result<Json<Monitor
     params(("id" = Uuid, Path, description = "The monitor's id"), TenantHeader),
     request_body = MonitorInput,
     responses(
-        (status = 200, description = "The monitor as replaced", body = Monitor),
+        (status = 200, description = "The monitor as replaced; a monitor that became a heartbeat monitor with its new `heartbeat_url`, shown this once", body = IssuedMonitor),
         JsonBody,
         InTenant,
     )
@@ -206,7 +274,7 @@ async fn replace(
     scope: TenantScope,
     Path(id): Path<String>,
     ApiJson(input): ApiJson<MonitorInput>,
-) -> Result<Json<Monitor>, AppError> {
+) -> Result<Json<IssuedMonitor>, AppError> {
     let id = parse_id(&id)?;
     scope.require(Action::ManageMonitoring)?;
     check(&state, &scope, &input).await?;
@@ -218,7 +286,24 @@ async fn replace(
     let change = monitor_change("monitor.updated", id, before.as_ref(), Some(&monitor));
     tenantry_audit::record_in_tenant(&mut tx, &origin.by(&scope.actor), &change).await?;
     tx.commit().await?;
-    Ok(Json(monitor))
+    // A monitor that became a heartbeat monitor (or lost its token) gets one; one that stopped
+    // being one loses it.
+    let org_id = scope.ctx.tenant_id().as_uuid();
+    let pool = state.tenancy.runtime_pool();
+    let was_heartbeat = before.is_some_and(|b| b.kind == HEARTBEAT);
+    let token = if monitor.kind == HEARTBEAT {
+        if monitoring::has_heartbeat_token(pool, org_id, id).await? {
+            None
+        } else {
+            Some(monitoring::issue_heartbeat(pool, org_id, id).await?)
+        }
+    } else {
+        if was_heartbeat {
+            forget_token(&state, org_id, id).await;
+        }
+        None
+    };
+    Ok(Json(IssuedMonitor::new(&state, monitor, token)))
 }
 
 /// Delete a monitor (member)
@@ -235,6 +320,7 @@ async fn replace(
     )
 )]
 async fn remove(
+    State(state): State<AppState>,
     origin: crate::audit::Origin,
     scope: TenantScope,
     Path(id): Path<String>,
@@ -249,42 +335,13 @@ async fn remove(
         tenantry_audit::record_in_tenant(&mut tx, &origin.by(&scope.actor), &change).await?;
     }
     tx.commit().await?;
-    if deleted {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(AppError::NotFound)
+    if !deleted {
+        return Err(AppError::NotFound);
     }
-}
-
-/// A monitor's check results, newest first
-///
-/// Empty until the checks run.
-#[utoipa::path(
-    get,
-    path = "/api/v1/monitors/{id}/results",
-    tag = "monitors",
-    operation_id = "list_monitor_results",
-    security(("bearer" = [])),
-    params(("id" = Uuid, Path, description = "The monitor's id"), TenantHeader),
-    responses(
-        (status = 200, description = "A page of check results", body = Items<CheckResult>),
-        InTenant,
-    )
-)]
-async fn results(
-    scope: TenantScope,
-    Path(id): Path<String>,
-) -> Result<Json<Items<CheckResult>>, AppError> {
-    // Check results arrive with the monitoring engine; until then, an empty list for a monitor
-    // that exists.
-    scope.require(Action::Read)?;
-    let id = parse_id(&id)?;
-    let mut tx = scope.ctx.begin_read().await?;
-    monitoring::get(&mut tx, id)
-        .await?
-        .ok_or(AppError::NotFound)?;
-    tx.commit().await?;
-    Ok(Json(Items::all(Vec::new())))
+    if before.is_some_and(|m| m.kind == HEARTBEAT) {
+        forget_token(&state, scope.ctx.tenant_id().as_uuid(), id).await;
+    }
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// A monitor change as the audit trail records it.

@@ -65,7 +65,10 @@ pub const PROBLEM: &str = "application/problem+json";
         (name = "organizations", description = "The caller's organizations"),
         (name = "members", description = "An organization's members, and the caller's own moves"),
         (name = "api-keys", description = "An organization's API keys"),
-        (name = "monitors", description = "Monitors of the organization in context"),
+        (name = "monitors", description = "Monitors of the organization in context, their \
+            check results and incidents"),
+        (name = "heartbeats", description = "Pings of heartbeat (push) monitors: no \
+            authentication, the token in the path is the capability"),
         (name = "invitations", description = "Invitations by email to an organization, and \
             accepting them (signed in, or signing up on the way)"),
         (name = "admin", description = "Platform administration: every tenant, whatever its \
@@ -555,21 +558,6 @@ pub mod schemas {
         pub key: ApiKey,
         /// `tnt_…`: send it as `Authorization: Bearer <secret>`. Shown in this response only.
         pub secret: String,
-    }
-
-    /// One check of a monitor.
-    #[derive(serde::Serialize, ToSchema)]
-    pub struct CheckResult {
-        pub id: Uuid,
-        pub monitor_id: Uuid,
-        pub checked_at: DateTime<Utc>,
-        /// Whether the check passed.
-        pub ok: bool,
-        pub latency_ms: Option<i32>,
-        /// The HTTP status, for `http` and `keyword` monitors.
-        pub status_code: Option<i32>,
-        /// Why the check failed.
-        pub error: Option<String>,
     }
 
     /// The public keys that verify access tokens (RFC 7517).

@@ -24,7 +24,9 @@ use crate::error::{AppError, LoggedError, rate_limit_headers};
 use crate::extract::RequestTenant;
 use crate::metrics::{Metrics, RequestLabels, RouteLabels};
 use crate::openapi::{self, ApiDoc};
-use crate::{admin, audit, auth, export, invitations, members, monitors, ops, orgs, usage};
+use crate::{
+    admin, audit, auth, export, invitations, members, monitors, ops, orgs, results, usage,
+};
 
 const REQUEST_ID: &str = "x-request-id";
 
@@ -103,6 +105,7 @@ pub(crate) fn api() -> OpenApiRouter<AppState> {
         .merge(auth::routes())
         .merge(orgs::routes())
         .merge(monitors::routes())
+        .merge(results::routes())
         .merge(members::routes())
         .merge(invitations::routes())
         .merge(admin::routes())

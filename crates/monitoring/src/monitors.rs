@@ -22,12 +22,19 @@ pub struct Monitor {
     pub enabled: bool,
     #[schema(examples("up", "down", "pending"))]
     pub status: String,
+    /// Consecutive failed checks that confirm an outage (open an incident), 1 to 10.
+    #[schema(minimum = 1, maximum = 10, example = 1)]
+    pub confirmations: i32,
+    /// When the latest check ran (`null` until the first).
+    pub last_checked_at: Option<DateTime<Utc>>,
+    /// Heartbeat monitors: when the latest ping arrived (`null` until the first).
+    pub last_ping_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
 
 const COLUMNS: &str = "id, name, kind, target, interval_seconds, timeout_seconds, keyword, enabled, \
-    status, created_at, updated_at";
+    status, confirmations, last_checked_at, last_ping_at, created_at, updated_at";
 
 /// A monitor as a client sends it (create and full update).
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
@@ -50,6 +57,10 @@ pub struct MonitorInput {
     pub keyword: Option<String>,
     #[serde(default)]
     pub enabled: Option<bool>,
+    /// Consecutive failed checks that open an incident.
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 10, default = 1)]
+    pub confirmations: Option<i32>,
 }
 
 /// A field the input got wrong, and why.
@@ -71,6 +82,9 @@ pub const MIN_INTERVAL_SECONDS: i32 = 10;
 /// The interval of a monitor created without one.
 pub const DEFAULT_INTERVAL_SECONDS: i32 = 60;
 const MAX_INTERVAL_SECONDS: i32 = 86_400;
+/// Failures that confirm an outage when the input names none.
+pub const DEFAULT_CONFIRMATIONS: i32 = 1;
+const MAX_CONFIRMATIONS: i32 = 10;
 
 impl MonitorInput {
     /// Checks every field against the monitor's kind.
@@ -125,6 +139,13 @@ impl MonitorInput {
         let timeout = self.timeout_seconds.unwrap_or(30);
         if !(1..=120).contains(&timeout) {
             return Err(invalid("timeout_seconds", "1 to 120 seconds"));
+        }
+        let confirmations = self.confirmations.unwrap_or(DEFAULT_CONFIRMATIONS);
+        if !(1..=MAX_CONFIRMATIONS).contains(&confirmations) {
+            return Err(invalid(
+                "confirmations",
+                format!("1 to {MAX_CONFIRMATIONS} consecutive failures"),
+            ));
         }
         Ok(())
     }
@@ -195,12 +216,22 @@ pub async fn lock_and_count(tx: &mut TenantTx) -> sqlx::Result<i64> {
 }
 
 pub async fn create(tx: &mut TenantTx, input: &MonitorInput) -> sqlx::Result<Monitor> {
+    create_with_id(tx, Uuid::now_v7(), input).await
+}
+
+/// [`create`] with an id chosen beforehand (a heartbeat monitor's token is issued for its id
+/// before the monitor commits).
+pub async fn create_with_id(
+    tx: &mut TenantTx,
+    id: Uuid,
+    input: &MonitorInput,
+) -> sqlx::Result<Monitor> {
     sqlx::query_as(&format!(
-        "INSERT INTO monitors (tenant_id, id, name, kind, target, interval_seconds, timeout_seconds, keyword, enabled)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {COLUMNS}"
+        "INSERT INTO monitors (tenant_id, id, name, kind, target, interval_seconds, timeout_seconds, keyword, enabled, confirmations)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING {COLUMNS}"
     ))
     .bind(tx.tenant_id().as_uuid())
-    .bind(Uuid::now_v7())
+    .bind(id)
     .bind(input.name.trim())
     .bind(&input.kind)
     .bind(input.target.as_deref().map(str::trim).filter(|t| !t.is_empty()))
@@ -208,6 +239,7 @@ pub async fn create(tx: &mut TenantTx, input: &MonitorInput) -> sqlx::Result<Mon
     .bind(input.timeout_seconds.unwrap_or(30))
     .bind(&input.keyword)
     .bind(input.enabled.unwrap_or(true))
+    .bind(input.confirmations.unwrap_or(DEFAULT_CONFIRMATIONS))
     .fetch_one(&mut **tx)
     .await
 }
@@ -226,7 +258,8 @@ pub async fn update(
 ) -> sqlx::Result<Option<Monitor>> {
     sqlx::query_as(&format!(
         "UPDATE monitors SET name = $2, kind = $3, target = $4, interval_seconds = $5,
-             timeout_seconds = $6, keyword = $7, enabled = $8, updated_at = now()
+             timeout_seconds = $6, keyword = $7, enabled = $8, confirmations = $9,
+             updated_at = now()
          WHERE id = $1 RETURNING {COLUMNS}"
     ))
     .bind(id)
@@ -243,6 +276,7 @@ pub async fn update(
     .bind(input.timeout_seconds.unwrap_or(30))
     .bind(&input.keyword)
     .bind(input.enabled.unwrap_or(true))
+    .bind(input.confirmations.unwrap_or(DEFAULT_CONFIRMATIONS))
     .fetch_optional(&mut **tx)
     .await
 }
@@ -268,6 +302,7 @@ mod tests {
             timeout_seconds: None,
             keyword: None,
             enabled: None,
+            confirmations: None,
         }
     }
 
@@ -279,6 +314,9 @@ mod tests {
         );
         assert_eq!(input("tcp", Some("db.internal:5432")).validate(), Ok(()));
         assert_eq!(input("heartbeat", None).validate(), Ok(()));
+        let mut confirmed = input("heartbeat", None);
+        confirmed.confirmations = Some(10);
+        assert_eq!(confirmed.validate(), Ok(()));
         let mut k = input("keyword", Some("http://example.com"));
         k.keyword = Some("OK".into());
         assert_eq!(k.validate(), Ok(()));
@@ -300,5 +338,10 @@ mod tests {
         let mut blank = input("heartbeat", None);
         blank.name = "  ".into();
         assert_eq!(field(blank), "name");
+        for wrong in [0, 11, -1] {
+            let mut many = input("heartbeat", None);
+            many.confirmations = Some(wrong);
+            assert_eq!(field(many), "confirmations");
+        }
     }
 }

@@ -78,6 +78,7 @@ impl MigrationSet {
                 2 => "tenant/0002_monitor_fields.sql",
                 3 => "tenant/0003_audit_log.sql",
                 4 => "tenant/0004_write_gate.sql",
+                5 => "tenant/0005_checks.sql",
             ],
         }
     }

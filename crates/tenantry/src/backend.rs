@@ -87,12 +87,13 @@ impl Backend {
 }
 
 /// The application's own schemas in the control database.
-fn app_schemas() -> [ControlSchema; 4] {
+fn app_schemas() -> [ControlSchema; 5] {
     [
         tenantry_identity::control_schema(),
         tenantry_orgs::control_schema(),
         tenantry_mail::control_schema(),
         tenantry_audit::control_schema(),
+        tenantry_monitoring::control_schema(),
     ]
 }
 

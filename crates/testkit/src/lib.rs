@@ -16,6 +16,28 @@ use sqlx::{ConnectOptions, Connection, PgConnection};
 use tenantry_tenancy::{EngineConfig, MigrationSet, PoolConfig, Tenancy};
 use tokio::sync::OnceCell;
 
+/// Runs the async test body `async fn NAME(tier: Isolation)` once per isolation tier, as the three
+/// tests `NAME::shared`, `NAME::schema` and `NAME::database`.
+#[macro_export]
+macro_rules! per_tier {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn shared() {
+                super::$name(tenantry_tenancy::Isolation::Shared).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn schema() {
+                super::$name(tenantry_tenancy::Isolation::Schema).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn database() {
+                super::$name(tenantry_tenancy::Isolation::Database).await
+            }
+        }
+    };
+}
+
 pub const PREFIX: &str = "tt";
 const TEMPLATE: &str = "tt_template";
 pub const URL_VAR: &str = "TENANTRY_TEST_DATABASE_URL";

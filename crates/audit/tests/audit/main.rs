@@ -17,26 +17,7 @@ use tenantry_tenancy::{
 };
 use uuid::Uuid;
 
-/// Runs a test body once per isolation tier, as three named tests.
-macro_rules! per_tier {
-    ($name:ident) => {
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn shared() {
-                super::$name(tenantry_tenancy::Isolation::Shared).await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn schema() {
-                super::$name(tenantry_tenancy::Isolation::Schema).await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn database() {
-                super::$name(tenantry_tenancy::Isolation::Database).await
-            }
-        }
-    };
-}
-pub(crate) use per_tier;
+pub(crate) use tenantry_testkit::per_tier;
 
 /// An engine with every application schema on a fresh control database.
 pub async fn engine() -> Tenancy {
@@ -48,6 +29,7 @@ pub async fn engine() -> Tenancy {
             tenantry_orgs::control_schema(),
             tenantry_mail::control_schema(),
             tenantry_audit::control_schema(),
+            tenantry_monitoring::control_schema(),
         ],
     )
     .await

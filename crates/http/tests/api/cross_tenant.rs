@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use tenantry_tenancy::Isolation;
 use uuid::Uuid;
 
-use crate::{TestApp, caller, org_in, problem, send, success_json};
+use crate::{Caller, TestApp, caller, org_in, problem, send, success_json};
 
 /// Sends as `token` (with `tenant` as `X-Tenant` when given) and returns the 404 body.
 async fn not_found(
@@ -175,6 +175,11 @@ async fn across_tiers(tier: Isolation) {
             ),
             (Method::DELETE, format!("/api/v1/monitors/{id}"), None),
             (Method::GET, format!("/api/v1/monitors/{id}/results"), None),
+            (
+                Method::GET,
+                format!("/api/v1/monitors/{id}/incidents"),
+                None,
+            ),
         ]
     };
     for (way, token, tenant) in ways {
@@ -405,6 +410,10 @@ async fn across_tiers(tier: Isolation) {
         assert_eq!(got, reference, "{method} {theirs}");
     }
 
+    // Heartbeat tokens: Ada's pings her monitor only; a token leading to Ada's organization and
+    // naming Bob's monitor (a control row gone wrong) finds nothing, the tenant door refusing it.
+    heartbeats_stay_in_their_organization(&app, (&ada, &a), (&bob, &b), &monitor).await;
+
     // Bob's organization is untouched.
     let kept = success_json(
         send(
@@ -472,6 +481,94 @@ async fn across_tiers(tier: Isolation) {
     )
     .await;
     assert_eq!(invitations["items"][0]["id"], invitation.as_str());
+}
+
+/// A heartbeat monitor in `org` as `who`: its id and the path of its `heartbeat_url`.
+async fn heartbeat_monitor(app: &TestApp, who: &Caller, org: &str) -> (String, String) {
+    let created = success_json(
+        send(
+            app,
+            Method::POST,
+            "/api/v1/monitors",
+            &who.token,
+            Some(org),
+            Some(json!({"name": "push", "kind": "heartbeat"})),
+        )
+        .await,
+    )
+    .await;
+    (
+        created["id"].as_str().unwrap().to_string(),
+        crate::results::heartbeat_path(created["heartbeat_url"].as_str().unwrap()),
+    )
+}
+
+async fn last_ping(app: &TestApp, who: &Caller, org: &str, id: &str) -> Value {
+    success_json(
+        send(
+            app,
+            Method::GET,
+            &format!("/api/v1/monitors/{id}"),
+            &who.token,
+            Some(org),
+            None,
+        )
+        .await,
+    )
+    .await["last_ping_at"]
+        .clone()
+}
+
+async fn heartbeats_stay_in_their_organization(
+    app: &TestApp,
+    (ada, a): (&Caller, &str),
+    (bob, b): (&Caller, &str),
+    bob_tcp: &str,
+) {
+    let (ada_hb, ada_path) = heartbeat_monitor(app, ada, a).await;
+    let (bob_hb, _) = heartbeat_monitor(app, bob, b).await;
+    // Pinged with headers naming Bob's organization: the token alone decides.
+    let pinged = app
+        .client
+        .post(format!("{}{ada_path}", app.base))
+        .header("X-Tenant", b)
+        .bearer_auth(&bob.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pinged.status(), 200);
+    assert!(last_ping(app, ada, a, &ada_hb).await.is_string());
+    assert_eq!(last_ping(app, bob, b, &bob_hb).await, Value::Null);
+    // What an unknown token gets.
+    let reference = problem(
+        crate::results::ping(
+            app,
+            Method::GET,
+            &format!("/api/v1/heartbeat/{}", "z".repeat(43)),
+        )
+        .await,
+        404,
+    )
+    .await;
+    // A token whose control row leads to Ada's organization but names Bob's monitors.
+    for theirs in [bob_hb.as_str(), bob_tcp] {
+        let token = format!("{:0>43}", Uuid::new_v4().simple());
+        sqlx::query(
+            "INSERT INTO monitoring.heartbeats (token_hash, org_id, monitor_id) VALUES ($1, $2, $3)",
+        )
+        .bind(<sha2::Sha256 as sha2::Digest>::digest(token.as_bytes()).to_vec())
+        .bind(a.parse::<Uuid>().unwrap())
+        .bind(theirs.parse::<Uuid>().unwrap())
+        .execute(app.tenancy.owner_pool())
+        .await
+        .unwrap();
+        for method in [Method::GET, Method::POST] {
+            let response =
+                crate::results::ping(app, method, &format!("/api/v1/heartbeat/{token}")).await;
+            assert_eq!(problem(response, 404).await, reference, "{theirs}");
+        }
+    }
+    assert_eq!(last_ping(app, bob, b, &bob_hb).await, Value::Null);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -25,24 +25,7 @@ use crate::{
     Caller, PUBLIC_URL, Spawn, TestApp, caller, platform_admin, problem, send, success_json,
 };
 
-macro_rules! per_tier {
-    ($name:ident) => {
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn shared() {
-                super::$name(tenantry_tenancy::Isolation::Shared).await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn schema() {
-                super::$name(tenantry_tenancy::Isolation::Schema).await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn database() {
-                super::$name(tenantry_tenancy::Isolation::Database).await
-            }
-        }
-    };
-}
+use tenantry_testkit::per_tier;
 
 /// The organization's budget: small, so that its Redis key lives long (4 s per request) and
 /// no test here is refused (each makes fewer than 15 requests in an organization).

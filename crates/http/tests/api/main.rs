@@ -18,6 +18,7 @@ mod openapi;
 mod ops;
 mod ratelimit;
 mod rbac;
+mod results;
 
 use std::net::SocketAddr;
 
@@ -108,6 +109,7 @@ impl TestApp {
                 tenantry_orgs::control_schema(),
                 tenantry_mail::control_schema(),
                 tenantry_audit::control_schema(),
+                tenantry_monitoring::control_schema(),
             ],
         )
         .await

@@ -43,6 +43,9 @@ const OPERATIONS: &[(&str, &str)] = &[
     ("put", "/api/v1/monitors/{id}"),
     ("delete", "/api/v1/monitors/{id}"),
     ("get", "/api/v1/monitors/{id}/results"),
+    ("get", "/api/v1/monitors/{id}/incidents"),
+    ("get", "/api/v1/heartbeat/{token}"),
+    ("post", "/api/v1/heartbeat/{token}"),
     ("get", "/api/v1/organizations/{id}/invitations"),
     ("post", "/api/v1/organizations/{id}/invitations"),
     ("delete", "/api/v1/organizations/{id}/invitations/{iid}"),
@@ -823,4 +826,92 @@ async fn a_malformed_query_is_problem_json() {
     )
     .await;
     assert_eq!(crate::problem(response, 400).await["code"], "bad_request");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn monitoring_responses_carry_only_documented_fields() {
+    use tenantry_monitoring::Observation;
+
+    let app = TestApp::spawn().await;
+    let doc = document(&app).await;
+    let owner = caller(&app, "watch@example.com").await;
+    let org = crate::org_in(&app, &owner, "Watch", tenantry_tenancy::Isolation::Shared).await;
+    let token = token_in(&app, &owner, &org).await;
+    let heartbeat = conforming(
+        &app,
+        &doc,
+        (reqwest::Method::POST, "/api/v1/monitors"),
+        "/api/v1/monitors",
+        Some(&token),
+        Some(json!({"name": "Cron", "kind": "heartbeat", "confirmations": 2})),
+    )
+    .await;
+    let ping = crate::results::heartbeat_path(heartbeat["heartbeat_url"].as_str().unwrap());
+    let id = heartbeat["id"].as_str().unwrap().to_string();
+    // Down, up, down again: two incidents, five results.
+    let at = chrono::Utc::now() - chrono::TimeDelta::minutes(5);
+    for (n, ok) in [false, false, true, false, false].into_iter().enumerate() {
+        let due = at + chrono::TimeDelta::seconds(n as i64);
+        let seen = if ok {
+            Observation::up(due, Some(1))
+        } else {
+            Observation::down(due, "no ping")
+        };
+        crate::results::record(&app, &org, &id, due, seen).await;
+    }
+    for list in ["results", "incidents"] {
+        let page = conforming(
+            &app,
+            &doc,
+            (
+                reqwest::Method::GET,
+                &format!("/api/v1/monitors/{id}/{list}?limit=1"),
+            ),
+            &format!("/api/v1/monitors/{{id}}/{list}"),
+            Some(&token),
+            None,
+        )
+        .await;
+        assert_eq!(page["items"].as_array().unwrap().len(), 1, "{list}");
+        assert!(page["next_cursor"].is_string(), "{list}");
+    }
+    for path in [ping.as_str(), "/api/v1/heartbeat/unknown"] {
+        for method in [reqwest::Method::GET, reqwest::Method::POST] {
+            conforming(
+                &app,
+                &doc,
+                (method, path),
+                "/api/v1/heartbeat/{token}",
+                None,
+                None,
+            )
+            .await;
+        }
+    }
+    conforming(
+        &app,
+        &doc,
+        (reqwest::Method::GET, &format!("/api/v1/monitors/{id}")),
+        "/api/v1/monitors/{id}",
+        Some(&token),
+        None,
+    )
+    .await;
+}
+
+/// An access token of `who` whose `org_id` is `org`.
+async fn token_in(app: &TestApp, who: &crate::Caller, org: &str) -> String {
+    let switched = crate::success_json(
+        send(
+            app,
+            reqwest::Method::POST,
+            &format!("/api/v1/organizations/{org}/switch"),
+            &who.token,
+            None,
+            None,
+        )
+        .await,
+    )
+    .await;
+    switched["access_token"].as_str().unwrap().to_string()
 }

@@ -298,6 +298,17 @@ fn routes() -> Vec<Route> {
                 )
             },
         },
+        Route {
+            name: "monitor incidents",
+            least: "viewer",
+            call: |f| {
+                (
+                    Method::GET,
+                    format!("/api/v1/monitors/{}/incidents", f.monitor),
+                    None,
+                )
+            },
+        },
     ]
 }
 

@@ -4,26 +4,7 @@ use sqlx::{Connection, PgConnection};
 use tenantry_tenancy::{Isolation, NewTenant, Slug, Tenancy, TenantCtx, TenantRecord};
 use uuid::Uuid;
 
-/// Runs a test body once per isolation tier, as three named tests.
-macro_rules! per_tier {
-    ($name:ident) => {
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn shared() {
-                super::$name(tenantry_tenancy::Isolation::Shared).await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn schema() {
-                super::$name(tenantry_tenancy::Isolation::Schema).await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn database() {
-                super::$name(tenantry_tenancy::Isolation::Database).await
-            }
-        }
-    };
-}
-pub(crate) use per_tier;
+pub(crate) use tenantry_testkit::per_tier;
 
 pub fn new_tenant(tier: Isolation) -> NewTenant {
     let slug = format!("t{}", &Uuid::new_v4().simple().to_string()[..12]);
