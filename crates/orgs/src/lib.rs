@@ -8,6 +8,7 @@ mod invitations;
 mod limits;
 mod members;
 mod plans;
+mod retention;
 mod roles;
 mod team;
 mod usage;
@@ -21,6 +22,7 @@ pub use members::{
     DEFAULT_ORGANIZATION_CAP, Membership, OrgSummary, Orgs, OrgsError, ProfileChange,
 };
 pub use plans::{EntitlementChange, Entitlements, LIMIT_KEYS, OrgDetails, Overrides, Plan};
+pub use retention::Pruned;
 pub use roles::{Action, Role};
 pub use team::Member;
 pub use usage::{OrgCounts, Used};

@@ -530,3 +530,66 @@ async fn pings_count_against_the_organizations_rate_limit() {
     assert!(refused.headers().contains_key("retry-after"));
     assert_eq!(problem(refused, 429).await["code"], "rate_limited");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn results_past_the_plans_retention_are_pruned_and_unlimited_ones_kept() {
+    let app = TestApp::spawn().await;
+    let ada = caller(&app, "ada@example.com").await;
+    let free = org_in(&app, &ada, "Free", Isolation::Schema).await;
+    let kept = org_in(&app, &ada, "Kept", Isolation::Database).await;
+    let mut unlimited = Map::new();
+    unlimited.insert("retention_days".into(), Value::Null);
+    app.orgs
+        .change_entitlements(
+            kept.parse().unwrap(),
+            &EntitlementChange {
+                limits: Some(unlimited),
+                ..EntitlementChange::default()
+            },
+            &tenantry_audit::AuditContext::system(),
+        )
+        .await
+        .unwrap();
+    let now = origin() + TimeDelta::hours(1);
+    for org in [&free, &kept] {
+        let monitor = create(
+            &app,
+            &ada,
+            org,
+            json!({"name": "site", "kind": "http", "target": "https://example.test"}),
+        )
+        .await;
+        let id = monitor["id"].as_str().unwrap();
+        // The free plan keeps 7 days: the 30- and 8-day-old results go, the 6-day-old stays.
+        for days in [30, 8, 6] {
+            let at = now - TimeDelta::days(days);
+            let seen = Observation {
+                checked_at: at,
+                ok: true,
+                latency_ms: Some(12),
+                status_code: Some(200),
+                error: None,
+            };
+            record(&app, org, id, at, seen).await;
+        }
+    }
+    let pruned = app.orgs.prune_check_results().await.unwrap();
+    assert_eq!(pruned.results, 2);
+    let count = |org: String| {
+        let app = &app;
+        async move {
+            let ctx = app.tenancy.resolve(&org).await.unwrap();
+            let mut tx = ctx.begin_read().await.unwrap();
+            let n: i64 = sqlx::query_scalar("SELECT count(*) FROM check_results")
+                .fetch_one(&mut *tx)
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+            n
+        }
+    };
+    assert_eq!(count(free.clone()).await, 1);
+    assert_eq!(count(kept.clone()).await, 3);
+    // A second pass (another instance's) deletes nothing more.
+    assert_eq!(app.orgs.prune_check_results().await.unwrap().results, 0);
+}

@@ -55,6 +55,7 @@ pub async fn run(
                 let _ = usage_stopped.await;
             }),
     );
+    let pruner = spawn_result_pruning(orgs.clone());
     let app = Application::build(settings.listen, tenancy.clone(), identity, orgs, limiter).await?;
     let address = app.local_addr()?;
     tracing::info!(%address, "serving");
@@ -62,6 +63,7 @@ pub async fn run(
     let served = app.run_until(shutdown.wait_owned()).await;
     reaper.abort();
     purger.abort();
+    pruner.abort();
     tracing::info!("HTTP server stopped");
     drop(stop_usage);
     if let Err(e) = usage.await {
@@ -109,6 +111,30 @@ fn spawn_retention_purge(
                 Err(e) => {
                     tracing::error!(error = %e, "the retention purge failed; it runs again within the hour")
                 }
+            }
+        }
+    })
+}
+
+/// Deletes check results older than each organization's `retention_days`, a minute after start
+/// and then hourly. Every instance runs it (a second pass deletes nothing more).
+fn spawn_result_pruning(orgs: Orgs) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        let mut every = tokio::time::interval(Duration::from_secs(3600));
+        loop {
+            every.tick().await;
+            match orgs.prune_check_results().await {
+                Ok(pruned) if pruned.results > 0 => tracing::info!(
+                    organizations = pruned.organizations,
+                    results = pruned.results,
+                    "check results past their retention deleted"
+                ),
+                Ok(_) => {}
+                Err(e) => tracing::error!(
+                    error = %e,
+                    "pruning check results failed; it runs again within the hour"
+                ),
             }
         }
     })
