@@ -42,6 +42,9 @@ pub enum AppError {
     },
     #[error("no organization in context")]
     TenantRequired,
+    /// 503 `export_busy`: every export slot of this instance is streaming an archive.
+    #[error("every export slot is busy")]
+    ExportBusy,
     /// 503 `tenant_moving`: the organization is being switched to another tier; writes resume
     /// within seconds.
     #[error("the organization is being moved")]
@@ -190,6 +193,15 @@ impl AppError {
                 ),
                 None,
             ),
+            AppError::ExportBusy => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "export_busy",
+                "Exports busy",
+                "As many exports as this server streams at once are in progress; retry in half a \
+                 minute."
+                    .to_string(),
+                None,
+            ),
             AppError::Moving => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "tenant_moving",
@@ -282,10 +294,15 @@ impl IntoResponse for AppError {
                 .extensions_mut()
                 .insert(LoggedError(format!("{e:#}")));
         }
-        if let AppError::Moving = self {
+        let retry_after = match self {
+            AppError::Moving => Some(1),
+            AppError::ExportBusy => Some(30),
+            _ => None,
+        };
+        if let Some(seconds) = retry_after {
             response
                 .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(1));
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         if let AppError::RateLimited {
             retry_after,

@@ -73,6 +73,8 @@ impl ToSchema for Archive {}
         (status = 403, description = "`forbidden`: not an owner, or exports are not part of the plan; `tenant_suspended`", body = crate::error::Problem, content_type = crate::openapi::PROBLEM),
         (status = 404, response = NotFound),
         (status = 429, response = RateLimited),
+        (status = 503, description = "`export_busy`: this server is streaming as many exports as it does at once; retry after `Retry-After` seconds", body = crate::error::Problem, content_type = crate::openapi::PROBLEM,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
     )
 )]
 async fn export(
@@ -88,6 +90,12 @@ async fn export(
             "Exports are not part of this organization's plan.",
         ));
     }
+    // The slot is held until the archive's last byte is written.
+    let slot = state
+        .exports
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| AppError::ExportBusy)?;
     let filename = format!(
         "{}-{}.tar.gz",
         record.slug,
@@ -99,6 +107,7 @@ async fn export(
     let task_state = state.clone();
     tokio::spawn(
         async move {
+            let _slot = slot;
             let exported = tenantry_archive::export(
                 &task_state.tenancy,
                 &record,

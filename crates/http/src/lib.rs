@@ -23,4 +23,4 @@ mod usage;
 pub use error::{AppError, Problem};
 pub use extract::{ApiJson, ApiQuery, AuthUser, TenantScope};
 pub use metrics::Metrics;
-pub use server::{AppState, Application};
+pub use server::{AppState, Application, EXPORT_SLOTS};

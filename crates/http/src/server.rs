@@ -39,7 +39,13 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Each organization's `api_requests_per_minute` budget (`extract::admit`).
     pub limiter: Limiter,
+    /// Exports streaming at once on this instance ([`EXPORT_SLOTS`]): each holds two database
+    /// connections of its own until its download ends.
+    pub exports: Arc<tokio::sync::Semaphore>,
 }
+
+/// Exports one instance streams at once; past them, `503 export_busy`.
+pub const EXPORT_SLOTS: usize = 4;
 
 /// Request bodies larger than this are refused with 413.
 const BODY_LIMIT: usize = 1024 * 1024;
@@ -47,6 +53,7 @@ const BODY_LIMIT: usize = 1024 * 1024;
 pub struct Application {
     listener: TcpListener,
     router: Router,
+    exports: Arc<tokio::sync::Semaphore>,
 }
 
 impl Application {
@@ -64,17 +71,25 @@ impl Application {
                 "failed to listen on {listen}: {e} (choose another address with --listen)"
             )
         })?;
+        let exports = Arc::new(tokio::sync::Semaphore::new(EXPORT_SLOTS));
         let state = AppState {
             orgs,
             tenancy,
             identity,
             metrics: Arc::new(Metrics::new()),
             limiter,
+            exports: exports.clone(),
         };
         Ok(Self {
             listener,
             router: router(state),
+            exports,
         })
+    }
+
+    /// The export slots ([`EXPORT_SLOTS`] permits; an export streaming holds one).
+    pub fn export_slots(&self) -> Arc<tokio::sync::Semaphore> {
+        self.exports.clone()
     }
 
     pub fn local_addr(&self) -> anyhow::Result<SocketAddr> {

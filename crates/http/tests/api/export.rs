@@ -296,3 +296,35 @@ async fn a_deleted_organization_is_exported_for_its_owners_only_until_purged() {
     .await;
     assert_eq!(purged, nowhere);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exports_past_the_servers_slots_are_refused_until_one_ends() {
+    let app = TestApp::spawn().await;
+    let ada = caller(&app, "ada@example.com").await;
+    let org = new_org(&app, &ada, "Acme").await;
+    // Every slot streaming another export.
+    let held = app
+        .export_slots
+        .clone()
+        .acquire_many_owned(tenantry_http::EXPORT_SLOTS as u32)
+        .await
+        .unwrap();
+    let refused = download(&app, &org, &ada.token).await;
+    assert_eq!(refused.status(), 503);
+    assert_eq!(refused.headers()["retry-after"], "30");
+    assert_eq!(problem(refused, 503).await["code"], "export_busy");
+    // One ends: the next export goes through, and gives its slot back when it is done.
+    drop(held);
+    let done = download(&app, &org, &ada.token).await;
+    assert_eq!(done.status(), 200);
+    assert!(!done.bytes().await.unwrap().is_empty());
+    let slots = app.export_slots.clone();
+    let all_back = async {
+        while slots.available_permits() < tenantry_http::EXPORT_SLOTS {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(30), all_back)
+        .await
+        .expect("the export's slot is given back once its archive is written");
+}

@@ -45,6 +45,8 @@ pub struct TestApp {
     pub mail: SmtpSink,
     /// The application's rate limiter (in process unless spawned with a Redis URL).
     pub limiter: Limiter,
+    /// The application's export slots (a test holding them all sees exports refused).
+    pub export_slots: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 /// How [`TestApp::spawn_with`] makes the application; the default is [`TestApp::spawn`]'s.
@@ -143,6 +145,7 @@ impl TestApp {
         .await
         .unwrap();
         let base = format!("http://{}", app.local_addr().unwrap());
+        let export_slots = app.export_slots();
         tokio::spawn(app.run_until(std::future::pending()));
         TestApp {
             base,
@@ -151,6 +154,7 @@ impl TestApp {
             orgs,
             mail,
             limiter,
+            export_slots,
         }
     }
 
