@@ -3,8 +3,6 @@
 //! control database, then its registry row. A hard delete cut off halfway is finished by running
 //! it again, or at the next server start.
 
-use std::collections::{HashMap, HashSet};
-
 use anyhow::Context;
 use sqlx::{Connection, PgConnection, Postgres, Transaction};
 
@@ -382,19 +380,21 @@ impl Tenancy {
         }
     }
 
-    async fn purge(&self, record: &TenantRecord) -> Result<(), TenancyError> {
-        self.remove_move_leftovers(record).await?;
-        if let Some(pool) = self.inner.tenant_pools.remove(record.id) {
-            pool.close().await;
-        }
-        match record.isolation {
+    /// Drops the database and role (database tier, its pool closed first) or the schema (schema
+    /// tier) that `placement` names; nothing for the shared tier, whose rows are the caller's to
+    /// delete.
+    pub(crate) async fn drop_storage(&self, placement: &TenantRecord) -> Result<(), TenancyError> {
+        match placement.isolation {
             Isolation::Database => {
+                if let Some(pool) = self.inner.tenant_pools.remove(placement.id) {
+                    pool.close().await;
+                }
                 let mut conn = self.inner.owner.acquire().await?;
                 crate::sql::exec(
                     &mut conn,
                     &format!(
                         "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                        quote_ident(&record.database_name)
+                        quote_ident(&placement.database_name)
                     ),
                 )
                 .await
@@ -403,7 +403,7 @@ impl Tenancy {
                     &mut conn,
                     &format!(
                         "DROP ROLE IF EXISTS {}",
-                        quote_ident(&self.naming().tenant_role(record.id))
+                        quote_ident(&self.naming().tenant_role(placement.id))
                     ),
                 )
                 .await
@@ -415,7 +415,7 @@ impl Tenancy {
                     &mut tx,
                     &format!(
                         "SET LOCAL lock_timeout = '30s'; DROP SCHEMA IF EXISTS {} CASCADE",
-                        quote_ident(&record.schema_name)
+                        quote_ident(&placement.schema_name)
                     ),
                 )
                 .await
@@ -424,6 +424,12 @@ impl Tenancy {
             }
             Isolation::Shared => {}
         }
+        Ok(())
+    }
+
+    async fn purge(&self, record: &TenantRecord) -> Result<(), TenancyError> {
+        self.remove_move_leftovers(record).await?;
+        self.drop_storage(record).await?;
         self.purge_rows(record.id).await
     }
 
@@ -475,38 +481,11 @@ async fn tables_with_tenant_id(
     .fetch_all(&mut *conn)
     .await
     .context("failed to list the tables with tenant_id")?;
-    let edges: Vec<(i64, i64)> = sqlx::query_as(
-        "SELECT conrelid::int8, confrelid::int8 FROM pg_constraint
-         WHERE contype = 'f' AND conrelid <> confrelid",
-    )
-    .fetch_all(&mut *conn)
-    .await?;
-    let ids: HashSet<i64> = tables.iter().map(|t| t.0).collect();
-    // referenced table → tables referencing it, among the tables with tenant_id.
-    let mut referencing: HashMap<i64, HashSet<i64>> = HashMap::new();
-    for (child, parent) in edges {
-        if ids.contains(&child) && ids.contains(&parent) {
-            referencing.entry(parent).or_default().insert(child);
-        }
-    }
-    let mut ordered = Vec::with_capacity(tables.len());
-    let mut done: HashSet<i64> = HashSet::new();
-    while ordered.len() < tables.len() {
-        let before = ordered.len();
-        for (oid, schema, table) in &tables {
-            let ready = !done.contains(oid)
-                && referencing
-                    .get(oid)
-                    .is_none_or(|children| children.iter().all(|c| done.contains(c)));
-            if ready {
-                done.insert(*oid);
-                ordered.push((schema.clone(), table.clone()));
-            }
-        }
-        anyhow::ensure!(
-            ordered.len() > before,
-            "the foreign keys between tables with tenant_id form a cycle"
-        );
-    }
+    let tables = tables
+        .into_iter()
+        .map(|(oid, schema, table)| (oid, (schema, table)))
+        .collect();
+    let mut ordered = crate::rows::parents_first(conn, tables).await?;
+    ordered.reverse();
     Ok(ordered)
 }

@@ -27,7 +27,7 @@ use crate::engine::Tenancy;
 use crate::error::TenancyError;
 use crate::ids::{Isolation, ProvisionStep, TenantId, TenantStatus};
 use crate::migrations::applied_version;
-use crate::naming::{SHARED_SCHEMA, quote_ident};
+use crate::naming::SHARED_SCHEMA;
 use crate::registry::{self, TenantRecord};
 use crate::rows::{self, TableChecksum, TenantTable};
 
@@ -518,43 +518,7 @@ impl Tenancy {
             .into());
         }
         match placement.isolation {
-            Isolation::Database => {
-                if let Some(pool) = self.inner.tenant_pools.remove(placement.id) {
-                    pool.close().await;
-                }
-                let mut conn = self.inner.owner.acquire().await?;
-                crate::sql::exec(
-                    &mut conn,
-                    &format!(
-                        "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                        quote_ident(&placement.database_name)
-                    ),
-                )
-                .await
-                .context("failed to drop the tenant's old database")?;
-                crate::sql::exec(
-                    &mut conn,
-                    &format!(
-                        "DROP ROLE IF EXISTS {}",
-                        quote_ident(&self.naming().tenant_role(placement.id))
-                    ),
-                )
-                .await
-                .context("failed to drop the tenant's old role")?;
-            }
-            Isolation::Schema => {
-                let mut tx = self.inner.owner.begin().await?;
-                crate::sql::exec(
-                    &mut tx,
-                    &format!(
-                        "SET LOCAL lock_timeout = '30s'; DROP SCHEMA IF EXISTS {} CASCADE",
-                        quote_ident(&placement.schema_name)
-                    ),
-                )
-                .await
-                .context("failed to drop the tenant's old schema")?;
-                tx.commit().await?;
-            }
+            Isolation::Database | Isolation::Schema => self.drop_storage(placement).await?,
             Isolation::Shared => {
                 let mut conn = self.owner_conn_for(placement).await?;
                 let mut tx = conn.begin().await?;

@@ -83,6 +83,19 @@ pub(crate) async fn tenant_tables_in(
     .fetch_all(&mut *conn)
     .await
     .context("failed to list the tenant tables")?;
+    let tables = tables
+        .into_iter()
+        .map(|(oid, name, key)| (oid, TenantTable { name, key }))
+        .collect();
+    parents_first(conn, tables).await
+}
+
+/// `tables` (by oid) ordered so that each comes after every one of them it references through a
+/// foreign key, as read from the catalog on `conn`.
+pub(crate) async fn parents_first<T>(
+    conn: &mut PgConnection,
+    tables: Vec<(i64, T)>,
+) -> anyhow::Result<Vec<T>> {
     let edges: Vec<(i64, i64)> = sqlx::query_as(
         "SELECT conrelid::int8, confrelid::int8 FROM pg_constraint
          WHERE contype = 'f' AND conrelid <> confrelid",
@@ -90,34 +103,31 @@ pub(crate) async fn tenant_tables_in(
     .fetch_all(&mut *conn)
     .await?;
     let ids: HashSet<i64> = tables.iter().map(|t| t.0).collect();
-    // child → the parents it references, among the tenant tables.
+    // child → the parents it references, among `tables`.
     let mut parents: HashMap<i64, HashSet<i64>> = HashMap::new();
     for (child, parent) in edges {
         if ids.contains(&child) && ids.contains(&parent) {
             parents.entry(child).or_default().insert(parent);
         }
     }
-    let mut ordered = Vec::with_capacity(tables.len());
+    let mut pending = tables;
+    let mut ordered = Vec::with_capacity(pending.len());
     let mut done: HashSet<i64> = HashSet::new();
-    while ordered.len() < tables.len() {
-        let before = ordered.len();
-        for (oid, name, key) in &tables {
-            let ready = !done.contains(oid)
-                && parents
-                    .get(oid)
-                    .is_none_or(|p| p.iter().all(|p| done.contains(p)));
-            if ready {
-                done.insert(*oid);
-                ordered.push(TenantTable {
-                    name: name.clone(),
-                    key: key.clone(),
-                });
-            }
-        }
+    while !pending.is_empty() {
+        let (ready, waiting): (Vec<_>, Vec<_>) = pending.into_iter().partition(|(oid, _)| {
+            parents
+                .get(oid)
+                .is_none_or(|p| p.iter().all(|p| done.contains(p)))
+        });
         anyhow::ensure!(
-            ordered.len() > before,
-            "the foreign keys between the tenant tables form a cycle"
+            !ready.is_empty(),
+            "the foreign keys between the tables form a cycle"
         );
+        for (oid, item) in ready {
+            done.insert(oid);
+            ordered.push(item);
+        }
+        pending = waiting;
     }
     Ok(ordered)
 }
