@@ -230,9 +230,49 @@ async fn seed(w: &World, tier: Isolation, slug: &str, name: &str) -> TenantRecor
         .await
         .unwrap();
     }
+    // An agent running one of the monitors.
+    let agent = Uuid::now_v7();
+    tenantry_monitoring::create_agent(&mut tx, agent, "Datacenter ☕")
+        .await
+        .unwrap();
+    sqlx::query("UPDATE monitors SET agent_id = $1 WHERE name = 'API'")
+        .bind(agent)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
     // Check results and incidents: down (an incident), up (resolved), down again (open).
     let database: Uuid = sqlx::query_scalar("SELECT id FROM monitors WHERE name = 'Database'")
         .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    // An alert channel for that monitor (the incidents below make its deliveries) and a status
+    // page showing it.
+    let keys = tenantry_monitoring::alerts::SecretKeys::load_or_create(w.tenancy.runtime_pool())
+        .await
+        .unwrap();
+    tenantry_monitoring::alerts::create_channel(
+        &mut tx,
+        &keys,
+        &tenantry_monitoring::alerts::AlertChannelInput {
+            name: "Pager ☕".into(),
+            kind: "webhook".into(),
+            url: Some("https://hooks.example.com/t".into()),
+            secret: None,
+            email: None,
+            monitor_ids: Some(vec![database]),
+        },
+    )
+    .await
+    .unwrap();
+    let page = tenantry_monitoring::StatusPageInput {
+        slug: "main".into(),
+        title: "Status ☕".into(),
+        monitor_ids: vec![database.to_string()],
+        public: true,
+    }
+    .parse()
+    .unwrap();
+    tenantry_monitoring::create_page(&mut tx, &page)
         .await
         .unwrap();
     for (n, ok) in [false, true, false].into_iter().enumerate() {

@@ -12,6 +12,7 @@
 mod archive;
 mod door;
 mod door_paths;
+mod fairness;
 mod machine;
 mod migrate;
 mod moves;
@@ -98,6 +99,9 @@ async fn benchmarks(server: &Server) -> anyhow::Result<()> {
     }
     if wanted('g') {
         rows.extend(moves::run(&bench).await?);
+    }
+    if wanted('h') {
+        rows.extend(fairness::run(&bench).await?);
     }
     println!();
     println!("Results");

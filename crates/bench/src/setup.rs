@@ -93,7 +93,7 @@ impl Server {
     }
 }
 
-/// Whether benchmark `letter` (`a` to `e`) runs: all of them unless `TENANTRY_BENCH_ONLY` names
+/// Whether benchmark `letter` (`a` to `h`) runs: all of them unless `TENANTRY_BENCH_ONLY` names
 /// some.
 pub fn only() -> impl Fn(char) -> bool {
     let only = std::env::var(ONLY_VAR)

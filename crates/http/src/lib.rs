@@ -4,6 +4,8 @@
 //! console joins it here.
 
 mod admin;
+mod agents;
+mod alert_channels;
 mod audit;
 mod auth;
 mod error;
@@ -18,6 +20,7 @@ mod ops;
 mod orgs;
 mod results;
 mod server;
+mod status_pages;
 mod usage;
 
 pub use error::{AppError, Problem};

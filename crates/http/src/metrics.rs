@@ -7,6 +7,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+use tenantry_monitoring::scheduler::SchedulerMetrics;
 use tenantry_tenancy::{Isolation, PoolStats, TenantStatus};
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -58,6 +59,8 @@ pub struct Metrics {
     budget: Gauge,
     pools_opened: Gauge,
     pools_evicted: Gauge,
+    /// The check scheduler's lag, outcomes and occupancy (recorded by the scheduler).
+    pub scheduler: SchedulerMetrics,
 }
 
 impl Default for Metrics {
@@ -133,8 +136,11 @@ impl Metrics {
             "Database-tier pools closed to stay within the budget",
             pools_evicted.clone(),
         );
+        let scheduler = SchedulerMetrics::new();
+        scheduler.register(&mut registry);
         Self {
             registry,
+            scheduler,
             requests,
             latency,
             tenants,

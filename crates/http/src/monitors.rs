@@ -10,8 +10,10 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use tenantry_monitoring::scheduler;
 use tenantry_monitoring::{self as monitoring, Cursor, Monitor, MonitorInput};
 use tenantry_orgs::Action;
+use tenantry_tenancy::TenantTx;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -104,6 +106,18 @@ const HEARTBEAT: &str = "heartbeat";
 pub(crate) fn parse_id(id: &str) -> Result<Uuid, AppError> {
     // Not an id at all: no such resource, the same answer as an unknown id.
     id.parse().map_err(|_| AppError::NotFound)
+}
+
+/// The agent a monitor names (`agent_id`) must be one of this organization's; it is held until
+/// the transaction ends, so that it cannot be deleted meanwhile.
+async fn hold_agent(tx: &mut TenantTx, input: &MonitorInput) -> Result<(), AppError> {
+    match input.agent_id {
+        Some(agent) if !monitoring::hold_agent(tx, agent).await? => Err(AppError::invalid(
+            "agent_id",
+            "no agent of this organization has this id",
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// Validates a monitor, its interval against the plan's `min_check_interval_s` included.
@@ -206,9 +220,16 @@ async fn create(
         // Counted under the tenant's monitor lock: parallel creates cannot overshoot the limit.
         let used = monitoring::lock_and_count(&mut tx).await?;
         tenantry_orgs::Orgs::ensure_room("max_monitors", limit, used, 1)?;
+        hold_agent(&mut tx, &input).await?;
         let monitor = monitoring::create_with_id(&mut tx, id, &input).await?;
         let change = monitor_change("monitor.created", monitor.id, None, Some(&monitor));
         tenantry_audit::record_in_tenant(&mut tx, &origin.by(&scope.actor), &change).await?;
+        // Scheduled in the monitor's transaction when the tenant lives in the control database,
+        // else just before its commit: a crash in between leaves a row naming no monitor, which
+        // the scheduler drops, never a monitor that is not checked.
+        let mut control = tx.control(state.tenancy.runtime_pool()).await?;
+        scheduler::plan(&mut *control, org_id, &monitor, monitor.agent_id).await?;
+        drop(control);
         tx.commit().await?;
         Ok::<_, AppError>(monitor)
     }
@@ -279,17 +300,21 @@ async fn replace(
     scope.require(Action::ManageMonitoring)?;
     check(&state, &scope, &input).await?;
     let mut tx = scope.ctx.begin().await?;
+    hold_agent(&mut tx, &input).await?;
     let before = monitoring::get(&mut tx, id).await?;
     let monitor = monitoring::update(&mut tx, id, &input)
         .await?
         .ok_or(AppError::NotFound)?;
     let change = monitor_change("monitor.updated", id, before.as_ref(), Some(&monitor));
     tenantry_audit::record_in_tenant(&mut tx, &origin.by(&scope.actor), &change).await?;
+    let org_id = scope.ctx.tenant_id().as_uuid();
+    let pool = state.tenancy.runtime_pool();
+    let mut control = tx.control(pool).await?;
+    scheduler::plan(&mut *control, org_id, &monitor, monitor.agent_id).await?;
+    drop(control);
     tx.commit().await?;
     // A monitor that became a heartbeat monitor (or lost its token) gets one; one that stopped
     // being one loses it.
-    let org_id = scope.ctx.tenant_id().as_uuid();
-    let pool = state.tenancy.runtime_pool();
     let was_heartbeat = before.is_some_and(|b| b.kind == HEARTBEAT);
     let token = if monitor.kind == HEARTBEAT {
         if monitoring::has_heartbeat_token(pool, org_id, id).await? {
@@ -337,6 +362,11 @@ async fn remove(
     tx.commit().await?;
     if !deleted {
         return Err(AppError::NotFound);
+    }
+    let org_id = scope.ctx.tenant_id().as_uuid();
+    if let Err(e) = scheduler::unplan(state.tenancy.runtime_pool(), org_id, id).await {
+        // The scheduler drops the row itself when it next finds no monitor.
+        tracing::warn!(monitor = %id, error = %e, "failed to unschedule a deleted monitor");
     }
     if before.is_some_and(|m| m.kind == HEARTBEAT) {
         forget_token(&state, scope.ctx.tenant_id().as_uuid(), id).await;

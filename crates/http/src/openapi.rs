@@ -67,10 +67,17 @@ pub const PROBLEM: &str = "application/problem+json";
         (name = "api-keys", description = "An organization's API keys"),
         (name = "monitors", description = "Monitors of the organization in context, their \
             check results and incidents"),
+        (name = "alert-channels", description = "Where the organization's incidents are \
+            announced: webhooks (signed JSON POSTs) and email addresses"),
         (name = "heartbeats", description = "Pings of heartbeat (push) monitors: no \
             authentication, the token in the path is the capability"),
+        (name = "agents", description = "Agents of the organization in context, which run \
+            its monitors' checks from other machines (`tenantry agent`), and the routes an agent \
+            calls with its token (`Authorization: Bearer tagt_…`)"),
         (name = "invitations", description = "Invitations by email to an organization, and \
             accepting them (signed in, or signing up on the way)"),
+        (name = "status-pages", description = "Status pages of the organization in context, \
+            and each public page as anyone sees it (no authentication)"),
         (name = "admin", description = "Platform administration: every tenant, whatever its \
             members say. Platform admins only: to anyone else, signed in or not, these routes \
             do not exist (`404 not_found`)"),

@@ -241,6 +241,11 @@ async fn ping(state: &AppState, token: &str) -> Result<Json<Pong>, AppError> {
     admit(state, target.org_id).await?;
     let mut tx = ctx.begin().await?;
     let pinged = monitoring::record_ping(&mut tx, target.monitor_id, Utc::now()).await?;
+    if pinged.needs_delivery() {
+        // Before the commit: the alert deliveries it enqueued are never left unknown.
+        let mut control = tx.control(state.tenancy.runtime_pool()).await?;
+        monitoring::alerts::note_pending_in(&mut control, target.org_id).await?;
+    }
     tx.commit().await?;
     match pinged {
         Ping::NoMonitor => Err(AppError::NotFound),

@@ -54,6 +54,7 @@ pub struct Application {
     listener: TcpListener,
     router: Router,
     exports: Arc<tokio::sync::Semaphore>,
+    metrics: Arc<Metrics>,
 }
 
 impl Application {
@@ -72,11 +73,12 @@ impl Application {
             )
         })?;
         let exports = Arc::new(tokio::sync::Semaphore::new(EXPORT_SLOTS));
+        let metrics = Arc::new(Metrics::new());
         let state = AppState {
             orgs,
             tenancy,
             identity,
-            metrics: Arc::new(Metrics::new()),
+            metrics: metrics.clone(),
             limiter,
             exports: exports.clone(),
         };
@@ -84,7 +86,13 @@ impl Application {
             listener,
             router: router(state),
             exports,
+            metrics,
         })
+    }
+
+    /// The metrics a check scheduler of this instance records into, shown at `/metrics`.
+    pub fn scheduler_metrics(&self) -> tenantry_monitoring::scheduler::SchedulerMetrics {
+        self.metrics.scheduler.clone()
     }
 
     /// The export slots ([`EXPORT_SLOTS`] permits; an export streaming holds one).
@@ -120,7 +128,10 @@ pub(crate) fn api() -> OpenApiRouter<AppState> {
         .merge(auth::routes())
         .merge(orgs::routes())
         .merge(monitors::routes())
+        .merge(crate::agents::routes())
         .merge(results::routes())
+        .merge(crate::alert_channels::routes())
+        .merge(crate::status_pages::routes())
         .merge(members::routes())
         .merge(invitations::routes())
         .merge(admin::routes())

@@ -87,13 +87,14 @@ async fn usage(
     let org_id = record.id.as_uuid();
     let counts = state.orgs.counts(org_id).await?;
     let ctx = state.tenancy.resolve_id(record.id).await?;
-    let monitors = {
+    let (monitors, agents) = {
         let mut tx = ctx.begin_read().await?;
         let n: i64 = sqlx::query_scalar("SELECT count(*) FROM monitors")
             .fetch_one(&mut *tx)
             .await?;
+        let agents = tenantry_monitoring::count_agents(&mut tx).await?;
         tx.commit().await?;
-        n
+        (n, agents)
     };
     let storage_bytes = state.tenancy.storage_bytes(&ctx).await?;
     Ok(Json(Usage {
@@ -106,8 +107,7 @@ async fn usage(
                 limit: state.orgs.limit(org_id, "max_monitors").await?,
             },
             agents: Count {
-                // Agents arrive with the monitoring engine; none exist before.
-                used: 0,
+                used: agents,
                 limit: state.orgs.limit(org_id, "max_agents").await?,
             },
             api_keys: counts.api_keys.into(),

@@ -2,14 +2,26 @@
 //! `TenantTx`); check results and the state machine they drive (`pending` → `up`/`down`,
 //! incidents opened after `confirmations` consecutive failures and resolved by the next
 //! success); heartbeat tokens, the one table of this crate in the control database (the
-//! `monitoring` schema, [`control_schema`]). No HTTP inside.
+//! `monitoring` schema, [`control_schema`]); agents, which run an organization's checks from
+//! another machine (their rows and tokens here, the process's loop in [`agent`]). No HTTP
+//! server inside.
 
+pub mod agent;
+mod agents;
+pub mod alerts;
 pub mod checks;
 mod heartbeats;
 mod incidents;
 mod monitors;
 mod results;
+pub mod scheduler;
+mod status_pages;
 
+pub use agents::{
+    AGENT_TOKEN_PREFIX, Agent, AgentCursor, AgentIdentity, AgentToken, agent_last_seen, agent_name,
+    count_agents, create_agent, delete_agent, find_agent_token, forget_agent_token, get_agent,
+    hold_agent, issue_agent_token, list_agents, lock_and_count_agents, touch_agent,
+};
 pub use heartbeats::{
     HEARTBEAT_PATH, HeartbeatTarget, HeartbeatToken, find as find_heartbeat,
     forget as forget_heartbeat, has_token as has_heartbeat_token, issue as issue_heartbeat,
@@ -23,17 +35,36 @@ pub use results::{
     After, CheckResult, MAX_ERROR_CHARS, MonitorStatus, Observation, Ping, Recorded, TimeRange,
     Transition, list_results, prune_results, record_ping, record_result,
 };
+pub use status_pages::{
+    MAX_PAGE_MONITORS, PageCursor, PageSlug, PageSpec, PublicMonitor, PublicPage, Replaced,
+    StatusPage, StatusPageError, StatusPageInput, UPTIME_WINDOW, create_page, delete_page,
+    get_page, list_pages, public_page, update_page,
+};
 
 use tenantry_tenancy::{ControlSchema, MigrationSet};
 
-/// The heartbeat tokens, in the control database's `monitoring` schema (after the registry,
-/// which `org_id` references).
+/// The heartbeat tokens and the schedule, in the control database's `monitoring` schema (after
+/// the registry, which `org_id` references).
 pub fn control_schema() -> ControlSchema {
     ControlSchema {
         name: "monitoring",
-        migrations: MigrationSet::from_files(&[(
-            "monitoring/0001_heartbeats.sql",
-            include_str!("../migrations/0001_heartbeats.sql"),
-        )]),
+        migrations: MigrationSet::from_files(&[
+            (
+                "monitoring/0001_heartbeats.sql",
+                include_str!("../migrations/0001_heartbeats.sql"),
+            ),
+            (
+                "monitoring/0002_schedule.sql",
+                include_str!("../migrations/0002_schedule.sql"),
+            ),
+            (
+                "monitoring/0003_alert_wakeups.sql",
+                include_str!("../migrations/0003_alert_wakeups.sql"),
+            ),
+            (
+                "monitoring/0004_agent_tokens.sql",
+                include_str!("../migrations/0004_agent_tokens.sql"),
+            ),
+        ]),
     }
 }

@@ -29,12 +29,15 @@ pub struct Monitor {
     pub last_checked_at: Option<DateTime<Utc>>,
     /// Heartbeat monitors: when the latest ping arrived (`null` until the first).
     pub last_ping_at: Option<DateTime<Utc>>,
+    /// The agent of this organization that runs the checks (`tenantry agent`); `null`: the
+    /// servers run them.
+    pub agent_id: Option<Uuid>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
 
 const COLUMNS: &str = "id, name, kind, target, interval_seconds, timeout_seconds, keyword, enabled, \
-    status, confirmations, last_checked_at, last_ping_at, created_at, updated_at";
+    status, confirmations, last_checked_at, last_ping_at, agent_id, created_at, updated_at";
 
 /// A monitor as a client sends it (create and full update).
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
@@ -61,6 +64,11 @@ pub struct MonitorInput {
     #[serde(default)]
     #[schema(minimum = 1, maximum = 10, default = 1)]
     pub confirmations: Option<i32>,
+    /// The agent of this organization that runs the checks (`tenantry agent`, from another
+    /// machine); absent or `null`: the servers run them. Not for heartbeat monitors, which are
+    /// pinged.
+    #[serde(default)]
+    pub agent_id: Option<Uuid>,
 }
 
 /// A field the input got wrong, and why.
@@ -114,6 +122,12 @@ impl MonitorInput {
                     return Err(invalid(
                         "target",
                         "heartbeat monitors have no target: they are pinged",
+                    ));
+                }
+                if self.agent_id.is_some() {
+                    return Err(invalid(
+                        "agent_id",
+                        "heartbeat monitors are pinged: no agent runs them",
                     ));
                 }
             }
@@ -227,8 +241,8 @@ pub async fn create_with_id(
     input: &MonitorInput,
 ) -> sqlx::Result<Monitor> {
     sqlx::query_as(&format!(
-        "INSERT INTO monitors (tenant_id, id, name, kind, target, interval_seconds, timeout_seconds, keyword, enabled, confirmations)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING {COLUMNS}"
+        "INSERT INTO monitors (tenant_id, id, name, kind, target, interval_seconds, timeout_seconds, keyword, enabled, confirmations, agent_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING {COLUMNS}"
     ))
     .bind(tx.tenant_id().as_uuid())
     .bind(id)
@@ -240,6 +254,7 @@ pub async fn create_with_id(
     .bind(&input.keyword)
     .bind(input.enabled.unwrap_or(true))
     .bind(input.confirmations.unwrap_or(DEFAULT_CONFIRMATIONS))
+    .bind(input.agent_id)
     .fetch_one(&mut **tx)
     .await
 }
@@ -259,7 +274,7 @@ pub async fn update(
     sqlx::query_as(&format!(
         "UPDATE monitors SET name = $2, kind = $3, target = $4, interval_seconds = $5,
              timeout_seconds = $6, keyword = $7, enabled = $8, confirmations = $9,
-             updated_at = now()
+             agent_id = $10, updated_at = now()
          WHERE id = $1 RETURNING {COLUMNS}"
     ))
     .bind(id)
@@ -277,6 +292,7 @@ pub async fn update(
     .bind(&input.keyword)
     .bind(input.enabled.unwrap_or(true))
     .bind(input.confirmations.unwrap_or(DEFAULT_CONFIRMATIONS))
+    .bind(input.agent_id)
     .fetch_optional(&mut **tx)
     .await
 }
@@ -303,6 +319,7 @@ mod tests {
             keyword: None,
             enabled: None,
             confirmations: None,
+            agent_id: None,
         }
     }
 
@@ -320,6 +337,9 @@ mod tests {
         let mut k = input("keyword", Some("http://example.com"));
         k.keyword = Some("OK".into());
         assert_eq!(k.validate(), Ok(()));
+        let mut remote = input("tcp", Some("10.0.0.5:22"));
+        remote.agent_id = Some(Uuid::now_v7());
+        assert_eq!(remote.validate(), Ok(()));
     }
 
     #[test]
@@ -338,6 +358,9 @@ mod tests {
         let mut blank = input("heartbeat", None);
         blank.name = "  ".into();
         assert_eq!(field(blank), "name");
+        let mut pinged_by_an_agent = input("heartbeat", None);
+        pinged_by_an_agent.agent_id = Some(Uuid::now_v7());
+        assert_eq!(field(pinged_by_an_agent), "agent_id");
         for wrong in [0, 11, -1] {
             let mut many = input("heartbeat", None);
             many.confirmations = Some(wrong);

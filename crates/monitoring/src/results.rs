@@ -10,6 +10,7 @@ use serde::Serialize;
 use tenantry_tenancy::TenantTx;
 use uuid::Uuid;
 
+use crate::alerts;
 use crate::incidents::{self, Incident};
 
 /// What a check found, and when: a check runner's outcome as [`record_result`] stores it.
@@ -134,6 +135,20 @@ pub enum Recorded {
     },
 }
 
+impl Recorded {
+    /// Whether an incident was opened or resolved, so alert deliveries may have been enqueued:
+    /// the caller must then [`alerts::note_pending`] the organization before committing.
+    pub fn needs_delivery(&self) -> bool {
+        matches!(
+            self,
+            Recorded::Stored {
+                transition: Some(_),
+                ..
+            }
+        )
+    }
+}
+
 /// The monitor's state, locked for the rest of the transaction.
 #[derive(sqlx::FromRow)]
 struct State {
@@ -146,6 +161,9 @@ struct State {
 /// Records `outcome` as the check of `monitor_id` due at `due_at` and moves the monitor's
 /// state. The monitor row is locked (`FOR UPDATE`) first, so concurrent recorders of one monitor
 /// take turns; a slot already recorded is [`Recorded::Duplicate`] and changes nothing.
+/// An incident opened or resolved also enqueues its alert deliveries in `tx`
+/// ([`alerts::enqueue`]); when [`Recorded::needs_delivery`], the caller notes the organization
+/// ([`alerts::note_pending`]) before committing.
 pub async fn record_result(
     tx: &mut TenantTx,
     monitor_id: Uuid,
@@ -203,7 +221,7 @@ pub async fn record_result(
         return Ok(Recorded::Stored {
             result,
             status: MonitorStatus::Up,
-            transition: resolved.map(Transition::Resolved),
+            transition: announce(tx, resolved.map(Transition::Resolved)).await?,
         });
     }
     let failures = state.consecutive_failures.saturating_add(1);
@@ -228,8 +246,19 @@ pub async fn record_result(
     Ok(Recorded::Stored {
         result,
         status: MonitorStatus::Down,
-        transition: opened.map(Transition::Opened),
+        transition: announce(tx, opened.map(Transition::Opened)).await?,
     })
+}
+
+/// Enqueues the alert deliveries of `transition`, if any, in the transaction that makes it.
+async fn announce(
+    tx: &mut TenantTx,
+    transition: Option<Transition>,
+) -> sqlx::Result<Option<Transition>> {
+    if let Some(transition) = &transition {
+        alerts::enqueue(tx, transition).await?;
+    }
+    Ok(transition)
 }
 
 async fn set_state(
@@ -271,6 +300,16 @@ pub enum Ping {
     /// The monitor was not up: the ping was also recorded as a passed check (which resolves its
     /// incident, if it had one).
     Recovered(Recorded),
+}
+
+impl Ping {
+    /// [`Recorded::needs_delivery`] of the check a ping recorded.
+    pub fn needs_delivery(&self) -> bool {
+        match self {
+            Ping::Recovered(recorded) => recorded.needs_delivery(),
+            Ping::NoMonitor | Ping::Noted => false,
+        }
+    }
 }
 
 /// A ping of heartbeat monitor `monitor_id` at `at`: sets its `last_ping_at` (never back in

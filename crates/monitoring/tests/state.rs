@@ -49,6 +49,7 @@ async fn monitor(ctx: &TenantCtx, kind: &str, confirmations: i32) -> Uuid {
         keyword: None,
         enabled: None,
         confirmations: Some(confirmations),
+        agent_id: None,
     };
     input.validate().unwrap();
     let mut tx = ctx.begin().await.unwrap();

@@ -13,6 +13,7 @@ use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 use std::time::Duration;
 
+use sqlx::pool::PoolConnection;
 use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 
 use crate::engine::Inner;
@@ -184,6 +185,7 @@ impl TenantCtx {
         Ok(TenantTx {
             tx,
             tenant: self.id,
+            in_control: self.isolation != Isolation::Database,
         })
     }
 
@@ -209,6 +211,8 @@ enum Mode {
 pub struct TenantTx {
     tx: Transaction<'static, Postgres>,
     tenant: TenantId,
+    /// The tenant's storage is in the control database (shared and schema tiers).
+    in_control: bool,
 }
 
 impl std::fmt::Debug for TenantTx {
@@ -224,12 +228,61 @@ impl TenantTx {
         self.tenant
     }
 
+    /// Whether this transaction runs in the control database (a shared- or schema-tier
+    /// tenant), so a control-table write that belongs with it can be made in it, atomically.
+    pub fn in_control_database(&self) -> bool {
+        self.in_control
+    }
+
+    /// The control database, for a write that belongs with this transaction (a schedule row, an
+    /// alert wakeup): this transaction itself when the tenant lives there, so the write commits
+    /// or rolls back with it; else a connection of `control` (the runtime pool). Either way no
+    /// second connection is taken from the pool this transaction holds one of, so parallel
+    /// transactions waiting on each other's locks cannot exhaust it.
+    pub async fn control<'a>(
+        &'a mut self,
+        control: &PgPool,
+    ) -> Result<ControlConn<'a>, sqlx::Error> {
+        if self.in_control {
+            Ok(ControlConn::Same(self))
+        } else {
+            Ok(ControlConn::Own(control.acquire().await?))
+        }
+    }
+
     pub async fn commit(self) -> Result<(), TenancyError> {
         Ok(self.tx.commit().await?)
     }
 
     pub async fn rollback(self) -> Result<(), TenancyError> {
         Ok(self.tx.rollback().await?)
+    }
+}
+
+/// A connection to the control database beside a [`TenantTx`] ([`TenantTx::control`]).
+pub enum ControlConn<'a> {
+    /// The tenant transaction itself (shared and schema tiers).
+    Same(&'a mut TenantTx),
+    /// A runtime-pool connection (database tier), autocommitting each statement.
+    Own(PoolConnection<Postgres>),
+}
+
+impl Deref for ControlConn<'_> {
+    type Target = PgConnection;
+    fn deref(&self) -> &PgConnection {
+        match self {
+            ControlConn::Same(tx) => tx,
+            ControlConn::Own(conn) => conn,
+        }
+    }
+}
+
+impl DerefMut for ControlConn<'_> {
+    fn deref_mut(&mut self) -> &mut PgConnection {
+        match self {
+            ControlConn::Same(tx) => tx,
+            ControlConn::Own(conn) => conn,
+        }
     }
 }
 

@@ -27,7 +27,7 @@ mod storage;
 
 pub use bootstrap::managed_owner;
 pub use config::{EngineConfig, PoolConfig};
-pub use door::{TenantCtx, TenantTx};
+pub use door::{ControlConn, TenantCtx, TenantTx};
 pub use engine::{ControlSchema, Tenancy};
 pub use error::TenancyError;
 pub use fleet::{

@@ -79,6 +79,9 @@ impl MigrationSet {
                 3 => "tenant/0003_audit_log.sql",
                 4 => "tenant/0004_write_gate.sql",
                 5 => "tenant/0005_checks.sql",
+                6 => "tenant/0006_alerts.sql",
+                7 => "tenant/0007_status_pages.sql",
+                8 => "tenant/0008_agents.sql",
             ],
         }
     }

@@ -55,6 +55,35 @@ pub enum Command {
     /// Check the hash-chained audit log
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Run an organization's checks from this machine: claim the due checks of the monitors
+    /// assigned to this agent from a Tenantry server, run them here and post their results
+    /// (no database needed; Ctrl-C finishes the running checks and stops)
+    Agent(AgentArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    /// The Tenantry server's URL (https://…; http:// only on a trusted network)
+    #[arg(long, value_name = "URL")]
+    pub server: String,
+    /// The agent's token (`tagt_…`), shown once when the agent was registered
+    /// (POST /api/v1/agents); better given as TENANTRY_AGENT_TOKEN, which other users of the
+    /// machine cannot read from the process list
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "TENANTRY_AGENT_TOKEN",
+        hide_env_values = true
+    )]
+    pub token: String,
+    /// Checks run at once
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 8,
+        value_parser = clap::value_parser!(u16).range(1..=1000)
+    )]
+    pub workers: u16,
 }
 
 #[derive(Debug, Subcommand)]

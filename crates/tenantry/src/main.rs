@@ -31,7 +31,8 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let serving = matches!(cli.command, Command::Serve { .. });
+    // The server and the agent log their progress; other commands only warnings.
+    let serving = matches!(cli.command, Command::Serve { .. } | Command::Agent(_));
     init_logging(&settings, serving);
     for name in Settings::unknown_variables() {
         tracing::warn!(variable = %name, "unknown environment variable: no setting has this name");

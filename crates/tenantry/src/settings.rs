@@ -72,6 +72,12 @@ pub struct Settings {
     pub max_organizations_per_user: i64,
     /// Days a soft-deleted organization is kept (restorable) before it is hard-deleted.
     pub deleted_retention_days: u32,
+    /// Checks one instance runs at once (its scheduler's workers).
+    pub check_workers: usize,
+    /// Refuse check and webhook targets in private, loopback and link-local address ranges
+    /// (the SSRF guard). Off by default, so a self-hosted server can watch its own network; turn
+    /// it on when untrusted users create monitors.
+    pub forbid_private_targets: bool,
     /// Log filter, in `tracing` syntax (for example `info` or `tenantry=debug,info`).
     pub log: String,
     /// `text` or `json` log lines.
@@ -107,6 +113,8 @@ impl Default for Settings {
             migrate_jobs: 4,
             max_organizations_per_user: tenantry_orgs::DEFAULT_ORGANIZATION_CAP,
             deleted_retention_days: 30,
+            check_workers: 32,
+            forbid_private_targets: false,
             log: "info,sqlx=warn".to_string(),
             log_format: LogFormat::Text,
         }
@@ -114,7 +122,12 @@ impl Default for Settings {
 }
 
 /// Environment variables with the prefix that are not settings but known all the same.
-const OTHER_VARIABLES: &[&str] = &["CONFIG", "TEST_DATABASE_URL", "BENCH_DATABASE_URL"];
+const OTHER_VARIABLES: &[&str] = &[
+    "CONFIG",
+    "TEST_DATABASE_URL",
+    "BENCH_DATABASE_URL",
+    "AGENT_TOKEN",
+];
 
 /// Settings given on the command line; `None` leaves the lower layers' value.
 #[derive(Debug, Default, Serialize)]
@@ -193,6 +206,27 @@ impl Settings {
             per_tenant_max: self.tenant_pool_max,
             tenant_pool_idle: Duration::from_secs(self.tenant_pool_idle_seconds),
             ..PoolConfig::default()
+        }
+    }
+}
+
+impl Settings {
+    /// The check runners' settings: the SSRF guard, and room for every worker's check.
+    pub fn checker(&self) -> tenantry_monitoring::checks::CheckerConfig {
+        let defaults = tenantry_monitoring::checks::CheckerConfig::default();
+        tenantry_monitoring::checks::CheckerConfig {
+            forbid_private_targets: self.forbid_private_targets,
+            max_in_flight: defaults.max_in_flight.max(self.check_workers),
+            ..defaults
+        }
+    }
+
+    pub fn scheduler(&self) -> tenantry_monitoring::scheduler::SchedulerConfig {
+        let workers = self.check_workers.max(1);
+        tenantry_monitoring::scheduler::SchedulerConfig {
+            workers,
+            prefetch: workers.div_ceil(2),
+            ..Default::default()
         }
     }
 }

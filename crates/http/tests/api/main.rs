@@ -4,6 +4,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod admin;
+mod agents;
+mod alert_channels;
 mod api_keys;
 mod audit;
 mod auth;
@@ -19,6 +21,7 @@ mod ops;
 mod ratelimit;
 mod rbac;
 mod results;
+mod status_pages;
 
 use std::net::SocketAddr;
 

@@ -46,6 +46,23 @@ const OPERATIONS: &[(&str, &str)] = &[
     ("get", "/api/v1/monitors/{id}/incidents"),
     ("get", "/api/v1/heartbeat/{token}"),
     ("post", "/api/v1/heartbeat/{token}"),
+    ("get", "/api/v1/agents"),
+    ("post", "/api/v1/agents"),
+    ("get", "/api/v1/agents/{id}"),
+    ("delete", "/api/v1/agents/{id}"),
+    ("post", "/api/v1/agent/claims"),
+    ("post", "/api/v1/agent/results"),
+    ("get", "/api/v1/alert-channels"),
+    ("post", "/api/v1/alert-channels"),
+    ("get", "/api/v1/alert-channels/{id}"),
+    ("put", "/api/v1/alert-channels/{id}"),
+    ("delete", "/api/v1/alert-channels/{id}"),
+    ("get", "/api/v1/status-pages"),
+    ("post", "/api/v1/status-pages"),
+    ("get", "/api/v1/status-pages/{id}"),
+    ("put", "/api/v1/status-pages/{id}"),
+    ("delete", "/api/v1/status-pages/{id}"),
+    ("get", "/status/{org_slug}/{page_slug}"),
     ("get", "/api/v1/organizations/{id}/invitations"),
     ("post", "/api/v1/organizations/{id}/invitations"),
     ("delete", "/api/v1/organizations/{id}/invitations/{iid}"),
@@ -914,4 +931,266 @@ async fn token_in(app: &TestApp, who: &crate::Caller, org: &str) -> String {
     )
     .await;
     switched["access_token"].as_str().unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_page_responses_carry_only_documented_fields() {
+    let app = TestApp::spawn().await;
+    let doc = document(&app).await;
+    let ada = caller(&app, "ada@example.com").await;
+    let org = crate::org_in(&app, &ada, "Pages", tenantry_tenancy::Isolation::Shared).await;
+    let token = token_in(&app, &ada, &org).await;
+    let monitor = conforming(
+        &app,
+        &doc,
+        post("/api/v1/monitors"),
+        "/api/v1/monitors",
+        Some(&token),
+        Some(json!({"name": "Home", "kind": "tcp", "target": "example.com:443"})),
+    )
+    .await;
+    let id = monitor["id"].as_str().unwrap().to_string();
+    crate::results::record(
+        &app,
+        &org,
+        &id,
+        chrono::Utc::now(),
+        tenantry_monitoring::Observation::up(chrono::Utc::now(), Some(3)),
+    )
+    .await;
+    let body = json!({"slug": "main", "title": "Pages", "monitor_ids": [id], "public": true});
+    let page = conforming(
+        &app,
+        &doc,
+        post("/api/v1/status-pages"),
+        "/api/v1/status-pages",
+        Some(&token),
+        Some(body.clone()),
+    )
+    .await;
+    let taken = conforming(
+        &app,
+        &doc,
+        post("/api/v1/status-pages"),
+        "/api/v1/status-pages",
+        Some(&token),
+        Some(body.clone()),
+    )
+    .await;
+    assert_eq!(taken["code"], "conflict");
+    let one = format!("/api/v1/status-pages/{}", page["id"].as_str().unwrap());
+    conforming(
+        &app,
+        &doc,
+        get(&one),
+        "/api/v1/status-pages/{id}",
+        Some(&token),
+        None,
+    )
+    .await;
+    conforming(
+        &app,
+        &doc,
+        (reqwest::Method::PUT, &one),
+        "/api/v1/status-pages/{id}",
+        Some(&token),
+        Some(body),
+    )
+    .await;
+    conforming(
+        &app,
+        &doc,
+        get("/api/v1/status-pages"),
+        "/api/v1/status-pages",
+        Some(&token),
+        None,
+    )
+    .await;
+    let slug = page["slug"].as_str().unwrap();
+    let org_slug: Value = crate::success_json(
+        send(
+            &app,
+            reqwest::Method::GET,
+            &format!("/api/v1/organizations/{org}"),
+            &token,
+            None,
+            None,
+        )
+        .await,
+    )
+    .await;
+    let org_slug = org_slug["slug"].as_str().unwrap();
+    // The public page, as JSON: shown, and missing.
+    let operation = &doc["paths"]["/status/{org_slug}/{page_slug}"]["get"];
+    for (path, status, media) in [
+        (
+            format!("/status/{org_slug}/{slug}"),
+            "200",
+            "application/json",
+        ),
+        (
+            format!("/status/{org_slug}/nope"),
+            "404",
+            "application/problem+json",
+        ),
+    ] {
+        let response = app
+            .client
+            .get(format!("{}{path}", app.base))
+            .header("Accept", "application/json")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_str(), status, "{path}");
+        assert_eq!(response.headers()["content-type"], media, "{path}");
+        let value: Value = response.json().await.unwrap();
+        let schema = &operation["responses"][status]["content"][media]["schema"];
+        assert!(schema.is_object(), "{status} {media} is not documented");
+        conforms(&doc, schema, &value, &path);
+        if status == "200" {
+            assert_eq!(value["monitors"][0]["uptime_24h"], 100.0);
+        }
+    }
+    for status in ["200", "404"] {
+        assert!(
+            operation["responses"][status]["content"]["text/html"].is_object(),
+            "{status} text/html is not documented"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alert_channel_responses_carry_only_documented_fields() {
+    let app = TestApp::spawn().await;
+    let doc = document(&app).await;
+    let ada = caller(&app, "alerts@example.com").await;
+    let org = crate::org_in(&app, &ada, "Alerts", tenantry_tenancy::Isolation::Shared).await;
+    let token = token_in(&app, &ada, &org).await;
+    let webhook = json!({"name": "Hook", "kind": "webhook", "url": "https://h.example.com"});
+    let created = conforming(
+        &app,
+        &doc,
+        post("/api/v1/alert-channels"),
+        "/api/v1/alert-channels",
+        Some(&token),
+        Some(webhook.clone()),
+    )
+    .await;
+    let refused = conforming(
+        &app,
+        &doc,
+        post("/api/v1/alert-channels"),
+        "/api/v1/alert-channels",
+        Some(&token),
+        Some(json!({"name": "Mail", "kind": "email"})),
+    )
+    .await;
+    assert_eq!(refused["field"], "email");
+    let one = format!("/api/v1/alert-channels/{}", created["id"].as_str().unwrap());
+    for (method, body) in [
+        (reqwest::Method::GET, None),
+        (reqwest::Method::PUT, Some(webhook)),
+    ] {
+        conforming(
+            &app,
+            &doc,
+            (method, &one),
+            "/api/v1/alert-channels/{id}",
+            Some(&token),
+            body,
+        )
+        .await;
+    }
+    conforming(
+        &app,
+        &doc,
+        get("/api/v1/alert-channels"),
+        "/api/v1/alert-channels",
+        Some(&token),
+        None,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_responses_carry_only_documented_fields() {
+    let app = TestApp::spawn().await;
+    let doc = document(&app).await;
+    let ada = caller(&app, "ada@example.com").await;
+    let org = crate::org_in(&app, &ada, "Agents", tenantry_tenancy::Isolation::Shared).await;
+    let token = token_in(&app, &ada, &org).await;
+    let agent = conforming(
+        &app,
+        &doc,
+        post("/api/v1/agents"),
+        "/api/v1/agents",
+        Some(&token),
+        Some(json!({"name": "dc"})),
+    )
+    .await;
+    let secret = agent["token"].as_str().unwrap().to_string();
+    let one = format!("/api/v1/agents/{}", agent["id"].as_str().unwrap());
+    conforming(
+        &app,
+        &doc,
+        get(&one),
+        "/api/v1/agents/{id}",
+        Some(&token),
+        None,
+    )
+    .await;
+    let monitor = conforming(
+        &app,
+        &doc,
+        post("/api/v1/monitors"),
+        "/api/v1/monitors",
+        Some(&token),
+        Some(json!({"name": "db", "kind": "tcp", "target": "10.0.0.5:5432", "agent_id": agent["id"]})),
+    )
+    .await;
+    assert_eq!(monitor["agent_id"], agent["id"]);
+    let listed = conforming(
+        &app,
+        &doc,
+        get("/api/v1/agents"),
+        "/api/v1/agents",
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!(listed["items"][0]["monitor_ids"], json!([monitor["id"]]));
+    let claimed = conforming(
+        &app,
+        &doc,
+        post("/api/v1/agent/claims"),
+        "/api/v1/agent/claims",
+        Some(&secret),
+        Some(json!({"max": 10})),
+    )
+    .await;
+    let check = &claimed["checks"][0];
+    let answer = conforming(
+        &app,
+        &doc,
+        post("/api/v1/agent/results"),
+        "/api/v1/agent/results",
+        Some(&secret),
+        Some(json!({"results": [{
+            "monitor_id": check["monitor_id"], "due_at": check["due_at"],
+            "checked_at": chrono::Utc::now(), "ok": true, "latency_ms": 3,
+            "status_code": null, "error": null,
+        }]})),
+    )
+    .await;
+    assert_eq!(answer["recorded"], 1);
+    let refused = conforming(
+        &app,
+        &doc,
+        post("/api/v1/agent/claims"),
+        "/api/v1/agent/claims",
+        Some("tagt_unknown"),
+        Some(json!({"max": 1})),
+    )
+    .await;
+    assert_eq!(refused["code"], "invalid_token");
 }

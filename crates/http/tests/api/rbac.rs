@@ -25,6 +25,9 @@ struct Fixture {
     invitation: String,
     key: String,
     monitor: String,
+    status_page: String,
+    alert_channel: String,
+    agent: String,
 }
 
 fn routes() -> Vec<Route> {
@@ -309,6 +312,131 @@ fn routes() -> Vec<Route> {
                 )
             },
         },
+        Route {
+            name: "list status pages",
+            least: "viewer",
+            call: |_| (Method::GET, "/api/v1/status-pages".to_string(), None),
+        },
+        Route {
+            name: "create status page",
+            least: "member",
+            call: |f| {
+                (
+                    Method::POST,
+                    "/api/v1/status-pages".to_string(),
+                    Some(json!({"slug": "new", "title": "New", "monitor_ids": [f.monitor]})),
+                )
+            },
+        },
+        Route {
+            name: "read status page",
+            least: "viewer",
+            call: |f| {
+                (
+                    Method::GET,
+                    format!("/api/v1/status-pages/{}", f.status_page),
+                    None,
+                )
+            },
+        },
+        Route {
+            name: "update status page",
+            least: "member",
+            call: |f| {
+                (
+                    Method::PUT,
+                    format!("/api/v1/status-pages/{}", f.status_page),
+                    Some(json!({"slug": "changed", "title": "Changed", "public": true})),
+                )
+            },
+        },
+        Route {
+            name: "delete status page",
+            least: "member",
+            call: |f| {
+                (
+                    Method::DELETE,
+                    format!("/api/v1/status-pages/{}", f.status_page),
+                    None,
+                )
+            },
+        },
+        Route {
+            name: "list agents",
+            least: "viewer",
+            call: |_| (Method::GET, "/api/v1/agents".to_string(), None),
+        },
+        Route {
+            name: "register agent",
+            least: "admin",
+            call: |_| {
+                (
+                    Method::POST,
+                    "/api/v1/agents".to_string(),
+                    Some(json!({"name": "New"})),
+                )
+            },
+        },
+        Route {
+            name: "read agent",
+            least: "viewer",
+            call: |f| (Method::GET, format!("/api/v1/agents/{}", f.agent), None),
+        },
+        Route {
+            name: "delete agent",
+            least: "admin",
+            call: |f| (Method::DELETE, format!("/api/v1/agents/{}", f.agent), None),
+        },
+        Route {
+            name: "list alert channels",
+            least: "viewer",
+            call: |_| (Method::GET, "/api/v1/alert-channels".to_string(), None),
+        },
+        Route {
+            name: "create alert channel",
+            least: "member",
+            call: |f| {
+                (
+                    Method::POST,
+                    "/api/v1/alert-channels".to_string(),
+                    Some(json!({"name": "New", "kind": "webhook",
+                                "url": "https://hooks.example.com/new", "monitor_ids": [f.monitor]})),
+                )
+            },
+        },
+        Route {
+            name: "read alert channel",
+            least: "viewer",
+            call: |f| {
+                (
+                    Method::GET,
+                    format!("/api/v1/alert-channels/{}", f.alert_channel),
+                    None,
+                )
+            },
+        },
+        Route {
+            name: "update alert channel",
+            least: "member",
+            call: |f| {
+                (
+                    Method::PUT,
+                    format!("/api/v1/alert-channels/{}", f.alert_channel),
+                    Some(json!({"name": "Changed", "kind": "email", "email": "ops@example.com"})),
+                )
+            },
+        },
+        Route {
+            name: "delete alert channel",
+            least: "member",
+            call: |f| {
+                (
+                    Method::DELETE,
+                    format!("/api/v1/alert-channels/{}", f.alert_channel),
+                    None,
+                )
+            },
+        },
     ]
 }
 
@@ -379,7 +507,41 @@ async fn fixture(
         json!({"name": "Fixture", "kind": "tcp", "target": "example.com:443"}),
     )
     .await;
+    let status_page = as_owner(
+        Method::POST,
+        "/api/v1/status-pages".to_string(),
+        json!({"slug": "fixture", "title": "Fixture", "monitor_ids": [monitor["id"]]}),
+    )
+    .await;
+    let alert_channel = as_owner(
+        Method::POST,
+        "/api/v1/alert-channels".to_string(),
+        json!({"name": "Fixture", "kind": "webhook", "url": "https://hooks.example.com/f"}),
+    )
+    .await;
+    // Room for the fixture's agent and one more (the free plan allows one).
+    app.orgs
+        .change_entitlements(
+            org.parse().unwrap(),
+            &tenantry_orgs::EntitlementChange {
+                limits: Some(serde_json::Map::from_iter([(
+                    "max_agents".to_string(),
+                    json!(2),
+                )])),
+                ..tenantry_orgs::EntitlementChange::default()
+            },
+            &tenantry_audit::AuditContext::system(),
+        )
+        .await
+        .unwrap();
+    let agent = as_owner(
+        Method::POST,
+        "/api/v1/agents".to_string(),
+        json!({"name": "Fixture"}),
+    )
+    .await;
     Fixture {
+        agent: agent["id"].as_str().unwrap().to_string(),
         slug: created["slug"].as_str().unwrap().to_string(),
         org,
         target: target.id.to_string(),
@@ -387,6 +549,8 @@ async fn fixture(
         invitation: invitation["id"].as_str().unwrap().to_string(),
         key: key["id"].as_str().unwrap().to_string(),
         monitor: monitor["id"].as_str().unwrap().to_string(),
+        status_page: status_page["id"].as_str().unwrap().to_string(),
+        alert_channel: alert_channel["id"].as_str().unwrap().to_string(),
     }
 }
 

@@ -17,7 +17,7 @@
 //!
 //! Heartbeat (push) monitors run no check; [`heartbeat_due`] says what their pings amount to.
 
-mod guard;
+pub(crate) mod guard;
 mod heartbeat;
 mod http;
 mod tcp;

@@ -1,6 +1,7 @@
 //! The commands: each opens the engine through [`crate::backend::Backend`], does its work, and
 //! always closes it (letting go of the managed cluster) before returning.
 
+mod agent;
 mod archive;
 mod audit;
 mod mail;
@@ -23,9 +24,13 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         backend.close().await;
         return result;
     }
+    if let Command::Agent(args) = command {
+        // An agent reaches a server over HTTP only: no database, no data folder.
+        return agent::run(args).await;
+    }
     let backend = Backend::open(&settings).await?;
     let result = match command {
-        Command::Serve { .. } => Ok(()),
+        Command::Serve { .. } | Command::Agent(_) => Ok(()),
         Command::Migrate { jobs, status, json } => {
             let jobs = jobs.unwrap_or(settings.migrate_jobs);
             if status {

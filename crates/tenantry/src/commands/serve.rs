@@ -6,6 +6,9 @@ use std::time::Duration;
 use tenantry_http::Application;
 use tenantry_identity::Identity;
 use tenantry_mail::{Outbox, Sender};
+use tenantry_monitoring::alerts::{Deliverer, DelivererConfig};
+use tenantry_monitoring::checks::Checker;
+use tenantry_monitoring::scheduler::Scheduler;
 use tenantry_orgs::Orgs;
 use tenantry_ratelimit::Limiter;
 use tenantry_tenancy::{MigrateProgress, Tenancy, TenantRecord, TenantStatus};
@@ -43,6 +46,22 @@ pub async fn run(
     let sender = tokio::spawn(Sender::new(outbox.clone(), &settings.mail())?.run(async {
         let _ = mail_stopped.await;
     }));
+    // Alerts go out until the HTTP server has stopped (`stop_alerts` dropped), before the mail
+    // sender stops: it sends the email alerts the deliverer queues.
+    let (stop_alerts, alerts_stopped) = tokio::sync::oneshot::channel::<()>();
+    let deliverer = Deliverer::new(
+        tenancy.clone(),
+        outbox.clone(),
+        DelivererConfig {
+            public_url: settings.public_url.clone(),
+            checker: settings.checker(),
+            ..DelivererConfig::default()
+        },
+    )
+    .await?;
+    let deliverer = tokio::spawn(deliverer.run(async {
+        let _ = alerts_stopped.await;
+    }));
     let orgs = Orgs::new(tenancy.clone(), outbox.clone(), &settings.public_url)
         .with_organization_cap(settings.organization_cap())
         .with_deleted_retention_days(settings.deleted_retention_days);
@@ -57,6 +76,18 @@ pub async fn run(
     );
     let pruner = spawn_result_pruning(orgs.clone());
     let app = Application::build(settings.listen, tenancy.clone(), identity, orgs, limiter).await?;
+    // The scheduler stops claiming once the HTTP server has stopped (`stop_checks` dropped),
+    // gives back what it had not started and lets running checks finish.
+    let (stop_checks, checks_stopped) = tokio::sync::oneshot::channel::<()>();
+    let scheduler = Scheduler::new(
+        tenancy.clone(),
+        Checker::new(settings.checker())?,
+        settings.scheduler(),
+        app.scheduler_metrics(),
+    );
+    let scheduler = tokio::spawn(scheduler.run(async {
+        let _ = checks_stopped.await;
+    }));
     let address = app.local_addr()?;
     tracing::info!(%address, "serving");
     println!("listening on http://{address}");
@@ -65,9 +96,17 @@ pub async fn run(
     purger.abort();
     pruner.abort();
     tracing::info!("HTTP server stopped");
+    drop(stop_checks);
+    if let Err(e) = scheduler.await {
+        tracing::error!(error = %e, "the check scheduler failed");
+    }
     drop(stop_usage);
     if let Err(e) = usage.await {
         tracing::error!(error = %e, "the API usage flusher failed");
+    }
+    drop(stop_alerts);
+    if let Err(e) = deliverer.await {
+        tracing::error!(error = %e, "the alert deliverer failed");
     }
     drop(stop_mail);
     if let Err(e) = sender.await {

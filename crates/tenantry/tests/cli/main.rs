@@ -3,9 +3,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod agent;
 mod archive;
 mod audit;
 mod mail;
+mod monitoring;
 mod moves;
 mod plans;
 mod recovery;

@@ -1,0 +1,264 @@
+//! `/api/v1/alert-channels`: the alert channels of the organization in context, through the
+//! tenant door — webhooks and email addresses that incidents are announced to. A webhook's
+//! signing secret is shown in full once, in the response that set it; elsewhere as a hint.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use tenantry_monitoring::Cursor;
+use tenantry_monitoring::alerts::{self, AlertChannel, AlertChannelInput, AlertError, SecretKeys};
+use tenantry_orgs::Action;
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use crate::error::{AppError, Problem};
+use crate::extract::{ApiJson, ApiQuery, Items, TenantScope};
+use crate::monitors::{decode_position, encode_position, parse_id};
+use crate::openapi::{InTenant, JsonBody, PROBLEM, TenantHeader};
+use crate::server::AppState;
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(read, replace, remove))
+}
+
+/// A page of the list.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct Page {
+    /// How many items, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
+    limit: Option<i64>,
+    /// The `next_cursor` of the previous page.
+    cursor: Option<String>,
+}
+
+fn app_error(e: AlertError) -> AppError {
+    match e {
+        AlertError::Invalid(invalid) => AppError::invalid(invalid.field, invalid.detail),
+        AlertError::Unexpected(e) => AppError::Unexpected(e),
+    }
+}
+
+/// The key that seals webhook secrets (made at first use).
+async fn keys(state: &AppState) -> Result<SecretKeys, AppError> {
+    Ok(SecretKeys::load_or_create(state.tenancy.runtime_pool()).await?)
+}
+
+/// The alert channels of the organization in context, oldest first
+#[utoipa::path(
+    get,
+    path = "/api/v1/alert-channels",
+    tag = "alert-channels",
+    operation_id = "list_alert_channels",
+    security(("bearer" = [])),
+    params(TenantHeader, Page),
+    responses(
+        (status = 200, description = "A page of alert channels; webhook secrets as hints", body = Items<AlertChannel>),
+        InTenant,
+        (status = 422, description = "`validation_failed`: `limit` out of range, or a `cursor` this server did not return", body = Problem, content_type = PROBLEM),
+    )
+)]
+async fn list(
+    scope: TenantScope,
+    ApiQuery(page): ApiQuery<Page>,
+) -> Result<Json<Items<AlertChannel>>, AppError> {
+    scope.require(Action::Read)?;
+    let limit = page.limit.unwrap_or(50);
+    if !(1..=200).contains(&limit) {
+        return Err(AppError::invalid("limit", "1 to 200"));
+    }
+    let cursor = page
+        .cursor
+        .as_deref()
+        .map(decode_position)
+        .transpose()?
+        .map(|(created_at, id)| Cursor { created_at, id });
+    let mut tx = scope.ctx.begin_read().await?;
+    let mut items = alerts::list_channels(&mut tx, limit + 1, cursor).await?;
+    tx.commit().await?;
+    let next_cursor = if items.len() as i64 > limit {
+        items.truncate(limit as usize);
+        items.last().map(|c| encode_position(c.created_at, c.id))
+    } else {
+        None
+    };
+    Ok(Json(Items { items, next_cursor }))
+}
+
+/// Create an alert channel (member)
+///
+/// A webhook created without a `secret` gets a generated one. The response is the only one
+/// showing the secret in full.
+#[utoipa::path(
+    post,
+    path = "/api/v1/alert-channels",
+    tag = "alert-channels",
+    operation_id = "create_alert_channel",
+    security(("bearer" = [])),
+    params(TenantHeader),
+    request_body = AlertChannelInput,
+    responses(
+        (status = 201, description = "The new channel, a webhook with its `secret` in full, shown this once", body = AlertChannel),
+        JsonBody,
+        InTenant,
+        (status = 422, description = "`validation_failed` naming the `field`: `url` required for webhooks, `email` for email channels, fields of the other kind must be absent, and `monitor_ids` must be monitors of this organization", body = Problem, content_type = PROBLEM),
+    )
+)]
+async fn create(
+    State(state): State<AppState>,
+    origin: crate::audit::Origin,
+    scope: TenantScope,
+    ApiJson(input): ApiJson<AlertChannelInput>,
+) -> Result<(StatusCode, Json<AlertChannel>), AppError> {
+    scope.require(Action::ManageMonitoring)?;
+    input
+        .validate()
+        .map_err(|e| AppError::invalid(e.field, e.detail))?;
+    let keys = keys(&state).await?;
+    let mut tx = scope.ctx.begin().await?;
+    let saved = alerts::create_channel(&mut tx, &keys, &input)
+        .await
+        .map_err(app_error)?;
+    let change = channel_change(
+        "alert_channel.created",
+        saved.channel.id,
+        None,
+        Some(&saved.channel),
+    );
+    tenantry_audit::record_in_tenant(&mut tx, &origin.by(&scope.actor), &change).await?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, Json(saved.shown())))
+}
+
+/// An alert channel
+#[utoipa::path(
+    get,
+    path = "/api/v1/alert-channels/{id}",
+    tag = "alert-channels",
+    operation_id = "read_alert_channel",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The channel's id"), TenantHeader),
+    responses(
+        (status = 200, description = "The channel; a webhook's secret as a hint", body = AlertChannel),
+        InTenant,
+    )
+)]
+async fn read(scope: TenantScope, Path(id): Path<String>) -> Result<Json<AlertChannel>, AppError> {
+    scope.require(Action::Read)?;
+    let id = parse_id(&id)?;
+    let mut tx = scope.ctx.begin_read().await?;
+    let channel = alerts::get_channel(&mut tx, id)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    tx.commit().await?;
+    Ok(Json(channel))
+}
+
+/// Replace an alert channel (member)
+///
+/// Absent optional fields take their defaults (`monitor_ids`: all monitors), except `secret`:
+/// a webhook without one keeps its current secret (a channel becoming a webhook gets a generated
+/// one). The response shows the secret in full when it set a new one.
+#[utoipa::path(
+    put,
+    path = "/api/v1/alert-channels/{id}",
+    tag = "alert-channels",
+    operation_id = "replace_alert_channel",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The channel's id"), TenantHeader),
+    request_body = AlertChannelInput,
+    responses(
+        (status = 200, description = "The channel as replaced; its `secret` in full if this update set a new one, else as a hint", body = AlertChannel),
+        JsonBody,
+        InTenant,
+        (status = 422, description = "`validation_failed` naming the `field`, as when creating", body = Problem, content_type = PROBLEM),
+    )
+)]
+async fn replace(
+    State(state): State<AppState>,
+    origin: crate::audit::Origin,
+    scope: TenantScope,
+    Path(id): Path<String>,
+    ApiJson(input): ApiJson<AlertChannelInput>,
+) -> Result<Json<AlertChannel>, AppError> {
+    let id = parse_id(&id)?;
+    scope.require(Action::ManageMonitoring)?;
+    input
+        .validate()
+        .map_err(|e| AppError::invalid(e.field, e.detail))?;
+    let keys = keys(&state).await?;
+    let mut tx = scope.ctx.begin().await?;
+    let before = alerts::get_channel(&mut tx, id).await?;
+    let saved = alerts::update_channel(&mut tx, &keys, id, &input)
+        .await
+        .map_err(app_error)?
+        .ok_or(AppError::NotFound)?;
+    let change = channel_change(
+        "alert_channel.updated",
+        id,
+        before.as_ref(),
+        Some(&saved.channel),
+    );
+    tenantry_audit::record_in_tenant(&mut tx, &origin.by(&scope.actor), &change).await?;
+    tx.commit().await?;
+    Ok(Json(saved.shown()))
+}
+
+/// Delete an alert channel (member)
+///
+/// Its deliveries not made yet are dropped.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/alert-channels/{id}",
+    tag = "alert-channels",
+    operation_id = "delete_alert_channel",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The channel's id"), TenantHeader),
+    responses(
+        (status = 204, description = "Deleted"),
+        InTenant,
+    )
+)]
+async fn remove(
+    origin: crate::audit::Origin,
+    scope: TenantScope,
+    Path(id): Path<String>,
+) -> Result<StatusCode, AppError> {
+    let id = parse_id(&id)?;
+    scope.require(Action::ManageMonitoring)?;
+    let mut tx = scope.ctx.begin().await?;
+    let before = alerts::get_channel(&mut tx, id).await?;
+    let deleted = alerts::delete_channel(&mut tx, id).await?;
+    if deleted {
+        let change = channel_change("alert_channel.deleted", id, before.as_ref(), None);
+        tenantry_audit::record_in_tenant(&mut tx, &origin.by(&scope.actor), &change).await?;
+    }
+    tx.commit().await?;
+    if !deleted {
+        return Err(AppError::NotFound);
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A channel change as the audit trail records it: as reads show the channel, so a webhook's
+/// secret only as its hint.
+fn channel_change(
+    action: &'static str,
+    id: Uuid,
+    before: Option<&AlertChannel>,
+    after: Option<&AlertChannel>,
+) -> tenantry_audit::Change {
+    let summary = |c: &AlertChannel| serde_json::to_value(c).unwrap_or_default();
+    tenantry_audit::Change {
+        action,
+        target_kind: "alert_channel",
+        target_id: Some(id.to_string()),
+        before: before.map(summary),
+        after: after.map(summary),
+    }
+}

@@ -1,0 +1,965 @@
+//! Agents over HTTP: registered by admins with a token shown once and stored only as a hash,
+//! counted against `max_agents` under concurrency, named by monitors of their own organization
+//! only, giving their monitors back to the servers when deleted; the agent routes refusing every
+//! token but a current one; another organization's agents, monitors and results out of reach in
+//! every tier; and an agent process (`tenantry_monitoring::agent::Runner`, in process) running
+//! its monitor's checks end to end.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::time::Duration;
+
+use chrono::Utc;
+use futures::future::join_all;
+use reqwest::Method;
+use serde_json::{Map, Value, json};
+use tenantry_monitoring::AgentToken;
+use tenantry_monitoring::agent::{Runner, RunnerConfig};
+use tenantry_monitoring::scheduler::{self, Claimant, LEASE_SLACK};
+use tenantry_orgs::EntitlementChange;
+use tenantry_tenancy::Isolation;
+use uuid::Uuid;
+
+use crate::{Caller, TestApp, caller, org_in, problem, send, success_json};
+
+/// Overrides the organization's limit `key` with `value`.
+async fn set_limit(app: &TestApp, org: &str, key: &str, value: Value) {
+    let mut limits = Map::new();
+    limits.insert(key.to_string(), value);
+    app.orgs
+        .change_entitlements(
+            org.parse().unwrap(),
+            &EntitlementChange {
+                limits: Some(limits),
+                ..EntitlementChange::default()
+            },
+            &tenantry_audit::AuditContext::system(),
+        )
+        .await
+        .unwrap();
+}
+
+/// Registers an agent named `name` in `org` as `who`; the 201 body (with its token).
+async fn register(app: &TestApp, who: &Caller, org: &str, name: &str) -> Value {
+    let response = send(
+        app,
+        Method::POST,
+        "/api/v1/agents",
+        &who.token,
+        Some(org),
+        Some(json!({"name": name})),
+    )
+    .await;
+    assert_eq!(response.status(), 201);
+    response.json().await.unwrap()
+}
+
+/// Creates a monitor in `org` and returns the 201 body.
+async fn monitor(app: &TestApp, who: &Caller, org: &str, body: Value) -> Value {
+    let response = send(
+        app,
+        Method::POST,
+        "/api/v1/monitors",
+        &who.token,
+        Some(org),
+        Some(body),
+    )
+    .await;
+    let status = response.status();
+    let body = response.text().await.unwrap();
+    assert_eq!(status, 201, "{body}");
+    serde_json::from_str(&body).unwrap()
+}
+
+fn id_of(value: &Value) -> String {
+    value["id"].as_str().unwrap().to_string()
+}
+
+/// A request to an agent route with `token`.
+async fn as_agent(app: &TestApp, path: &str, token: &str, body: Value) -> reqwest::Response {
+    app.post_as(path, token, &body).await
+}
+
+async fn claim(app: &TestApp, token: &str, max: i64) -> Vec<Value> {
+    let claimed =
+        success_json(as_agent(app, "/api/v1/agent/claims", token, json!({"max": max})).await).await;
+    claimed["checks"].as_array().unwrap().clone()
+}
+
+/// The schedule row of monitor `id`: whether there is one, and its agent.
+async fn scheduled_agent(app: &TestApp, id: &str) -> Option<Option<Uuid>> {
+    sqlx::query_scalar("SELECT agent_id FROM monitoring.schedule WHERE monitor_id = $1")
+        .bind(id.parse::<Uuid>().unwrap())
+        .fetch_optional(app.tenancy.owner_pool())
+        .await
+        .unwrap()
+}
+
+/// Rows of `table` in `org`'s storage (read through the tenant door) whose text contains
+/// `needle`.
+async fn tenant_rows_containing(app: &TestApp, org: &str, table: &str, needle: &str) -> i64 {
+    let ctx = app.tenancy.resolve(org).await.unwrap();
+    let mut tx = ctx.begin_read().await.unwrap();
+    let n: i64 = sqlx::query_scalar(&format!(
+        "SELECT count(*) FROM {table} t WHERE strpos(t::text, $1) > 0"
+    ))
+    .bind(needle)
+    .fetch_one(&mut *tx)
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    n
+}
+
+/// The results of monitor `id` as `who` sees them, newest first.
+async fn results_of(app: &TestApp, who: &Caller, org: &str, id: &str) -> Vec<Value> {
+    let page = success_json(
+        send(
+            app,
+            Method::GET,
+            &format!("/api/v1/monitors/{id}/results?limit=200"),
+            &who.token,
+            Some(org),
+            None,
+        )
+        .await,
+    )
+    .await;
+    page["items"].as_array().unwrap().clone()
+}
+
+fn result_for(monitor_id: &str, due_at: &str, ok: bool) -> Value {
+    json!({
+        "monitor_id": monitor_id,
+        "due_at": due_at,
+        "checked_at": Utc::now(),
+        "ok": ok,
+        "latency_ms": 12,
+        "status_code": if ok { 200 } else { 503 },
+        "error": if ok { Value::Null } else { json!("status 503") },
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_is_registered_read_listed_and_deleted_and_its_token_shown_once() {
+    let app = TestApp::spawn().await;
+    let ada = caller(&app, "ada@example.com").await;
+    let org = org_in(&app, &ada, "Acme", Isolation::Shared).await;
+    set_limit(&app, &org, "max_agents", json!(5)).await;
+    let t = Some(org.as_str());
+
+    let created = register(&app, &ada, &org, "  datacenter-1 ").await;
+    let token = created["token"].as_str().unwrap().to_string();
+    assert!(token.starts_with("tagt_"), "{created}");
+    assert_eq!(token.len(), "tagt_".len() + 43);
+    assert_eq!(created["name"], "datacenter-1");
+    assert_eq!(created["last_seen_at"], Value::Null);
+    assert_eq!(created["monitor_ids"], json!([]));
+    let id = id_of(&created);
+
+    // Shown once: reads and lists never carry it.
+    let path = format!("/api/v1/agents/{id}");
+    let read = success_json(send(&app, Method::GET, &path, &ada.token, t, None).await).await;
+    assert!(read.get("token").is_none(), "{read}");
+    let mut expected = created.clone();
+    expected.as_object_mut().unwrap().remove("token");
+    assert_eq!(read, expected);
+    for i in 2..=3 {
+        register(&app, &ada, &org, &format!("datacenter-{i}")).await;
+    }
+    let first = success_json(
+        send(
+            &app,
+            Method::GET,
+            "/api/v1/agents?limit=2",
+            &ada.token,
+            t,
+            None,
+        )
+        .await,
+    )
+    .await;
+    let cursor = first["next_cursor"].as_str().unwrap();
+    let second = success_json(
+        send(
+            &app,
+            Method::GET,
+            &format!("/api/v1/agents?limit=2&cursor={cursor}"),
+            &ada.token,
+            t,
+            None,
+        )
+        .await,
+    )
+    .await;
+    let names: Vec<&str> = first["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(second["items"].as_array().unwrap())
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["datacenter-1", "datacenter-2", "datacenter-3"]);
+    assert_eq!(second["next_cursor"], Value::Null);
+    assert!(
+        first["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|a| a.get("token").is_none())
+    );
+
+    // Stored only as a hash: the token's text is nowhere, in the control database or the
+    // tenant's storage (its agents and its audit trail).
+    let hashes: Vec<Vec<u8>> =
+        sqlx::query_scalar("SELECT token_hash FROM monitoring.agent_tokens WHERE agent_id = $1")
+            .bind(id.parse::<Uuid>().unwrap())
+            .fetch_all(app.tenancy.owner_pool())
+            .await
+            .unwrap();
+    assert_eq!(hashes.len(), 1);
+    let in_control: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM monitoring.agent_tokens t WHERE strpos(t::text, $1) > 0
+            OR position(convert_to($1, 'UTF8') IN t.token_hash) > 0",
+    )
+    .bind(&token)
+    .fetch_one(app.tenancy.owner_pool())
+    .await
+    .unwrap();
+    assert_eq!(in_control, 0);
+    assert_eq!(
+        tenant_rows_containing(&app, &org, "agents", &token).await,
+        0
+    );
+    assert_eq!(
+        tenant_rows_containing(&app, &org, "audit_log", &token).await,
+        0
+    );
+    assert_eq!(
+        tenant_rows_containing(&app, &org, "audit_log", "agent.created").await,
+        3
+    );
+
+    // Invalid input names the field.
+    let blank = send(
+        &app,
+        Method::POST,
+        "/api/v1/agents",
+        &ada.token,
+        t,
+        Some(json!({"name": "   "})),
+    )
+    .await;
+    assert_eq!(problem(blank, 422).await["field"], "name");
+
+    // Deleted: gone, its token refused and removed, the deletion audited.
+    let deleted = send(&app, Method::DELETE, &path, &ada.token, t, None).await;
+    assert_eq!(deleted.status(), 204);
+    assert_eq!(
+        problem(
+            send(&app, Method::GET, &path, &ada.token, t, None).await,
+            404
+        )
+        .await["code"],
+        "not_found"
+    );
+    assert_eq!(
+        send(&app, Method::DELETE, &path, &ada.token, t, None)
+            .await
+            .status(),
+        404
+    );
+    let refused = as_agent(&app, "/api/v1/agent/claims", &token, json!({"max": 1})).await;
+    assert_eq!(problem(refused, 401).await["code"], "invalid_token");
+    let left: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM monitoring.agent_tokens WHERE agent_id = $1")
+            .bind(id.parse::<Uuid>().unwrap())
+            .fetch_one(app.tenancy.owner_pool())
+            .await
+            .unwrap();
+    assert_eq!(left, 0);
+    assert_eq!(
+        tenant_rows_containing(&app, &org, "audit_log", "agent.deleted").await,
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_registrations_against_room_for_three_make_three_and_usage_counts_them() {
+    let app = TestApp::spawn().await;
+    let ada = caller(&app, "ada@example.com").await;
+    let org = org_in(&app, &ada, "Acme", Isolation::Schema).await;
+    set_limit(&app, &org, "max_agents", json!(3)).await;
+    let registrations = (0..20).map(|i| {
+        send(
+            &app,
+            Method::POST,
+            "/api/v1/agents",
+            &ada.token,
+            Some(&org),
+            Some(json!({"name": format!("agent-{i}")})),
+        )
+    });
+    let mut created = Vec::new();
+    for response in join_all(registrations).await {
+        if response.status().is_success() {
+            created.push(response.json::<Value>().await.unwrap());
+        } else {
+            let body = problem(response, 403).await;
+            assert_eq!(body["code"], "limit_exceeded");
+            assert_eq!(body["limit"], "max_agents");
+        }
+    }
+    assert_eq!(created.len(), 3);
+    // Refused registrations left no token behind.
+    let tokens: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM monitoring.agent_tokens WHERE org_id = $1")
+            .bind(org.parse::<Uuid>().unwrap())
+            .fetch_one(app.tenancy.owner_pool())
+            .await
+            .unwrap();
+    assert_eq!(tokens, 3);
+
+    let usage = || {
+        let app = &app;
+        let path = format!("/api/v1/organizations/{org}/usage");
+        let token = ada.token.clone();
+        async move {
+            let body = success_json(send(app, Method::GET, &path, &token, None, None).await).await;
+            body["usage"]["agents"].clone()
+        }
+    };
+    assert_eq!(usage().await, json!({"used": 3, "limit": 3}));
+    let gone = send(
+        &app,
+        Method::DELETE,
+        &format!("/api/v1/agents/{}", id_of(&created[0])),
+        &ada.token,
+        Some(&org),
+        None,
+    )
+    .await;
+    assert_eq!(gone.status(), 204);
+    assert_eq!(usage().await, json!({"used": 2, "limit": 3}));
+    // Room again for one.
+    register(&app, &ada, &org, "replacement").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_monitor_names_an_agent_of_its_own_organization_and_never_for_a_heartbeat() {
+    let app = TestApp::spawn().await;
+    let ada = caller(&app, "ada@example.com").await;
+    let bob = caller(&app, "bob@example.com").await;
+    let acme = org_in(&app, &ada, "Acme", Isolation::Shared).await;
+    let globex = org_in(&app, &bob, "Globex", Isolation::Shared).await;
+    let ours = id_of(&register(&app, &ada, &acme, "ours").await);
+    let theirs = id_of(&register(&app, &bob, &globex, "theirs").await);
+
+    let tcp = |agent: &str| json!({"name": "db", "kind": "tcp", "target": "10.0.0.5:5432", "agent_id": agent});
+    for wrong in [theirs.clone(), Uuid::new_v4().to_string()] {
+        let refused = send(
+            &app,
+            Method::POST,
+            "/api/v1/monitors",
+            &ada.token,
+            Some(&acme),
+            Some(tcp(&wrong)),
+        )
+        .await;
+        assert_eq!(problem(refused, 422).await["field"], "agent_id", "{wrong}");
+    }
+    let heartbeat = send(
+        &app,
+        Method::POST,
+        "/api/v1/monitors",
+        &ada.token,
+        Some(&acme),
+        Some(json!({"name": "cron", "kind": "heartbeat", "agent_id": ours})),
+    )
+    .await;
+    assert_eq!(problem(heartbeat, 422).await["field"], "agent_id");
+
+    let created = monitor(&app, &ada, &acme, tcp(&ours)).await;
+    assert_eq!(created["agent_id"], ours.as_str());
+    let id = id_of(&created);
+    assert_eq!(
+        scheduled_agent(&app, &id).await,
+        Some(Some(ours.parse().unwrap()))
+    );
+    let agent = success_json(
+        send(
+            &app,
+            Method::GET,
+            &format!("/api/v1/agents/{ours}"),
+            &ada.token,
+            Some(&acme),
+            None,
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(agent["monitor_ids"], json!([id]));
+
+    // Replaced: to another organization's agent, refused and unchanged; to the servers, and
+    // back to the agent, the schedule follows.
+    let path = format!("/api/v1/monitors/{id}");
+    let stolen = send(
+        &app,
+        Method::PUT,
+        &path,
+        &ada.token,
+        Some(&acme),
+        Some(tcp(&theirs)),
+    )
+    .await;
+    assert_eq!(problem(stolen, 422).await["field"], "agent_id");
+    let servers = success_json(
+        send(
+            &app,
+            Method::PUT,
+            &path,
+            &ada.token,
+            Some(&acme),
+            Some(json!({"name": "db", "kind": "tcp", "target": "10.0.0.5:5432"})),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(servers["agent_id"], Value::Null);
+    assert_eq!(scheduled_agent(&app, &id).await, Some(None));
+    success_json(
+        send(
+            &app,
+            Method::PUT,
+            &path,
+            &ada.token,
+            Some(&acme),
+            Some(tcp(&ours)),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(
+        scheduled_agent(&app, &id).await,
+        Some(Some(ours.parse().unwrap()))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_an_agent_gives_its_monitors_back_to_the_servers() {
+    let app = TestApp::spawn().await;
+    let ada = caller(&app, "ada@example.com").await;
+    let org = org_in(&app, &ada, "Acme", Isolation::Database).await;
+    let agent = register(&app, &ada, &org, "dc").await;
+    let agent_id = id_of(&agent);
+    let created = monitor(
+        &app,
+        &ada,
+        &org,
+        json!({"name": "db", "kind": "tcp", "target": "10.0.0.5:5432", "agent_id": agent_id}),
+    )
+    .await;
+    let id = id_of(&created);
+    let monitor_id: Uuid = id.parse().unwrap();
+    // The agent holds the slot when it is deleted.
+    let token = agent["token"].as_str().unwrap();
+    let claimed = claim(&app, token, 10).await;
+    assert_eq!(claimed.len(), 1);
+
+    let deleted = send(
+        &app,
+        Method::DELETE,
+        &format!("/api/v1/agents/{agent_id}"),
+        &ada.token,
+        Some(&org),
+        None,
+    )
+    .await;
+    assert_eq!(deleted.status(), 204);
+    let read = success_json(
+        send(
+            &app,
+            Method::GET,
+            &format!("/api/v1/monitors/{id}"),
+            &ada.token,
+            Some(&org),
+            None,
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(read["agent_id"], Value::Null);
+    assert_eq!(scheduled_agent(&app, &id).await, Some(None));
+    // The servers' instances may take it at once: the agent's lease went with it.
+    let instances = scheduler::claim(
+        app.tenancy.runtime_pool(),
+        Claimant::Instances,
+        Uuid::now_v7(),
+        100,
+        LEASE_SLACK,
+    )
+    .await
+    .unwrap();
+    assert!(instances.iter().any(|c| c.monitor_id == monitor_id));
+    let refused = as_agent(&app, "/api/v1/agent/claims", token, json!({"max": 1})).await;
+    assert_eq!(problem(refused, 401).await["code"], "invalid_token");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_routes_refuse_every_token_but_a_current_one_alike() {
+    let app = TestApp::spawn().await;
+    let ada = caller(&app, "ada@example.com").await;
+    let org = org_in(&app, &ada, "Acme", Isolation::Shared).await;
+    let agent = register(&app, &ada, &org, "dc").await;
+    let token = agent["token"].as_str().unwrap().to_string();
+    let key = success_json(
+        send(
+            &app,
+            Method::POST,
+            &format!("/api/v1/organizations/{org}/api-keys"),
+            &ada.token,
+            None,
+            Some(json!({"name": "ci", "role": "admin"})),
+        )
+        .await,
+    )
+    .await;
+    let reference = problem(
+        as_agent(
+            &app,
+            "/api/v1/agent/claims",
+            &format!("tagt_{}", "A".repeat(43)),
+            json!({"max": 1}),
+        )
+        .await,
+        401,
+    )
+    .await;
+    assert_eq!(reference["code"], "invalid_token");
+    let others = [
+        "tagt_short".to_string(),
+        key["secret"].as_str().unwrap().to_string(),
+        ada.token.clone(),
+    ];
+    for path in ["/api/v1/agent/claims", "/api/v1/agent/results"] {
+        for other in &others {
+            let body = json!({"max": 1, "results": []});
+            let response = as_agent(&app, path, other, body).await;
+            assert_eq!(problem(response, 401).await, reference, "{path}");
+        }
+        let anonymous = app.post(path, &json!({"max": 1, "results": []})).await;
+        assert_eq!(problem(anonymous, 401).await, reference, "{path}");
+    }
+
+    // A current token works; its organization suspended, it is refused alike.
+    assert!(claim(&app, &token, 5).await.is_empty());
+    app.tenancy.suspend(&org).await.unwrap();
+    let suspended = as_agent(&app, "/api/v1/agent/claims", &token, json!({"max": 1})).await;
+    assert_eq!(problem(suspended, 401).await, reference);
+    app.tenancy.activate(&org).await.unwrap();
+    assert!(claim(&app, &token, 5).await.is_empty());
+    // Claiming marks the agent as seen.
+    let seen = success_json(
+        send(
+            &app,
+            Method::GET,
+            &format!("/api/v1/agents/{}", id_of(&agent)),
+            &ada.token,
+            Some(&org),
+            None,
+        )
+        .await,
+    )
+    .await;
+    assert!(seen["last_seen_at"].is_string(), "{seen}");
+
+    // Malformed requests name the field.
+    for max in [0, 101] {
+        let response = as_agent(&app, "/api/v1/agent/claims", &token, json!({"max": max})).await;
+        assert_eq!(problem(response, 422).await["field"], "max");
+    }
+    let flood: Vec<Value> = (0..101)
+        .map(|_| result_for(&Uuid::new_v4().to_string(), &Utc::now().to_rfc3339(), true))
+        .collect();
+    let response = as_agent(
+        &app,
+        "/api/v1/agent/results",
+        &token,
+        json!({"results": flood}),
+    )
+    .await;
+    assert_eq!(problem(response, 422).await["field"], "results");
+}
+
+async fn agents_reach_only_their_own_organization(tier: Isolation) {
+    let app = TestApp::spawn().await;
+    let ada = caller(&app, "ada@example.com").await;
+    let bob = caller(&app, "bob@example.com").await;
+    let acme = org_in(&app, &ada, "Acme", tier).await;
+    let globex = org_in(&app, &bob, "Globex", tier).await;
+    let ours = register(&app, &ada, &acme, "ours").await;
+    let theirs = register(&app, &bob, &globex, "theirs").await;
+    let (our_token, their_token) = (
+        ours["token"].as_str().unwrap(),
+        theirs["token"].as_str().unwrap(),
+    );
+    let tcp = |agent: &Value| json!({"name": "db", "kind": "tcp", "target": "10.0.0.5:5432", "agent_id": agent["id"]});
+    let our_monitor = id_of(&monitor(&app, &ada, &acme, tcp(&ours)).await);
+    let their_monitor = id_of(&monitor(&app, &bob, &globex, tcp(&theirs)).await);
+    let server_run = id_of(
+        &monitor(
+            &app,
+            &ada,
+            &acme,
+            json!({"name": "site", "kind": "tcp", "target": "10.0.0.6:443"}),
+        )
+        .await,
+    );
+
+    // Another organization's agent is the same 404 as a missing one; deleting it changes
+    // nothing.
+    let their_path = format!("/api/v1/agents/{}", id_of(&theirs));
+    let missing_path = format!("/api/v1/agents/{}", Uuid::new_v4());
+    for method in [Method::GET, Method::DELETE] {
+        let theirs = send(
+            &app,
+            method.clone(),
+            &their_path,
+            &ada.token,
+            Some(&acme),
+            None,
+        )
+        .await;
+        let missing = send(&app, method, &missing_path, &ada.token, Some(&acme), None).await;
+        assert_eq!(problem(theirs, 404).await, problem(missing, 404).await);
+    }
+    let listed = success_json(
+        send(
+            &app,
+            Method::GET,
+            "/api/v1/agents",
+            &ada.token,
+            Some(&acme),
+            None,
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(listed["items"].as_array().unwrap().len(), 1);
+    let still = success_json(
+        send(
+            &app,
+            Method::GET,
+            &their_path,
+            &bob.token,
+            Some(&globex),
+            None,
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(still["monitor_ids"], json!([their_monitor]));
+
+    // Each token claims its own agent's monitors only.
+    let claimed = claim(&app, our_token, 100).await;
+    let ids: Vec<&str> = claimed
+        .iter()
+        .map(|c| c["monitor_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [our_monitor.as_str()]);
+    assert_eq!(claimed[0]["kind"], "tcp");
+    assert_eq!(claimed[0]["target"], "10.0.0.5:5432");
+    assert_eq!(claimed[0]["timeout_ms"], 30_000);
+    let due_at = claimed[0]["due_at"].as_str().unwrap().to_string();
+    let their_claims = claim(&app, their_token, 100).await;
+    assert_eq!(their_claims.len(), 1);
+    assert_eq!(their_claims[0]["monitor_id"], their_monitor.as_str());
+    let their_due = their_claims[0]["due_at"].as_str().unwrap().to_string();
+
+    // Results for the other organization's monitor, or for a monitor the servers run, are
+    // rejected and record nothing; the agent's own is recorded once.
+    let batch = json!({"results": [
+        result_for(&their_monitor, &their_due, false),
+        result_for(&server_run, &due_at, false),
+        result_for(&our_monitor, &due_at, true),
+    ]});
+    let answer =
+        success_json(as_agent(&app, "/api/v1/agent/results", our_token, batch.clone()).await).await;
+    assert_eq!(answer["recorded"], 1, "{answer}");
+    assert_eq!(answer["duplicates"], 0);
+    let mut rejected: Vec<&str> = answer["rejected"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    rejected.sort_unstable();
+    let mut expected = vec![their_monitor.as_str(), server_run.as_str()];
+    expected.sort_unstable();
+    assert_eq!(rejected, expected);
+    assert!(
+        results_of(&app, &bob, &globex, &their_monitor)
+            .await
+            .is_empty()
+    );
+    assert!(results_of(&app, &ada, &acme, &server_run).await.is_empty());
+    let ours_recorded = results_of(&app, &ada, &acme, &our_monitor).await;
+    assert_eq!(ours_recorded.len(), 1);
+    assert_eq!(ours_recorded[0]["ok"], true);
+    // Posted again: a duplicate, nothing changes.
+    let again = success_json(as_agent(&app, "/api/v1/agent/results", our_token, batch).await).await;
+    assert_eq!(
+        (again["recorded"].as_u64(), again["duplicates"].as_u64()),
+        (Some(0), Some(1))
+    );
+    assert_eq!(results_of(&app, &ada, &acme, &our_monitor).await.len(), 1);
+    // The slot moved on: nothing is due for the agent now.
+    assert!(claim(&app, our_token, 100).await.is_empty());
+    // The other organization's agent still works, on its own monitor.
+    let theirs_posted = success_json(
+        as_agent(
+            &app,
+            "/api/v1/agent/results",
+            their_token,
+            json!({"results": [result_for(&their_monitor, &their_due, true)]}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(theirs_posted["recorded"], 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agents_reach_only_their_own_organization_shared() {
+    agents_reach_only_their_own_organization(Isolation::Shared).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agents_reach_only_their_own_organization_schema() {
+    agents_reach_only_their_own_organization(Isolation::Schema).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agents_reach_only_their_own_organization_database() {
+    agents_reach_only_their_own_organization(Isolation::Database).await;
+}
+
+/// A local HTTP target answering `/health` with the status in `status`.
+async fn target(status: Arc<AtomicU16>) -> String {
+    let app = axum::Router::new().route(
+        "/health",
+        axum::routing::get(move || {
+            let status = status.clone();
+            async move {
+                axum::http::StatusCode::from_u16(status.load(Ordering::SeqCst))
+                    .unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR)
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{address}/health")
+}
+
+/// Waits (up to two minutes) until `done` holds for the monitor's newest results.
+async fn wait_for_results(
+    app: &TestApp,
+    who: &Caller,
+    org: &str,
+    id: &str,
+    done: impl Fn(&[Value]) -> bool,
+) -> Vec<Value> {
+    for _ in 0..600 {
+        let results = results_of(app, who, org, id).await;
+        if done(&results) {
+            return results;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("the agent's results did not arrive");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_runs_its_monitors_checks_end_to_end() {
+    let app = TestApp::spawn().await;
+    let ada = caller(&app, "ada@example.com").await;
+    let org = org_in(&app, &ada, "Acme", Isolation::Shared).await;
+    set_limit(&app, &org, "min_check_interval_s", json!(10)).await;
+    let agent = register(&app, &ada, &org, "dc").await;
+    let status = Arc::new(AtomicU16::new(200));
+    let url = target(status.clone()).await;
+    let created = monitor(
+        &app,
+        &ada,
+        &org,
+        json!({"name": "intranet", "kind": "http", "target": url, "interval_seconds": 10,
+               "timeout_seconds": 5, "agent_id": agent["id"]}),
+    )
+    .await;
+    let id = id_of(&created);
+    let monitor_id: Uuid = id.parse().unwrap();
+    // Scheduled for the agent, due now, and not for the servers' instances.
+    assert_eq!(
+        scheduled_agent(&app, &id).await,
+        Some(Some(id_of(&agent).parse().unwrap()))
+    );
+    let instances = scheduler::claim(
+        app.tenancy.runtime_pool(),
+        Claimant::Instances,
+        Uuid::now_v7(),
+        100,
+        LEASE_SLACK,
+    )
+    .await
+    .unwrap();
+    assert!(instances.iter().all(|c| c.monitor_id != monitor_id));
+
+    let config = RunnerConfig::new(
+        app.base.clone(),
+        AgentToken::new(agent["token"].as_str().unwrap()),
+    );
+    let runner = Runner::new(config).unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(runner.run(async {
+        let _ = stopped.await;
+    }));
+
+    let up = wait_for_results(&app, &ada, &org, &id, |r| !r.is_empty()).await;
+    assert_eq!(up[0]["ok"], true, "{up:?}");
+    assert_eq!(up[0]["status_code"], 200);
+    let read = || {
+        let app = &app;
+        let path = format!("/api/v1/monitors/{id}");
+        let (token, org) = (ada.token.clone(), org.clone());
+        async move { success_json(send(app, Method::GET, &path, &token, Some(&org), None).await).await }
+    };
+    assert_eq!(read().await["status"], "up");
+
+    // The target fails: the next slot's check says so, and the monitor goes down.
+    status.store(503, Ordering::SeqCst);
+    let down = wait_for_results(&app, &ada, &org, &id, |r| {
+        r.first().is_some_and(|r| r["ok"] == false)
+    })
+    .await;
+    assert_eq!(down[0]["status_code"], 503, "{down:?}");
+    assert!(down.iter().skip(1).all(|r| r["ok"] == true));
+    let now_down = read().await;
+    assert_eq!(now_down["status"], "down", "{now_down}");
+    let incidents = success_json(
+        send(
+            &app,
+            Method::GET,
+            &format!("/api/v1/monitors/{id}/incidents"),
+            &ada.token,
+            Some(&org),
+            None,
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(incidents["items"].as_array().unwrap().len(), 1);
+
+    let seen = success_json(
+        send(
+            &app,
+            Method::GET,
+            &format!("/api/v1/agents/{}", id_of(&agent)),
+            &ada.token,
+            Some(&org),
+            None,
+        )
+        .await,
+    )
+    .await;
+    assert!(seen["last_seen_at"].is_string());
+    assert_eq!(seen["monitor_ids"], json!([id]));
+
+    stop.send(()).unwrap();
+    let summary = running.await.unwrap();
+    assert!(summary.checks >= 2, "{summary:?}");
+    assert_eq!(summary.unposted, 0);
+    assert_eq!(summary.rejected, 0);
+    assert_eq!(
+        scheduled_agent(&app, &id).await,
+        Some(Some(id_of(&agent).parse().unwrap()))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_schedule_rows_follow_their_monitors_agent() {
+    let app = TestApp::spawn().await;
+    let ada = caller(&app, "ada@example.com").await;
+    let org = org_in(&app, &ada, "Acme", Isolation::Schema).await;
+    let agent = register(&app, &ada, &org, "dc").await;
+    let agent_id: Uuid = id_of(&agent).parse().unwrap();
+    let token = agent["token"].as_str().unwrap();
+    let remote = id_of(
+        &monitor(
+            &app,
+            &ada,
+            &org,
+            json!({"name": "db", "kind": "tcp", "target": "10.0.0.5:5432", "agent_id": agent_id}),
+        )
+        .await,
+    );
+    let local = id_of(
+        &monitor(
+            &app,
+            &ada,
+            &org,
+            json!({"name": "site", "kind": "tcp", "target": "10.0.0.6:443"}),
+        )
+        .await,
+    );
+    // Rows gone wrong long enough ago (a crash between the monitor's commit and the schedule's
+    // write): the remote monitor's row lost, the local one's naming the agent.
+    let pool = app.tenancy.owner_pool();
+    sqlx::query("DELETE FROM monitoring.schedule WHERE monitor_id = $1")
+        .bind(remote.parse::<Uuid>().unwrap())
+        .execute(pool)
+        .await
+        .unwrap();
+    sqlx::query(
+        "UPDATE monitoring.schedule SET agent_id = $2, planned_at = now() - interval '2 minutes'
+         WHERE monitor_id = $1",
+    )
+    .bind(local.parse::<Uuid>().unwrap())
+    .bind(agent_id)
+    .execute(pool)
+    .await
+    .unwrap();
+
+    // The agent claims the local monitor's slot by mistake: it is handed back, corrected.
+    let claimed = claim(&app, token, 10).await;
+    assert!(claimed.is_empty(), "{claimed:?}");
+    assert_eq!(scheduled_agent(&app, &local).await, Some(None));
+    let leased: Option<Uuid> =
+        sqlx::query_scalar("SELECT lease_owner FROM monitoring.schedule WHERE monitor_id = $1")
+            .bind(local.parse::<Uuid>().unwrap())
+            .fetch_one(pool)
+            .await
+            .unwrap();
+    assert_eq!(leased, None);
+
+    // Reconciliation restores the lost row with its agent, and corrects an old wrong one.
+    sqlx::query(
+        "UPDATE monitoring.schedule SET agent_id = $2, planned_at = now() - interval '2 minutes'
+         WHERE monitor_id = $1",
+    )
+    .bind(local.parse::<Uuid>().unwrap())
+    .bind(agent_id)
+    .execute(pool)
+    .await
+    .unwrap();
+    let done = scheduler::reconcile(&app.tenancy).await.unwrap();
+    assert_eq!(done.added, 1, "{done:?}");
+    assert_eq!(scheduled_agent(&app, &remote).await, Some(Some(agent_id)));
+    assert_eq!(scheduled_agent(&app, &local).await, Some(None));
+    let ids: Vec<String> = claim(&app, token, 10)
+        .await
+        .iter()
+        .map(|c| c["monitor_id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids, [remote]);
+}

@@ -1,0 +1,554 @@
+//! `/api/v1/alert-channels`: created, read, replaced, listed in pages and deleted; the webhook
+//! secret shown in full once and as a hint after, never stored or audited in clear; bad input
+//! refused naming the field and changing nothing; another organization's channels and monitors
+//! unknown, in every tier.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+use tenantry_tenancy::Isolation;
+use uuid::Uuid;
+
+use crate::{Caller, TestApp, caller, new_org, org_in, problem, send, success_json};
+
+const CHANNELS: &str = "/api/v1/alert-channels";
+
+async fn call(
+    app: &TestApp,
+    who: &Caller,
+    org: &str,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> reqwest::Response {
+    send(app, method, path, &who.token, Some(org), body).await
+}
+
+async fn monitor(app: &TestApp, who: &Caller, org: &str, name: &str) -> String {
+    let body = json!({"name": name, "kind": "tcp", "target": "db.example.com:5432"});
+    success_json(call(app, who, org, Method::POST, "/api/v1/monitors", Some(body)).await).await
+        ["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+fn hint_of(secret: &str) -> String {
+    let tail: String = secret.chars().skip(secret.chars().count() - 4).collect();
+    format!("whsec_…{tail}")
+}
+
+/// Every alert channel row of the control database's shared schema, as text, read as the
+/// superuser (past row-level security).
+async fn stored_channels(app: &TestApp) -> String {
+    use sqlx::Connection as _;
+    let mut conn = tenantry_testkit::superuser_conn(app.tenancy.control_database()).await;
+    let rows: Vec<String> =
+        sqlx::query_scalar("SELECT row_to_json(c)::text FROM shared.alert_channels c")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+    conn.close().await.unwrap();
+    rows.join("\n")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alert_channels_are_created_read_replaced_listed_and_deleted() {
+    let app = TestApp::spawn().await;
+    let ada = caller(&app, "ada@example.com").await;
+    let org = new_org(&app, &ada, "Ada's").await;
+    let api = monitor(&app, &ada, &org, "API").await;
+
+    // A webhook without a secret gets one, shown in full this once.
+    let created = call(
+        &app,
+        &ada,
+        &org,
+        Method::POST,
+        CHANNELS,
+        Some(json!({"name": "On call", "kind": "webhook", "url": "https://hooks.example.com/t"})),
+    )
+    .await;
+    assert_eq!(created.status(), 201);
+    let created: Value = created.json().await.unwrap();
+    let secret = created["secret"].as_str().unwrap().to_string();
+    assert!(
+        secret.starts_with("whsec_") && secret.len() == 6 + 43,
+        "{secret}"
+    );
+    assert_eq!(created["kind"], "webhook");
+    assert_eq!(created["url"], "https://hooks.example.com/t");
+    assert_eq!(created["email"], Value::Null);
+    assert_eq!(created["monitor_ids"], json!([]));
+    assert_eq!(created["all_monitors"], true);
+    let id = created["id"].as_str().unwrap().to_string();
+    let path = format!("{CHANNELS}/{id}");
+
+    // Read back: the secret as a hint only.
+    let read = success_json(call(&app, &ada, &org, Method::GET, &path, None).await).await;
+    assert_eq!(read["secret"], hint_of(&secret));
+    assert_eq!(read["name"], "On call");
+    assert!(!stored_channels(&app).await.contains(&secret[6..]));
+
+    // Replaced without a secret: kept, and still a hint.
+    let replaced = success_json(
+        call(
+            &app,
+            &ada,
+            &org,
+            Method::PUT,
+            &path,
+            Some(
+                json!({"name": "Pager", "kind": "webhook", "url": "https://hooks.example.com/p",
+                        "monitor_ids": [api]}),
+            ),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(replaced["secret"], hint_of(&secret));
+    assert_eq!(replaced["name"], "Pager");
+    assert_eq!(replaced["monitor_ids"], json!([api]));
+    assert_eq!(replaced["all_monitors"], false);
+    // Replaced with a secret: shown in full in that response, a hint after.
+    let chosen = "my-own-secret-0123456789";
+    let rotated = success_json(
+        call(
+            &app,
+            &ada,
+            &org,
+            Method::PUT,
+            &path,
+            Some(
+                json!({"name": "Pager", "kind": "webhook", "url": "https://hooks.example.com/p",
+                        "secret": chosen}),
+            ),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(rotated["secret"], chosen);
+    assert_eq!(rotated["all_monitors"], true);
+    let read = success_json(call(&app, &ada, &org, Method::GET, &path, None).await).await;
+    assert_eq!(read["secret"], "…6789");
+    assert!(!stored_channels(&app).await.contains(chosen));
+
+    // An email channel: no url, no secret.
+    let mail = success_json(
+        call(
+            &app,
+            &ada,
+            &org,
+            Method::POST,
+            CHANNELS,
+            Some(
+                json!({"name": "Ops", "kind": "email", "email": " ops@example.com ",
+                        "monitor_ids": [api, api]}),
+            ),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(
+        (
+            &mail["email"],
+            &mail["url"],
+            &mail["secret"],
+            &mail["monitor_ids"]
+        ),
+        (
+            &json!("ops@example.com"),
+            &Value::Null,
+            &Value::Null,
+            &json!([api])
+        )
+    );
+    // Turning the webhook into an email channel drops its secret; back to a webhook, a new one.
+    let as_email = success_json(
+        call(
+            &app,
+            &ada,
+            &org,
+            Method::PUT,
+            &path,
+            Some(json!({"name": "Pager", "kind": "email", "email": "p@example.com"})),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(
+        (&as_email["secret"], &as_email["url"]),
+        (&Value::Null, &Value::Null)
+    );
+    let back = success_json(
+        call(
+            &app,
+            &ada,
+            &org,
+            Method::PUT,
+            &path,
+            Some(json!({"name": "Pager", "kind": "webhook", "url": "http://10.0.0.1:9000/x"})),
+        )
+        .await,
+    )
+    .await;
+    let new_secret = back["secret"].as_str().unwrap();
+    assert!(new_secret.starts_with("whsec_") && new_secret.len() == 49);
+    assert_ne!(new_secret, secret);
+
+    // Listed in pages, oldest first.
+    let first = success_json(
+        call(
+            &app,
+            &ada,
+            &org,
+            Method::GET,
+            &format!("{CHANNELS}?limit=1"),
+            None,
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(first["items"].as_array().unwrap().len(), 1);
+    assert_eq!(first["items"][0]["id"], id.as_str());
+    assert_eq!(first["items"][0]["secret"], hint_of(new_secret));
+    let cursor = first["next_cursor"].as_str().unwrap();
+    let second = success_json(
+        call(
+            &app,
+            &ada,
+            &org,
+            Method::GET,
+            &format!("{CHANNELS}?limit=1&cursor={cursor}"),
+            None,
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(second["items"][0]["id"], mail["id"]);
+    assert_eq!(second["next_cursor"], Value::Null);
+
+    // Deleted: gone, and a second delete is 404.
+    let deleted = call(&app, &ada, &org, Method::DELETE, &path, None).await;
+    assert_eq!(deleted.status(), 204);
+    problem(call(&app, &ada, &org, Method::GET, &path, None).await, 404).await;
+    problem(
+        call(&app, &ada, &org, Method::DELETE, &path, None).await,
+        404,
+    )
+    .await;
+
+    // Every change is in the audit trail, with secrets only as hints.
+    let trail = call(
+        &app,
+        &ada,
+        &org,
+        Method::GET,
+        &format!("/api/v1/organizations/{org}/audit-logs?action=alert_channel.&limit=200"),
+        None,
+    )
+    .await
+    .text()
+    .await
+    .unwrap();
+    let trail_json: Value = serde_json::from_str(&trail).unwrap();
+    let actions: Vec<&str> = trail_json["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "alert_channel.deleted",
+            "alert_channel.updated",
+            "alert_channel.updated",
+            "alert_channel.created",
+            "alert_channel.updated",
+            "alert_channel.updated",
+            "alert_channel.created",
+        ]
+    );
+    for clear in [&secret[6..], chosen, &new_secret[6..]] {
+        assert!(!trail.contains(clear), "a secret is in the audit trail");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_channels_are_refused_naming_the_field_and_change_nothing() {
+    let app = TestApp::spawn().await;
+    let ada = caller(&app, "ada@example.com").await;
+    let org = new_org(&app, &ada, "Ada's").await;
+    let cases = [
+        (
+            json!({"name": "", "kind": "webhook", "url": "https://h.example.com"}),
+            "name",
+        ),
+        (
+            json!({"name": "x".repeat(201), "kind": "email", "email": "a@example.com"}),
+            "name",
+        ),
+        (
+            json!({"name": "n", "kind": "sms", "url": "https://h.example.com"}),
+            "kind",
+        ),
+        (json!({"name": "n", "kind": "webhook"}), "url"),
+        (
+            json!({"name": "n", "kind": "webhook", "url": "ftp://h.example.com"}),
+            "url",
+        ),
+        (
+            json!({"name": "n", "kind": "webhook", "url": "h.example.com/x"}),
+            "url",
+        ),
+        (
+            json!({"name": "n", "kind": "webhook", "url": "https://h.example.com", "secret": "short"}),
+            "secret",
+        ),
+        (
+            json!({"name": "n", "kind": "webhook", "url": "https://h.example.com", "email": "a@example.com"}),
+            "email",
+        ),
+        (json!({"name": "n", "kind": "email"}), "email"),
+        (
+            json!({"name": "n", "kind": "email", "email": "not-an-address"}),
+            "email",
+        ),
+        (
+            json!({"name": "n", "kind": "email", "email": "a@example.com", "url": "https://h.example.com"}),
+            "url",
+        ),
+        (
+            json!({"name": "n", "kind": "email", "email": "a@example.com", "monitor_ids": [Uuid::new_v4()]}),
+            "monitor_ids",
+        ),
+    ];
+    for (body, field) in &cases {
+        let refused = problem(
+            call(&app, &ada, &org, Method::POST, CHANNELS, Some(body.clone())).await,
+            422,
+        )
+        .await;
+        assert_eq!(refused["code"], "validation_failed", "{body}");
+        assert_eq!(refused["field"], *field, "{body}");
+    }
+    // A body that is not a channel at all.
+    let unknown = call(
+        &app,
+        &ada,
+        &org,
+        Method::POST,
+        CHANNELS,
+        Some(json!({"name": "n", "kind": "email", "email": "a@example.com", "phone": "1"})),
+    )
+    .await;
+    assert!(unknown.status().is_client_error());
+    let listed = success_json(call(&app, &ada, &org, Method::GET, CHANNELS, None).await).await;
+    assert_eq!(listed["items"], json!([]));
+
+    // A refused replacement leaves the channel as it was.
+    let kept = success_json(
+        call(
+            &app,
+            &ada,
+            &org,
+            Method::POST,
+            CHANNELS,
+            Some(json!({"name": "Ops", "kind": "email", "email": "ops@example.com"})),
+        )
+        .await,
+    )
+    .await;
+    let path = format!("{CHANNELS}/{}", kept["id"].as_str().unwrap());
+    for (body, field) in &cases {
+        let refused = problem(
+            call(&app, &ada, &org, Method::PUT, &path, Some(body.clone())).await,
+            422,
+        )
+        .await;
+        assert_eq!(refused["field"], *field, "{body}");
+    }
+    let read = success_json(call(&app, &ada, &org, Method::GET, &path, None).await).await;
+    assert_eq!(read, kept);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn monitors_of_another_organization_cannot_be_listed() {
+    let app = TestApp::spawn().await;
+    let ada = caller(&app, "ada@example.com").await;
+    let bob = caller(&app, "bob@example.com").await;
+    let a = new_org(&app, &ada, "Ada's").await;
+    let b = new_org(&app, &bob, "Bob's").await;
+    let mine = monitor(&app, &ada, &a, "mine").await;
+    let theirs = monitor(&app, &bob, &b, "theirs").await;
+    let body = |ids: Value| json!({"name": "Ops", "kind": "email", "email": "ops@example.com", "monitor_ids": ids});
+    let refused = problem(
+        call(
+            &app,
+            &ada,
+            &a,
+            Method::POST,
+            CHANNELS,
+            Some(body(json!([mine, theirs]))),
+        )
+        .await,
+        422,
+    )
+    .await;
+    assert_eq!(refused["field"], "monitor_ids");
+    assert_eq!(
+        success_json(call(&app, &ada, &a, Method::GET, CHANNELS, None).await).await["items"],
+        json!([])
+    );
+    let created = success_json(
+        call(
+            &app,
+            &ada,
+            &a,
+            Method::POST,
+            CHANNELS,
+            Some(body(json!([mine]))),
+        )
+        .await,
+    )
+    .await;
+    let path = format!("{CHANNELS}/{}", created["id"].as_str().unwrap());
+    let refused = problem(
+        call(
+            &app,
+            &ada,
+            &a,
+            Method::PUT,
+            &path,
+            Some(body(json!([theirs]))),
+        )
+        .await,
+        422,
+    )
+    .await;
+    assert_eq!(refused["field"], "monitor_ids");
+    let read = success_json(call(&app, &ada, &a, Method::GET, &path, None).await).await;
+    assert_eq!(read["monitor_ids"], json!([mine]));
+}
+
+async fn another_organizations_channel_is_not_found(tier: Isolation) {
+    let app = TestApp::spawn().await;
+    let ada = caller(&app, "ada@example.com").await;
+    let bob = caller(&app, "bob@example.com").await;
+    let a = org_in(&app, &ada, "Ada's", tier).await;
+    let b = org_in(&app, &bob, "Bob's", tier).await;
+    let theirs = success_json(
+        call(
+            &app,
+            &bob,
+            &b,
+            Method::POST,
+            CHANNELS,
+            Some(json!({"name": "bob-hook", "kind": "webhook", "url": "https://bob.example.com"})),
+        )
+        .await,
+    )
+    .await;
+    let theirs_path = format!("{CHANNELS}/{}", theirs["id"].as_str().unwrap());
+    let missing_path = format!("{CHANNELS}/{}", Uuid::new_v4());
+    let ada_key = success_json(
+        send(
+            &app,
+            Method::POST,
+            &format!("/api/v1/organizations/{a}/api-keys"),
+            &ada.token,
+            None,
+            Some(json!({"name": "ada", "role": "admin"})),
+        )
+        .await,
+    )
+    .await["secret"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let stolen = json!({"name": "stolen", "kind": "webhook", "url": "https://ada.example.com"});
+
+    // Ada in her own organization (header, or her API key): Bob's channel is as missing as a
+    // made-up id, for every method.
+    for (token, tenant) in [
+        (ada.token.as_str(), Some(a.as_str())),
+        (ada_key.as_str(), None),
+    ] {
+        for method in [Method::GET, Method::PUT, Method::DELETE] {
+            let body = (method == Method::PUT).then(|| stolen.clone());
+            let for_theirs = problem(
+                send(
+                    &app,
+                    method.clone(),
+                    &theirs_path,
+                    token,
+                    tenant,
+                    body.clone(),
+                )
+                .await,
+                404,
+            )
+            .await;
+            let for_missing = problem(
+                send(&app, method.clone(), &missing_path, token, tenant, body).await,
+                404,
+            )
+            .await;
+            assert_eq!(for_theirs, for_missing, "{method}");
+        }
+        let listed =
+            success_json(send(&app, Method::GET, CHANNELS, token, tenant, None).await).await;
+        assert_eq!(listed["items"], json!([]));
+    }
+    // Naming Bob's organization: the same 404 as an organization that does not exist.
+    let nowhere = problem(
+        send(
+            &app,
+            Method::GET,
+            &theirs_path,
+            &ada.token,
+            Some(&Uuid::new_v4().to_string()),
+            None,
+        )
+        .await,
+        404,
+    )
+    .await;
+    for (method, path, body) in [
+        (Method::GET, theirs_path.clone(), None),
+        (Method::PUT, theirs_path.clone(), Some(stolen.clone())),
+        (Method::DELETE, theirs_path.clone(), None),
+        (Method::GET, CHANNELS.to_string(), None),
+        (Method::POST, CHANNELS.to_string(), Some(stolen.clone())),
+    ] {
+        let via_header = problem(
+            send(&app, method.clone(), &path, &ada.token, Some(&b), body).await,
+            404,
+        )
+        .await;
+        assert_eq!(via_header, nowhere, "{method} {path}");
+    }
+
+    // Bob's channel is unchanged, and his organization got nothing new.
+    let kept = success_json(call(&app, &bob, &b, Method::GET, &theirs_path, None).await).await;
+    let mut expected = theirs.clone();
+    expected["secret"] = json!(hint_of(theirs["secret"].as_str().unwrap()));
+    assert_eq!(kept, expected);
+    let listed = success_json(call(&app, &bob, &b, Method::GET, CHANNELS, None).await).await;
+    assert_eq!(listed["items"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_organizations_channel_is_not_found_shared() {
+    another_organizations_channel_is_not_found(Isolation::Shared).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_organizations_channel_is_not_found_schema() {
+    another_organizations_channel_is_not_found(Isolation::Schema).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_organizations_channel_is_not_found_database() {
+    another_organizations_channel_is_not_found(Isolation::Database).await
+}

@@ -1,0 +1,441 @@
+//! The schedule's rows (`monitoring.schedule` in the control database): kept in step with the
+//! monitors ([`plan`], [`unplan`], [`reconcile`]), claimed under leases ([`claim`]) and moved
+//! to the next slot when a check is recorded ([`finish`]).
+
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use sqlx::{PgConnection, PgExecutor, PgPool};
+use tenantry_tenancy::{Tenancy, TenancyError, TenantStatus};
+use uuid::Uuid;
+
+use crate::monitors::Monitor;
+
+/// One due check an instance (or an agent) holds a lease on.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct Claim {
+    pub org_id: Uuid,
+    pub monitor_id: Uuid,
+    /// The slot: when the check was due.
+    pub due_at: DateTime<Utc>,
+    pub interval_seconds: i32,
+    pub timeout_seconds: i32,
+    /// The organization's plan (its share of a worker pool: [`weight_of`]).
+    pub plan: String,
+    /// When the row was last written from its monitor.
+    pub planned_at: DateTime<Utc>,
+}
+
+/// An organization's share of the workers by plan: enterprise 4, pro 2, anything else 1.
+pub fn weight_of(plan: &str) -> i32 {
+    match plan {
+        "enterprise" => 4,
+        "pro" => 2,
+        _ => 1,
+    }
+}
+
+/// The same weights in SQL, over `control.tenants` aliased `t`.
+const WEIGHT_SQL: &str = "CASE t.plan WHEN 'enterprise' THEN 4 WHEN 'pro' THEN 2 ELSE 1 END";
+
+/// How long a claim stays leased: twice the check's time limit and this slack (by default), so
+/// a check waiting its turn in the instance's queue and then running to its timeout keeps its
+/// lease.
+pub const LEASE_SLACK: Duration = Duration::from_secs(30);
+
+/// The lease on a check whose time limit is `timeout_seconds`.
+pub fn lease_for(timeout_seconds: i32, slack: Duration) -> Duration {
+    Duration::from_secs(timeout_seconds.max(1) as u64 * 2) + slack
+}
+
+/// A transaction whose commit does not wait for the disk. Leases and slot moves are hints: one
+/// lost in a database crash means a slot run again, which its stored result makes harmless
+/// (recorded once, and not even run when the result is there). The results themselves are
+/// written durably, in the tenant's transaction.
+async fn lazily(control: &PgPool) -> sqlx::Result<sqlx::Transaction<'static, sqlx::Postgres>> {
+    control
+        .begin_with("BEGIN; SET LOCAL synchronous_commit = off")
+        .await
+}
+
+/// Makes the schedule match `monitor` of `org_id`: a row for an enabled monitor not assigned to
+/// anything else, none for a disabled one. A new row is due at once; a changed interval brings
+/// the next slot no later than one new interval from now. Call it before committing the
+/// transaction that created or changed the monitor, on [`tenantry_tenancy::TenantTx::control`]
+/// (in that transaction when the tenant lives in the control database; a row whose monitor
+/// never commits is otherwise removed by the first worker that claims it).
+pub async fn plan(
+    control: impl PgExecutor<'_>,
+    org_id: Uuid,
+    monitor: &Monitor,
+    agent_id: Option<Uuid>,
+) -> sqlx::Result<()> {
+    if !monitor.enabled {
+        return unplan(control, org_id, monitor.id).await;
+    }
+    sqlx::query(
+        "INSERT INTO monitoring.schedule
+             (org_id, monitor_id, interval_seconds, timeout_seconds, agent_id, next_due_at)
+         VALUES ($1, $2, $3, $4, $5, now())
+         ON CONFLICT (org_id, monitor_id) DO UPDATE SET
+             interval_seconds = EXCLUDED.interval_seconds,
+             timeout_seconds = EXCLUDED.timeout_seconds,
+             agent_id = EXCLUDED.agent_id,
+             planned_at = now(),
+             next_due_at = least(schedule.next_due_at,
+                                 now() + make_interval(secs => EXCLUDED.interval_seconds))",
+    )
+    .bind(org_id)
+    .bind(monitor.id)
+    .bind(monitor.interval_seconds)
+    .bind(monitor.timeout_seconds)
+    .bind(agent_id)
+    .execute(control)
+    .await?;
+    Ok(())
+}
+
+/// Removes `monitor_id` of `org_id` from the schedule (deleted or disabled).
+pub async fn unplan(
+    control: impl PgExecutor<'_>,
+    org_id: Uuid,
+    monitor_id: Uuid,
+) -> sqlx::Result<()> {
+    sqlx::query("DELETE FROM monitoring.schedule WHERE org_id = $1 AND monitor_id = $2")
+        .bind(org_id)
+        .bind(monitor_id)
+        .execute(control)
+        .await?;
+    Ok(())
+}
+
+/// Who claims: the server instances (monitors assigned to no agent) or one agent of one
+/// organization.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claimant {
+    Instances,
+    Agent { org_id: Uuid, agent_id: Uuid },
+}
+
+/// Leases up to `max` due checks to `owner` ([`lease_for`] each with `slack`), fairly across
+/// organizations: each organization's due checks are ranked oldest first, after the checks it
+/// has running already (leased, on any instance), and the claim takes rank 1 of every
+/// organization before rank 2 of any, an organization of weight `w` getting `w` ranks per round
+/// (so a plan with a higher weight is delayed last). Counting what is running carries the
+/// rounds over from one claim to the next: an organization whose backlog fills the workers ranks
+/// behind one with a single check due. Only active organizations' checks are claimed: a
+/// suspended or deleted organization's monitors stop. Rows another claimer has locked are
+/// skipped.
+pub async fn claim(
+    control: &PgPool,
+    claimant: Claimant,
+    owner: Uuid,
+    max: i64,
+    slack: Duration,
+) -> sqlx::Result<Vec<Claim>> {
+    if max <= 0 {
+        return Ok(Vec::new());
+    }
+    let (scope, org, agent) = match claimant {
+        Claimant::Instances => ("s.agent_id IS NULL", None, None),
+        Claimant::Agent { org_id, agent_id } => (
+            "s.org_id = $4 AND s.agent_id = $5",
+            Some(org_id),
+            Some(agent_id),
+        ),
+    };
+    let mut tx = lazily(control).await?;
+    let claims = sqlx::query_as(&format!(
+        "WITH busy AS (
+             SELECT org_id, count(*) AS running
+             FROM monitoring.schedule
+             WHERE lease_owner IS NOT NULL AND lease_until > now()
+             GROUP BY org_id
+         ), ranked AS (
+             SELECT s.org_id, s.monitor_id, s.next_due_at, t.plan, {WEIGHT_SQL} AS weight,
+                    coalesce(b.running, 0)
+                    + row_number() OVER (PARTITION BY s.org_id
+                                         ORDER BY s.next_due_at, s.monitor_id) AS rank
+             FROM monitoring.schedule s
+             JOIN control.tenants t ON t.id = s.org_id
+             LEFT JOIN busy b ON b.org_id = s.org_id
+             WHERE t.status = 'active' AND {scope}
+               AND s.next_due_at <= now()
+               AND (s.lease_until IS NULL OR s.lease_until < now())
+         ), candidates AS (
+             SELECT org_id, monitor_id, plan FROM ranked
+             ORDER BY (rank - 1) / weight, next_due_at
+             LIMIT $2
+         ), locked AS (
+             SELECT s.org_id, s.monitor_id, c.plan
+             FROM monitoring.schedule s
+             JOIN candidates c USING (org_id, monitor_id)
+             WHERE s.next_due_at <= now()
+               AND (s.lease_until IS NULL OR s.lease_until < now())
+             FOR UPDATE OF s SKIP LOCKED
+         )
+         UPDATE monitoring.schedule s
+         SET lease_owner = $1,
+             lease_until = now() + make_interval(secs => s.timeout_seconds * 2 + $3::float8)
+         FROM locked l
+         WHERE s.org_id = l.org_id AND s.monitor_id = l.monitor_id
+         RETURNING s.org_id, s.monitor_id, s.next_due_at AS due_at, s.interval_seconds,
+                   s.timeout_seconds, l.plan, s.planned_at"
+    ))
+    .bind(owner)
+    .bind(max)
+    .bind(slack.as_secs_f64())
+    .bind(org)
+    .bind(agent)
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(claims)
+}
+
+/// Extends the lease on `claim` for `for_at_least` more (a check about to start late in its
+/// lease). False when the lease is no longer `owner`'s: another claimer has the slot.
+pub async fn extend(
+    control: &PgPool,
+    claim: &Claim,
+    owner: Uuid,
+    for_at_least: Duration,
+) -> sqlx::Result<bool> {
+    let mut tx = lazily(control).await?;
+    let done = sqlx::query(
+        "UPDATE monitoring.schedule
+         SET lease_until = greatest(lease_until, now() + make_interval(secs => $5))
+         WHERE org_id = $1 AND monitor_id = $2 AND lease_owner = $3 AND next_due_at = $4",
+    )
+    .bind(claim.org_id)
+    .bind(claim.monitor_id)
+    .bind(owner)
+    .bind(claim.due_at)
+    .bind(for_at_least.as_secs_f64())
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Where a claimed slot goes once handled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    /// Recorded (or nothing to record): the next slot is due at this time.
+    Slot {
+        at: DateTime<Utc>,
+        interval_seconds: i32,
+        timeout_seconds: i32,
+    },
+    /// Not handled (the tenant's storage was unreachable, a move was switching it): the same
+    /// slot again after this pause.
+    Retry(Duration),
+    /// The monitor is gone or disabled: the row is removed.
+    Remove,
+}
+
+/// Releases `claim` held by `owner` as `next` says. A lease lost meanwhile (taken over after
+/// it expired) is left to its new holder.
+pub async fn finish(control: &PgPool, claim: &Claim, owner: Uuid, next: Next) -> sqlx::Result<()> {
+    let mut tx = lazily(control).await?;
+    let query = match next {
+        Next::Slot {
+            at,
+            interval_seconds,
+            timeout_seconds,
+        } => sqlx::query(
+            "UPDATE monitoring.schedule
+             SET next_due_at = $5, interval_seconds = $6, timeout_seconds = $7,
+                 lease_owner = NULL, lease_until = NULL
+             WHERE org_id = $1 AND monitor_id = $2 AND lease_owner = $3 AND next_due_at = $4",
+        )
+        .bind(claim.org_id)
+        .bind(claim.monitor_id)
+        .bind(owner)
+        .bind(claim.due_at)
+        .bind(at)
+        .bind(interval_seconds)
+        .bind(timeout_seconds),
+        Next::Retry(after) => sqlx::query(
+            "UPDATE monitoring.schedule
+             SET lease_owner = NULL, lease_until = now() + make_interval(secs => $5)
+             WHERE org_id = $1 AND monitor_id = $2 AND lease_owner = $3 AND next_due_at = $4",
+        )
+        .bind(claim.org_id)
+        .bind(claim.monitor_id)
+        .bind(owner)
+        .bind(claim.due_at)
+        .bind(after.as_secs_f64()),
+        Next::Remove => sqlx::query(
+            "DELETE FROM monitoring.schedule
+             WHERE org_id = $1 AND monitor_id = $2 AND lease_owner = $3 AND next_due_at = $4",
+        )
+        .bind(claim.org_id)
+        .bind(claim.monitor_id)
+        .bind(owner)
+        .bind(claim.due_at),
+    };
+    query.execute(&mut *tx).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The slot after `due_at`: one interval later; when that is already more than an interval in
+/// the past (the instances fell behind, or none ran for a while), the latest slot not after
+/// `now`, and how many slots were skipped to get there (reported, never silent).
+pub fn next_slot(
+    due_at: DateTime<Utc>,
+    interval: TimeDelta,
+    now: DateTime<Utc>,
+) -> (DateTime<Utc>, u64) {
+    let next = due_at + interval;
+    if interval <= TimeDelta::zero() || next + interval > now {
+        return (next, 0);
+    }
+    let behind = (now - next).num_milliseconds() / interval.num_milliseconds().max(1);
+    let skipped = behind.max(0) as u64;
+    (next + interval * behind as i32, skipped)
+}
+
+/// What [`reconcile`] changed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Reconciled {
+    pub organizations: usize,
+    pub added: u64,
+    pub removed: u64,
+}
+
+/// Makes the schedule match every active organization's monitors: rows added for enabled
+/// monitors without one (created by an import, or before a crash), rows removed for monitors
+/// deleted or disabled (unless written in the last minute: their monitor's transaction may not
+/// have committed yet). Organizations it cannot reach now are left for the next pass.
+pub async fn reconcile(tenancy: &Tenancy) -> Result<Reconciled, TenancyError> {
+    let control = tenancy.runtime_pool();
+    let mut done = Reconciled::default();
+    for record in tenancy.list().await? {
+        if record.status != TenantStatus::Active {
+            continue;
+        }
+        let ctx = match tenancy.resolve_id(record.id).await {
+            Ok(ctx) => ctx,
+            Err(TenancyError::NotFound(_) | TenancyError::NotActive { .. }) => continue,
+            Err(e) => return Err(e),
+        };
+        let mut tx = match ctx.begin_read().await {
+            Ok(tx) => tx,
+            Err(e) => {
+                tracing::warn!(tenant = %record.slug, error = %e, "schedule: tenant unreachable, skipped");
+                continue;
+            }
+        };
+        let monitors: Vec<(Uuid, i32, i32, Option<Uuid>)> = sqlx::query_as(
+            "SELECT id, interval_seconds, timeout_seconds, agent_id FROM monitors WHERE enabled",
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let org_id = record.id.as_uuid();
+        let mut planned = Planned::default();
+        for (id, interval, timeout, agent) in monitors {
+            planned.ids.push(id);
+            planned.intervals.push(interval);
+            planned.timeouts.push(timeout);
+            planned.agents.push(agent);
+        }
+        let mut conn = control.acquire().await?;
+        done.added += add_missing(&mut conn, org_id, &planned).await?;
+        let ids = planned.ids;
+        done.removed += sqlx::query(
+            "DELETE FROM monitoring.schedule
+             WHERE org_id = $1 AND NOT (monitor_id = ANY($2))
+               AND planned_at < now() - interval '1 minute'",
+        )
+        .bind(org_id)
+        .bind(&ids)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+        done.organizations += 1;
+    }
+    Ok(done)
+}
+
+/// The enabled monitors of one organization, column by column.
+#[derive(Default)]
+struct Planned {
+    ids: Vec<Uuid>,
+    intervals: Vec<i32>,
+    timeouts: Vec<i32>,
+    agents: Vec<Option<Uuid>>,
+}
+
+/// Adds the rows missing from the schedule (counted), and puts rows whose agent differs from
+/// their monitor's back in step (a row written in the last minute is left alone: its monitor's
+/// transaction may not have committed yet, and this read may predate it).
+async fn add_missing(
+    conn: &mut PgConnection,
+    org_id: Uuid,
+    planned: &Planned,
+) -> sqlx::Result<u64> {
+    let inserted: Vec<bool> = sqlx::query_scalar(
+        "INSERT INTO monitoring.schedule
+             (org_id, monitor_id, interval_seconds, timeout_seconds, agent_id, next_due_at)
+         SELECT $1, m.id, m.interval_seconds, m.timeout_seconds, m.agent_id, now()
+         FROM unnest($2::uuid[], $3::int4[], $4::int4[], $5::uuid[])
+              AS m(id, interval_seconds, timeout_seconds, agent_id)
+         ON CONFLICT (org_id, monitor_id) DO UPDATE SET agent_id = EXCLUDED.agent_id
+         WHERE schedule.agent_id IS DISTINCT FROM EXCLUDED.agent_id
+           AND schedule.planned_at < now() - interval '1 minute'
+         RETURNING xmax = 0",
+    )
+    .bind(org_id)
+    .bind(&planned.ids)
+    .bind(&planned.intervals)
+    .bind(&planned.timeouts)
+    .bind(&planned.agents)
+    .fetch_all(conn)
+    .await?;
+    Ok(inserted.into_iter().filter(|new| *new).count() as u64)
+}
+
+/// Puts the monitors of deleted agent `agent_id` of `org_id` back on the server instances
+/// (their rows' `agent_id` cleared, and the agent's leases with it, so an instance takes the
+/// slots at once); how many rows. Call it after the agent's deletion committed.
+pub async fn release_agent(control: &PgPool, org_id: Uuid, agent_id: Uuid) -> sqlx::Result<u64> {
+    Ok(sqlx::query(
+        "UPDATE monitoring.schedule
+         SET agent_id = NULL,
+             lease_owner = CASE WHEN lease_owner = $2 THEN NULL ELSE lease_owner END,
+             lease_until = CASE WHEN lease_owner = $2 THEN NULL ELSE lease_until END
+         WHERE org_id = $1 AND agent_id = $2",
+    )
+    .bind(org_id)
+    .bind(agent_id)
+    .execute(control)
+    .await?
+    .rows_affected())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(secs: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_700_000_000 + secs, 0).unwrap()
+    }
+
+    #[test]
+    fn the_next_slot_follows_the_interval_while_on_time() {
+        let minute = TimeDelta::seconds(60);
+        assert_eq!(next_slot(at(0), minute, at(5)), (at(60), 0));
+        // Late by less than an interval: the next slot is still the following one.
+        assert_eq!(next_slot(at(0), minute, at(100)), (at(60), 0));
+    }
+
+    #[test]
+    fn far_behind_it_jumps_to_the_latest_slot_and_counts_the_skipped() {
+        let minute = TimeDelta::seconds(60);
+        // Due at 0, now 250: slots 60, 120, 180 are past; 240 is the latest not after now.
+        assert_eq!(next_slot(at(0), minute, at(250)), (at(240), 3));
+    }
+}
