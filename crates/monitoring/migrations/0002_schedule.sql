@@ -26,8 +26,11 @@ CREATE TABLE schedule (
     PRIMARY KEY (org_id, monitor_id)
 );
 
--- Due rows for the instances, and for each agent.
+-- Due rows for the instances (which organizations have checks due), each organization's due
+-- rows oldest first (the claim ranks only the first few of each), and each agent's.
 CREATE INDEX schedule_due_idx ON schedule (next_due_at) WHERE agent_id IS NULL;
+CREATE INDEX schedule_org_due_idx ON schedule (org_id, next_due_at, monitor_id)
+    WHERE agent_id IS NULL;
 -- Each organization's checks running now (the claim ranks an organization's due checks after
 -- them).
 CREATE INDEX schedule_leased_idx ON schedule (org_id) WHERE lease_owner IS NOT NULL;

@@ -1,7 +1,8 @@
 //! The scheduler against a real PostgreSQL and local targets: every kind of check up and down
 //! through it; two instances sharing 200 monitors run each slot exactly once; an instance killed
 //! mid-check has its slots taken over; claims are fair across organizations, weighted by plan,
-//! and skip suspended organizations; the schedule is reconciled with the monitors.
+//! skip suspended organizations and keep their reserve for organizations below the busiest;
+//! the schedule is reconciled with the monitors.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -605,4 +606,44 @@ async fn an_organization_s_running_checks_count_against_its_next_claims() {
         .unwrap();
     assert_eq!(next.len(), 1);
     assert_eq!(next[0].org_id, quiet.tenant_id().as_uuid());
+}
+
+#[tokio::test]
+async fn the_reserved_part_of_a_claim_is_only_for_organizations_below_the_busiest() {
+    let engine = engine().await;
+    let pool = engine.runtime_pool();
+    let busy = tenant(&engine, Isolation::Shared, "free").await;
+    let quiet = tenant(&engine, Isolation::Schema, "free").await;
+    let url = Some("http://127.0.0.1:9/".to_string());
+    for _ in 0..10 {
+        create(&engine, &busy, &input("http", url.clone(), 60)).await;
+    }
+    let lease = Duration::from_secs(30);
+    // The busy organization runs four checks somewhere.
+    let running = scheduler::claim(pool, Claimant::Instances, Uuid::now_v7(), 4, lease)
+        .await
+        .unwrap();
+    assert_eq!(running.len(), 4);
+    // Room for five, of which only one for anyone: the busy organization's checks fill no
+    // more than that one.
+    let owner = Uuid::now_v7();
+    let only_busy = scheduler::claim_reserving(pool, Claimant::Instances, owner, 5, 1, lease)
+        .await
+        .unwrap();
+    assert_eq!(only_busy.len(), 1, "{only_busy:?}");
+    // With three checks of the quiet organization due, the reserve takes them as well.
+    for _ in 0..3 {
+        create(&engine, &quiet, &input("http", url.clone(), 60)).await;
+    }
+    let claimed = scheduler::claim_reserving(pool, Claimant::Instances, owner, 5, 1, lease)
+        .await
+        .unwrap();
+    let quiet_id = quiet.tenant_id().as_uuid();
+    assert_eq!(claimed.len(), 3, "{claimed:?}");
+    assert!(claimed.iter().all(|c| c.org_id == quiet_id), "{claimed:?}");
+    // Nothing of anyone's is left out of a plain claim: the rest of the busy organization's.
+    let rest = scheduler::claim(pool, Claimant::Instances, owner, 100, lease)
+        .await
+        .unwrap();
+    assert_eq!(rest.len(), 5);
 }

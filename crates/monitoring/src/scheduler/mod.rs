@@ -2,8 +2,8 @@
 //! the control database under leases ([`plan::claim`]: `FOR UPDATE SKIP LOCKED`, fair across
 //! organizations and weighted by plan), never more than the instance's workers can start soon
 //! (backpressure: what is not claimed stays due, and the lag shows it); claimed checks wait in a
-//! deficit-round-robin queue per organization ([`FairQueue`]) for one of a fixed number of
-//! workers. A worker reads the monitor through the tenant door, runs the check, records the
+//! queue per organization ([`FairQueue`]: the organization with the fewest checks running per
+//! unit of weight goes first) for one of a fixed number of workers. A worker reads the monitor through the tenant door, runs the check, records the
 //! result (and the incident it opens or resolves, with its alerts) and moves the slot on.
 //!
 //! An instance that dies leaves its leases to expire; another instance then takes the slots
@@ -26,8 +26,8 @@ use uuid::Uuid;
 
 pub use fair::FairQueue;
 pub use plan::{
-    Claim, Claimant, LEASE_SLACK, Next, Reconciled, claim, extend, finish, lease_for, next_slot,
-    plan, reconcile, release_agent, unplan, weight_of,
+    Claim, Claimant, LEASE_SLACK, Next, Reconciled, claim, claim_reserving, extend, finish,
+    lease_for, next_slot, plan, reconcile, release_agent, seconds_to_next_due, unplan, weight_of,
 };
 pub use stats::{CheckOutcome, SchedulerMetrics, TenantLabels};
 
@@ -75,6 +75,38 @@ const YOUNG_ROW: TimeDelta = TimeDelta::minutes(1);
 /// How long a slot waits before another try when the tenant's storage failed.
 const RETRY_AFTER: Duration = Duration::from_secs(10);
 
+/// The shortest wait between two claims while checks are coming due.
+const MIN_WAIT: Duration = Duration::from_millis(20);
+
+/// Workers kept for organizations other than the busiest: with no more than this many workers
+/// idle, a worker takes only a check of an organization with fewer checks running per unit of
+/// weight than the one with the most. An organization whose backlog could fill every worker
+/// leaves these for the others' next checks, which then start when due instead of waiting for
+/// one of its checks to end. (Under overload by a single organization they stay idle: the
+/// price of that promptness.)
+pub fn reserved_workers(workers: usize) -> usize {
+    if workers < 2 { 0 } else { (workers / 8).max(1) }
+}
+
+/// What woke the claimer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wake {
+    /// A check came due, or the poll.
+    Due,
+    /// A worker finished.
+    Finished,
+}
+
+/// What one claim got.
+enum Claimed {
+    /// As many as there was room for: more may be due.
+    Full,
+    /// Less: every claimable check due now is taken.
+    Partial,
+    /// Nothing asked for: the workers have enough (or the claim failed).
+    NoRoom,
+}
+
 /// One instance's scheduler. `run` until shutdown.
 pub struct Scheduler {
     shared: Arc<Shared>,
@@ -93,6 +125,9 @@ struct Shared {
     /// A worker finished: there is room to claim.
     room: Notify,
     running: AtomicUsize,
+    workers: usize,
+    /// [`reserved_workers`] of `workers`.
+    reserved: usize,
     lease_slack: Duration,
 }
 
@@ -119,6 +154,8 @@ impl Scheduler {
                 work: Notify::new(),
                 room: Notify::new(),
                 running: AtomicUsize::new(0),
+                workers: config.workers.max(1),
+                reserved: reserved_workers(config.workers.max(1)),
                 lease_slack: config.lease_slack,
             }),
             config,
@@ -139,6 +176,8 @@ impl Scheduler {
             .collect();
         tokio::pin!(shutdown);
         let mut reconciled: Option<Instant> = None;
+        let mut wake = Wake::Due;
+        let mut next_claim = Instant::now();
         loop {
             if reconciled.is_none_or(|at| at.elapsed() >= self.config.reconcile_every) {
                 reconciled = Some(Instant::now());
@@ -155,16 +194,20 @@ impl Scheduler {
                     }
                 }
             }
-            let claimed = self.claim_some().await;
-            let wait = if claimed {
-                Duration::ZERO
-            } else {
-                self.config.poll
-            };
+            match (self.claim_some(wake).await, wake) {
+                (Claimed::Full, _) => next_claim = Instant::now(),
+                // A finished check that left the queue full enough changes nothing about when
+                // the next check comes due.
+                (Claimed::NoRoom, Wake::Finished) => {}
+                // Due checks may be waiting for room: look again shortly (nothing is asked of
+                // the database until there is room).
+                (Claimed::NoRoom, Wake::Due) => next_claim = Instant::now() + MIN_WAIT,
+                (Claimed::Partial, _) => next_claim = Instant::now() + self.until_next_due().await,
+            }
             tokio::select! {
                 () = &mut shutdown => break,
-                () = tokio::time::sleep(wait) => {}
-                () = self.shared.room.notified() => {}
+                () = tokio::time::sleep_until(next_claim.into()) => wake = Wake::Due,
+                () = self.shared.room.notified() => wake = Wake::Finished,
             }
         }
         self.give_back().await;
@@ -182,21 +225,45 @@ impl Scheduler {
         }
     }
 
-    /// Claims what the workers can start soon; true when it got a full batch (more may be due).
-    async fn claim_some(&self) -> bool {
+    /// How long to wait for the next check to come due (the poll at most; a failure to ask
+    /// is the poll too).
+    async fn until_next_due(&self) -> Duration {
+        match seconds_to_next_due(self.shared.tenancy.runtime_pool()).await {
+            Ok(Some(seconds)) => Duration::from_secs_f64(seconds.max(0.0))
+                .clamp(MIN_WAIT, self.config.poll.max(MIN_WAIT)),
+            Ok(None) => self.config.poll,
+            Err(e) => {
+                tracing::warn!(error = %e, "looking for the next due check failed; polling");
+                self.config.poll
+            }
+        }
+    }
+
+    /// Claims what the workers can start soon. Checks of any organization fill the workers
+    /// not reserved and the prefetch; checks of organizations other than the busiest may go
+    /// past that by twice the reserve (the reserved workers, and as many waiting for them), so
+    /// that checks of the busiest, queued and unable to start, never keep theirs from being
+    /// claimed. Woken by a finished check, it claims only once the queue is down to half the
+    /// prefetch, in one batch rather than a row each time a worker finishes; woken by a check
+    /// coming due, it claims whatever there is room for, so that check waits for no one.
+    async fn claim_some(&self, wake: Wake) -> Claimed {
         let shared = &self.shared;
         let queued = shared.queue.lock().await.len();
         let running = shared.running.load(Ordering::Acquire);
-        let room = (self.config.workers + self.config.prefetch).saturating_sub(queued + running);
-        if room == 0 {
-            return false;
+        let held = queued + running;
+        let general = shared.workers + self.config.prefetch - shared.reserved;
+        let room = (general + 2 * shared.reserved).saturating_sub(held);
+        let unreserved = general.saturating_sub(held);
+        if room == 0 || (wake == Wake::Finished && queued > self.config.prefetch / 2) {
+            return Claimed::NoRoom;
         }
         let started = Instant::now();
-        let claims = match claim(
+        let claims = match claim_reserving(
             shared.tenancy.runtime_pool(),
             Claimant::Instances,
             shared.owner,
             room as i64,
+            unreserved as i64,
             self.config.lease_slack,
         )
         .await
@@ -204,10 +271,14 @@ impl Scheduler {
             Ok(claims) => claims,
             Err(e) => {
                 tracing::warn!(error = %e, "claiming due checks failed; retrying");
-                return false;
+                return Claimed::NoRoom;
             }
         };
-        let full = claims.len() == room;
+        let claimed = if claims.len() == room {
+            Claimed::Full
+        } else {
+            Claimed::Partial
+        };
         if !claims.is_empty() {
             let mut queue = shared.queue.lock().await;
             for claim in claims {
@@ -215,6 +286,7 @@ impl Scheduler {
                 queue.push(
                     claim.org_id,
                     weight,
+                    claim.due_at,
                     Queued {
                         claim,
                         claimed: Instant::now(),
@@ -229,7 +301,7 @@ impl Scheduler {
             }
         }
         shared.metrics.overhead(started.elapsed());
-        full
+        claimed
     }
 
     /// Releases every claim not started yet, due again at once.
@@ -250,14 +322,20 @@ impl Scheduler {
     }
 }
 
-/// A worker: takes the next check fairly, runs it, repeats.
+/// A worker: takes the next check fairly, runs it, repeats. With no more than the reserved
+/// workers idle, it takes only a check of an organization other than the busiest.
 async fn work(shared: Arc<Shared>) {
     loop {
         let next = {
             let mut queue = shared.queue.lock().await;
-            queue.pop()
+            let idle = shared.workers.saturating_sub(queue.running());
+            if idle > shared.reserved {
+                queue.pop()
+            } else {
+                queue.pop_reserved()
+            }
         };
-        let Some((_, queued)) = next else {
+        let Some((org, queued)) = next else {
             shared.work.notified().await;
             continue;
         };
@@ -266,6 +344,7 @@ async fn work(shared: Arc<Shared>) {
             .metrics
             .set_occupancy(shared.queue.lock().await.len(), running);
         handle(&shared, queued).await;
+        shared.queue.lock().await.done(org);
         shared.running.fetch_sub(1, Ordering::AcqRel);
         shared.room.notify_one();
     }

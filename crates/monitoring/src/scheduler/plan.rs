@@ -125,12 +125,28 @@ pub enum Claimant {
 /// rounds over from one claim to the next: an organization whose backlog fills the workers ranks
 /// behind one with a single check due. Only active organizations' checks are claimed: a
 /// suspended or deleted organization's monitors stop. Rows another claimer has locked are
-/// skipped.
+/// skipped. Only the `max` oldest due checks of each organization are ranked, read in order
+/// from its index, so a backlog of thousands is never sorted as a whole.
 pub async fn claim(
     control: &PgPool,
     claimant: Claimant,
     owner: Uuid,
     max: i64,
+    slack: Duration,
+) -> sqlx::Result<Vec<Claim>> {
+    claim_reserving(control, claimant, owner, max, max, slack).await
+}
+
+/// [`claim`], of which no more than `unreserved` checks may be of any organization: the rest of
+/// `max` is kept for organizations in a lower round than the busiest one (fewer checks running
+/// per unit of weight than the organization with the most), which the instance's reserved
+/// workers start at once.
+pub async fn claim_reserving(
+    control: &PgPool,
+    claimant: Claimant,
+    owner: Uuid,
+    max: i64,
+    unreserved: i64,
     slack: Duration,
 ) -> sqlx::Result<Vec<Claim>> {
     if max <= 0 {
@@ -151,21 +167,38 @@ pub async fn claim(
              FROM monitoring.schedule
              WHERE lease_owner IS NOT NULL AND lease_until > now()
              GROUP BY org_id
-         ), ranked AS (
-             SELECT s.org_id, s.monitor_id, s.next_due_at, t.plan, {WEIGHT_SQL} AS weight,
-                    coalesce(b.running, 0)
-                    + row_number() OVER (PARTITION BY s.org_id
-                                         ORDER BY s.next_due_at, s.monitor_id) AS rank
+         ), busiest AS (
+             SELECT coalesce(max(b.running / {WEIGHT_SQL}), 0) AS round
+             FROM busy b JOIN control.tenants t ON t.id = b.org_id
+         ), due AS (
+             SELECT DISTINCT s.org_id
              FROM monitoring.schedule s
-             JOIN control.tenants t ON t.id = s.org_id
-             LEFT JOIN busy b ON b.org_id = s.org_id
-             WHERE t.status = 'active' AND {scope}
-               AND s.next_due_at <= now()
+             WHERE {scope} AND s.next_due_at <= now()
                AND (s.lease_until IS NULL OR s.lease_until < now())
+         ), ranked AS (
+             SELECT d.org_id, d.monitor_id, d.next_due_at, t.plan, {WEIGHT_SQL} AS weight,
+                    coalesce(b.running, 0) + d.n AS rank
+             FROM due o
+             JOIN control.tenants t ON t.id = o.org_id
+             LEFT JOIN busy b ON b.org_id = o.org_id
+             CROSS JOIN LATERAL (
+                 SELECT s.org_id, s.monitor_id, s.next_due_at,
+                        row_number() OVER (ORDER BY s.next_due_at, s.monitor_id) AS n
+                 FROM monitoring.schedule s
+                 WHERE s.org_id = o.org_id AND {scope} AND s.next_due_at <= now()
+                   AND (s.lease_until IS NULL OR s.lease_until < now())
+                 ORDER BY s.next_due_at, s.monitor_id
+                 LIMIT $2
+             ) d
+             WHERE t.status = 'active'
+         ), ordered AS (
+             SELECT org_id, monitor_id, plan, (rank - 1) / weight AS round,
+                    row_number() OVER (ORDER BY (rank - 1) / weight, next_due_at) AS position
+             FROM ranked
          ), candidates AS (
-             SELECT org_id, monitor_id, plan FROM ranked
-             ORDER BY (rank - 1) / weight, next_due_at
-             LIMIT $2
+             SELECT org_id, monitor_id, plan FROM ordered
+             WHERE position <= $2
+               AND (position <= $6 OR round < (SELECT round FROM busiest))
          ), locked AS (
              SELECT s.org_id, s.monitor_id, c.plan
              FROM monitoring.schedule s
@@ -187,10 +220,27 @@ pub async fn claim(
     .bind(slack.as_secs_f64())
     .bind(org)
     .bind(agent)
+    .bind(unreserved.max(0))
     .fetch_all(&mut *tx)
     .await?;
     tx.commit().await?;
     Ok(claims)
+}
+
+/// Seconds (by the database's clock) until the next check of an active organization comes due
+/// for the server instances; `None` when none is scheduled ahead. Checks due already but not
+/// claimable (leased, waiting for a retry) are not looked at: the poll finds them.
+pub async fn seconds_to_next_due(control: &PgPool) -> sqlx::Result<Option<f64>> {
+    sqlx::query_scalar(
+        "SELECT extract(epoch FROM s.next_due_at - now())::float8
+         FROM monitoring.schedule s
+         JOIN control.tenants t ON t.id = s.org_id
+         WHERE s.agent_id IS NULL AND s.next_due_at > now() AND t.status = 'active'
+         ORDER BY s.next_due_at
+         LIMIT 1",
+    )
+    .fetch_optional(control)
+    .await
 }
 
 /// Extends the lease on `claim` for `for_at_least` more (a check about to start late in its
