@@ -7,7 +7,7 @@
 
 mod delivery;
 mod outbox;
-mod seal;
+pub mod seal;
 mod sender;
 
 pub use outbox::{Email, MailStatus, Outbox, StoredEmail};

@@ -9,7 +9,7 @@ use serde::Serialize;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use crate::seal::{Keyring, Sealed};
+use crate::seal::{Keyring, MAIL_KEYS, Sealed};
 
 /// The channel `enqueue` notifies on commit; the sender listens on it.
 pub(crate) const CHANNEL: &str = "tenantry_mail";
@@ -94,7 +94,7 @@ impl Outbox {
     /// Opens the outbox on the runtime pool of the control database, loading the key that seals
     /// bodies (or creating it at first start).
     pub async fn open(pool: PgPool) -> anyhow::Result<Outbox> {
-        let keys = Keyring::load_or_create(&pool).await?;
+        let keys = Keyring::load_or_create(&pool, MAIL_KEYS).await?;
         Ok(Outbox {
             pool,
             keys: Arc::new(keys),
