@@ -26,15 +26,15 @@ use tenantry_monitoring::{
 };
 use tenantry_orgs::Action;
 use tenantry_tenancy::{TenancyError, TenantCtx, TenantId};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::error::{AppError, Problem};
 use crate::extract::{ApiJson, ApiQuery, Items, TenantScope, admit};
-use crate::monitors::{decode_position, encode_position, parse_id};
 use crate::openapi::{InTenant, Internal, JsonBody, PROBLEM, RateLimited, TenantHeader};
+use crate::paging::{Page, parse_id};
 use crate::server::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -43,17 +43,6 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(read, remove))
         .routes(routes!(claims))
         .routes(routes!(results))
-}
-
-/// A page of a list.
-#[derive(Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-struct Page {
-    /// How many items, 1 to 200 (default 50).
-    #[param(minimum = 1, maximum = 200)]
-    limit: Option<i64>,
-    /// The `next_cursor` of the previous page.
-    cursor: Option<String>,
 }
 
 /// A new agent.
@@ -94,26 +83,14 @@ async fn list(
     ApiQuery(page): ApiQuery<Page>,
 ) -> Result<Json<Items<Agent>>, AppError> {
     scope.require(Action::Read)?;
-    let limit = page.limit.unwrap_or(50);
-    if !(1..=200).contains(&limit) {
-        return Err(AppError::invalid("limit", "1 to 200"));
-    }
+    let limit = page.limit()?;
     let cursor = page
-        .cursor
-        .as_deref()
-        .map(decode_position)
-        .transpose()?
+        .position()?
         .map(|(created_at, id)| AgentCursor { created_at, id });
     let mut tx = scope.ctx.begin_read().await?;
-    let mut items = monitoring::list_agents(&mut tx, limit + 1, cursor).await?;
+    let items = monitoring::list_agents(&mut tx, limit + 1, cursor).await?;
     tx.commit().await?;
-    let next_cursor = if items.len() as i64 > limit {
-        items.truncate(limit as usize);
-        items.last().map(|a| encode_position(a.created_at, a.id))
-    } else {
-        None
-    };
-    Ok(Json(Items { items, next_cursor }))
+    Ok(Json(Items::paged(items, limit, |a| (a.created_at, a.id))))
 }
 
 /// Register an agent (admin)

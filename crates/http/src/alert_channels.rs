@@ -5,36 +5,23 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use serde::Deserialize;
 use tenantry_monitoring::Cursor;
 use tenantry_monitoring::alerts::{self, AlertChannel, AlertChannelInput, AlertError, SecretKeys};
 use tenantry_orgs::Action;
-use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::error::{AppError, Problem};
 use crate::extract::{ApiJson, ApiQuery, Items, TenantScope};
-use crate::monitors::{decode_position, encode_position, parse_id};
 use crate::openapi::{InTenant, JsonBody, PROBLEM, TenantHeader};
+use crate::paging::{Page, parse_id};
 use crate::server::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list, create))
         .routes(routes!(read, replace, remove))
-}
-
-/// A page of the list.
-#[derive(Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-struct Page {
-    /// How many items, 1 to 200 (default 50).
-    #[param(minimum = 1, maximum = 200)]
-    limit: Option<i64>,
-    /// The `next_cursor` of the previous page.
-    cursor: Option<String>,
 }
 
 fn app_error(e: AlertError) -> AppError {
@@ -68,26 +55,14 @@ async fn list(
     ApiQuery(page): ApiQuery<Page>,
 ) -> Result<Json<Items<AlertChannel>>, AppError> {
     scope.require(Action::Read)?;
-    let limit = page.limit.unwrap_or(50);
-    if !(1..=200).contains(&limit) {
-        return Err(AppError::invalid("limit", "1 to 200"));
-    }
+    let limit = page.limit()?;
     let cursor = page
-        .cursor
-        .as_deref()
-        .map(decode_position)
-        .transpose()?
+        .position()?
         .map(|(created_at, id)| Cursor { created_at, id });
     let mut tx = scope.ctx.begin_read().await?;
-    let mut items = alerts::list_channels(&mut tx, limit + 1, cursor).await?;
+    let items = alerts::list_channels(&mut tx, limit + 1, cursor).await?;
     tx.commit().await?;
-    let next_cursor = if items.len() as i64 > limit {
-        items.truncate(limit as usize);
-        items.last().map(|c| encode_position(c.created_at, c.id))
-    } else {
-        None
-    };
-    Ok(Json(Items { items, next_cursor }))
+    Ok(Json(Items::paged(items, limit, |c| (c.created_at, c.id))))
 }
 
 /// Create an alert channel (member)

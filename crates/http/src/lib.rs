@@ -18,6 +18,7 @@ mod monitors;
 pub mod openapi;
 mod ops;
 mod orgs;
+mod paging;
 mod results;
 mod server;
 mod status_pages;

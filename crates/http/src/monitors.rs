@@ -6,15 +6,12 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use tenantry_monitoring::scheduler;
 use tenantry_monitoring::{self as monitoring, Cursor, Monitor, MonitorInput};
 use tenantry_orgs::Action;
 use tenantry_tenancy::TenantTx;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
@@ -22,51 +19,13 @@ use uuid::Uuid;
 use crate::error::{AppError, Problem};
 use crate::extract::{ApiJson, ApiQuery, Items, TenantScope};
 use crate::openapi::{InTenant, JsonBody, PROBLEM, TenantHeader};
+use crate::paging::{Page, parse_id};
 use crate::server::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list, create))
         .routes(routes!(read, replace, remove))
-}
-
-/// A page of a list.
-#[derive(Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-struct Page {
-    /// How many items, 1 to 200 (default 50).
-    #[param(minimum = 1, maximum = 200)]
-    limit: Option<i64>,
-    /// The `next_cursor` of the previous page.
-    cursor: Option<String>,
-}
-
-/// The opaque cursor of every list ordered by a time and an id: the position of the last item
-/// of a page.
-pub(crate) fn encode_position(at: DateTime<Utc>, id: Uuid) -> String {
-    URL_SAFE_NO_PAD.encode(format!("{}|{}", at.to_rfc3339(), id))
-}
-
-pub(crate) fn decode_position(text: &str) -> Result<(DateTime<Utc>, Uuid), AppError> {
-    let bad = || AppError::invalid("cursor", "not a cursor this server returned");
-    let raw = URL_SAFE_NO_PAD.decode(text).map_err(|_| bad())?;
-    let raw = String::from_utf8(raw).map_err(|_| bad())?;
-    let (at, id) = raw.split_once('|').ok_or_else(bad)?;
-    Ok((
-        DateTime::parse_from_rfc3339(at)
-            .map_err(|_| bad())?
-            .with_timezone(&Utc),
-        id.parse().map_err(|_| bad())?,
-    ))
-}
-
-fn encode_cursor(m: &Monitor) -> String {
-    encode_position(m.created_at, m.id)
-}
-
-fn decode_cursor(text: &str) -> Result<Cursor, AppError> {
-    let (created_at, id) = decode_position(text)?;
-    Ok(Cursor { created_at, id })
 }
 
 /// A monitor as the response that issued its heartbeat token shows it.
@@ -102,11 +61,6 @@ async fn forget_token(state: &AppState, org_id: Uuid, id: Uuid) {
 }
 
 const HEARTBEAT: &str = "heartbeat";
-
-pub(crate) fn parse_id(id: &str) -> Result<Uuid, AppError> {
-    // Not an id at all: no such resource, the same answer as an unknown id.
-    id.parse().map_err(|_| AppError::NotFound)
-}
 
 /// The agent a monitor names (`agent_id`) must be one of this organization's; it is held until
 /// the transaction ends, so that it cannot be deleted meanwhile.
@@ -164,21 +118,14 @@ async fn list(
     ApiQuery(page): ApiQuery<Page>,
 ) -> Result<Json<Items<Monitor>>, AppError> {
     scope.require(Action::Read)?;
-    let limit = page.limit.unwrap_or(50);
-    if !(1..=200).contains(&limit) {
-        return Err(AppError::invalid("limit", "1 to 200"));
-    }
-    let cursor = page.cursor.as_deref().map(decode_cursor).transpose()?;
+    let limit = page.limit()?;
+    let cursor = page
+        .position()?
+        .map(|(created_at, id)| Cursor { created_at, id });
     let mut tx = scope.ctx.begin_read().await?;
-    let mut items = monitoring::list(&mut tx, limit + 1, cursor).await?;
+    let items = monitoring::list(&mut tx, limit + 1, cursor).await?;
     tx.commit().await?;
-    let next_cursor = if items.len() as i64 > limit {
-        items.truncate(limit as usize);
-        items.last().map(encode_cursor)
-    } else {
-        None
-    };
-    Ok(Json(Items { items, next_cursor }))
+    Ok(Json(Items::paged(items, limit, |m| (m.created_at, m.id))))
 }
 
 /// Create a monitor (member)

@@ -17,8 +17,8 @@ use uuid::Uuid;
 
 use crate::error::{AppError, Problem};
 use crate::extract::{ApiQuery, Items, TenantScope, admit};
-use crate::monitors::{decode_position, encode_position, parse_id};
 use crate::openapi::{InTenant, Internal, NotFound, PROBLEM, RateLimited, TenantHeader};
+use crate::paging::{decode_position, encode_position, parse_id};
 use crate::server::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {

@@ -9,22 +9,20 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
-use serde::Deserialize;
 use tenantry_monitoring::{
     self as monitoring, PageCursor, PageSlug, PublicPage, Replaced, StatusPage, StatusPageError,
     StatusPageInput,
 };
 use tenantry_orgs::Action;
 use tenantry_tenancy::{Slug, TenancyError};
-use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::error::{AppError, Problem};
 use crate::extract::{ApiJson, ApiQuery, Items, TenantScope, admit};
-use crate::monitors::{decode_position, encode_position, parse_id};
 use crate::openapi::{InTenant, Internal, JsonBody, PROBLEM, RateLimited, TenantHeader};
+use crate::paging::{Page, parse_id};
 use crate::server::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -32,17 +30,6 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(list, create))
         .routes(routes!(read, replace, remove))
         .routes(routes!(public))
-}
-
-/// A page of a list.
-#[derive(Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-struct Page {
-    /// How many items, 1 to 200 (default 50).
-    #[param(minimum = 1, maximum = 200)]
-    limit: Option<i64>,
-    /// The `next_cursor` of the previous page.
-    cursor: Option<String>,
 }
 
 impl From<StatusPageError> for AppError {
@@ -83,25 +70,14 @@ async fn list(
     ApiQuery(page): ApiQuery<Page>,
 ) -> Result<Json<Items<StatusPage>>, AppError> {
     scope.require(Action::Read)?;
-    let limit = page.limit.unwrap_or(50);
-    if !(1..=200).contains(&limit) {
-        return Err(AppError::invalid("limit", "1 to 200"));
-    }
+    let limit = page.limit()?;
     let cursor = page
-        .cursor
-        .as_deref()
-        .map(|c| decode_position(c).map(|(created_at, id)| PageCursor { created_at, id }))
-        .transpose()?;
+        .position()?
+        .map(|(created_at, id)| PageCursor { created_at, id });
     let mut tx = scope.ctx.begin_read().await?;
-    let mut items = monitoring::list_pages(&mut tx, limit + 1, cursor).await?;
+    let items = monitoring::list_pages(&mut tx, limit + 1, cursor).await?;
     tx.commit().await?;
-    let next_cursor = if items.len() as i64 > limit {
-        items.truncate(limit as usize);
-        items.last().map(|p| encode_position(p.created_at, p.id))
-    } else {
-        None
-    };
-    Ok(Json(Items { items, next_cursor }))
+    Ok(Json(Items::paged(items, limit, |p| (p.created_at, p.id))))
 }
 
 /// Create a status page (member)
