@@ -12,32 +12,14 @@ use std::time::Duration;
 use chrono::Utc;
 use futures::future::join_all;
 use reqwest::Method;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use tenantry_monitoring::AgentToken;
 use tenantry_monitoring::agent::{Runner, RunnerConfig};
 use tenantry_monitoring::scheduler::{self, Claimant, LEASE_SLACK};
-use tenantry_orgs::EntitlementChange;
 use tenantry_tenancy::Isolation;
 use uuid::Uuid;
 
 use crate::{Caller, TestApp, caller, org_in, problem, send, success_json};
-
-/// Overrides the organization's limit `key` with `value`.
-async fn set_limit(app: &TestApp, org: &str, key: &str, value: Value) {
-    let mut limits = Map::new();
-    limits.insert(key.to_string(), value);
-    app.orgs
-        .change_entitlements(
-            org.parse().unwrap(),
-            &EntitlementChange {
-                limits: Some(limits),
-                ..EntitlementChange::default()
-            },
-            &tenantry_audit::AuditContext::system(),
-        )
-        .await
-        .unwrap();
-}
 
 /// Registers an agent named `name` in `org` as `who`; the 201 body (with its token).
 async fn register(app: &TestApp, who: &Caller, org: &str, name: &str) -> Value {
@@ -145,7 +127,7 @@ async fn an_agent_is_registered_read_listed_and_deleted_and_its_token_shown_once
     let app = TestApp::spawn().await;
     let ada = caller(&app, "ada@example.com").await;
     let org = org_in(&app, &ada, "Acme", Isolation::Shared).await;
-    set_limit(&app, &org, "max_agents", json!(5)).await;
+    app.set_limit(&org, "max_agents", json!(5)).await;
     let t = Some(org.as_str());
 
     let created = register(&app, &ada, &org, "  datacenter-1 ").await;
@@ -289,7 +271,7 @@ async fn parallel_registrations_against_room_for_three_make_three_and_usage_coun
     let app = TestApp::spawn().await;
     let ada = caller(&app, "ada@example.com").await;
     let org = org_in(&app, &ada, "Acme", Isolation::Schema).await;
-    set_limit(&app, &org, "max_agents", json!(3)).await;
+    app.set_limit(&org, "max_agents", json!(3)).await;
     let registrations = (0..20).map(|i| {
         send(
             &app,
@@ -785,7 +767,7 @@ async fn an_agent_runs_its_monitors_checks_end_to_end() {
     let app = TestApp::spawn().await;
     let ada = caller(&app, "ada@example.com").await;
     let org = org_in(&app, &ada, "Acme", Isolation::Shared).await;
-    set_limit(&app, &org, "min_check_interval_s", json!(10)).await;
+    app.set_limit(&org, "min_check_interval_s", json!(10)).await;
     let agent = register(&app, &ada, &org, "dc").await;
     let status = Arc::new(AtomicU16::new(200));
     let url = target(status.clone()).await;

@@ -3,29 +3,11 @@
 
 use futures::future::join_all;
 use reqwest::Method;
-use serde_json::{Map, Value, json};
-use tenantry_orgs::EntitlementChange;
+use serde_json::{Value, json};
 use tenantry_tenancy::Isolation;
 use uuid::Uuid;
 
 use crate::{Caller, TestApp, caller, org_in, problem, send};
-
-/// Overrides the organization's limit `key` with `value`.
-async fn set_limit(app: &TestApp, org: &str, key: &str, value: Value) {
-    let mut limits = Map::new();
-    limits.insert(key.to_string(), value);
-    app.orgs
-        .change_entitlements(
-            org.parse().unwrap(),
-            &EntitlementChange {
-                limits: Some(limits),
-                ..EntitlementChange::default()
-            },
-            &tenantry_audit::AuditContext::system(),
-        )
-        .await
-        .unwrap();
-}
 
 /// Checks that exactly `room` of the responses succeeded and the others were refused for `limit`.
 async fn exactly(responses: Vec<reqwest::Response>, room: usize, limit: &str) {
@@ -56,7 +38,7 @@ async fn fifty_parallel_invitations_against_room_for_five_make_five() {
     let ada = caller(&app, "ada@example.com").await;
     let org = org_in(&app, &ada, "Acme", Isolation::Shared).await;
     // The owner is one user: room for five more.
-    set_limit(&app, &org, "max_users", json!(6)).await;
+    app.set_limit(&org, "max_users", json!(6)).await;
     let path = format!("/api/v1/organizations/{org}/invitations");
     let invites = (0..50).map(|i| {
         send(
@@ -116,7 +98,7 @@ async fn parallel_member_adds_stop_at_the_limit() {
     let app = TestApp::spawn().await;
     let ada = caller(&app, "ada@example.com").await;
     let org = org_in(&app, &ada, "Acme", Isolation::Shared).await;
-    set_limit(&app, &org, "max_users", json!(4)).await;
+    app.set_limit(&org, "max_users", json!(4)).await;
     let mut users: Vec<Caller> = Vec::new();
     for i in 0..16 {
         users.push(caller(&app, &format!("user{i}@example.com")).await);
@@ -147,7 +129,7 @@ async fn fifty_parallel_api_keys_against_room_for_five_make_five() {
     let app = TestApp::spawn().await;
     let ada = caller(&app, "ada@example.com").await;
     let org = org_in(&app, &ada, "Acme", Isolation::Shared).await;
-    set_limit(&app, &org, "max_api_keys", json!(5)).await;
+    app.set_limit(&org, "max_api_keys", json!(5)).await;
     let path = format!("/api/v1/organizations/{org}/api-keys");
     let creates = (0..50).map(|i| {
         send(
@@ -173,7 +155,7 @@ async fn monitors_stop_at_the_limit(tier: Isolation) {
     let app = TestApp::spawn().await;
     let ada = caller(&app, "ada@example.com").await;
     let org = org_in(&app, &ada, "Acme", tier).await;
-    set_limit(&app, &org, "max_monitors", json!(5)).await;
+    app.set_limit(&org, "max_monitors", json!(5)).await;
     let creates = (0..50).map(|i| {
         send(
             &app,
@@ -200,7 +182,7 @@ async fn monitors_stop_at_the_limit(tier: Isolation) {
     assert_eq!(listed["items"].as_array().unwrap().len(), 5);
 
     // Unlimited again: creates pass.
-    set_limit(&app, &org, "max_monitors", Value::Null).await;
+    app.set_limit(&org, "max_monitors", Value::Null).await;
     let more = send(
         &app,
         Method::POST,
@@ -273,7 +255,7 @@ async fn the_check_interval_may_not_go_below_the_plans_minimum() {
     assert_eq!(problem(faster, 422).await["field"], "interval_seconds");
 
     // An override lowers the floor.
-    set_limit(&app, &org, "min_check_interval_s", json!(10)).await;
+    app.set_limit(&org, "min_check_interval_s", json!(10)).await;
     let faster = send(
         &app,
         Method::PUT,
@@ -310,7 +292,7 @@ async fn usage_counts(tier: Isolation) {
     let app = TestApp::spawn().await;
     let ada = caller(&app, "ada@example.com").await;
     let org = org_in(&app, &ada, "Acme", tier).await;
-    set_limit(&app, &org, "max_monitors", json!(7)).await;
+    app.set_limit(&org, "max_monitors", json!(7)).await;
     let bob = caller(&app, "bob@example.com").await;
     let post = |path: String, body: Value| {
         let org = org.clone();

@@ -234,6 +234,23 @@ impl TestApp {
         assert_eq!(response.status(), 201);
         response.json().await.unwrap()
     }
+
+    /// Overrides the limit `key` of organization `org` (its id) with `value`.
+    pub async fn set_limit(&self, org: &str, key: &str, value: Value) {
+        let mut limits = serde_json::Map::new();
+        limits.insert(key.to_string(), value);
+        self.orgs
+            .change_entitlements(
+                org.parse().unwrap(),
+                &tenantry_orgs::EntitlementChange {
+                    limits: Some(limits),
+                    ..tenantry_orgs::EntitlementChange::default()
+                },
+                &tenantry_audit::AuditContext::system(),
+            )
+            .await
+            .unwrap();
+    }
 }
 
 /// The body of a problem response, after checking its status and media type.

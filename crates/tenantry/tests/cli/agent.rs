@@ -11,7 +11,7 @@ use axum::routing::get;
 use nix::sys::signal::Signal;
 use serde_json::{Value, json};
 
-use crate::support::{BIN, Server, data_dir, stdout, tenantry, wait_with_deadline};
+use crate::support::{BIN, Server, data_dir, wait_with_deadline};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_process_runs_its_monitors_checks_and_stops_on_sigint() {
@@ -19,32 +19,9 @@ async fn an_agent_process_runs_its_monitors_checks_and_stops_on_sigint() {
     let server = Server::start(dir.path());
     let http = reqwest::Client::new();
     let api = |path: &str| format!("{}{path}", server.base);
-    let signed: Value = http
-        .post(api("/api/v1/auth/signup"))
-        .json(&json!({"email": "ops@example.com", "password": "correct horse", "name": "Ops"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = signed["access_token"].as_str().unwrap().to_string();
-    let org: Value = http
-        .post(api("/api/v1/organizations"))
-        .bearer_auth(&token)
-        .json(&json!({"name": "Acme"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let slug = org["slug"].as_str().unwrap().to_string();
     // Checks every 10 s need the enterprise plan's minimum interval.
-    stdout(&tenantry(
-        dir.path(),
-        &["tenant", "set-plan", &slug, "enterprise"],
-    ));
+    let (token, org) = server.owner_of_new_org(dir.path(), "enterprise").await;
+    let slug = org["slug"].as_str().unwrap().to_string();
     let send = |path: &str, body: Value| {
         http.post(api(path))
             .bearer_auth(&token)

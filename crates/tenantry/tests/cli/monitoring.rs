@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use sha2::Sha256;
 use tokio::sync::mpsc;
 
-use crate::support::{Server, data_dir, stdout, tenantry};
+use crate::support::{Server, data_dir};
 
 /// The monitored service: answers until its task is aborted (then the port refuses).
 async fn service(address: SocketAddr) -> tokio::task::JoinHandle<()> {
@@ -88,32 +88,9 @@ async fn a_stopped_service_sends_a_signed_incident_opened_and_its_return_inciden
     let http = reqwest::Client::new();
     let api = |path: &str| format!("{}{path}", server.base);
 
-    let signed: Value = http
-        .post(api("/api/v1/auth/signup"))
-        .json(&json!({"email": "ops@example.com", "password": "correct horse", "name": "Ops"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = signed["access_token"].as_str().unwrap().to_string();
-    let org: Value = http
-        .post(api("/api/v1/organizations"))
-        .bearer_auth(&token)
-        .json(&json!({"name": "Acme"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let slug = org["slug"].as_str().unwrap();
     // Checks every 10 s need the enterprise plan's minimum interval.
-    stdout(&tenantry(
-        dir.path(),
-        &["tenant", "set-plan", slug, "enterprise"],
-    ));
+    let (token, org) = server.owner_of_new_org(dir.path(), "enterprise").await;
+    let slug = org["slug"].as_str().unwrap();
 
     let address = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

@@ -112,6 +112,36 @@ impl Server {
         reqwest::get(format!("{}{path}", self.base)).await.unwrap()
     }
 
+    /// Signs up ops@example.com and creates the organization "Acme" with it, on the plan
+    /// `plan` (set with `tenantry tenant set-plan` in `dir`); the access token and the
+    /// organization.
+    pub async fn owner_of_new_org(&self, dir: &Path, plan: &str) -> (String, serde_json::Value) {
+        let http = reqwest::Client::new();
+        let signed: serde_json::Value = http
+            .post(format!("{}/api/v1/auth/signup", self.base))
+            .json(&serde_json::json!({"email": "ops@example.com", "password": "correct horse", "name": "Ops"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let token = signed["access_token"].as_str().unwrap().to_string();
+        let org: serde_json::Value = http
+            .post(format!("{}/api/v1/organizations", self.base))
+            .bearer_auth(&token)
+            .json(&serde_json::json!({"name": "Acme"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let slug = org["slug"].as_str().unwrap();
+        stdout(&tenantry(dir, &["tenant", "set-plan", slug, plan]));
+        (token, org)
+    }
+
     /// Sends `signal` and waits for the process to exit.
     pub fn stop(mut self, signal: nix::sys::signal::Signal) -> std::process::ExitStatus {
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), signal).unwrap();
