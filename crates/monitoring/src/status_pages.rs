@@ -106,7 +106,7 @@ pub struct PageSpec {
 
 impl StatusPageInput {
     /// Checks every field that can be checked without the database: whether each monitor is
-    /// one of the tenant's is [`create`]'s and [`update`]'s to say.
+    /// one of the tenant's is [`create_page`]'s and [`update_page`]'s to say.
     pub fn parse(&self) -> Result<PageSpec, Invalid> {
         let slug = PageSlug::parse(&self.slug)?;
         let title = self.title.trim();
