@@ -266,6 +266,16 @@ pub async fn get(tx: &mut TenantTx, id: Uuid) -> sqlx::Result<Option<Monitor>> {
         .await
 }
 
+/// The monitors among `ids` that exist, in no particular order.
+pub async fn get_many(tx: &mut TenantTx, ids: &[Uuid]) -> sqlx::Result<Vec<Monitor>> {
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM monitors WHERE id = ANY($1)"
+    ))
+    .bind(ids)
+    .fetch_all(&mut **tx)
+    .await
+}
+
 pub async fn update(
     tx: &mut TenantTx,
     id: Uuid,

@@ -18,7 +18,7 @@ use axum::routing::get;
 use chrono::{DateTime, TimeDelta, Utc};
 use tenantry_monitoring::checks::{Checker, CheckerConfig};
 use tenantry_monitoring::scheduler::{
-    self, Claimant, Scheduler, SchedulerConfig, SchedulerMetrics,
+    self, Ask, Claimant, Scheduler, SchedulerConfig, SchedulerMetrics,
 };
 use tenantry_monitoring::{self as monitoring, MonitorInput};
 use tenantry_tenancy::{
@@ -627,7 +627,12 @@ async fn the_reserved_part_of_a_claim_is_only_for_organizations_below_the_busies
     // Room for five, of which only one for anyone: the busy organization's checks fill no
     // more than that one.
     let owner = Uuid::now_v7();
-    let only_busy = scheduler::claim_reserving(pool, Claimant::Instances, owner, 5, 1, lease)
+    let reserving = Ask {
+        due: 5,
+        unreserved: 1,
+        ..Ask::due(5)
+    };
+    let only_busy = scheduler::claim_ahead(pool, Claimant::Instances, owner, &reserving, lease)
         .await
         .unwrap();
     assert_eq!(only_busy.len(), 1, "{only_busy:?}");
@@ -635,7 +640,7 @@ async fn the_reserved_part_of_a_claim_is_only_for_organizations_below_the_busies
     for _ in 0..3 {
         create(&engine, &quiet, &input("http", url.clone(), 60)).await;
     }
-    let claimed = scheduler::claim_reserving(pool, Claimant::Instances, owner, 5, 1, lease)
+    let claimed = scheduler::claim_ahead(pool, Claimant::Instances, owner, &reserving, lease)
         .await
         .unwrap();
     let quiet_id = quiet.tenant_id().as_uuid();
@@ -646,4 +651,69 @@ async fn the_reserved_part_of_a_claim_is_only_for_organizations_below_the_busies
         .await
         .unwrap();
     assert_eq!(rest.len(), 5);
+}
+
+#[tokio::test]
+async fn checks_coming_due_are_claimed_within_the_lookahead_soonest_first() {
+    let engine = engine().await;
+    let pool = engine.runtime_pool();
+    let ctx = tenant(&engine, Isolation::Shared, "free").await;
+    let org = ctx.tenant_id().as_uuid();
+    let url = Some("http://127.0.0.1:9/".to_string());
+    let mut ids = Vec::new();
+    for _ in 0..4 {
+        ids.push(create(&engine, &ctx, &input("http", url.clone(), 60)).await);
+    }
+    // Due in 1, 2, 30 and 60 seconds.
+    for (id, seconds) in ids.iter().zip([1, 2, 30, 60]) {
+        sqlx::query(
+            "UPDATE monitoring.schedule SET next_due_at = now() + make_interval(secs => $2)
+             WHERE monitor_id = $1",
+        )
+        .bind(id)
+        .bind(seconds as f64)
+        .execute(pool)
+        .await
+        .unwrap();
+    }
+    let lease = Duration::from_secs(30);
+    let owner = Uuid::now_v7();
+    // Nothing is due: a plain claim gets nothing.
+    let due = scheduler::claim(pool, Claimant::Instances, owner, 10, lease)
+        .await
+        .unwrap();
+    assert!(due.is_empty(), "{due:?}");
+    // Within 5 s, room for one: the soonest.
+    let ask = Ask {
+        ahead: 1,
+        horizon: Duration::from_secs(5),
+        ..Ask::due(10)
+    };
+    let first = scheduler::claim_ahead(pool, Claimant::Instances, owner, &ask, lease)
+        .await
+        .unwrap();
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].monitor_id, ids[0]);
+    assert!(first[0].due_at > Utc::now());
+    // Room for ten: only the other one within 5 s.
+    let rest = scheduler::claim_ahead(
+        pool,
+        Claimant::Instances,
+        owner,
+        &Ask { ahead: 10, ..ask },
+        lease,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        rest.iter().map(|c| c.monitor_id).collect::<Vec<_>>(),
+        vec![ids[1]]
+    );
+    // The next one comes within the lookahead in about 25 s.
+    let wait = scheduler::seconds_to_next_due(pool, Duration::from_secs(5))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!((20.0..30.0).contains(&wait), "{wait}");
+    assert!(rest.iter().all(|c| c.org_id == org));
 }

@@ -117,6 +117,33 @@ pub enum Claimant {
     Agent { org_id: Uuid, agent_id: Uuid },
 }
 
+/// What a claim asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ask {
+    /// Checks due by now, at most.
+    pub due: i64,
+    /// Of those, how many may be of any organization; the rest of `due` is kept for
+    /// organizations in a lower round than the busiest one (fewer checks running per unit of
+    /// weight than the organization with the most), so that checks of the busiest, claimed and
+    /// unable to start, never keep another organization's due check from being claimed.
+    pub unreserved: i64,
+    /// Checks not due yet but within `horizon`, at most (the soonest first).
+    pub ahead: i64,
+    pub horizon: Duration,
+}
+
+impl Ask {
+    /// Up to `max` checks due by now, of any organization.
+    pub fn due(max: i64) -> Self {
+        Self {
+            due: max,
+            unreserved: max,
+            ahead: 0,
+            horizon: Duration::ZERO,
+        }
+    }
+}
+
 /// Leases up to `max` due checks to `owner` ([`lease_for`] each with `slack`), fairly across
 /// organizations: each organization's due checks are ranked oldest first, after the checks it
 /// has running already (leased, on any instance), and the claim takes rank 1 of every
@@ -134,22 +161,21 @@ pub async fn claim(
     max: i64,
     slack: Duration,
 ) -> sqlx::Result<Vec<Claim>> {
-    claim_reserving(control, claimant, owner, max, max, slack).await
+    claim_ahead(control, claimant, owner, &Ask::due(max), slack).await
 }
 
-/// [`claim`], of which no more than `unreserved` checks may be of any organization: the rest of
-/// `max` is kept for organizations in a lower round than the busiest one (fewer checks running
-/// per unit of weight than the organization with the most), which the instance's reserved
-/// workers start at once.
-pub async fn claim_reserving(
+/// [`claim`] as `ask` says: due checks as [`claim`] ranks them, at most `ask.unreserved` of
+/// them of the busiest organization's round, and checks coming due within `ask.horizon`,
+/// the soonest first, for an instance that starts each at its due time.
+pub async fn claim_ahead(
     control: &PgPool,
     claimant: Claimant,
     owner: Uuid,
-    max: i64,
-    unreserved: i64,
+    ask: &Ask,
     slack: Duration,
 ) -> sqlx::Result<Vec<Claim>> {
-    if max <= 0 {
+    let (due, ahead) = (ask.due.max(0), ask.ahead.max(0));
+    if due + ahead == 0 {
         return Ok(Vec::new());
     }
     let (scope, org, agent) = match claimant {
@@ -160,6 +186,10 @@ pub async fn claim_reserving(
             Some(agent_id),
         ),
     };
+    let claimable = format!(
+        "{scope} AND s.next_due_at <= now() + make_interval(secs => $7)
+         AND (s.lease_until IS NULL OR s.lease_until < now())"
+    );
     let mut tx = lazily(control).await?;
     let claims = sqlx::query_as(&format!(
         "WITH busy AS (
@@ -173,8 +203,7 @@ pub async fn claim_reserving(
          ), due AS (
              SELECT DISTINCT s.org_id
              FROM monitoring.schedule s
-             WHERE {scope} AND s.next_due_at <= now()
-               AND (s.lease_until IS NULL OR s.lease_until < now())
+             WHERE {claimable}
          ), ranked AS (
              SELECT d.org_id, d.monitor_id, d.next_due_at, t.plan, {WEIGHT_SQL} AS weight,
                     coalesce(b.running, 0) + d.n AS rank
@@ -185,26 +214,30 @@ pub async fn claim_reserving(
                  SELECT s.org_id, s.monitor_id, s.next_due_at,
                         row_number() OVER (ORDER BY s.next_due_at, s.monitor_id) AS n
                  FROM monitoring.schedule s
-                 WHERE s.org_id = o.org_id AND {scope} AND s.next_due_at <= now()
-                   AND (s.lease_until IS NULL OR s.lease_until < now())
+                 WHERE s.org_id = o.org_id AND {claimable}
                  ORDER BY s.next_due_at, s.monitor_id
-                 LIMIT $2
+                 LIMIT greatest($2, $8)
              ) d
              WHERE t.status = 'active'
          ), ordered AS (
-             SELECT org_id, monitor_id, plan, (rank - 1) / weight AS round,
-                    row_number() OVER (ORDER BY (rank - 1) / weight, next_due_at) AS position
+             SELECT org_id, monitor_id, plan, next_due_at > now() AS ahead,
+                    (rank - 1) / weight AS round,
+                    row_number() OVER (
+                        PARTITION BY next_due_at > now()
+                        ORDER BY CASE WHEN next_due_at > now() THEN 0 ELSE (rank - 1) / weight END,
+                                 next_due_at
+                    ) AS position
              FROM ranked
          ), candidates AS (
              SELECT org_id, monitor_id, plan FROM ordered
-             WHERE position <= $2
-               AND (position <= $6 OR round < (SELECT round FROM busiest))
+             WHERE (NOT ahead AND position <= $2
+                    AND (position <= $6 OR round < (SELECT round FROM busiest)))
+                OR (ahead AND position <= $8)
          ), locked AS (
              SELECT s.org_id, s.monitor_id, c.plan
              FROM monitoring.schedule s
              JOIN candidates c USING (org_id, monitor_id)
-             WHERE s.next_due_at <= now()
-               AND (s.lease_until IS NULL OR s.lease_until < now())
+             WHERE {claimable}
              FOR UPDATE OF s SKIP LOCKED
          )
          UPDATE monitoring.schedule s
@@ -216,29 +249,34 @@ pub async fn claim_reserving(
                    s.timeout_seconds, l.plan, s.planned_at"
     ))
     .bind(owner)
-    .bind(max)
+    .bind(due)
     .bind(slack.as_secs_f64())
     .bind(org)
     .bind(agent)
-    .bind(unreserved.max(0))
+    .bind(ask.unreserved.clamp(0, due))
+    .bind(ask.horizon.as_secs_f64())
+    .bind(ahead)
     .fetch_all(&mut *tx)
     .await?;
     tx.commit().await?;
     Ok(claims)
 }
 
-/// Seconds (by the database's clock) until the next check of an active organization comes due
-/// for the server instances; `None` when none is scheduled ahead. Checks due already but not
-/// claimable (leased, waiting for a retry) are not looked at: the poll finds them.
-pub async fn seconds_to_next_due(control: &PgPool) -> sqlx::Result<Option<f64>> {
+/// Seconds (by the database's clock) until the next check of an active organization for the
+/// server instances comes within `horizon` of its due time; `None` when none is scheduled
+/// beyond it. Checks within it already but not claimable (leased, waiting for a retry) are not
+/// looked at: the poll finds them.
+pub async fn seconds_to_next_due(control: &PgPool, horizon: Duration) -> sqlx::Result<Option<f64>> {
     sqlx::query_scalar(
-        "SELECT extract(epoch FROM s.next_due_at - now())::float8
+        "SELECT extract(epoch FROM s.next_due_at - now())::float8 - $1
          FROM monitoring.schedule s
          JOIN control.tenants t ON t.id = s.org_id
-         WHERE s.agent_id IS NULL AND s.next_due_at > now() AND t.status = 'active'
+         WHERE s.agent_id IS NULL AND t.status = 'active'
+           AND s.next_due_at > now() + make_interval(secs => $1)
          ORDER BY s.next_due_at
          LIMIT 1",
     )
+    .bind(horizon.as_secs_f64())
     .fetch_optional(control)
     .await
 }
@@ -287,47 +325,113 @@ pub enum Next {
 /// Releases `claim` held by `owner` as `next` says. A lease lost meanwhile (taken over after
 /// it expired) is left to its new holder.
 pub async fn finish(control: &PgPool, claim: &Claim, owner: Uuid, next: Next) -> sqlx::Result<()> {
+    finish_all(control, owner, &[(claim.clone(), next)]).await
+}
+
+/// [`finish`] for many claims of `owner` at once: one transaction, a statement per kind of
+/// release.
+pub async fn finish_all(
+    control: &PgPool,
+    owner: Uuid,
+    released: &[(Claim, Next)],
+) -> sqlx::Result<()> {
+    let mut slots = Released::default();
+    let mut retries = Released::default();
+    let mut removed = Released::default();
+    for (claim, next) in released {
+        match *next {
+            Next::Slot {
+                at,
+                interval_seconds,
+                timeout_seconds,
+            } => {
+                slots.push(claim);
+                slots.at.push(at);
+                slots.intervals.push(interval_seconds);
+                slots.timeouts.push(timeout_seconds);
+            }
+            Next::Retry(after) => {
+                retries.push(claim);
+                retries.after.push(after.as_secs_f64());
+            }
+            Next::Remove => removed.push(claim),
+        }
+    }
     let mut tx = lazily(control).await?;
-    let query = match next {
-        Next::Slot {
-            at,
-            interval_seconds,
-            timeout_seconds,
-        } => sqlx::query(
-            "UPDATE monitoring.schedule
-             SET next_due_at = $5, interval_seconds = $6, timeout_seconds = $7,
-                 lease_owner = NULL, lease_until = NULL
-             WHERE org_id = $1 AND monitor_id = $2 AND lease_owner = $3 AND next_due_at = $4",
+    if !slots.orgs.is_empty() {
+        sqlx::query(
+            "UPDATE monitoring.schedule s
+             SET next_due_at = r.at, interval_seconds = r.interval_seconds,
+                 timeout_seconds = r.timeout_seconds, lease_owner = NULL, lease_until = NULL
+             FROM unnest($2::uuid[], $3::uuid[], $4::timestamptz[], $5::timestamptz[],
+                         $6::int4[], $7::int4[])
+                  AS r(org_id, monitor_id, due_at, at, interval_seconds, timeout_seconds)
+             WHERE s.org_id = r.org_id AND s.monitor_id = r.monitor_id
+               AND s.lease_owner = $1 AND s.next_due_at = r.due_at",
         )
-        .bind(claim.org_id)
-        .bind(claim.monitor_id)
         .bind(owner)
-        .bind(claim.due_at)
-        .bind(at)
-        .bind(interval_seconds)
-        .bind(timeout_seconds),
-        Next::Retry(after) => sqlx::query(
-            "UPDATE monitoring.schedule
-             SET lease_owner = NULL, lease_until = now() + make_interval(secs => $5)
-             WHERE org_id = $1 AND monitor_id = $2 AND lease_owner = $3 AND next_due_at = $4",
+        .bind(&slots.orgs)
+        .bind(&slots.monitors)
+        .bind(&slots.dues)
+        .bind(&slots.at)
+        .bind(&slots.intervals)
+        .bind(&slots.timeouts)
+        .execute(&mut *tx)
+        .await?;
+    }
+    if !retries.orgs.is_empty() {
+        sqlx::query(
+            "UPDATE monitoring.schedule s
+             SET lease_owner = NULL, lease_until = now() + make_interval(secs => r.after)
+             FROM unnest($2::uuid[], $3::uuid[], $4::timestamptz[], $5::float8[])
+                  AS r(org_id, monitor_id, due_at, after)
+             WHERE s.org_id = r.org_id AND s.monitor_id = r.monitor_id
+               AND s.lease_owner = $1 AND s.next_due_at = r.due_at",
         )
-        .bind(claim.org_id)
-        .bind(claim.monitor_id)
         .bind(owner)
-        .bind(claim.due_at)
-        .bind(after.as_secs_f64()),
-        Next::Remove => sqlx::query(
-            "DELETE FROM monitoring.schedule
-             WHERE org_id = $1 AND monitor_id = $2 AND lease_owner = $3 AND next_due_at = $4",
+        .bind(&retries.orgs)
+        .bind(&retries.monitors)
+        .bind(&retries.dues)
+        .bind(&retries.after)
+        .execute(&mut *tx)
+        .await?;
+    }
+    if !removed.orgs.is_empty() {
+        sqlx::query(
+            "DELETE FROM monitoring.schedule s
+             USING unnest($2::uuid[], $3::uuid[], $4::timestamptz[])
+                   AS r(org_id, monitor_id, due_at)
+             WHERE s.org_id = r.org_id AND s.monitor_id = r.monitor_id
+               AND s.lease_owner = $1 AND s.next_due_at = r.due_at",
         )
-        .bind(claim.org_id)
-        .bind(claim.monitor_id)
         .bind(owner)
-        .bind(claim.due_at),
-    };
-    query.execute(&mut *tx).await?;
-    tx.commit().await?;
-    Ok(())
+        .bind(&removed.orgs)
+        .bind(&removed.monitors)
+        .bind(&removed.dues)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await
+}
+
+/// Released claims of one kind, column by column.
+#[derive(Default)]
+struct Released {
+    orgs: Vec<Uuid>,
+    monitors: Vec<Uuid>,
+    dues: Vec<DateTime<Utc>>,
+    at: Vec<DateTime<Utc>>,
+    intervals: Vec<i32>,
+    timeouts: Vec<i32>,
+    after: Vec<f64>,
+}
+
+impl Released {
+    fn push(&mut self, claim: &Claim) {
+        self.orgs.push(claim.org_id);
+        self.monitors.push(claim.monitor_id);
+        self.dues.push(claim.due_at);
+    }
 }
 
 /// The slot after `due_at`: one interval later; when that is already more than an interval in

@@ -2,8 +2,9 @@
 //! lag (a check due → the check started), checks by outcome, slots skipped when far behind,
 //! the workers' occupancy and the time the scheduler itself spends per check.
 
-use std::sync::Arc;
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
@@ -50,7 +51,17 @@ pub struct SchedulerMetrics {
     workers: Gauge,
     overhead: Counter<f64, AtomicU64>,
     totals: Arc<Totals>,
+    /// The organizations with series of their own.
+    labelled: Arc<Mutex<HashSet<String>>>,
 }
+
+/// How many organizations get series of their own in the per-organization metrics (the first
+/// this many to run checks since the process started); checks of the others are counted under
+/// [`OTHER_TENANTS`] with their plan, so the number of series stays bounded however many
+/// organizations there are.
+pub const LABELLED_TENANTS: usize = 100;
+/// The `tenant` label of the organizations past [`LABELLED_TENANTS`].
+pub const OTHER_TENANTS: &str = "_other";
 
 /// Running sums a benchmark reads without parsing the exposition.
 #[derive(Debug, Default)]
@@ -78,6 +89,7 @@ impl SchedulerMetrics {
             workers: Gauge::default(),
             overhead: Counter::default(),
             totals: Arc::default(),
+            labelled: Arc::default(),
         }
     }
 
@@ -85,7 +97,7 @@ impl SchedulerMetrics {
     pub fn register(&self, registry: &mut Registry) {
         registry.register(
             "check_lag_seconds",
-            "From a check's due time to its start, per organization",
+            "From a check's due time to its start, per organization (the first 100 by slug, the others by plan as tenant=\"_other\")",
             self.lag.clone(),
         );
         registry.register(
@@ -120,8 +132,28 @@ impl SchedulerMetrics {
         );
     }
 
+    /// `tenant` itself while it has (or can get) series of its own, else its plan's share of
+    /// [`OTHER_TENANTS`].
+    fn bounded(&self, tenant: &TenantLabels) -> TenantLabels {
+        let mut labelled = self
+            .labelled
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if labelled.contains(&tenant.tenant) || labelled.len() < LABELLED_TENANTS {
+            labelled.insert(tenant.tenant.clone());
+            tenant.clone()
+        } else {
+            TenantLabels {
+                tenant: OTHER_TENANTS.to_string(),
+                plan: tenant.plan.clone(),
+            }
+        }
+    }
+
     pub(crate) fn lag(&self, tenant: &TenantLabels, lag: Duration) {
-        self.lag.get_or_create(tenant).observe(lag.as_secs_f64());
+        self.lag
+            .get_or_create(&self.bounded(tenant))
+            .observe(lag.as_secs_f64());
     }
 
     pub(crate) fn outcome(&self, outcome: CheckOutcome) {
@@ -130,7 +162,9 @@ impl SchedulerMetrics {
     }
 
     pub(crate) fn skipped(&self, tenant: &TenantLabels, slots: u64) {
-        self.skipped.get_or_create(tenant).inc_by(slots);
+        self.skipped
+            .get_or_create(&self.bounded(tenant))
+            .inc_by(slots);
     }
 
     pub(crate) fn set_occupancy(&self, queued: usize, running: usize) {
@@ -155,5 +189,40 @@ impl SchedulerMetrics {
             self.totals.handled.load(Ordering::Relaxed),
             Duration::from_nanos(self.totals.overhead_nanos.load(Ordering::Relaxed)),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn organizations_past_the_first_hundred_share_a_label_per_plan() {
+        let metrics = SchedulerMetrics::new();
+        for n in 0..LABELLED_TENANTS + 5 {
+            let tenant = TenantLabels {
+                tenant: format!("org-{n}"),
+                plan: if n % 2 == 0 { "free" } else { "pro" }.to_string(),
+            };
+            metrics.lag(&tenant, Duration::from_millis(5));
+        }
+        // A labelled one keeps its series.
+        let first = TenantLabels {
+            tenant: "org-0".to_string(),
+            plan: "free".to_string(),
+        };
+        metrics.lag(&first, Duration::from_millis(5));
+        let mut registry = Registry::default();
+        metrics.register(&mut registry);
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        let series: HashSet<&str> = text
+            .lines()
+            .filter_map(|line| line.strip_prefix("check_lag_seconds_count{"))
+            .collect();
+        assert_eq!(series.len(), LABELLED_TENANTS + 2, "{series:?}");
+        assert!(text.contains("check_lag_seconds_count{tenant=\"org-0\",plan=\"free\"} 2"));
+        assert!(text.contains("check_lag_seconds_count{tenant=\"_other\",plan=\"free\"} 3"));
+        assert!(text.contains("check_lag_seconds_count{tenant=\"_other\",plan=\"pro\"} 2"));
     }
 }
