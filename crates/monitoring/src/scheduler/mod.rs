@@ -1,15 +1,15 @@
 //! The scheduler: every server instance runs one. Checks are claimed from the schedule in the
-//! control database under leases ([`plan::claim_ahead`]: `FOR UPDATE SKIP LOCKED`, fair across
+//! control database under leases ([`claim_ahead`]: `FOR UPDATE SKIP LOCKED`, fair across
 //! organizations and weighted by plan), those due now and those coming due within a short
 //! lookahead, never more than the instance's workers can start (backpressure: what is not
 //! claimed stays due, and the lag shows it). Claimed checks are prepared at once, in one read
-//! per organization ([`prepare`]: the tenant resolved, the monitors read, slots recorded
-//! already dropped), and wait in the instance's [`Timetable`] for their due time and a worker:
+//! per organization (`prepare.rs`: the tenant resolved, the monitors read, slots recorded
+//! already dropped), and wait in the instance's timetable (`timetable.rs`) for their due time and a worker:
 //! the timetable is fair across organizations and keeps a busy organization's backlog from
 //! taking the worker another organization's check will need when it falls due. The dispatcher
-//! ([`work`]) starts each check when the timetable says so; the check runs, is recorded (with
+//! (`work.rs`) starts each check when the timetable says so; the check runs, is recorded (with
 //! the incident it opens or resolves, and its alerts), and its slot is moved on in batches
-//! ([`release`]).
+//! (`release.rs`).
 //!
 //! An instance that dies leaves its leases to expire; another instance then takes the slots
 //! over. A slot already recorded is not run again, and recording is idempotent per slot, so no
@@ -37,10 +37,10 @@ pub use plan::{
     weight_of,
 };
 pub use stats::{CheckOutcome, SchedulerMetrics, TenantLabels};
-pub use timetable::Timetable;
 
 use crate::checks::Checker;
 use release::Release;
+use timetable::Timetable;
 use work::Ready;
 
 /// How an instance schedules.

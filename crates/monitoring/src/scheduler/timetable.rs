@@ -240,11 +240,13 @@ impl<T> Timetable<T> {
         self.len
     }
 
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
 
     /// How long `org`'s checks are expected to hold a worker.
+    #[cfg(test)]
     pub fn expected_hold(&self, org: &Uuid) -> Option<Duration> {
         self.holds.get(org).copied()
     }
