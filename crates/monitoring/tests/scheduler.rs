@@ -686,6 +686,7 @@ async fn checks_coming_due_are_claimed_within_the_lookahead_soonest_first() {
     // Within 5 s, room for one: the soonest.
     let ask = Ask {
         ahead: 1,
+        ahead_unreserved: 1,
         horizon: Duration::from_secs(5),
         ..Ask::due(10)
     };
@@ -700,7 +701,11 @@ async fn checks_coming_due_are_claimed_within_the_lookahead_soonest_first() {
         pool,
         Claimant::Instances,
         owner,
-        &Ask { ahead: 10, ..ask },
+        &Ask {
+            ahead: 10,
+            ahead_unreserved: 10,
+            ..ask
+        },
         lease,
     )
     .await
@@ -716,4 +721,63 @@ async fn checks_coming_due_are_claimed_within_the_lookahead_soonest_first() {
         .unwrap();
     assert!((20.0..30.0).contains(&wait), "{wait}");
     assert!(rest.iter().all(|c| c.org_id == org));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ping_arriving_after_the_claim_keeps_a_heartbeat_monitor_up() {
+    let engine = engine().await;
+    let pool = engine.runtime_pool();
+    let ctx = tenant(&engine, Isolation::Shared, "free").await;
+    let id = create(&engine, &ctx, &input("heartbeat", None, 60)).await;
+    // Up, its last ping an hour ago (its deadline long past), its next look in a moment.
+    let mut tx = ctx.begin().await.unwrap();
+    sqlx::query(
+        "UPDATE monitors SET created_at = now() - interval '2 hours',
+                             last_ping_at = now() - interval '1 hour', status = 'up'
+         WHERE id = $1",
+    )
+    .bind(id)
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    sqlx::query(
+        "UPDATE monitoring.schedule SET next_due_at = now() + interval '900 milliseconds'
+         WHERE monitor_id = $1",
+    )
+    .bind(id)
+    .execute(pool)
+    .await
+    .unwrap();
+    let instance = start(&engine, config(2));
+    // Claimed ahead of its due time (and its monitor read then)...
+    let mut leased = false;
+    for _ in 0..400 {
+        leased = sqlx::query_scalar(
+            "SELECT lease_owner IS NOT NULL FROM monitoring.schedule WHERE monitor_id = $1",
+        )
+        .bind(id)
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        if leased {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(leased, "the check was claimed ahead");
+    // ...then the job pings before the check falls due (on an up monitor a ping only notes
+    // the time: the check records the slot).
+    let mut tx = ctx.begin().await.unwrap();
+    let ping = monitoring::record_ping(&mut tx, id, Utc::now())
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(ping, monitoring::Ping::Noted);
+    until_checked(&ctx, &[id], 1).await;
+    instance.stop().await;
+    let recorded = slots(&ctx).await;
+    assert_eq!(recorded[&id].len(), 1);
+    assert!(recorded[&id][0].1, "the ping counted: {:?}", recorded[&id]);
+    assert_eq!(status(&ctx, id).await, "up");
 }

@@ -89,6 +89,46 @@ pub fn reserved_workers(workers: usize) -> usize {
     if workers < 2 { 0 } else { (workers / 8).max(1) }
 }
 
+/// How many checks a claim may ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Room {
+    due: usize,
+    unreserved: usize,
+    ahead: usize,
+    ahead_unreserved: usize,
+}
+
+impl Room {
+    /// The room of an instance of `workers` running `running` checks with `due` more due and
+    /// waiting, and `ahead` claimed that are not due yet.
+    fn of(
+        config: &SchedulerConfig,
+        workers: usize,
+        running: usize,
+        due: usize,
+        ahead: usize,
+    ) -> Self {
+        let reserved = reserved_workers(workers);
+        let general = workers + config.prefetch - reserved;
+        let held = running + due;
+        let ahead_room = if config.lookahead.is_zero() {
+            0
+        } else {
+            let most = 3 * (workers + config.prefetch) + 2 * reserved;
+            (2 * (workers + config.prefetch))
+                .saturating_sub(ahead)
+                .min(most.saturating_sub(held + ahead))
+        };
+        let unreserved = general.saturating_sub(held);
+        Self {
+            due: (general + 2 * reserved).saturating_sub(held),
+            unreserved,
+            ahead: ahead_room,
+            ahead_unreserved: if unreserved > 0 { ahead_room } else { 0 },
+        }
+    }
+}
+
 /// What woke the claimer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Wake {
@@ -129,7 +169,17 @@ struct Shared {
     releases: mpsc::UnboundedSender<Release>,
     workers: usize,
     lease_slack: Duration,
+    /// A check prepared longer ago than this (it waited for a worker) reads its monitor again
+    /// before it runs.
+    fresh_for: Duration,
 }
+
+/// How long past the lookahead a prepared check may wait for a worker and still run on what
+/// was read when it was claimed.
+const FRESH_PAST_LOOKAHEAD: Duration = Duration::from_secs(1);
+
+/// How long a stopping instance waits for its last released slots to be written.
+const FLUSH_WAIT: Duration = Duration::from_secs(10);
 
 impl Shared {
     fn table(&self) -> std::sync::MutexGuard<'_, Timetable<Ready>> {
@@ -170,6 +220,7 @@ impl Scheduler {
                 releases,
                 workers,
                 lease_slack: config.lease_slack,
+                fresh_for: config.lookahead + FRESH_PAST_LOOKAHEAD,
             }),
             config,
             releases: receiver,
@@ -217,8 +268,10 @@ impl Scheduler {
         checks.abort_all();
         while checks.join_next().await.is_some() {}
         let (flushed, flushing) = tokio::sync::oneshot::channel();
-        if shared.releases.send(Release::Flush(flushed)).is_ok() {
-            let _ = flushing.await;
+        if shared.releases.send(Release::Flush(flushed)).is_ok()
+            && tokio::time::timeout(FLUSH_WAIT, flushing).await.is_err()
+        {
+            tracing::warn!("releasing the last check slots timed out; their leases will expire");
         }
         releaser.abort();
         let _ = releaser.await;
@@ -295,34 +348,31 @@ impl Claimer {
     }
 
     /// Claims what the workers can start: checks due now to fill the workers and the prefetch
-    /// (past that, only organizations other than the busiest, by twice the reserve), and
-    /// checks coming due within the lookahead, up to twice as many. Woken by a finished check,
-    /// it claims only once the checks due and waiting are down to half the prefetch, in one
-    /// batch rather than a row each time a worker finishes; woken by a check coming due, it
-    /// claims whatever there is room for.
+    /// (past that, only of organizations below the busiest, by twice the reserve), and checks
+    /// coming due within the lookahead, up to twice as many, all held by the instance never
+    /// more than three times workers and prefetch (with the reserve); once the checks due fill
+    /// the instance, those coming due too are only of organizations below the busiest, whose
+    /// checks the timetable starts on time. Woken by a finished check, it claims only once the
+    /// checks due and waiting are down to half the prefetch, in one batch rather than a row
+    /// each time a worker finishes; woken by a check coming due, it claims whatever there is
+    /// room for.
     async fn claim_some(&self, wake: Wake) -> Claimed {
         let shared = &self.shared;
         let (running, (due, ahead)) = {
             let table = shared.table();
             (table.running(), table.waiting(Utc::now()))
         };
-        let held = running + due;
-        let reserved = reserved_workers(shared.workers);
-        let general = shared.workers + self.config.prefetch - reserved;
-        let room = (general + 2 * reserved).saturating_sub(held);
-        let ahead_room = if self.config.lookahead.is_zero() {
-            0
-        } else {
-            (2 * (shared.workers + self.config.prefetch)).saturating_sub(ahead)
-        };
-        if room + ahead_room == 0 || (wake == Wake::Finished && due > self.config.prefetch / 2) {
+        let room = Room::of(&self.config, shared.workers, running, due, ahead);
+        if room.due + room.ahead == 0 || (wake == Wake::Finished && due > self.config.prefetch / 2)
+        {
             return Claimed::NoRoom;
         }
         let started = Instant::now();
         let ask = Ask {
-            due: room as i64,
-            unreserved: general.saturating_sub(held) as i64,
-            ahead: ahead_room as i64,
+            due: room.due as i64,
+            unreserved: room.unreserved as i64,
+            ahead: room.ahead as i64,
+            ahead_unreserved: room.ahead_unreserved as i64,
             horizon: self.config.lookahead,
         };
         let claims = match claim_ahead(
@@ -340,7 +390,11 @@ impl Claimer {
                 return Claimed::NoRoom;
             }
         };
-        let claimed = if claims.len() == room + ahead_room {
+        let now = Utc::now();
+        let claimed_due = claims.iter().filter(|c| c.due_at <= now).count();
+        let claimed = if claimed_due >= room.due
+            || (room.ahead > 0 && claims.len() - claimed_due >= room.ahead)
+        {
             Claimed::Full
         } else {
             Claimed::Partial
@@ -359,5 +413,57 @@ impl Claimer {
             shared.changed.notify_one();
         }
         claimed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> SchedulerConfig {
+        SchedulerConfig {
+            workers: 16,
+            prefetch: 8,
+            ..SchedulerConfig::default()
+        }
+    }
+
+    #[test]
+    fn an_idle_instance_claims_what_is_due_and_what_comes_due() {
+        let room = Room::of(&config(), 16, 0, 0, 0);
+        // 16 + 8 - 2 for anyone, 4 more for organizations below the busiest.
+        assert_eq!((room.due, room.unreserved), (26, 22));
+        assert_eq!((room.ahead, room.ahead_unreserved), (48, 48));
+    }
+
+    #[test]
+    fn a_full_instance_claims_ahead_only_for_organizations_below_the_busiest() {
+        // Every worker busy and the prefetch waiting.
+        let room = Room::of(&config(), 16, 16, 8, 10);
+        assert_eq!((room.due, room.unreserved), (2, 0));
+        assert_eq!((room.ahead, room.ahead_unreserved), (38, 0));
+    }
+
+    #[test]
+    fn what_an_instance_holds_is_bounded_however_far_behind_it_is() {
+        // Checks claimed ahead fell due and wait behind busy workers: no more room of any kind
+        // once the instance holds three times workers and prefetch (and the reserve).
+        let room = Room::of(&config(), 16, 16, 40, 20);
+        assert_eq!(
+            room,
+            Room {
+                due: 0,
+                unreserved: 0,
+                ahead: 0,
+                ahead_unreserved: 0
+            }
+        );
+        let room = Room::of(&config(), 16, 16, 20, 30);
+        assert_eq!((room.due, room.ahead), (0, 10));
+        let zero = SchedulerConfig {
+            lookahead: Duration::ZERO,
+            ..config()
+        };
+        assert_eq!(Room::of(&zero, 16, 0, 0, 0).ahead, 0);
     }
 }

@@ -129,6 +129,9 @@ pub struct Ask {
     pub unreserved: i64,
     /// Checks not due yet but within `horizon`, at most (the soonest first).
     pub ahead: i64,
+    /// Of those, how many may be of any organization; the rest only of organizations in a
+    /// lower round than the busiest one.
+    pub ahead_unreserved: i64,
     pub horizon: Duration,
 }
 
@@ -139,6 +142,7 @@ impl Ask {
             due: max,
             unreserved: max,
             ahead: 0,
+            ahead_unreserved: 0,
             horizon: Duration::ZERO,
         }
     }
@@ -164,9 +168,11 @@ pub async fn claim(
     claim_ahead(control, claimant, owner, &Ask::due(max), slack).await
 }
 
-/// [`claim`] as `ask` says: due checks as [`claim`] ranks them, at most `ask.unreserved` of
-/// them of the busiest organization's round, and checks coming due within `ask.horizon`,
-/// the soonest first, for an instance that starts each at its due time.
+/// [`claim`] as `ask` says: due checks as [`claim`] ranks them, past `ask.unreserved` only of
+/// organizations below the busiest one's round, and checks coming due within `ask.horizon`,
+/// the soonest first (past `ask.ahead_unreserved` likewise only of organizations below the
+/// busiest), for an instance that starts each at its due time. Leases of agents do not count
+/// toward the server instances' rounds, nor the instances' toward an agent's.
 pub async fn claim_ahead(
     control: &PgPool,
     claimant: Claimant,
@@ -193,10 +199,10 @@ pub async fn claim_ahead(
     let mut tx = lazily(control).await?;
     let claims = sqlx::query_as(&format!(
         "WITH busy AS (
-             SELECT org_id, count(*) AS running
-             FROM monitoring.schedule
-             WHERE lease_owner IS NOT NULL AND lease_until > now()
-             GROUP BY org_id
+             SELECT s.org_id, count(*) AS running
+             FROM monitoring.schedule s
+             WHERE {scope} AND s.lease_owner IS NOT NULL AND s.lease_until > now()
+             GROUP BY s.org_id
          ), busiest AS (
              SELECT coalesce(max(b.running / {WEIGHT_SQL}), 0) AS round
              FROM busy b JOIN control.tenants t ON t.id = b.org_id
@@ -232,7 +238,8 @@ pub async fn claim_ahead(
              SELECT org_id, monitor_id, plan FROM ordered
              WHERE (NOT ahead AND position <= $2
                     AND (position <= $6 OR round < (SELECT round FROM busiest)))
-                OR (ahead AND position <= $8)
+                OR (ahead AND position <= $8
+                    AND (position <= $9 OR round < (SELECT round FROM busiest)))
          ), locked AS (
              SELECT s.org_id, s.monitor_id, c.plan
              FROM monitoring.schedule s
@@ -256,6 +263,7 @@ pub async fn claim_ahead(
     .bind(ask.unreserved.clamp(0, due))
     .bind(ask.horizon.as_secs_f64())
     .bind(ahead)
+    .bind(ask.ahead_unreserved.clamp(0, ahead))
     .fetch_all(&mut *tx)
     .await?;
     tx.commit().await?;

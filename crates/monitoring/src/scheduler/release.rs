@@ -3,7 +3,7 @@
 //! once for a batch of checks instead of once for each. A slot waits here for no timer: an
 //! idle instance releases each at once.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot};
@@ -14,6 +14,10 @@ use super::stats::SchedulerMetrics;
 
 /// Slots released in one transaction, at most.
 const BATCH: usize = 500;
+
+/// The pause before a failed release is tried again (once: it is only the lease's expiry that
+/// a second failure costs).
+const RETRY_PAUSE: Duration = Duration::from_secs(1);
 
 pub(super) enum Release {
     Slot(Claim, Next),
@@ -43,7 +47,11 @@ pub(super) async fn run(
         if !batch.is_empty() {
             let began = Instant::now();
             if let Err(e) = finish_all(&control, owner, &batch).await {
-                tracing::warn!(slots = batch.len(), error = %e, "releasing check slots failed; their leases will expire and the slots be taken over");
+                tracing::warn!(slots = batch.len(), error = %e, "releasing check slots failed; trying once more");
+                tokio::time::sleep(RETRY_PAUSE).await;
+                if let Err(e) = finish_all(&control, owner, &batch).await {
+                    tracing::warn!(slots = batch.len(), error = %e, "releasing check slots failed again; their leases will expire and the slots be taken over");
+                }
             }
             metrics.overhead(began.elapsed());
             batch.clear();

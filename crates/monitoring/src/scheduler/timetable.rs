@@ -30,6 +30,10 @@ use uuid::Uuid;
 /// weighted average).
 const HOLD_WEIGHT: f64 = 0.25;
 
+/// Expected holds kept at most; past this, those of organizations with nothing waiting or
+/// running are forgotten (they start again from their checks' timeouts).
+const HOLDS_KEPT: usize = 10_000;
+
 struct Entry<T> {
     due: DateTime<Utc>,
     /// How long the check may hold a worker when its organization has no history yet.
@@ -141,7 +145,8 @@ impl<T> Timetable<T> {
 
     /// Whether the checks coming due before `until` of organizations in a round below `round`
     /// each find a worker at their due time with `spare` workers idle and the running checks
-    /// ending when expected.
+    /// ending when expected. Of an organization below, only as many count as it can start
+    /// before reaching `round` itself: past that, its checks wait their turn like the others.
     fn leaves_room(
         &self,
         until: DateTime<Utc>,
@@ -151,14 +156,17 @@ impl<T> Timetable<T> {
     ) -> bool {
         let mut coming: Vec<DateTime<Utc>> = Vec::new();
         for (org, lane) in &self.lanes {
-            if self.round(org) >= round {
-                continue;
-            }
+            let (running, weight) = self
+                .orgs
+                .get(org)
+                .map_or((0, 1), |o| (o.running, o.weight.max(1)));
+            let below = (weight * round).saturating_sub(running);
             coming.extend(
                 lane.entries
                     .iter()
                     .map(|entry| entry.due)
-                    .take_while(|due| *due <= until),
+                    .take_while(|due| *due <= until)
+                    .take(below as usize),
             );
         }
         coming.sort_unstable();
@@ -207,6 +215,11 @@ impl<T> Timetable<T> {
             .entry(running.org)
             .and_modify(|hold| *hold = hold.mul_f64(1.0 - HOLD_WEIGHT) + held.mul_f64(HOLD_WEIGHT))
             .or_insert(held);
+        if self.holds.len() > HOLDS_KEPT {
+            let (orgs, lanes) = (&self.orgs, &self.lanes);
+            self.holds
+                .retain(|org, _| orgs.contains_key(org) || lanes.contains_key(org));
+        }
     }
 
     /// Takes every check not started, for giving back.
@@ -420,6 +433,30 @@ mod tests {
         // ...and the quiet check starts on the worker that frees.
         table.done(running[1].0, Duration::from_millis(100));
         assert!(matches!(table.next(at(150)), Next::Start(run, 100) if run.org == org(2)));
+    }
+
+    #[test]
+    fn only_the_checks_an_organization_may_start_below_the_busy_round_are_waited_for() {
+        let mut table = Timetable::new(4);
+        for i in 0..10 {
+            table.push(org(1), 1, at(i), SECOND, i);
+        }
+        // Ten checks of the quiet organization all due in half a second (created together).
+        for i in 0..10 {
+            table.push(org(2), 1, at(500), SECOND, 100 + i);
+        }
+        // The busy organization's first check goes (nobody is below round 0). In round 1,
+        // one quiet check is below it: one worker of the three idle is enough, a second busy
+        // check starts. In round 2, two quiet checks are below it and one worker would be
+        // left: the last two stay idle for them.
+        let started = start_all(&mut table, at(10));
+        assert_eq!(started.len(), 2);
+        assert!(started.iter().all(|(run, _)| run.org == org(1)));
+        assert_eq!(table.next(at(20)), Next::Wait(Some(at(500))));
+        // At their due time the quiet organization runs two, as many as the busy one.
+        let quiet = start_all(&mut table, at(500));
+        assert_eq!(quiet.len(), 2);
+        assert!(quiet.iter().all(|(run, _)| run.org == org(2)));
     }
 
     #[test]

@@ -80,9 +80,60 @@ async fn sleep_until(at: Option<tokio::time::Instant>) {
     }
 }
 
+/// A started check's worker and slot. However the check's task ends (done, a panic, the abort
+/// of a stopping instance), the worker goes back to the timetable, and a slot not released yet
+/// is released for another try at once (by any instance: recorded once whatever happens).
+struct Hold {
+    shared: Arc<Shared>,
+    run: Run,
+    began: Instant,
+    claim: Option<Claim>,
+}
+
+impl Hold {
+    fn release(&mut self, next: Next) {
+        if let Some(claim) = self.claim.take() {
+            self.shared.release(claim, next);
+        }
+    }
+}
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        self.release(Next::Retry(Duration::ZERO));
+        self.shared.table().done(self.run, self.began.elapsed());
+        self.shared.changed.notify_one();
+        self.shared.room.notify_one();
+    }
+}
+
 /// Runs one started check, records it and releases its slot.
 async fn check(shared: Arc<Shared>, run: Run, ready: Ready) {
-    let began = Instant::now();
+    let mut hold = Hold {
+        shared: shared.clone(),
+        run,
+        began: Instant::now(),
+        claim: Some(ready.claim.clone()),
+    };
+    // A heartbeat monitor is judged by its last ping, which may have arrived since it was
+    // read; a check that waited for a worker may find its monitor changed.
+    let ready = if ready.monitor.kind == "heartbeat" || ready.claimed.elapsed() > shared.fresh_for {
+        hold.claim = None;
+        let claimed = ready.claimed;
+        match super::prepare::prepare(&shared, vec![ready.claim], claimed)
+            .await
+            .pop()
+        {
+            Some(again) => {
+                hold.claim = Some(again.claim.clone());
+                again
+            }
+            // Released as its monitor now says.
+            None => return,
+        }
+    } else {
+        ready
+    };
     let Ready {
         claim,
         claimed,
@@ -90,6 +141,7 @@ async fn check(shared: Arc<Shared>, run: Run, ready: Ready) {
         monitor,
         labels,
     } = ready;
+    let began = hold.began;
     let (next, outcome, overhead) = match keep_lease(&shared, &claim, &monitor, claimed).await {
         Ok(true) => {
             let started_at = Utc::now();
@@ -124,12 +176,9 @@ async fn check(shared: Arc<Shared>, run: Run, ready: Ready) {
             )
         }
     };
-    shared.release(claim, next);
+    hold.release(next);
     shared.metrics.overhead(overhead);
     shared.metrics.outcome(outcome);
-    shared.table().done(run, began.elapsed());
-    shared.changed.notify_one();
-    shared.room.notify_one();
 }
 
 /// Makes the lease last the check when the check waited long enough for it to run short;
