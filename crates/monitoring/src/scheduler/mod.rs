@@ -392,7 +392,8 @@ impl Claimer {
         };
         let now = Utc::now();
         let claimed_due = claims.iter().filter(|c| c.due_at <= now).count();
-        let claimed = if claimed_due >= room.due
+        // Either part filled: there may be more of it.
+        let claimed = if (room.due > 0 && claimed_due >= room.due)
             || (room.ahead > 0 && claims.len() - claimed_due >= room.ahead)
         {
             Claimed::Full

@@ -101,7 +101,9 @@ impl Hold {
 impl Drop for Hold {
     fn drop(&mut self) {
         self.release(Next::Retry(Duration::ZERO));
-        self.shared.table().done(self.run, self.began.elapsed());
+        self.shared
+            .table()
+            .done(self.run, self.began.elapsed(), Utc::now());
         self.shared.changed.notify_one();
         self.shared.room.notify_one();
     }
