@@ -48,12 +48,12 @@ const ORGS_KEPT: usize = 10_000;
 
 /// What the timetable has learned of an organization's checks: how long they hold a worker.
 #[derive(Debug, Clone, Copy)]
-struct Hold {
+struct HoldStats {
     average: f64,
     deviation: f64,
 }
 
-impl Hold {
+impl HoldStats {
     fn first(held: Duration) -> Self {
         Self {
             average: held.as_secs_f64(),
@@ -82,7 +82,7 @@ struct Org {
     /// Worker seconds charged, as of `at` (fading since).
     charge: f64,
     at: DateTime<Utc>,
-    hold: Option<Hold>,
+    hold: Option<HoldStats>,
 }
 
 impl Org {
@@ -292,7 +292,7 @@ impl<T> Timetable<T> {
             account.charge(held.as_secs_f64() - running.expected.as_secs_f64(), now);
             match account.hold.as_mut() {
                 Some(hold) => hold.learn(held),
-                None => account.hold = Some(Hold::first(held)),
+                None => account.hold = Some(HoldStats::first(held)),
             }
         }
         if self.orgs.len() > ORGS_KEPT {
