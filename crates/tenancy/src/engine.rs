@@ -19,7 +19,7 @@ use crate::error::TenancyError;
 use crate::ids::{Isolation, TenantId, TenantStatus};
 use crate::migrations::MigrationSet;
 use crate::naming::{CONTROL_SCHEMA, Naming, SHARED_SCHEMA, is_plain_identifier};
-use crate::pools::{PoolStats, TenantPools};
+use crate::pools::{self, ConnectionState, PoolStats, TenantPools};
 use crate::registry::{self, TenantRecord};
 use crate::secrets::RoleKey;
 
@@ -281,6 +281,19 @@ impl Tenancy {
         self.inner
             .tenant_pools
             .stats(&self.inner.runtime, &self.inner.owner)
+    }
+
+    /// Every idle connection of every pool of this engine (runtime, owner, each cached
+    /// database-tier pool), taken at once and inspected: whether it is inside a transaction
+    /// block, and its session-level `app.tenant_id`, `search_path` and read-only default. For
+    /// diagnostics and the tests of pool hygiene; connections in use are not waited for.
+    pub async fn inspect_idle_connections(&self) -> Result<Vec<ConnectionState>, TenancyError> {
+        let mut states = pools::inspect_idle("runtime", &self.inner.runtime).await?;
+        states.extend(pools::inspect_idle("owner", &self.inner.owner).await?);
+        for (id, pool) in self.inner.tenant_pools.cached() {
+            states.extend(pools::inspect_idle(&format!("tenant:{id}"), &pool).await?);
+        }
+        Ok(states)
     }
 
     /// Closes idle database-tier pools every `every`, until the engine is dropped.

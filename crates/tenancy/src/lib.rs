@@ -37,7 +37,7 @@ pub use ids::{Isolation, ProvisionStep, Slug, SlugError, TenantId, TenantStatus}
 pub use lifecycle::RegistryTx;
 pub use migrations::{Migration, MigrationSet};
 pub use naming::{CONTROL_SCHEMA, DATABASE_TIER_SCHEMA, Naming, SHARED_SCHEMA, quote_ident};
-pub use pools::PoolStats;
+pub use pools::{ConnectionState, PoolStats};
 pub use provision::NewTenant;
 pub use registry::TenantRecord;
 pub use relocate::{MoveOptions, MoveProgress, MoveReport};

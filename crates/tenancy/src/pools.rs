@@ -36,12 +36,23 @@ pub struct PoolStats {
     pub runtime_connections: u32,
     pub runtime_idle: u32,
     pub owner_connections: u32,
+    pub owner_idle: u32,
     pub tenant_pools: usize,
     pub tenant_pool_capacity: usize,
     pub tenant_connections: u32,
+    pub tenant_idle: u32,
     pub tenant_connection_budget: u32,
     pub tenant_pools_opened: u64,
     pub tenant_pools_evicted: u64,
+}
+
+impl PoolStats {
+    /// No connection of any pool is checked out (or on its way back).
+    pub fn all_idle(&self) -> bool {
+        self.runtime_idle == self.runtime_connections
+            && self.owner_idle == self.owner_connections
+            && self.tenant_idle == self.tenant_connections
+    }
 }
 
 impl TenantPools {
@@ -126,14 +137,20 @@ impl TenantPools {
         self.lock().values().map(|e| e.pool.size()).sum()
     }
 
+    fn idle(&self) -> u32 {
+        self.lock().values().map(|e| e.pool.num_idle() as u32).sum()
+    }
+
     pub fn stats(&self, runtime: &PgPool, owner: &PgPool) -> PoolStats {
         PoolStats {
             runtime_connections: runtime.size(),
             runtime_idle: runtime.num_idle() as u32,
             owner_connections: owner.size(),
+            owner_idle: owner.num_idle() as u32,
             tenant_pools: self.count(),
             tenant_pool_capacity: self.config.tenant_pool_capacity(),
             tenant_connections: self.connections(),
+            tenant_idle: self.idle(),
             tenant_connection_budget: self.config.tenant_connection_budget,
             tenant_pools_opened: self.opened.load(Ordering::Relaxed),
             tenant_pools_evicted: self.evicted.load(Ordering::Relaxed),
@@ -154,5 +171,84 @@ fn close_in_background(pool: PgPool) {
             handle.spawn(async move { pool.close().await });
         }
         Err(_) => drop(pool),
+    }
+}
+
+/// What one idle pooled connection carried when [`crate::Tenancy::inspect_idle_connections`]
+/// looked at it. A clean one is outside any transaction, has no tenant set, and has the
+/// role's own `search_path`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConnectionState {
+    /// `runtime`, `owner`, or `tenant:<id>` for a database-tier tenant's pool.
+    pub pool: String,
+    /// The session was inside a transaction block (the connection is then closed, not reused).
+    pub in_transaction: bool,
+    /// `app.tenant_id` at session level (`None` when unset or empty).
+    pub tenant_setting: Option<String>,
+    pub search_path: String,
+    /// The session-level default for new transactions.
+    pub default_read_only: bool,
+}
+
+impl ConnectionState {
+    /// Whether the connection carries nothing into the next transaction.
+    pub fn is_clean(&self, default_search_path: &str) -> bool {
+        !self.in_transaction
+            && self.tenant_setting.is_none()
+            && !self.default_read_only
+            && self.search_path == default_search_path
+    }
+}
+
+/// Takes every idle connection of `pool` at once (so none is looked at twice) and reports
+/// what each carries; a connection found inside a transaction block is closed.
+pub(crate) async fn inspect_idle(
+    name: &str,
+    pool: &PgPool,
+) -> Result<Vec<ConnectionState>, sqlx::Error> {
+    let mut held = Vec::new();
+    while let Some(conn) = pool.try_acquire() {
+        held.push(conn);
+    }
+    let mut states = Vec::with_capacity(held.len());
+    for conn in &mut held {
+        // SAVEPOINT outside a transaction block fails with 25P01.
+        let in_transaction = match sqlx::raw_sql("SAVEPOINT tenantry_probe")
+            .execute(&mut **conn)
+            .await
+        {
+            Ok(_) => true,
+            Err(e) if crate::error::sqlstate(&e).as_deref() == Some("25P01") => false,
+            Err(e) => return Err(e),
+        };
+        if in_transaction {
+            conn.close_on_drop();
+        }
+        let (tenant_setting, search_path, default_read_only): (Option<String>, String, String) =
+            sqlx::query_as(
+                "SELECT nullif(current_setting('app.tenant_id', true), ''),
+                        current_setting('search_path'),
+                        current_setting('default_transaction_read_only')",
+            )
+            .fetch_one(&mut **conn)
+            .await?;
+        states.push(ConnectionState {
+            pool: name.to_string(),
+            in_transaction,
+            tenant_setting,
+            search_path,
+            default_read_only: default_read_only == "on",
+        });
+    }
+    Ok(states)
+}
+
+impl TenantPools {
+    /// The cached database-tier pools, by tenant.
+    pub(crate) fn cached(&self) -> Vec<(TenantId, PgPool)> {
+        self.lock()
+            .iter()
+            .map(|(id, e)| (*id, e.pool.clone()))
+            .collect()
     }
 }

@@ -7,6 +7,7 @@
 // A harness for tests only: failing loudly at the first broken step is what a test wants.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
+pub mod latency;
 pub mod smtp;
 
 use std::str::FromStr;

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod append_only;
+mod cancellation;
 mod fleet;
 mod isolation;
 mod lifecycle;
