@@ -254,10 +254,8 @@ async fn admit_as(
         // Refused by the key's own budget: the organization's is left alone.
         Some(refused) if !refused.allowed => Some(refused),
         _ => {
-            let budget = state
-                .limiter
-                .budget(tenant_id, || state.orgs.limit(tenant_id, RATE_LIMIT_KEY))
-                .await?;
+            // Cached, and invalidated at once when the plan or an override changes.
+            let budget = state.orgs.limit(tenant_id, RATE_LIMIT_KEY).await?;
             let org_rate = match budget {
                 Some(per_minute) => Some(state.limiter.check(tenant_id, per_minute).await),
                 None => None,

@@ -23,9 +23,15 @@ use tenantry_tenancy::{ControlSchema, MigrationSet};
 pub fn control_schema() -> ControlSchema {
     ControlSchema {
         name: "identity",
-        migrations: MigrationSet::from_files(&[(
-            "identity/0001_users_sessions.sql",
-            include_str!("../migrations/0001_users_sessions.sql"),
-        )]),
+        migrations: MigrationSet::from_files(&[
+            (
+                "identity/0001_users_sessions.sql",
+                include_str!("../migrations/0001_users_sessions.sql"),
+            ),
+            (
+                "identity/0002_session_invalidation.sql",
+                include_str!("../migrations/0002_session_invalidation.sql"),
+            ),
+        ]),
     }
 }

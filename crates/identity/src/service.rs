@@ -6,6 +6,7 @@ use std::sync::Arc;
 use chrono::{Duration, Utc};
 use serde::Serialize;
 use sqlx::{PgConnection, PgPool};
+use tenantry_tenancy::cache::{Cache, Caches, Invalidate};
 use uuid::Uuid;
 
 use crate::email::Email;
@@ -82,6 +83,8 @@ pub struct Identity {
     hasher: PasswordHasher,
     keys: Arc<SigningKeys>,
     config: IdentityConfig,
+    /// Open sessions, by id, once [`Identity::with_caches`] set them up.
+    sessions: Option<Arc<Cache<Uuid, bool>>>,
 }
 
 const MIN_PASSWORD: usize = 8;
@@ -101,7 +104,18 @@ impl Identity {
             hasher,
             keys: Arc::new(keys),
             config,
+            sessions: None,
         })
+    }
+
+    /// Caches which sessions are open, invalidated through `caches` (see
+    /// `tenantry_tenancy::cache`): a revoked session is refused on the next request, on every
+    /// instance.
+    pub fn with_caches(mut self, caches: &Arc<Caches>) -> Self {
+        self.sessions = Some(Cache::new(caches, |sid: &Uuid, _, topic, id| {
+            topic == "session" && sid.to_string() == id
+        }));
+        self
     }
 
     /// Creates a user (sign-up, or the CLI's `user create`).
@@ -234,13 +248,27 @@ impl Identity {
 
     /// Ends the session: its access and refresh tokens stop working.
     pub async fn logout(&self, claims: &AccessClaims) -> Result<(), IdentityError> {
-        sessions::revoke(&self.pool, claims.sid, "logout").await
+        sessions::revoke(&self.pool, claims.sid, "logout").await?;
+        if let Some(cache) = &self.sessions {
+            cache.invalidate("session", &claims.sid.to_string());
+        }
+        Ok(())
     }
 
     /// The claims of a valid access token whose session is still open.
     pub async fn authenticate(&self, access_token: &str) -> Result<AccessClaims, IdentityError> {
         let claims = self.keys.verify(access_token)?;
-        if !sessions::is_active(&self.pool, claims.sid).await? {
+        let active = match &self.sessions {
+            Some(cache) => {
+                cache
+                    .get_or_load(&claims.sid, |open| *open, async {
+                        sessions::is_active(&self.pool, claims.sid).await
+                    })
+                    .await?
+            }
+            None => sessions::is_active(&self.pool, claims.sid).await?,
+        };
+        if !active {
             return Err(IdentityError::InvalidToken);
         }
         Ok(claims)

@@ -13,6 +13,9 @@ use uuid::Uuid;
 
 use tenantry_audit::{AuditContext, Change};
 
+use std::time::Instant;
+
+use crate::auth_cache::CachedKey;
 use crate::members::{Orgs, OrgsError};
 use crate::roles::{Action, Role};
 
@@ -83,6 +86,9 @@ fn key_budget(requests_per_minute: Option<i64>) -> Result<Option<i32>, OrgsError
         })
         .transpose()
 }
+
+/// How precisely `last_used_at` follows a key's use.
+const KEY_USE_PRECISION: std::time::Duration = std::time::Duration::from_secs(60);
 
 fn digest(secret: &str) -> Vec<u8> {
     Sha256::digest(secret.as_bytes()).to_vec()
@@ -190,32 +196,66 @@ impl Orgs {
         if !secret.starts_with(KEY_PREFIX) {
             return Ok(None);
         }
-        let found: Option<(Uuid, Uuid, String, Option<i32>)> = sqlx::query_as(
-            "SELECT id, org_id, role, requests_per_minute FROM orgs.api_keys
-             WHERE key_hash = $1 AND revoked_at IS NULL",
-        )
-        .bind(digest(secret))
-        .fetch_optional(self.runtime())
-        .await?;
-        let Some((key_id, org_id, role, requests_per_minute)) = found else {
+        let hash = digest(secret);
+        let cache = &self.auth_caches().keys;
+        let found = cache
+            .get_or_load(&hash, Option::is_some, async {
+                let found: Option<(Uuid, Uuid, String, Option<i32>)> = sqlx::query_as(
+                    "SELECT id, org_id, role, requests_per_minute FROM orgs.api_keys
+                     WHERE key_hash = $1 AND revoked_at IS NULL",
+                )
+                .bind(&hash)
+                .fetch_optional(self.runtime())
+                .await?;
+                let Some((key_id, org_id, role, requests_per_minute)) = found else {
+                    return Ok::<_, OrgsError>(None);
+                };
+                let role = role
+                    .parse()
+                    .map_err(|e: String| OrgsError::Unexpected(anyhow::anyhow!(e)))?;
+                self.record_key_use(key_id);
+                Ok(Some(CachedKey {
+                    identity: KeyIdentity {
+                        key_id,
+                        org_id,
+                        role,
+                        requests_per_minute,
+                    },
+                    recorded_use: Instant::now(),
+                }))
+            })
+            .await?;
+        let Some(found) = found else {
             return Ok(None);
         };
-        sqlx::query(
-            "UPDATE orgs.api_keys SET last_used_at = now()
-             WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')",
-        )
-        .bind(key_id)
-        .execute(self.runtime())
-        .await?;
-        let role = role
-            .parse()
-            .map_err(|e: String| OrgsError::Unexpected(anyhow::anyhow!(e)))?;
-        Ok(Some(KeyIdentity {
-            key_id,
-            org_id,
-            role,
-            requests_per_minute,
-        }))
+        // `last_used_at` is kept to the minute, written off the request's path.
+        if found.recorded_use.elapsed() >= KEY_USE_PRECISION {
+            cache.touch(&hash, |k| {
+                if let Some(k) = k {
+                    k.recorded_use = Instant::now();
+                }
+            });
+            self.record_key_use(found.identity.key_id);
+        }
+        Ok(Some(found.identity))
+    }
+
+    /// Records that key `key_id` was used now, in the background (at most once a minute per key
+    /// and process).
+    fn record_key_use(&self, key_id: Uuid) {
+        let pool = self.runtime().clone();
+        tokio::spawn(async move {
+            let recorded = sqlx::query(
+                "UPDATE orgs.api_keys SET last_used_at = now()
+                 WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')",
+            )
+            .bind(key_id)
+            .execute(&pool)
+            .await;
+            if let Err(error) = recorded {
+                tracing::debug!(%key_id, %error, "could not record an API key's use");
+            }
+        });
     }
 }
 

@@ -3,6 +3,7 @@
 //! No HTTP inside.
 
 mod api_keys;
+mod auth_cache;
 mod closing;
 mod invitations;
 mod limits;
@@ -58,6 +59,10 @@ pub fn control_schema() -> ControlSchema {
             (
                 "orgs/0006_key_budgets_and_org_references.sql",
                 include_str!("../migrations/0006_key_budgets_and_org_references.sql"),
+            ),
+            (
+                "orgs/0007_cache_invalidation.sql",
+                include_str!("../migrations/0007_cache_invalidation.sql"),
             ),
         ]),
     }

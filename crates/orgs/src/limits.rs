@@ -78,9 +78,15 @@ pub(crate) async fn ensure_user_room(
 
 impl Orgs {
     /// The organization's effective value of the limit `key`: `None` when unlimited.
+    /// Cached (see `crate::auth_cache`): read on every request for the rate limit.
     pub async fn limit(&self, org_id: Uuid, key: &str) -> Result<Option<i64>, OrgsError> {
-        let mut conn = self.runtime().acquire().await?;
-        limit_of(&mut conn, org_id, key).await
+        self.auth_caches()
+            .limits
+            .get_or_load(&(org_id, key.to_string()), |_| true, async {
+                let mut conn = self.runtime().acquire().await?;
+                limit_of(&mut conn, org_id, key).await
+            })
+            .await
     }
 
     /// Refuses with `limit_exceeded` when `used + adding` passes the limit `key` (for sets the

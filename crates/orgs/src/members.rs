@@ -144,6 +144,7 @@ pub struct Orgs {
     organization_cap: Option<i64>,
     deleted_retention_days: u32,
     pending: crate::usage::PendingRequests,
+    caches: crate::auth_cache::AuthCaches,
 }
 
 /// How many organizations one user may own, unless configured otherwise.
@@ -153,12 +154,13 @@ impl Orgs {
     /// `outbox` carries invitation emails, whose links start with `public_url`.
     pub fn new(tenancy: Tenancy, outbox: Outbox, public_url: &str) -> Self {
         Self {
-            tenancy,
             outbox,
             public_url: public_url.trim_end_matches('/').to_string(),
             organization_cap: Some(DEFAULT_ORGANIZATION_CAP),
             deleted_retention_days: crate::closing::DEFAULT_DELETED_RETENTION_DAYS,
             pending: Default::default(),
+            caches: crate::auth_cache::AuthCaches::new(tenancy.caches()),
+            tenancy,
         }
     }
 
@@ -332,18 +334,27 @@ impl Orgs {
 
     /// The user's role in the organization, if they are a member.
     pub async fn role_of(&self, org_id: Uuid, user_id: Uuid) -> Result<Option<Role>, OrgsError> {
-        let role: Option<String> = sqlx::query_scalar(
-            "SELECT role FROM orgs.memberships WHERE org_id = $1 AND user_id = $2",
-        )
-        .bind(org_id)
-        .bind(user_id)
-        .fetch_optional(self.runtime())
-        .await?;
-        role.map(|r| {
-            r.parse()
-                .map_err(|e: String| OrgsError::Unexpected(anyhow::anyhow!(e)))
-        })
-        .transpose()
+        self.caches
+            .roles
+            .get_or_load(&(org_id, user_id), |_| true, async {
+                let role: Option<String> = sqlx::query_scalar(
+                    "SELECT role FROM orgs.memberships WHERE org_id = $1 AND user_id = $2",
+                )
+                .bind(org_id)
+                .bind(user_id)
+                .fetch_optional(self.runtime())
+                .await?;
+                role.map(|r| {
+                    r.parse()
+                        .map_err(|e: String| OrgsError::Unexpected(anyhow::anyhow!(e)))
+                })
+                .transpose()
+            })
+            .await
+    }
+
+    pub(crate) fn auth_caches(&self) -> &crate::auth_cache::AuthCaches {
+        &self.caches
     }
 
     /// The organization named by `key` (id or slug) and the user's role in it; `NotFound` when it
@@ -451,7 +462,7 @@ impl Orgs {
             settings.insert("settings".into(), own.clone());
         }
         let settings = serde_json::Value::Object(settings);
-        let mut tx = self.tenancy.begin_registry().await?;
+        let mut tx = self.tenancy.begin_profile_change().await?;
         let record = self
             .tenancy
             .update_profile_in(

@@ -3,6 +3,7 @@
 //! operations implemented in their own modules.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -13,6 +14,7 @@ use sqlx::{Connection, PgConnection, PgPool, Postgres};
 use tokio::sync::Semaphore;
 
 use crate::bootstrap;
+use crate::cache::{Cache, Caches};
 use crate::config::EngineConfig;
 use crate::door::TenantCtx;
 use crate::error::TenancyError;
@@ -92,6 +94,14 @@ pub(crate) struct Inner {
     pub migrations: MigrationSet,
     /// Tenant locks held at once: one fewer than the owner connections.
     pub lock_slots: Arc<Semaphore>,
+    /// The process's caches of authorization data, and their invalidation.
+    pub caches: Arc<Caches>,
+    /// Registry records by id and by slug (both keys hold the same record).
+    pub records: Arc<Cache<String, Option<TenantRecord>>>,
+    /// Runtime-role options on the control database (the invalidation listener).
+    pub runtime_options: PgConnectOptions,
+    /// Owner-role connections handed out: pooled ones acquired, and connections of their own.
+    pub owner_uses: Arc<AtomicU64>,
 }
 
 impl Inner {
@@ -140,7 +150,17 @@ impl Tenancy {
         );
         bootstrap::ensure_control_database(&config.owner, &config.control_database).await?;
         let owner_options = config.owner.clone().database(&config.control_database);
+        let owner_uses = Arc::new(AtomicU64::new(0));
+        let (connected, reused) = (owner_uses.clone(), owner_uses.clone());
         let owner = PgPoolOptions::new()
+            .after_connect(move |_, _| {
+                connected.fetch_add(1, Ordering::Relaxed);
+                Box::pin(async { Ok(()) })
+            })
+            .before_acquire(move |_, _| {
+                reused.fetch_add(1, Ordering::Relaxed);
+                Box::pin(async { Ok(true) })
+            })
             .max_connections(config.pools.owner_max)
             .acquire_timeout(config.pools.acquire_timeout)
             .idle_timeout(Some(Duration::from_secs(60)))
@@ -167,18 +187,21 @@ impl Tenancy {
         }
         drop(conn);
         let runtime_role = naming.runtime_role();
+        let runtime_options = owner_options
+            .clone()
+            .username(&runtime_role)
+            .password(&key.password_for(&runtime_role));
         let runtime = PgPoolOptions::new()
             .max_connections(config.pools.runtime_max)
             .acquire_timeout(config.pools.acquire_timeout)
             .idle_timeout(Some(Duration::from_secs(300)))
-            .connect_with(
-                owner_options
-                    .clone()
-                    .username(&runtime_role)
-                    .password(&key.password_for(&runtime_role)),
-            )
+            .connect_with(runtime_options.clone())
             .await
             .context("failed to connect to the control database as the runtime role")?;
+        let caches = Caches::new();
+        let records = Cache::new(&caches, |_, record: &Option<TenantRecord>, topic, id| {
+            topic == "tenant" && record.as_ref().is_some_and(|r| r.id.to_string() == id)
+        });
         let engine = Self {
             inner: Arc::new(Inner {
                 naming,
@@ -191,6 +214,10 @@ impl Tenancy {
                 key,
                 migrations,
                 lock_slots: Arc::new(Semaphore::new(config.pools.owner_max as usize - 1)),
+                caches,
+                records,
+                runtime_options,
+                owner_uses,
             }),
         };
         if engine.scope_version(SHARED_SCHEMA).await? == 0 {
@@ -233,9 +260,7 @@ impl Tenancy {
 
     /// The door: the tenant named by `key` (id or slug), if it exists and is active.
     pub async fn resolve(&self, key: &str) -> Result<TenantCtx, TenancyError> {
-        let record = registry::find(&self.inner.runtime, key)
-            .await?
-            .ok_or_else(|| TenancyError::NotFound(key.to_string()))?;
+        let record = self.find(key).await?;
         self.verify(&record)
     }
 
@@ -254,19 +279,67 @@ impl Tenancy {
         TenantCtx::verified(record, self.inner.clone())
     }
 
-    /// The registry row of the tenant named by `key` (id or slug), whatever its status.
+    /// The registry row of the tenant named by `key` (id or slug), whatever its status: read
+    /// as the runtime role, from the cache while its invalidation listener is connected
+    /// ([`crate::cache`]).
     pub async fn find(&self, key: &str) -> Result<TenantRecord, TenancyError> {
-        registry::find(&self.inner.owner, key)
+        let record = self
+            .inner
+            .records
+            .get_or_load(
+                &key.to_string(),
+                |found| found.is_some(),
+                registry::find(&self.inner.runtime, key),
+            )
+            .await?;
+        record.ok_or_else(|| TenancyError::NotFound(key.to_string()))
+    }
+
+    /// The registry row of the tenant named by `key`, read from the database now.
+    pub async fn find_fresh(&self, key: &str) -> Result<TenantRecord, TenancyError> {
+        registry::find(&self.inner.runtime, key)
             .await?
             .ok_or_else(|| TenancyError::NotFound(key.to_string()))
     }
 
+    /// The process's caches of authorization data: register caches of other crates with it,
+    /// invalidate after a change ([`Caches::invalidate`]), and start its listener
+    /// ([`Tenancy::start_cache_listener`]).
+    pub fn caches(&self) -> &Arc<Caches> {
+        &self.inner.caches
+    }
+
+    /// Waits until this process has received every invalidation committed before now (at most
+    /// a second; see [`Caches::sync`]).
+    pub async fn sync_caches(&self) {
+        self.inner
+            .caches
+            .sync(&self.inner.runtime, Duration::from_secs(1))
+            .await;
+    }
+
+    /// Starts listening for invalidations (once per engine); until it is connected, and
+    /// whenever its connection is lost, the caches serve nothing.
+    pub fn start_cache_listener(&self) {
+        self.inner
+            .caches
+            .spawn_listener(self.inner.runtime_options.clone());
+    }
+
     pub async fn list(&self) -> Result<Vec<TenantRecord>, TenancyError> {
-        registry::list(&self.inner.owner).await
+        registry::list(&self.inner.runtime).await
     }
 
     pub async fn tenant_counts(&self) -> Result<Vec<(Isolation, TenantStatus, i64)>, TenancyError> {
         registry::counts(&self.inner.runtime).await
+    }
+
+    /// How many owner-role connections this engine has handed out since it opened (pooled
+    /// acquisitions and connections of their own): the owner role is for migrations,
+    /// provisioning, lifecycle, moves, archives and the CLI, never for serving a request, and
+    /// tests hold the request path to that with this count.
+    pub fn owner_role_uses(&self) -> u64 {
+        self.inner.owner_uses.load(Ordering::Relaxed)
     }
 
     /// Whether the control database answers.
@@ -318,10 +391,13 @@ impl Tenancy {
         record: &TenantRecord,
     ) -> anyhow::Result<StorageConn> {
         Ok(match record.isolation {
-            Isolation::Database => StorageConn::Direct(
-                bootstrap::owner_connection(&self.inner.owner_options, &record.database_name)
-                    .await?,
-            ),
+            Isolation::Database => {
+                self.inner.owner_uses.fetch_add(1, Ordering::Relaxed);
+                StorageConn::Direct(
+                    bootstrap::owner_connection(&self.inner.owner_options, &record.database_name)
+                        .await?,
+                )
+            }
             Isolation::Shared | Isolation::Schema => {
                 StorageConn::Pooled(self.inner.owner.acquire().await?)
             }
@@ -349,6 +425,7 @@ impl Tenancy {
             )
             .into());
         }
+        self.inner.owner_uses.fetch_add(1, Ordering::Relaxed);
         let mut conn = bootstrap::owner_connection(&self.inner.owner_options, database).await?;
         sqlx::query(
             "SELECT set_config('search_path', $1, false), set_config('app.tenant_id', $2, false),

@@ -6,6 +6,7 @@
 //! returned handle.
 
 mod bootstrap;
+pub mod cache;
 mod config;
 mod door;
 mod engine;
@@ -26,6 +27,7 @@ mod sql;
 mod storage;
 
 pub use bootstrap::managed_owner;
+pub use cache::{Cache, Caches};
 pub use config::{EngineConfig, PoolConfig};
 pub use door::{ControlConn, TenantCtx, TenantTx};
 pub use engine::{ControlSchema, Tenancy};

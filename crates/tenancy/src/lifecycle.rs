@@ -52,6 +52,15 @@ impl Tenancy {
         })
     }
 
+    /// A registry transaction of the runtime role, for what a member's request changes: the
+    /// profile ([`Tenancy::update_profile_in`]: name, slug, settings), the only registry columns
+    /// that role may update. Lifecycle, plan and placement changes need [`Tenancy::begin_registry`].
+    pub async fn begin_profile_change(&self) -> Result<RegistryTx, TenancyError> {
+        Ok(RegistryTx {
+            tx: self.inner.runtime.begin().await?,
+        })
+    }
+
     /// Active → suspended: the door refuses the tenant until it is activated.
     pub async fn suspend(&self, key: &str) -> Result<TenantRecord, TenancyError> {
         let mut tx = self.begin_registry().await?;

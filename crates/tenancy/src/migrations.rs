@@ -66,6 +66,7 @@ impl MigrationSet {
             items: builtin![
                 1 => "control/0001_registry.sql",
                 2 => "control/0002_moves.sql",
+                3 => "control/0003_invalidation.sql",
             ],
         }
     }

@@ -13,17 +13,22 @@ impl Tenancy {
     /// The tenant's storage in bytes.
     pub async fn storage_bytes(&self, ctx: &TenantCtx) -> Result<i64, TenancyError> {
         match ctx.isolation() {
-            Isolation::Database => Ok(sqlx::query_scalar("SELECT pg_database_size($1)")
-                .bind(ctx.database_name())
-                .fetch_one(self.owner_pool())
-                .await?),
+            // Through the door: the tenant's own role may connect to its database.
+            Isolation::Database => {
+                let mut tx = ctx.begin_read().await?;
+                let size = sqlx::query_scalar("SELECT pg_database_size(current_database())")
+                    .fetch_one(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(size)
+            }
             Isolation::Schema => Ok(sqlx::query_scalar(
                 "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint
                  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
                  WHERE n.nspname = $1 AND c.relkind IN ('r', 'm')",
             )
             .bind(ctx.schema_name())
-            .fetch_one(self.owner_pool())
+            .fetch_one(self.runtime_pool())
             .await?),
             Isolation::Shared => {
                 let tables: Vec<String> = sqlx::query_scalar(

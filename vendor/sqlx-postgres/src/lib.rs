@@ -1,3 +1,5 @@
+// TENANTRY PATCH: a registry release kept as it is; its lints are not ours.
+#![allow(warnings, clippy::all, clippy::pedantic)]
 //! **PostgreSQL** database driver.
 
 #[macro_use]

@@ -20,6 +20,7 @@ mod openapi;
 mod ops;
 mod ratelimit;
 mod rbac;
+mod request_path;
 mod results;
 mod status_pages;
 

@@ -1,0 +1,52 @@
+//! What every authenticated request reads, cached in process and invalidated at once through
+//! the engine's [`Caches`] (see `tenantry_tenancy::cache`): API keys by the hash of their
+//! secret, each member's role, and each organization's effective limits.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use tenantry_tenancy::{Cache, Caches};
+use uuid::Uuid;
+
+use crate::api_keys::KeyIdentity;
+use crate::roles::Role;
+
+/// A key found by its hash, and when this process last recorded its use.
+#[derive(Debug, Clone)]
+pub(crate) struct CachedKey {
+    pub identity: KeyIdentity,
+    pub recorded_use: Instant,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct AuthCaches {
+    /// By the SHA-256 of the secret; unknown secrets are not remembered.
+    pub keys: Arc<Cache<Vec<u8>, Option<CachedKey>>>,
+    /// By (organization, user); a non-member is remembered as `None`.
+    pub roles: Arc<Cache<(Uuid, Uuid), Option<Role>>>,
+    /// By (organization, limit key); `None` is unlimited.
+    pub limits: Arc<Cache<(Uuid, String), Option<i64>>>,
+}
+
+impl AuthCaches {
+    pub fn new(caches: &Arc<Caches>) -> Self {
+        Self {
+            keys: Cache::new(caches, |_, key: &Option<CachedKey>, topic, id| {
+                topic == "key"
+                    && key
+                        .as_ref()
+                        .is_none_or(|k| k.identity.key_id.to_string() == id)
+            }),
+            roles: Cache::new(caches, |(org, user), _, topic, id| match topic {
+                "member" => id == format!("{org}:{user}"),
+                "tenant" => id == org.to_string(),
+                _ => false,
+            }),
+            limits: Cache::new(caches, |(org, _), _, topic, id| match topic {
+                "tenant" => id == org.to_string(),
+                "plan" => true,
+                _ => false,
+            }),
+        }
+    }
+}

@@ -1,0 +1,318 @@
+//! In-process caches of what every request reads before it reaches tenant data (registry
+//! records, API keys, memberships, limits, sessions), invalidated at once.
+//!
+//! - Triggers on the cached tables call `pg_notify('tenantry_invalidate', '<topic>:<id>')`, so
+//!   every change, by any instance or the CLI, is announced when it commits.
+//! - [`Caches::spawn_listener`] listens on that channel and forgets what each notification
+//!   names. While the listener is not connected (before it first is, after its connection is
+//!   lost, until it is back) no cache serves anything: every read goes to the database, and the
+//!   caches are flushed when it reconnects, since notifications were missed meanwhile.
+//! - On the instance that made a change, the caches are also invalidated synchronously, before
+//!   the change's response is sent ([`Caches::invalidate`], [`Caches::flush`]), so the next
+//!   request never sees the old value even if the notification has not arrived yet.
+//! - A read that raced an invalidation does not fill the cache: a load records the
+//!   invalidation generation before it reads, and stores its value only if no invalidation
+//!   happened meanwhile.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock, Weak};
+use std::time::{Duration, Instant};
+
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
+
+/// The notification channel the invalidation triggers use.
+pub const CHANNEL: &str = "tenantry_invalidate";
+
+/// How long an entry is trusted at most, notifications or not.
+const MAX_AGE: Duration = Duration::from_secs(60);
+
+/// The most entries one cache holds; past it, it starts over.
+const MAX_ENTRIES: usize = 100_000;
+
+/// Something that forgets entries when told.
+pub trait Invalidate: Send + Sync {
+    /// Forget what `topic` and `id` name (`topic` is the table's topic, `id` its key text).
+    fn invalidate(&self, topic: &str, id: &str);
+    /// Forget everything.
+    fn flush(&self);
+}
+
+/// The caches of one process, and whether they may serve.
+#[derive(Default)]
+pub struct Caches {
+    members: RwLock<Vec<Weak<dyn Invalidate>>>,
+    /// The listener is connected and listening: entries can be trusted.
+    live: AtomicBool,
+    /// Bumped by every invalidation; see [`Cache::get_or_load`].
+    generation: AtomicU64,
+    listening: AtomicBool,
+    invalidations: AtomicU64,
+    /// Markers this process sent through the channel, waiting to come back ([`Caches::sync`]).
+    markers: std::sync::Mutex<HashMap<String, tokio::sync::oneshot::Sender<()>>>,
+}
+
+impl std::fmt::Debug for Caches {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Caches")
+            .field("live", &self.is_live())
+            .finish()
+    }
+}
+
+impl Caches {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    /// Whether entries may be served (the listener is connected).
+    pub fn is_live(&self) -> bool {
+        self.live.load(Ordering::Acquire)
+    }
+
+    /// How many invalidations this process has applied (for tests and metrics).
+    pub fn invalidations(&self) -> u64 {
+        self.invalidations.load(Ordering::Relaxed)
+    }
+
+    fn register(&self, cache: Weak<dyn Invalidate>) {
+        let mut members = self.members.write().unwrap_or_else(|p| p.into_inner());
+        members.retain(|m| m.strong_count() > 0);
+        members.push(cache);
+    }
+
+    fn each(&self, f: impl Fn(&dyn Invalidate)) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        self.invalidations.fetch_add(1, Ordering::Relaxed);
+        let members = self.members.read().unwrap_or_else(|p| p.into_inner());
+        for member in members.iter().filter_map(Weak::upgrade) {
+            f(member.as_ref());
+        }
+    }
+
+    /// Forgets, in every cache, what `topic:id` names.
+    pub fn invalidate(&self, topic: &str, id: &str) {
+        self.each(|c| c.invalidate(topic, id));
+    }
+
+    /// Forgets everything in every cache.
+    pub fn flush(&self) {
+        self.each(|c| c.flush());
+    }
+
+    /// Applies one notification payload, `<topic>:<id>`.
+    pub fn apply(&self, payload: &str) {
+        match payload.split_once(':') {
+            Some(("sync", marker)) => {
+                let waiter = self
+                    .markers
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(marker);
+                if let Some(waiter) = waiter {
+                    let _ = waiter.send(());
+                }
+            }
+            Some((topic, id)) => self.invalidate(topic, id),
+            None => self.flush(),
+        }
+    }
+
+    /// Waits (at most `limit`) until this process's listener has received every notification
+    /// committed before now: it sends a marker through the channel and waits for it to come back
+    /// (PostgreSQL delivers notifications in commit order). Every other instance's listener
+    /// receives them at the same moment, so a change followed by `sync` is known everywhere
+    /// before its response leaves. Does nothing while the listener is not connected.
+    pub async fn sync(&self, pool: &sqlx::PgPool, limit: Duration) {
+        if !self.is_live() {
+            return;
+        }
+        let marker = uuid::Uuid::new_v4().simple().to_string();
+        let (sent, back) = tokio::sync::oneshot::channel();
+        self.markers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(marker.clone(), sent);
+        let notified = sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(CHANNEL)
+            .bind(format!("sync:{marker}"))
+            .execute(pool)
+            .await;
+        if notified.is_ok() {
+            let _ = tokio::time::timeout(limit, back).await;
+        }
+        self.markers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&marker);
+    }
+
+    /// Listens for invalidations with `options` (a role that may connect to the control
+    /// database), reconnecting after a lost connection; the caches serve only while it is
+    /// connected. Starts one listener per process; later calls do nothing.
+    pub fn spawn_listener(self: &Arc<Self>, options: PgConnectOptions) {
+        if self.listening.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut backoff = Duration::from_millis(100);
+            loop {
+                let Some(caches) = weak.upgrade() else { return };
+                match listen(&caches, &options).await {
+                    Ok(()) => return,
+                    Err(error) => {
+                        if caches.live.swap(false, Ordering::AcqRel) {
+                            tracing::warn!(%error, "cache invalidation listener lost; caches off until it is back");
+                        }
+                        caches.flush();
+                    }
+                }
+                drop(caches);
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+            }
+        });
+    }
+}
+
+/// Listens until the connection fails (`Err`) or the caches are dropped (`Ok`).
+async fn listen(caches: &Arc<Caches>, options: &PgConnectOptions) -> Result<(), sqlx::Error> {
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .connect_lazy_with(options.clone());
+    let mut listener = PgListener::connect_with(&pool).await?;
+    listener.listen(CHANNEL).await?;
+    // Changes made while nobody listened were missed.
+    caches.flush();
+    caches.live.store(true, Ordering::Release);
+    tracing::debug!("cache invalidation listener connected");
+    let weak = Arc::downgrade(caches);
+    loop {
+        // `try_recv` answers `None` once the connection is lost (and would reconnect silently
+        // on the next call: the loss is what the caller must see).
+        let notification = listener.try_recv().await?;
+        let Some(caches) = weak.upgrade() else {
+            return Ok(());
+        };
+        match notification {
+            Some(n) => caches.apply(n.payload()),
+            None => {
+                return Err(sqlx::Error::Protocol(
+                    "the invalidation listener's connection was lost".into(),
+                ));
+            }
+        }
+    }
+}
+
+/// One cache: values by key, each forgotten when a notification names it (`names`), when the
+/// caches are flushed, or after [`MAX_AGE`].
+pub struct Cache<K, V> {
+    caches: Arc<Caches>,
+    entries: RwLock<HashMap<K, (V, Instant)>>,
+    names: fn(&K, &V, &str, &str) -> bool,
+}
+
+impl<K, V> std::fmt::Debug for Cache<K, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cache").finish()
+    }
+}
+
+impl<K, V> Cache<K, V>
+where
+    K: Eq + Hash + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    /// A cache registered with `caches`; `names(key, value, topic, id)` says whether a
+    /// notification `topic:id` concerns an entry.
+    pub fn new(caches: &Arc<Caches>, names: fn(&K, &V, &str, &str) -> bool) -> Arc<Self> {
+        let cache = Arc::new(Self {
+            caches: caches.clone(),
+            entries: RwLock::new(HashMap::new()),
+            names,
+        });
+        let weak: Weak<dyn Invalidate> = Arc::downgrade(&(cache.clone() as Arc<dyn Invalidate>));
+        caches.register(weak);
+        cache
+    }
+
+    /// The cached value of `key`, if the caches may serve and it is fresh.
+    pub fn get(&self, key: &K) -> Option<V> {
+        if !self.caches.is_live() {
+            return None;
+        }
+        let entries = self.entries.read().unwrap_or_else(|p| p.into_inner());
+        entries
+            .get(key)
+            .filter(|(_, at)| at.elapsed() < MAX_AGE)
+            .map(|(v, _)| v.clone())
+    }
+
+    /// The value of `key`: cached, or from `load`, stored when `store` allows it and no
+    /// invalidation happened while it loaded.
+    pub async fn get_or_load<E, F>(
+        &self,
+        key: &K,
+        store: impl Fn(&V) -> bool,
+        load: F,
+    ) -> Result<V, E>
+    where
+        F: Future<Output = Result<V, E>>,
+    {
+        if let Some(value) = self.get(key) {
+            return Ok(value);
+        }
+        let generation = self.caches.generation.load(Ordering::Acquire);
+        let value = load.await?;
+        if store(&value) {
+            self.put_if_unchanged(key.clone(), value.clone(), generation);
+        }
+        Ok(value)
+    }
+
+    fn put_if_unchanged(&self, key: K, value: V, generation: u64) {
+        if !self.caches.is_live() {
+            return;
+        }
+        let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
+        // Checked under the lock every invalidation of this cache takes, so an invalidation
+        // either sees this entry or bumped the generation first.
+        if self.caches.generation.load(Ordering::Acquire) != generation {
+            return;
+        }
+        if entries.len() >= MAX_ENTRIES {
+            entries.clear();
+        }
+        entries.insert(key, (value, Instant::now()));
+    }
+
+    /// Updates an entry in place, if present (for example a last-use time).
+    pub fn touch(&self, key: &K, update: impl FnOnce(&mut V)) {
+        let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
+        if let Some((value, _)) = entries.get_mut(key) {
+            update(value);
+        }
+    }
+}
+
+impl<K, V> Invalidate for Cache<K, V>
+where
+    K: Eq + Hash + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    fn invalidate(&self, topic: &str, id: &str) {
+        let names = self.names;
+        let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
+        entries.retain(|k, (v, _)| !names(k, v, topic, id));
+    }
+
+    fn flush(&self) {
+        self.entries
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+    }
+}
