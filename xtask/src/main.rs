@@ -1,11 +1,15 @@
 //! Project tasks. `cargo xtask test [ARGS]` starts a throwaway PostgreSQL cluster (as an
 //! unprivileged user when run as root), runs `cargo test --workspace ARGS` against it, and stops
 //! and removes it. With `TENANTRY_TEST_DATABASE_URL` already set, it uses that server instead.
+//! `cargo xtask door-lint` checks that only the tenancy engine sets the tenant or reaches its
+//! pools (see `door_lint.rs`).
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, ExitCode, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+
+mod door_lint;
 
 use anyhow::{Context, bail};
 use tenantry_pg::{ClusterOptions, ManagedCluster};
@@ -26,7 +30,17 @@ fn run() -> anyhow::Result<ExitCode> {
     let mut args = std::env::args().skip(1);
     match args.next().as_deref() {
         Some("test") => test(args.collect()),
-        _ => bail!("usage: cargo xtask test [ARGS FOR cargo test]"),
+        Some("door-lint") => {
+            let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .parent()
+                .context("xtask has no parent folder")?;
+            Ok(if door_lint::run(root)? {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        _ => bail!("usage: cargo xtask test [ARGS FOR cargo test] | cargo xtask door-lint"),
     }
 }
 

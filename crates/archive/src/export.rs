@@ -7,7 +7,7 @@ use std::io::Write;
 use anyhow::Context;
 use futures::TryStreamExt;
 use sqlx::{ConnectOptions, Connection, PgConnection};
-use tenantry_tenancy::{ProvisionStep, Tenancy, TenantRecord, TenantStatus, TenantTable};
+use tenantry_tenancy::{Operator, ProvisionStep, Tenancy, TenantRecord, TenantStatus, TenantTable};
 use tokio::sync::mpsc;
 
 use crate::manifest::{FORMAT, FORMAT_VERSION, Manifest, Source, TableInfo, tenant_path};
@@ -57,9 +57,10 @@ pub async fn export<W: Write + Send + 'static>(
         )));
     }
     let tables = tenancy.tenant_tables().await?;
-    let mut storage = tenancy.owner_conn_for(record).await?;
-    let control = tenancy
-        .owner_options()
+    let operator = Operator::new(tenancy);
+    let mut storage = operator.tenant_storage(record).await?;
+    let control = operator
+        .connect_options()
         .connect()
         .await
         .context("failed to connect to the control database");

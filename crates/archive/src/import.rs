@@ -10,11 +10,11 @@ use anyhow::Context;
 use futures::TryStreamExt;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use sqlx::{Connection, PgConnection};
+use sqlx::PgConnection;
 use tenantry_audit::{AuditContext, Chain, Change};
 use tenantry_tenancy::{
-    Isolation, NewTenant, SHARED_SCHEMA, Slug, Tenancy, TenancyError, TenantRecord, TenantTable,
-    quote_ident, upsert_json_rows,
+    Isolation, NewTenant, Operator, SHARED_SCHEMA, Slug, Tenancy, TenancyError, TenantRecord,
+    TenantTable, TenantTx, quote_ident, upsert_json_rows,
 };
 use tokio::sync::mpsc;
 use uuid::Uuid;
@@ -94,7 +94,7 @@ pub async fn import(
         ));
     }
     {
-        let mut conn = tenancy.owner_pool().acquire().await?;
+        let mut conn = Operator::new(tenancy).control().acquire().await?;
         if !control::plan_exists(&mut conn, &checked.profile.plan).await? {
             return Err(ArchiveError::InvalidArchive(format!(
                 "its plan {:?} does not exist on this server",
@@ -138,7 +138,7 @@ async fn server_tables(
     tenancy: &Tenancy,
     tables: &[TenantTable],
 ) -> Result<Vec<ServerTable>, ArchiveError> {
-    let mut conn = tenancy.owner_pool().acquire().await?;
+    let mut conn = Operator::new(tenancy).control().acquire().await?;
     let mut server = Vec::with_capacity(tables.len());
     for table in tables {
         let columns: Vec<String> = sqlx::query_scalar(
@@ -183,14 +183,14 @@ async fn restore(
             .await?;
     }
 
-    let mut storage = tenancy.owner_conn_for(record).await?;
+    // Through the door: the new tenant must be active, and the write gate is passed.
+    let ctx = tenancy.resolve_id(record.id).await?;
+    let storage = Operator::new(tenancy).begin_restore(&ctx).await?;
     let restored =
-        restore_tenant_tables(&mut storage, archive, record, tables, checked, progress).await;
-    storage.close().await.ok();
-    let restored = restored?;
+        restore_tenant_tables(storage, archive, record, tables, checked, progress).await?;
 
     progress.step("restoring members, plan overrides, usage and the organization's audit trail");
-    let mut tx = tenancy.owner_pool().begin().await?;
+    let mut tx = Operator::new(tenancy).control().begin().await?;
     sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
         .bind(Chain::Organization(org_id).lock_key())
         .execute(&mut *tx)
@@ -226,7 +226,7 @@ async fn restore(
             "isolation": record.isolation,
         })),
     };
-    let mut tx = tenancy.runtime_pool().begin().await?;
+    let mut tx = tenancy.control_db().begin().await?;
     tenantry_audit::record(&mut tx, Some(org_id), &AuditContext::system(), &change).await?;
     tx.commit().await?;
 
@@ -257,7 +257,7 @@ async fn restore(
 /// Fills the new tenant's tables from the archive and compares them with it, in one
 /// transaction that commits only when every table matches.
 async fn restore_tenant_tables(
-    conn: &mut PgConnection,
+    mut tx: TenantTx,
     archive: &Path,
     record: &TenantRecord,
     tables: &[TenantTable],
@@ -265,7 +265,6 @@ async fn restore_tenant_tables(
     progress: &dyn Progress,
 ) -> Result<Vec<(String, u64)>, ArchiveError> {
     let tenant = record.id.as_uuid();
-    let mut tx = conn.begin().await?;
     // A new tenant holds only its seeded settings row; the archive's rows replace it.
     for table in tables.iter().rev() {
         sqlx::query(&format!("DELETE FROM {}", table.quoted()))

@@ -6,7 +6,7 @@
 //! - `tenant/<table>.jsonl`, one per tenant table (parents first): each row of the tenant's
 //!   storage as `to_jsonb(row) - 'tenant_id'`, one per line, in primary-key order, read as the
 //!   owner role on a connection scoped to the tenant
-//!   ([`owner_conn_for`](tenantry_tenancy::Tenancy::owner_conn_for)), so row-level security
+//!   ([`Operator::tenant_storage`](tenantry_tenancy::Operator::tenant_storage)), so row-level security
 //!   keeps every other tenant's rows out;
 //! - `organization.json` (name, slug, plan, settings, created_at), `plan_overrides.json`,
 //!   `members.jsonl` (user id, email, name, role, joined_at), `invitations.jsonl` and

@@ -43,10 +43,10 @@ async fn world() -> World {
     )
     .await
     .unwrap();
-    let identity = Identity::open(tenancy.runtime_pool().clone(), IdentityConfig::default())
+    let identity = Identity::open(tenancy.control_db().clone(), IdentityConfig::default())
         .await
         .unwrap();
-    let outbox = Outbox::open(tenancy.runtime_pool().clone()).await.unwrap();
+    let outbox = Outbox::open(tenancy.control_db().clone()).await.unwrap();
     let orgs =
         Orgs::new(tenancy.clone(), outbox, "http://tenantry.test").with_organization_cap(None);
     let user = |email: &'static str, name: &'static str| {
@@ -143,7 +143,11 @@ async fn seed(w: &World, tier: Isolation, slug: &str, name: &str) -> TenantRecor
         .await
         .unwrap();
     // An API key, stored as the application stores one: only its hash.
-    let mut owner = w.tenancy.owner_pool().acquire().await.unwrap();
+    let mut owner = tenantry_tenancy::Operator::new(&w.tenancy)
+        .control()
+        .acquire()
+        .await
+        .unwrap();
     sqlx::query(
         "INSERT INTO orgs.api_keys (id, org_id, name, prefix, key_hash, role, created_by)
          VALUES ($1, $2, 'deploys', 'tnt_abcd', $3, 'member', $4)",
@@ -247,7 +251,7 @@ async fn seed(w: &World, tier: Isolation, slug: &str, name: &str) -> TenantRecor
         .unwrap();
     // An alert channel for that monitor (the incidents below make its deliveries) and a status
     // page showing it.
-    let keys = tenantry_monitoring::alerts::SecretKeys::load_or_create(w.tenancy.runtime_pool())
+    let keys = tenantry_monitoring::alerts::SecretKeys::load_or_create(w.tenancy.control_db())
         .await
         .unwrap();
     tenantry_monitoring::alerts::create_channel(
@@ -362,7 +366,10 @@ async fn import(
 
 /// Every row of `table`, as JSON without `tenant_id` (and without the chain's hashes).
 async fn rows(w: &World, record: &TenantRecord, table: &TenantTable) -> Vec<String> {
-    let mut conn = w.tenancy.owner_conn_for(record).await.unwrap();
+    let mut conn = tenantry_tenancy::Operator::new(&w.tenancy)
+        .tenant_storage(record)
+        .await
+        .unwrap();
     let drop = if table.name == "audit_log" {
         " - 'prev_hash' - 'hash'"
     } else {
@@ -383,7 +390,7 @@ async fn rows(w: &World, record: &TenantRecord, table: &TenantTable) -> Vec<Stri
 async fn scalar_rows(w: &World, sql: &str, org: Uuid) -> Vec<String> {
     sqlx::query_scalar(sql)
         .bind(org)
-        .fetch_all(w.tenancy.owner_pool())
+        .fetch_all(tenantry_tenancy::Operator::new(&w.tenancy).control())
         .await
         .unwrap()
 }
@@ -407,7 +414,7 @@ async fn round_trip_from(source_tier: Isolation) {
     // Never a secret hash, never a byte of another tenant.
     let text = unpacked(&path);
     let mut secrets: Vec<String> = sqlx::query_scalar("SELECT password_hash FROM identity.users")
-        .fetch_all(w.tenancy.owner_pool())
+        .fetch_all(tenantry_tenancy::Operator::new(&w.tenancy).control())
         .await
         .unwrap();
     for sql in [
@@ -415,7 +422,7 @@ async fn round_trip_from(source_tier: Isolation) {
         "SELECT encode(token_hash, 'hex') FROM orgs.invitations",
     ] {
         let found: Vec<String> = sqlx::query_scalar(sql)
-            .fetch_all(w.tenancy.owner_pool())
+            .fetch_all(tenantry_tenancy::Operator::new(&w.tenancy).control())
             .await
             .unwrap();
         assert!(!found.is_empty(), "{sql}");
@@ -467,7 +474,10 @@ async fn round_trip_from(source_tier: Isolation) {
         let hashes = |r: TenantRecord| {
             let w = &w;
             async move {
-                let mut conn = w.tenancy.owner_conn_for(&r).await.unwrap();
+                let mut conn = tenantry_tenancy::Operator::new(&w.tenancy)
+                    .tenant_storage(&r)
+                    .await
+                    .unwrap();
                 let h: Vec<Vec<u8>> = sqlx::query_scalar("SELECT hash FROM audit_log ORDER BY seq")
                     .fetch_all(&mut conn)
                     .await
@@ -507,7 +517,7 @@ async fn round_trip_from(source_tier: Isolation) {
             let n: i64 =
                 sqlx::query_scalar(&format!("SELECT count(*) FROM {table} WHERE org_id = $1"))
                     .bind(copy.id.as_uuid())
-                    .fetch_one(w.tenancy.owner_pool())
+                    .fetch_one(tenantry_tenancy::Operator::new(&w.tenancy).control())
                     .await
                     .unwrap();
             assert_eq!(n, 0, "{table}");
@@ -760,7 +770,7 @@ async fn a_failure_midway_leaves_nothing_behind() {
               + (SELECT count(*) FROM pg_roles WHERE rolname = $1)",
     )
     .bind(&half.database_name)
-    .fetch_one(w.tenancy.owner_pool())
+    .fetch_one(tenantry_tenancy::Operator::new(&w.tenancy).control())
     .await
     .unwrap();
     assert_eq!(left, 0, "the half-made tenant's database or role is left");
@@ -771,7 +781,7 @@ async fn a_failure_midway_leaves_nothing_behind() {
     ] {
         let n: i64 = sqlx::query_scalar(sql)
             .bind(half.id.as_uuid())
-            .fetch_one(w.tenancy.owner_pool())
+            .fetch_one(tenantry_tenancy::Operator::new(&w.tenancy).control())
             .await
             .unwrap();
         assert_eq!(n, 0, "{sql}");
@@ -790,7 +800,7 @@ async fn members_without_an_account_here_are_skipped_and_named() {
     // The member's account is gone by the time the archive is imported.
     sqlx::query("DELETE FROM identity.users WHERE id = $1")
         .bind(w.member.id)
-        .execute(w.tenancy.owner_pool())
+        .execute(tenantry_tenancy::Operator::new(&w.tenancy).control())
         .await
         .unwrap();
     let report = import(&w, &path, "restored", Isolation::Shared)

@@ -6,7 +6,8 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgConnection;
+use tenantry_tenancy::ControlDb;
 use tenantry_tenancy::{Tenancy, TenantCtx};
 use uuid::Uuid;
 
@@ -118,7 +119,7 @@ pub async fn list(
     let query = Query::new(filter)?;
     let org = ctx.tenant_id().as_uuid();
     let mut conn = tenancy
-        .runtime_pool()
+        .control_db()
         .acquire()
         .await
         .context("failed to reach the control database")?;
@@ -140,7 +141,7 @@ pub async fn list(
 
 /// The platform's trail, newest first, filtered, one page, and the next cursor.
 pub async fn list_platform(
-    pool: &PgPool,
+    pool: &ControlDb,
     filter: &Filter,
 ) -> anyhow::Result<(Vec<Entry>, Option<String>)> {
     let query = Query::new(filter)?;

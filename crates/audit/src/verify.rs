@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
 use serde::Serialize;
 use sqlx::PgConnection;
-use tenantry_tenancy::{ProvisionStep, Tenancy, TenantRecord};
+use tenantry_tenancy::{Operator, ProvisionStep, Tenancy, TenantRecord};
 use uuid::Uuid;
 
 use crate::TENANT_MIGRATION;
@@ -81,8 +81,8 @@ struct StoredEntry {
 }
 
 async fn verify_control(tenancy: &Tenancy, chain: Chain) -> anyhow::Result<(u64, Vec<String>)> {
-    let mut conn = tenancy
-        .owner_pool()
+    let mut conn = Operator::new(tenancy)
+        .control()
         .acquire()
         .await
         .context("failed to reach the control database")?;
@@ -121,8 +121,8 @@ async fn verify_tenant(
     if record.purging || record.provision_step < ProvisionStep::TablesCreated {
         return Ok((0, Vec::new()));
     }
-    let mut conn = tenancy
-        .owner_conn_for(record)
+    let mut conn = Operator::new(tenancy)
+        .tenant_storage(record)
         .await
         .with_context(|| format!("failed to reach the storage of tenant {}", record.slug))?;
     let result = async {

@@ -51,7 +51,9 @@ async fn measure(engine: &Tenancy, monitors: i64) -> anyhow::Result<Vec<Row>> {
     let record = engine
         .create_tenant(&new_tenant("archive", Isolation::Shared, 0)?)
         .await?;
-    let mut conn = engine.owner_conn_for(&record).await?;
+    let mut conn = tenantry_tenancy::Operator::new(engine)
+        .tenant_storage(&record)
+        .await?;
     sqlx::query(
         "INSERT INTO monitors (tenant_id, id, name, kind, target, interval_seconds, enabled,
              timeout_seconds, keyword, status)

@@ -32,8 +32,13 @@ pub async fn run(bench: &Bench) -> anyhow::Result<Vec<Row>> {
     let ctx = engine.resolve_id(record.id).await?;
     let tenant = record.id.as_uuid();
     fill(&ctx, tenant).await?;
-    copy_unprotected(engine.owner_pool(), engine.naming(), tenant).await?;
-    let pool = engine.runtime_pool().clone();
+    // The benchmark's own pools: the door's statements measured against the raw ones.
+    let operator = tenantry_tenancy::Operator::new(&engine);
+    copy_unprotected(operator.control(), engine.naming(), tenant).await?;
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(20)
+        .connect_with(operator.runtime_options().clone())
+        .await?;
     let probe = Probe::new(&ctx, &pool, tenant);
 
     // Warm up every path: connections, prepared statements, caches.

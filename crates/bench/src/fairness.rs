@@ -172,7 +172,7 @@ async fn create(engine: &Tenancy, ctx: &TenantCtx, url: &str) -> anyhow::Result<
     let mut tx = ctx.begin().await?;
     let monitor = monitoring::create(&mut tx, &input).await?;
     scheduler::plan(
-        engine.runtime_pool(),
+        engine.control_db(),
         ctx.tenant_id().as_uuid(),
         &monitor,
         None,
@@ -194,7 +194,7 @@ async fn spread(engine: &Tenancy, ctx: &TenantCtx, random: &mut SplitMix) -> any
         "SELECT monitor_id FROM monitoring.schedule WHERE org_id = $1 ORDER BY monitor_id",
     )
     .bind(org)
-    .fetch_all(engine.runtime_pool())
+    .fetch_all(engine.control_db())
     .await?;
     let offsets: Vec<f64> = ids.iter().map(|_| random.unit()).collect();
     sqlx::query(
@@ -206,7 +206,7 @@ async fn spread(engine: &Tenancy, ctx: &TenantCtx, random: &mut SplitMix) -> any
     .bind(org)
     .bind(&ids)
     .bind(&offsets)
-    .execute(engine.runtime_pool())
+    .execute(engine.control_db())
     .await?;
     Ok(())
 }
@@ -347,7 +347,7 @@ async fn throughput(bench: &Bench, quick: bool) -> anyhow::Result<(f64, Duration
     );
     // The same checks due again, for one worker.
     sqlx::query("UPDATE monitoring.schedule SET next_due_at = now()")
-        .execute(engine.runtime_pool())
+        .execute(engine.control_db())
         .await?;
     let sample = (monitors / 4) as u64;
     let (handled, took, overhead) = drain(&engine, 1, sample).await?;

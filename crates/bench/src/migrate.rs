@@ -110,7 +110,7 @@ pub async fn real(bench: &Bench) -> anyhow::Result<Vec<Row>> {
     // Every tenant schema and the shared schema should now have the index.
     let indexes: i64 =
         sqlx::query_scalar("SELECT count(*) FROM pg_indexes WHERE indexname = 'monitors_note_idx'")
-            .fetch_one(engine.owner_pool())
+            .fetch_one(tenantry_tenancy::Operator::new(&engine).control())
             .await?;
     let again = engine.migrate_fleet(MIGRATE_JOBS, &Quiet).await?;
     let complete = report.failed.is_empty()

@@ -119,7 +119,8 @@ async fn shared_steps(engine: &Tenancy, n: usize) -> anyhow::Result<Vec<(String,
 /// The latency floor of anything that writes: a 1-row INSERT committed on its own (with
 /// `synchronous_commit` on, each commit waits for its WAL to reach the disk).
 async fn commit_latency(engine: &Tenancy) -> anyhow::Result<Summary> {
-    let pool = engine.owner_pool();
+    let operator = tenantry_tenancy::Operator::new(engine);
+    let pool = operator.control();
     sqlx::raw_sql("CREATE TABLE bench_commit (n integer)")
         .execute(pool)
         .await?;

@@ -151,7 +151,7 @@ async fn view(state: &AppState, record: TenantRecord) -> Result<AdminTenant, App
                 (SELECT count(*) FROM orgs.api_keys WHERE org_id = $1 AND revoked_at IS NULL)",
     )
     .bind(record.id.as_uuid())
-    .fetch_one(state.tenancy.runtime_pool())
+    .fetch_one(state.tenancy.control_db())
     .await?;
     Ok(AdminTenant {
         id: record.id.as_uuid(),

@@ -122,7 +122,7 @@ async fn create(
     let name =
         monitoring::agent_name(&input.name).map_err(|e| AppError::invalid(e.field, e.detail))?;
     let org_id = scope.ctx.tenant_id().as_uuid();
-    let control = state.tenancy.runtime_pool();
+    let control = state.tenancy.control_db();
     let limit = state.orgs.limit(org_id, "max_agents").await?;
     let id = Uuid::now_v7();
     // The token first, in the control database: should the agent not commit, what is left is a
@@ -211,7 +211,7 @@ async fn remove(
     tx.commit().await?;
     let org_id = scope.ctx.tenant_id().as_uuid();
     forget_token(&state, org_id, id).await;
-    if let Err(error) = scheduler::release_agent(state.tenancy.runtime_pool(), org_id, id).await {
+    if let Err(error) = scheduler::release_agent(state.tenancy.control_db(), org_id, id).await {
         // The schedule's reconciliation puts the rows back in step with the monitors later.
         tracing::warn!(%error, agent_id = %id, "failed to hand a deleted agent's checks back to the servers");
     }
@@ -221,8 +221,7 @@ async fn remove(
 /// Forgets agent `id`'s token once the agent is gone. A failure leaves a token naming no agent,
 /// which is refused like a wrong one: it is logged, not an error.
 async fn forget_token(state: &AppState, org_id: Uuid, id: Uuid) {
-    if let Err(error) =
-        monitoring::forget_agent_token(state.tenancy.runtime_pool(), org_id, id).await
+    if let Err(error) = monitoring::forget_agent_token(state.tenancy.control_db(), org_id, id).await
     {
         tracing::warn!(%error, agent_id = %id, "failed to remove an agent token; requests with it find no agent");
     }
@@ -274,7 +273,7 @@ impl FromRequestParts<AppState> for AgentCaller {
             })
             .map(AgentToken::new)
             .ok_or_else(refused)?;
-        let identity = monitoring::find_agent_token(state.tenancy.runtime_pool(), &token)
+        let identity = monitoring::find_agent_token(state.tenancy.control_db(), &token)
             .await?
             .ok_or_else(refused)?;
         let ctx = match state
@@ -331,7 +330,7 @@ async fn claims(
         return Err(AppError::invalid("max", format!("1 to {MAX_CLAIM}")));
     }
     let AgentIdentity { org_id, agent_id } = caller.identity;
-    let control = state.tenancy.runtime_pool();
+    let control = state.tenancy.control_db();
     // A token outliving its agent (its removal failed) is refused like any other. (Each
     // transaction ends before the control database is used: a request never holds two
     // connections of the runtime pool at once.)
@@ -397,7 +396,7 @@ async fn hand_back(
     monitor: Option<&Monitor>,
     now: DateTime<Utc>,
 ) {
-    let control = state.tenancy.runtime_pool();
+    let control = state.tenancy.control_db();
     let released = async {
         let next = match monitor {
             None if now - claim.planned_at < YOUNG_ROW => {
@@ -448,7 +447,7 @@ async fn results(
     let mut reported = batch.results;
     check_results(&reported)?;
     let AgentIdentity { org_id, agent_id } = caller.identity;
-    let control = state.tenancy.runtime_pool();
+    let control = state.tenancy.control_db();
     let now = Utc::now();
     // One order for the monitor locks `record_result` takes: concurrent posts cannot deadlock.
     reported.sort_by_key(|r| (r.monitor_id, r.due_at));
@@ -555,8 +554,7 @@ async fn move_slot(
         interval_seconds: monitor.interval_seconds,
         timeout_seconds: monitor.timeout_seconds,
     };
-    if let Err(error) =
-        scheduler::finish(state.tenancy.runtime_pool(), &claim, agent_id, next).await
+    if let Err(error) = scheduler::finish(state.tenancy.control_db(), &claim, agent_id, next).await
     {
         tracing::warn!(%error, monitor = %monitor.id, "failed to move an agent's check slot on; its lease will expire and the slot run again (recorded once)");
     }

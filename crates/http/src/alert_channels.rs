@@ -33,7 +33,7 @@ fn app_error(e: AlertError) -> AppError {
 
 /// The key that seals webhook secrets (made at first use).
 async fn keys(state: &AppState) -> Result<SecretKeys, AppError> {
-    Ok(SecretKeys::load_or_create(state.tenancy.runtime_pool()).await?)
+    Ok(SecretKeys::load_or_create(state.tenancy.control_db()).await?)
 }
 
 /// The alert channels of the organization in context, oldest first

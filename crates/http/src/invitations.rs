@@ -344,7 +344,7 @@ async fn accept_as(
     token: &str,
     user: User,
 ) -> Result<(Membership, User), AppError> {
-    let mut tx = state.tenancy.runtime_pool().begin().await?;
+    let mut tx = state.tenancy.control_db().begin().await?;
     let invitation = state.orgs.lock_invitation(&mut tx, token).await?;
     if !invitation.email.eq_ignore_ascii_case(&user.email) {
         return Err(AppError::Forbidden {
@@ -376,7 +376,7 @@ async fn sign_up_and_accept(
         .identity
         .prepare_user(&email, &signup.password, &signup.name)
         .await?;
-    let mut tx = state.tenancy.runtime_pool().begin().await?;
+    let mut tx = state.tenancy.control_db().begin().await?;
     let invitation = state.orgs.lock_invitation(&mut tx, token).await?;
     let user = match state.identity.insert_user(&mut tx, &new).await {
         Ok(user) => user,

@@ -54,8 +54,7 @@ impl IssuedMonitor {
 /// monitor). A failure leaves a token naming no heartbeat monitor, which pings answer 404: it is
 /// logged, not an error.
 async fn forget_token(state: &AppState, org_id: Uuid, id: Uuid) {
-    if let Err(error) = monitoring::forget_heartbeat(state.tenancy.runtime_pool(), org_id, id).await
-    {
+    if let Err(error) = monitoring::forget_heartbeat(state.tenancy.control_db(), org_id, id).await {
         tracing::warn!(%error, monitor_id = %id, "failed to remove a heartbeat token; pings with it find no monitor");
     }
 }
@@ -158,7 +157,7 @@ async fn create(
     // The token first, in the control database: should the monitor not commit, what is left is a
     // token naming no monitor (removed below when possible), never a monitor without a token.
     let token = if input.kind == HEARTBEAT {
-        Some(monitoring::issue_heartbeat(state.tenancy.runtime_pool(), org_id, id).await?)
+        Some(monitoring::issue_heartbeat(state.tenancy.control_db(), org_id, id).await?)
     } else {
         None
     };
@@ -174,7 +173,7 @@ async fn create(
         // Scheduled in the monitor's transaction when the tenant lives in the control database,
         // else just before its commit: a crash in between leaves a row naming no monitor, which
         // the scheduler drops, never a monitor that is not checked.
-        let mut control = tx.control(state.tenancy.runtime_pool()).await?;
+        let mut control = tx.control(state.tenancy.control_db()).await?;
         scheduler::plan(&mut *control, org_id, &monitor, monitor.agent_id).await?;
         drop(control);
         tx.commit().await?;
@@ -255,7 +254,7 @@ async fn replace(
     let change = monitor_change("monitor.updated", id, before.as_ref(), Some(&monitor));
     tenantry_audit::record_in_tenant(&mut tx, &origin.by(&scope.actor), &change).await?;
     let org_id = scope.ctx.tenant_id().as_uuid();
-    let pool = state.tenancy.runtime_pool();
+    let pool = state.tenancy.control_db();
     let mut control = tx.control(pool).await?;
     scheduler::plan(&mut *control, org_id, &monitor, monitor.agent_id).await?;
     drop(control);
@@ -311,7 +310,7 @@ async fn remove(
         return Err(AppError::NotFound);
     }
     let org_id = scope.ctx.tenant_id().as_uuid();
-    if let Err(e) = scheduler::unplan(state.tenancy.runtime_pool(), org_id, id).await {
+    if let Err(e) = scheduler::unplan(state.tenancy.control_db(), org_id, id).await {
         // The scheduler drops the row itself when it next finds no monitor.
         tracing::warn!(monitor = %id, error = %e, "failed to unschedule a deleted monitor");
     }

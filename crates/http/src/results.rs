@@ -223,7 +223,7 @@ async fn ping_post(
 
 /// Token → organization (which must be active) → rate limit → the monitor's ping.
 async fn ping(state: &AppState, token: &str) -> Result<Json<Pong>, AppError> {
-    let target = monitoring::find_heartbeat(state.tenancy.runtime_pool(), token)
+    let target = monitoring::find_heartbeat(state.tenancy.control_db(), token)
         .await?
         .ok_or(AppError::NotFound)?;
     let ctx = match state
@@ -243,7 +243,7 @@ async fn ping(state: &AppState, token: &str) -> Result<Json<Pong>, AppError> {
     let pinged = monitoring::record_ping(&mut tx, target.monitor_id, Utc::now()).await?;
     if pinged.needs_delivery() {
         // Before the commit: the alert deliveries it enqueued are never left unknown.
-        let mut control = tx.control(state.tenancy.runtime_pool()).await?;
+        let mut control = tx.control(state.tenancy.control_db()).await?;
         monitoring::alerts::note_pending_in(&mut control, target.org_id).await?;
     }
     tx.commit().await?;

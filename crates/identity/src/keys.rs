@@ -11,7 +11,7 @@ use ed25519_dalek::pkcs8::EncodePrivateKey;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use sqlx::PgPool;
+use tenantry_tenancy::ControlDb;
 use uuid::Uuid;
 
 use crate::error::IdentityError;
@@ -52,7 +52,7 @@ impl std::fmt::Debug for SigningKeys {
 impl SigningKeys {
     /// Loads the keys in use, creating the first one when there is none.
     pub async fn load_or_create(
-        pool: &PgPool,
+        pool: &ControlDb,
         issuer: &str,
         audience: &str,
     ) -> anyhow::Result<Self> {
@@ -154,7 +154,7 @@ impl SigningKeys {
     }
 }
 
-async fn load(pool: &PgPool) -> anyhow::Result<Vec<(String, Vec<u8>, Vec<u8>)>> {
+async fn load(pool: &ControlDb) -> anyhow::Result<Vec<(String, Vec<u8>, Vec<u8>)>> {
     sqlx::query_as(
         "SELECT kid, private_key, public_key FROM identity.signing_keys
          WHERE retired_at IS NULL ORDER BY created_at DESC, kid",

@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use chrono::{Duration, Utc};
 use serde::Serialize;
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgConnection;
+use tenantry_tenancy::ControlDb;
 use tenantry_tenancy::cache::{Cache, Caches, Invalidate};
 use uuid::Uuid;
 
@@ -79,7 +80,7 @@ impl std::fmt::Debug for NewUser {
 
 #[derive(Debug, Clone)]
 pub struct Identity {
-    pool: PgPool,
+    pool: ControlDb,
     hasher: PasswordHasher,
     keys: Arc<SigningKeys>,
     config: IdentityConfig,
@@ -92,7 +93,7 @@ const MAX_PASSWORD: usize = 1024;
 
 impl Identity {
     /// `pool` reaches the control database (the runtime role's pool).
-    pub async fn open(pool: PgPool, config: IdentityConfig) -> anyhow::Result<Self> {
+    pub async fn open(pool: ControlDb, config: IdentityConfig) -> anyhow::Result<Self> {
         let keys = SigningKeys::load_or_create(&pool, &config.issuer, &config.audience).await?;
         let hasher = PasswordHasher::new(
             config.argon_memory_kib,

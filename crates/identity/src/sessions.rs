@@ -7,7 +7,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::Duration;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgConnection;
+use tenantry_tenancy::ControlDb;
 use uuid::Uuid;
 
 use crate::error::IdentityError;
@@ -50,7 +51,7 @@ pub(crate) async fn issue(
 
 /// Starts a session for the user; returns its id and first refresh token.
 pub(crate) async fn start(
-    pool: &PgPool,
+    pool: &ControlDb,
     user_id: Uuid,
     org_id: Option<Uuid>,
     ttl: Duration,
@@ -69,7 +70,7 @@ pub(crate) async fn start(
 
 /// Uses a refresh token: marks it used and issues the next one of its session.
 pub(crate) async fn rotate(
-    pool: &PgPool,
+    pool: &ControlDb,
     token: &str,
     ttl: Duration,
 ) -> Result<Rotated, IdentityError> {
@@ -100,7 +101,7 @@ pub(crate) async fn rotate(
 }
 
 /// Why a refresh token was refused; a token used before revokes its session.
-async fn refused(pool: &PgPool, hash: &[u8]) -> Result<IdentityError, IdentityError> {
+async fn refused(pool: &ControlDb, hash: &[u8]) -> Result<IdentityError, IdentityError> {
     let reused: Option<Uuid> = sqlx::query_scalar(
         "SELECT session_id FROM identity.refresh_tokens WHERE token_hash = $1 AND used_at IS NOT NULL",
     )
@@ -118,7 +119,7 @@ async fn refused(pool: &PgPool, hash: &[u8]) -> Result<IdentityError, IdentityEr
 }
 
 pub(crate) async fn revoke(
-    pool: &PgPool,
+    pool: &ControlDb,
     session_id: Uuid,
     reason: &str,
 ) -> Result<(), IdentityError> {
@@ -133,7 +134,7 @@ pub(crate) async fn revoke(
     Ok(())
 }
 
-pub(crate) async fn is_active(pool: &PgPool, session_id: Uuid) -> Result<bool, IdentityError> {
+pub(crate) async fn is_active(pool: &ControlDb, session_id: Uuid) -> Result<bool, IdentityError> {
     Ok(sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM identity.sessions WHERE id = $1 AND revoked_at IS NULL)",
     )

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::PgPool;
+use tenantry_tenancy::ControlDb;
 use uuid::Uuid;
 
 use crate::error::IdentityError;
@@ -50,7 +50,7 @@ pub(crate) async fn insert(
 
 /// The user with this email (any case) and the hash of their password.
 pub(crate) async fn with_password(
-    pool: &PgPool,
+    pool: &ControlDb,
     email: &str,
 ) -> Result<Option<(User, String)>, IdentityError> {
     #[derive(sqlx::FromRow)]
@@ -68,7 +68,7 @@ pub(crate) async fn with_password(
     Ok(row.map(|r| (r.user, r.password_hash)))
 }
 
-pub(crate) async fn get(pool: &PgPool, id: Uuid) -> Result<Option<User>, IdentityError> {
+pub(crate) async fn get(pool: &ControlDb, id: Uuid) -> Result<Option<User>, IdentityError> {
     Ok(sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM identity.users WHERE id = $1"
     ))
@@ -78,7 +78,7 @@ pub(crate) async fn get(pool: &PgPool, id: Uuid) -> Result<Option<User>, Identit
 }
 
 pub(crate) async fn set_password_hash(
-    pool: &PgPool,
+    pool: &ControlDb,
     id: Uuid,
     hash: &str,
 ) -> Result<(), IdentityError> {
@@ -91,7 +91,7 @@ pub(crate) async fn set_password_hash(
 }
 
 pub(crate) async fn set_default_org(
-    pool: &PgPool,
+    pool: &ControlDb,
     id: Uuid,
     org_id: Option<Uuid>,
 ) -> Result<(), IdentityError> {

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgConnection;
+use tenantry_tenancy::ControlDb;
 use uuid::Uuid;
 
 use crate::seal::{Keyring, MAIL_KEYS, Sealed};
@@ -86,14 +87,14 @@ pub struct StoredEmail {
 /// The outbox. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Outbox {
-    pub(crate) pool: PgPool,
+    pub(crate) pool: ControlDb,
     pub(crate) keys: Arc<Keyring>,
 }
 
 impl Outbox {
     /// Opens the outbox on the runtime pool of the control database, loading the key that seals
     /// bodies (or creating it at first start).
-    pub async fn open(pool: PgPool) -> anyhow::Result<Outbox> {
+    pub async fn open(pool: ControlDb) -> anyhow::Result<Outbox> {
         let keys = Keyring::load_or_create(&pool, MAIL_KEYS).await?;
         Ok(Outbox {
             pool,

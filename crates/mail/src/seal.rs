@@ -10,7 +10,7 @@ use anyhow::Context;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{ChaCha20Poly1305, Nonce};
 use rand::RngCore;
-use sqlx::PgPool;
+use tenantry_tenancy::ControlDb;
 use uuid::Uuid;
 
 /// Where a keyring's keys live (a table with `id smallint`, `algorithm text` and `secret
@@ -62,7 +62,7 @@ impl std::fmt::Debug for Keyring {
 
 impl Keyring {
     /// Loads the keys of `table`, creating the first one when there is none.
-    pub async fn load_or_create(pool: &PgPool, table: KeyTable) -> anyhow::Result<Self> {
+    pub async fn load_or_create(pool: &ControlDb, table: KeyTable) -> anyhow::Result<Self> {
         let what = table.what;
         let mut rows = load(pool, table).await?;
         if rows.is_empty() {
@@ -148,7 +148,7 @@ impl Keyring {
     }
 }
 
-async fn load(pool: &PgPool, table: KeyTable) -> anyhow::Result<Vec<(i16, Vec<u8>)>> {
+async fn load(pool: &ControlDb, table: KeyTable) -> anyhow::Result<Vec<(i16, Vec<u8>)>> {
     sqlx::query_as(&format!(
         "SELECT id, secret FROM {} ORDER BY id",
         table.table

@@ -342,7 +342,7 @@ impl Sender {
 
     async fn listen(&self) -> Option<PgListener> {
         let listened = async {
-            let mut listener = PgListener::connect_with(&self.outbox.pool).await?;
+            let mut listener = self.outbox.pool.listener().await?;
             listener.listen(CHANNEL).await?;
             Ok::<_, sqlx::Error>(listener)
         }

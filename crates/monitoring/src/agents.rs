@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use rand::RngCore as _;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use sqlx::PgPool;
+use tenantry_tenancy::ControlDb;
 use tenantry_tenancy::TenantTx;
 use uuid::Uuid;
 
@@ -77,7 +77,7 @@ pub struct AgentIdentity {
 /// A new token for agent `agent_id` of organization `org_id`, replacing its previous one, if
 /// any (which stops working).
 pub async fn issue_agent_token(
-    control: &PgPool,
+    control: &ControlDb,
     org_id: Uuid,
     agent_id: Uuid,
 ) -> sqlx::Result<AgentToken> {
@@ -97,7 +97,7 @@ pub async fn issue_agent_token(
 
 /// The organization and agent `token` was issued for, if it is a current token.
 pub async fn find_agent_token(
-    control: &PgPool,
+    control: &ControlDb,
     token: &AgentToken,
 ) -> sqlx::Result<Option<AgentIdentity>> {
     if !token.well_formed() {
@@ -114,7 +114,7 @@ pub async fn find_agent_token(
 
 /// Removes the token of agent `agent_id` of organization `org_id`; whether there was one.
 pub async fn forget_agent_token(
-    control: &PgPool,
+    control: &ControlDb,
     org_id: Uuid,
     agent_id: Uuid,
 ) -> sqlx::Result<bool> {

@@ -12,7 +12,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rand::RngCore as _;
 use sha2::{Digest, Sha256};
-use sqlx::PgPool;
+use tenantry_tenancy::ControlDb;
 use uuid::Uuid;
 
 /// The path a heartbeat token is pinged at, after the server's public URL.
@@ -71,7 +71,11 @@ fn well_formed(token: &str) -> bool {
 
 /// A new token for monitor `monitor_id` of organization `org_id`, replacing the monitor's
 /// previous one, if any (which stops working).
-pub async fn issue(pool: &PgPool, org_id: Uuid, monitor_id: Uuid) -> sqlx::Result<HeartbeatToken> {
+pub async fn issue(
+    pool: &ControlDb,
+    org_id: Uuid,
+    monitor_id: Uuid,
+) -> sqlx::Result<HeartbeatToken> {
     let token = HeartbeatToken::generate();
     sqlx::query(
         "INSERT INTO monitoring.heartbeats (token_hash, org_id, monitor_id) VALUES ($1, $2, $3)
@@ -87,7 +91,7 @@ pub async fn issue(pool: &PgPool, org_id: Uuid, monitor_id: Uuid) -> sqlx::Resul
 }
 
 /// Whether monitor `monitor_id` of organization `org_id` has a token.
-pub async fn has_token(pool: &PgPool, org_id: Uuid, monitor_id: Uuid) -> sqlx::Result<bool> {
+pub async fn has_token(pool: &ControlDb, org_id: Uuid, monitor_id: Uuid) -> sqlx::Result<bool> {
     sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM monitoring.heartbeats WHERE org_id = $1 AND monitor_id = $2)",
     )
@@ -98,7 +102,7 @@ pub async fn has_token(pool: &PgPool, org_id: Uuid, monitor_id: Uuid) -> sqlx::R
 }
 
 /// The organization and monitor `token` was issued for, if it is a current token.
-pub async fn find(pool: &PgPool, token: &str) -> sqlx::Result<Option<HeartbeatTarget>> {
+pub async fn find(pool: &ControlDb, token: &str) -> sqlx::Result<Option<HeartbeatTarget>> {
     if !well_formed(token) {
         return Ok(None);
     }
@@ -112,7 +116,7 @@ pub async fn find(pool: &PgPool, token: &str) -> sqlx::Result<Option<HeartbeatTa
 }
 
 /// Removes the token of monitor `monitor_id` of organization `org_id`; whether there was one.
-pub async fn forget(pool: &PgPool, org_id: Uuid, monitor_id: Uuid) -> sqlx::Result<bool> {
+pub async fn forget(pool: &ControlDb, org_id: Uuid, monitor_id: Uuid) -> sqlx::Result<bool> {
     let done =
         sqlx::query("DELETE FROM monitoring.heartbeats WHERE org_id = $1 AND monitor_id = $2")
             .bind(org_id)

@@ -109,7 +109,7 @@ async fn channel(
     destination: &str,
     monitor_ids: &[Uuid],
 ) -> (Uuid, Option<String>) {
-    let keys = SecretKeys::load_or_create(engine.runtime_pool())
+    let keys = SecretKeys::load_or_create(engine.control_db())
         .await
         .unwrap();
     let input = AlertChannelInput {
@@ -160,7 +160,7 @@ async fn check(engine: &Tenancy, ctx: &TenantCtx, monitor: Uuid, n: i64, ok: boo
         .await
         .unwrap();
     if recorded.needs_delivery() {
-        alerts::note_pending(engine.runtime_pool(), ctx.tenant_id().as_uuid())
+        alerts::note_pending(engine.control_db(), ctx.tenant_id().as_uuid())
             .await
             .unwrap();
     }
@@ -209,7 +209,7 @@ async fn deliveries(ctx: &TenantCtx) -> Vec<Row> {
 async fn wakeup_exists(engine: &Tenancy, org: Uuid) -> bool {
     sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM monitoring.alert_wakeups WHERE org_id = $1)")
         .bind(org)
-        .fetch_one(engine.runtime_pool())
+        .fetch_one(engine.control_db())
         .await
         .unwrap()
 }
@@ -297,7 +297,7 @@ async fn deliverer(engine: &Tenancy, tune: impl FnOnce(&mut DelivererConfig)) ->
         ..DelivererConfig::default()
     };
     tune(&mut config);
-    let outbox = Outbox::open(engine.runtime_pool().clone()).await.unwrap();
+    let outbox = Outbox::open(engine.control_db().clone()).await.unwrap();
     Deliverer::new(engine.clone(), outbox, config)
         .await
         .unwrap()
@@ -521,7 +521,7 @@ async fn a_rolled_back_transition_sends_nothing() {
         .await
         .unwrap();
     assert!(recorded.needs_delivery());
-    alerts::note_pending(engine.runtime_pool(), org)
+    alerts::note_pending(engine.control_db(), org)
         .await
         .unwrap();
     tx.rollback().await.unwrap();
@@ -597,7 +597,7 @@ async fn email_alerts_reach_the_smtp_sink_once() {
     let ctx = tenant(&engine, Isolation::Database).await;
     let org = ctx.tenant_id().as_uuid();
     let sink = SmtpSink::start().await;
-    let outbox = Outbox::open(engine.runtime_pool().clone()).await.unwrap();
+    let outbox = Outbox::open(engine.control_db().clone()).await.unwrap();
     let sender = Sender::new(
         outbox,
         &MailConfig {
@@ -643,7 +643,7 @@ async fn email_alerts_reach_the_smtp_sink_once() {
         .await
         .unwrap();
     tx.commit().await.unwrap();
-    alerts::note_pending(engine.runtime_pool(), org)
+    alerts::note_pending(engine.control_db(), org)
         .await
         .unwrap();
     deliver_until(&deliverer, "the delivery is made again", async || {
@@ -652,7 +652,7 @@ async fn email_alerts_reach_the_smtp_sink_once() {
     .await;
     let queued: i64 = sqlx::query_scalar("SELECT count(*) FROM mail.outbox WHERE org_id = $1")
         .bind(org)
-        .fetch_one(engine.runtime_pool())
+        .fetch_one(engine.control_db())
         .await
         .unwrap();
     assert_eq!(queued, 1);

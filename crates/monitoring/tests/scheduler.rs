@@ -75,7 +75,7 @@ async fn create(engine: &Tenancy, ctx: &TenantCtx, input: &MonitorInput) -> Uuid
     let mut tx = ctx.begin().await.unwrap();
     let monitor = monitoring::create(&mut tx, input).await.unwrap();
     scheduler::plan(
-        engine.runtime_pool(),
+        engine.control_db(),
         ctx.tenant_id().as_uuid(),
         &monitor,
         None,
@@ -405,7 +405,7 @@ fn a_killed_instance_s_checks_are_taken_over() {
                  WHERE lease_owner = $1 AND lease_until > now()",
             )
             .bind(owner)
-            .fetch_one(engine.runtime_pool())
+            .fetch_one(engine.control_db())
             .await
             .unwrap();
             if held > 0 {
@@ -443,7 +443,7 @@ fn a_killed_instance_s_checks_are_taken_over() {
 #[tokio::test]
 async fn claims_are_fair_across_organizations_weighted_by_plan_and_skip_suspended_ones() {
     let engine = engine().await;
-    let pool = engine.runtime_pool();
+    let pool = engine.control_db();
     let noisy = tenant(&engine, Isolation::Shared, "free").await;
     let mut small = Vec::new();
     for _ in 0..5 {
@@ -533,7 +533,7 @@ async fn claims_are_fair_across_organizations_weighted_by_plan_and_skip_suspende
 #[tokio::test]
 async fn reconciling_schedules_unscheduled_monitors_and_drops_rows_of_deleted_ones() {
     let engine = engine().await;
-    let pool = engine.runtime_pool();
+    let pool = engine.control_db();
     let ctx = tenant(&engine, Isolation::Database, "free").await;
     let org = ctx.tenant_id().as_uuid();
     // A monitor that never got its row (restored from an archive, say), one disabled, and a
@@ -581,7 +581,7 @@ async fn reconciling_schedules_unscheduled_monitors_and_drops_rows_of_deleted_on
 #[tokio::test]
 async fn an_organization_s_running_checks_count_against_its_next_claims() {
     let engine = engine().await;
-    let pool = engine.runtime_pool();
+    let pool = engine.control_db();
     let busy = tenant(&engine, Isolation::Shared, "free").await;
     let quiet = tenant(&engine, Isolation::Shared, "free").await;
     let url = Some("http://127.0.0.1:9/".to_string());
@@ -611,7 +611,7 @@ async fn an_organization_s_running_checks_count_against_its_next_claims() {
 #[tokio::test]
 async fn the_reserved_part_of_a_claim_is_only_for_organizations_below_the_busiest() {
     let engine = engine().await;
-    let pool = engine.runtime_pool();
+    let pool = engine.control_db();
     let busy = tenant(&engine, Isolation::Shared, "free").await;
     let quiet = tenant(&engine, Isolation::Schema, "free").await;
     let url = Some("http://127.0.0.1:9/".to_string());
@@ -656,7 +656,7 @@ async fn the_reserved_part_of_a_claim_is_only_for_organizations_below_the_busies
 #[tokio::test]
 async fn checks_coming_due_are_claimed_within_the_lookahead_soonest_first() {
     let engine = engine().await;
-    let pool = engine.runtime_pool();
+    let pool = engine.control_db();
     let ctx = tenant(&engine, Isolation::Shared, "free").await;
     let org = ctx.tenant_id().as_uuid();
     let url = Some("http://127.0.0.1:9/".to_string());
@@ -726,7 +726,7 @@ async fn checks_coming_due_are_claimed_within_the_lookahead_soonest_first() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ping_arriving_after_the_claim_keeps_a_heartbeat_monitor_up() {
     let engine = engine().await;
-    let pool = engine.runtime_pool();
+    let pool = engine.control_db();
     let ctx = tenant(&engine, Isolation::Shared, "free").await;
     let id = create(&engine, &ctx, &input("heartbeat", None, 60)).await;
     // Up, its last ping an hour ago (its deadline long past), its next look in a moment.

@@ -472,7 +472,7 @@ per_tier!(deleting_a_monitor_removes_its_results_and_incidents);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn heartbeat_tokens_are_stored_hashed_and_rotate() {
     let (engine, ctx) = tenant(Isolation::Database).await;
-    let pool = engine.runtime_pool();
+    let pool = engine.control_db();
     let org = ctx.tenant_id().as_uuid();
     let id = monitor(&ctx, "heartbeat", 1).await;
     let token = monitoring::issue_heartbeat(pool, org, id).await.unwrap();

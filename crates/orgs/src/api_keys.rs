@@ -150,6 +150,7 @@ impl Orgs {
         let change = key_change("api_key.created", &key);
         tenantry_audit::record(&mut tx, Some(org_id), audit, &change).await?;
         tx.commit().await?;
+        self.changed();
         Ok(NewKey { key, secret })
     }
 
@@ -187,6 +188,7 @@ impl Orgs {
         let change = key_change("api_key.revoked", &revoked);
         tenantry_audit::record(&mut tx, Some(org_id), audit, &change).await?;
         tx.commit().await?;
+        self.changed();
         Ok(())
     }
 

@@ -161,6 +161,7 @@ impl Orgs {
         let change = invitation_change("invitation.created", &invitation);
         tenantry_audit::record(&mut tx, Some(org_id), audit, &change).await?;
         tx.commit().await?;
+        self.changed();
         Ok(invitation)
     }
 
@@ -200,6 +201,7 @@ impl Orgs {
         let change = invitation_change("invitation.revoked", &revoked);
         tenantry_audit::record(&mut tx, Some(org_id), audit, &change).await?;
         tx.commit().await?;
+        self.changed();
         Ok(())
     }
 
@@ -256,6 +258,7 @@ impl Orgs {
         let change = invitation_change("invitation.resent", &invitation);
         tenantry_audit::record(&mut tx, Some(org_id), audit, &change).await?;
         tx.commit().await?;
+        self.changed();
         Ok(invitation)
     }
 

@@ -3,9 +3,9 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::PgPool;
 use tenantry_audit::{AuditContext, Change};
 use tenantry_mail::Outbox;
+use tenantry_tenancy::ControlDb;
 use tenantry_tenancy::{
     Isolation, NewTenant, Slug, Tenancy, TenancyError, TenantRecord, TenantStatus,
 };
@@ -181,8 +181,8 @@ impl Orgs {
         self.deleted_retention_days
     }
 
-    pub(crate) fn runtime(&self) -> &PgPool {
-        self.tenancy.runtime_pool()
+    pub(crate) fn runtime(&self) -> &ControlDb {
+        self.tenancy.control_db()
     }
 
     pub(crate) fn tenancy(&self) -> &Tenancy {
@@ -357,6 +357,12 @@ impl Orgs {
         &self.caches
     }
 
+    /// Forgets this process's cached authorization data after a change committed (other
+    /// instances hear of it from the database; see `tenantry_tenancy::cache`).
+    pub(crate) fn changed(&self) {
+        self.tenancy.caches().flush();
+    }
+
     /// The organization named by `key` (id or slug) and the user's role in it; `NotFound` when it
     /// does not exist, was hard-deleted, or the user is not a member.
     pub async fn for_member(
@@ -482,6 +488,7 @@ impl Orgs {
         };
         tenantry_audit::record(&mut tx, Some(org_id), audit, &change).await?;
         tx.commit().await?;
+        self.changed();
         Ok(OrgSummary::new(&record, actor))
     }
 

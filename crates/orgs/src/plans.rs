@@ -233,6 +233,7 @@ impl Orgs {
         };
         tenantry_audit::record(&mut tx, Some(org_id), audit, &audited).await?;
         tx.commit().await?;
+        self.changed();
         Ok((record, entitlements))
     }
 }

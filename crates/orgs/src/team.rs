@@ -77,6 +77,7 @@ impl Orgs {
         let change = member_change("member.added", user_id, None, Some(role));
         tenantry_audit::record(&mut tx, Some(org_id), audit, &change).await?;
         tx.commit().await?;
+        self.changed();
         self.member(org_id, user_id).await
     }
 
@@ -111,6 +112,7 @@ impl Orgs {
         let change = member_change("member.role_changed", user_id, Some(current), Some(role));
         tenantry_audit::record(&mut tx, Some(org_id), audit, &change).await?;
         tx.commit().await?;
+        self.changed();
         self.member(org_id, user_id).await
     }
 
@@ -179,6 +181,7 @@ impl Orgs {
         let change = member_change(action, user_id, Some(current), None);
         tenantry_audit::record(&mut tx, Some(org_id), audit, &change).await?;
         tx.commit().await?;
+        self.changed();
         Ok(())
     }
 

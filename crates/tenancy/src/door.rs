@@ -18,6 +18,7 @@ use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 
 use crate::engine::Inner;
 use crate::error::{TenancyError, sqlstate};
+use crate::handles::ControlDb;
 use crate::ids::{Isolation, TenantId};
 use crate::naming::{is_plain_identifier, quote_ident};
 use crate::registry::{self, TenantRecord};
@@ -189,6 +190,39 @@ impl TenantCtx {
         })
     }
 
+    /// A writing transaction of the owner role at this tenant's placement, through the same
+    /// door: the context was resolved (the tenant is active), the write gate is passed, the
+    /// tenant and its schema are set for the transaction only, and TimeZone is UTC so rows read
+    /// as JSON compare across copies. On a connection of its own, closed when the transaction
+    /// ends. For [`crate::Operator::begin_restore`].
+    pub(crate) async fn begin_as_owner(&self) -> Result<TenantTx, TenancyError> {
+        let database = match self.isolation {
+            Isolation::Database => self.database.clone(),
+            Isolation::Shared | Isolation::Schema => self.engine.control_database.clone(),
+        };
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(1)
+            .min_connections(0)
+            .connect_lazy_with(self.engine.owner_options.clone().database(&database));
+        self.engine
+            .owner_uses
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let statement = format!(
+            "SET LOCAL app.tenant_id = '{id}'; SET LOCAL search_path = {schema}; \
+             SET LOCAL TimeZone = 'UTC'; SELECT tenant_write_gate('{id}'); BEGIN",
+            id = self.id.as_uuid(),
+            schema = quote_ident(&self.schema)
+        );
+        // The pool's one connection goes when the transaction has ended and this last handle
+        // of the pool with it.
+        let tx = pool.begin_with(statement).await?;
+        Ok(TenantTx {
+            tx,
+            tenant: self.id,
+            in_control: self.isolation != Isolation::Database,
+        })
+    }
+
     fn pool(&self) -> PgPool {
         match self.isolation {
             Isolation::Shared | Isolation::Schema => self.engine.runtime.clone(),
@@ -241,7 +275,7 @@ impl TenantTx {
     /// transactions waiting on each other's locks cannot exhaust it.
     pub async fn control<'a>(
         &'a mut self,
-        control: &PgPool,
+        control: &ControlDb,
     ) -> Result<ControlConn<'a>, sqlx::Error> {
         if self.in_control {
             Ok(ControlConn::Same(self))

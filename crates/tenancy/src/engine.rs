@@ -18,6 +18,7 @@ use crate::cache::{Cache, Caches};
 use crate::config::EngineConfig;
 use crate::door::TenantCtx;
 use crate::error::TenancyError;
+use crate::handles::ControlDb;
 use crate::ids::{Isolation, TenantId, TenantStatus};
 use crate::migrations::MigrationSet;
 use crate::naming::{CONTROL_SCHEMA, Naming, SHARED_SCHEMA, is_plain_identifier};
@@ -89,6 +90,8 @@ pub(crate) struct Inner {
     pub owner_role: String,
     pub owner: PgPool,
     pub runtime: PgPool,
+    /// The runtime pool, as handed out ([`Tenancy::control_db`]).
+    pub control: ControlDb,
     pub tenant_pools: TenantPools,
     pub key: RoleKey,
     pub migrations: MigrationSet,
@@ -209,6 +212,7 @@ impl Tenancy {
                 owner_options,
                 owner_role,
                 owner,
+                control: ControlDb::new(runtime.clone()),
                 runtime,
                 tenant_pools: TenantPools::new(config.pools.clone()),
                 key,
@@ -243,19 +247,14 @@ impl Tenancy {
         &self.inner.control_database
     }
 
+    /// The runtime role on the control database, for the application's control schemas.
+    pub fn control_db(&self) -> &ControlDb {
+        &self.inner.control
+    }
+
     /// The pool of the runtime role on the control database, for control-plane tables.
-    pub fn runtime_pool(&self) -> &PgPool {
+    pub(crate) fn runtime_pool(&self) -> &PgPool {
         &self.inner.runtime
-    }
-
-    /// The pool of the owner role on the control database. Not for request handling.
-    pub fn owner_pool(&self) -> &PgPool {
-        &self.inner.owner
-    }
-
-    /// Owner-role connection options on the control database.
-    pub fn owner_options(&self) -> &PgConnectOptions {
-        &self.inner.owner_options
     }
 
     /// The door: the tenant named by `key` (id or slug), if it exists and is active.
@@ -410,7 +409,7 @@ impl Tenancy {
     /// too), with TimeZone UTC so rows read as JSON ([`crate::TenantTable`]) compare across
     /// copies. A connection of its own, never pooled: for the CLI and jobs (audit verification,
     /// moves, archives), not request handling. Close it when done.
-    pub async fn owner_conn_for(
+    pub(crate) async fn owner_conn_for(
         &self,
         record: &TenantRecord,
     ) -> Result<PgConnection, TenancyError> {

@@ -12,6 +12,7 @@ mod door;
 mod engine;
 mod error;
 mod fleet;
+mod handles;
 mod ids;
 mod lifecycle;
 pub mod lint;
@@ -35,6 +36,7 @@ pub use error::TenancyError;
 pub use fleet::{
     FleetStatus, MigrateProgress, MigrateReport, Quiet, ScopeStatus, TenantSchemaStatus,
 };
+pub use handles::{ControlDb, Operator};
 pub use ids::{Isolation, ProvisionStep, Slug, SlugError, TenantId, TenantStatus};
 pub use lifecycle::RegistryTx;
 pub use migrations::{Migration, MigrationSet};

@@ -17,6 +17,8 @@ use crate::registry::{self, COLUMNS, TenantRecord};
 /// entry's insert only. Dropping it without `commit` rolls back.
 pub struct RegistryTx {
     tx: Transaction<'static, Postgres>,
+    /// Flushed once the change commits (see [`crate::cache`]).
+    caches: std::sync::Arc<crate::cache::Caches>,
 }
 
 impl std::fmt::Debug for RegistryTx {
@@ -26,8 +28,11 @@ impl std::fmt::Debug for RegistryTx {
 }
 
 impl RegistryTx {
+    /// Commits, then forgets this process's cached registry data.
     pub async fn commit(self) -> Result<(), TenancyError> {
-        Ok(self.tx.commit().await?)
+        self.tx.commit().await?;
+        self.caches.flush();
+        Ok(())
     }
 }
 
@@ -49,6 +54,7 @@ impl Tenancy {
     pub async fn begin_registry(&self) -> Result<RegistryTx, TenancyError> {
         Ok(RegistryTx {
             tx: self.inner.owner.begin().await?,
+            caches: self.inner.caches.clone(),
         })
     }
 
@@ -58,6 +64,7 @@ impl Tenancy {
     pub async fn begin_profile_change(&self) -> Result<RegistryTx, TenancyError> {
         Ok(RegistryTx {
             tx: self.inner.runtime.begin().await?,
+            caches: self.inner.caches.clone(),
         })
     }
 

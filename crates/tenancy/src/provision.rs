@@ -19,11 +19,15 @@ use crate::registry::{self, NewRecord, TenantRecord};
 pub(crate) struct TenantLock {
     tx: Transaction<'static, Postgres>,
     _slot: OwnedSemaphorePermit,
+    /// Flushed when the work under the lock (which changes the registry) is done.
+    caches: std::sync::Arc<crate::cache::Caches>,
 }
 
 impl TenantLock {
     pub async fn commit(self) -> Result<(), TenancyError> {
-        Ok(self.tx.commit().await?)
+        self.tx.commit().await?;
+        self.caches.flush();
+        Ok(())
     }
 }
 
@@ -167,7 +171,11 @@ impl Tenancy {
             .bind(id.to_string())
             .execute(&mut *tx)
             .await?;
-        Ok(TenantLock { tx, _slot: slot })
+        Ok(TenantLock {
+            tx,
+            _slot: slot,
+            caches: self.inner.caches.clone(),
+        })
     }
 
     async fn run_next_step(&self, id: TenantId) -> Result<Option<ProvisionStep>, TenancyError> {

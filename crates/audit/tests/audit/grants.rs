@@ -27,7 +27,7 @@ async fn the_runtime_role_cannot_change_or_remove_entries(tier: Isolation) {
         "DELETE FROM audit.entries WHERE org_id = $1",
         "TRUNCATE audit.entries",
     ] {
-        let mut tx = engine.runtime_pool().begin().await.unwrap();
+        let mut tx = engine.control_db().begin().await.unwrap();
         let query = sqlx::query(statement);
         let query = if statement.contains("$1") {
             query.bind(org)

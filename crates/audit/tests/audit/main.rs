@@ -77,7 +77,7 @@ pub fn change(action: &'static str, target_kind: &'static str, n: u32) -> Change
 
 /// Records `change` in the organization's control-side chain, committed.
 pub async fn record_org(engine: &Tenancy, org: Option<Uuid>, ctx: &AuditContext, change: &Change) {
-    let mut tx = engine.runtime_pool().begin().await.unwrap();
+    let mut tx = engine.control_db().begin().await.unwrap();
     tenantry_audit::record(&mut tx, org, ctx, change)
         .await
         .unwrap();

@@ -16,7 +16,7 @@ async fn entries_of_a_rolled_back_transaction_do_not_exist(tier: Isolation) {
     let (record, ctx) = tenant(&engine, tier).await;
     let who = user_ctx(Uuid::now_v7());
 
-    let mut tx = engine.runtime_pool().begin().await.unwrap();
+    let mut tx = engine.control_db().begin().await.unwrap();
     tenantry_audit::record(
         &mut tx,
         Some(ctx.tenant_id().as_uuid()),
@@ -330,7 +330,7 @@ async fn the_platform_chain_has_no_organization() {
         &change("member.added", "member", 1),
     )
     .await;
-    let (entries, next) = tenantry_audit::list_platform(engine.runtime_pool(), &Filter::default())
+    let (entries, next) = tenantry_audit::list_platform(engine.control_db(), &Filter::default())
         .await
         .unwrap();
     assert_eq!(next, None);
@@ -344,7 +344,7 @@ async fn the_platform_chain_has_no_organization() {
         .unwrap();
     assert_eq!(org.len(), 1);
     let nulls: i64 = sqlx::query_scalar("SELECT count(*) FROM audit.entries WHERE org_id IS NULL")
-        .fetch_one(engine.owner_pool())
+        .fetch_one(tenantry_tenancy::Operator::new(&engine).control())
         .await
         .unwrap();
     assert_eq!(nulls, 3);

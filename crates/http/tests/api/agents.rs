@@ -72,7 +72,7 @@ async fn claim(app: &TestApp, token: &str, max: i64) -> Vec<Value> {
 async fn scheduled_agent(app: &TestApp, id: &str) -> Option<Option<Uuid>> {
     sqlx::query_scalar("SELECT agent_id FROM monitoring.schedule WHERE monitor_id = $1")
         .bind(id.parse::<Uuid>().unwrap())
-        .fetch_optional(app.tenancy.owner_pool())
+        .fetch_optional(tenantry_tenancy::Operator::new(&app.tenancy).control())
         .await
         .unwrap()
 }
@@ -196,7 +196,7 @@ async fn an_agent_is_registered_read_listed_and_deleted_and_its_token_shown_once
     let hashes: Vec<Vec<u8>> =
         sqlx::query_scalar("SELECT token_hash FROM monitoring.agent_tokens WHERE agent_id = $1")
             .bind(id.parse::<Uuid>().unwrap())
-            .fetch_all(app.tenancy.owner_pool())
+            .fetch_all(tenantry_tenancy::Operator::new(&app.tenancy).control())
             .await
             .unwrap();
     assert_eq!(hashes.len(), 1);
@@ -205,7 +205,7 @@ async fn an_agent_is_registered_read_listed_and_deleted_and_its_token_shown_once
             OR position(convert_to($1, 'UTF8') IN t.token_hash) > 0",
     )
     .bind(&token)
-    .fetch_one(app.tenancy.owner_pool())
+    .fetch_one(tenantry_tenancy::Operator::new(&app.tenancy).control())
     .await
     .unwrap();
     assert_eq!(in_control, 0);
@@ -256,7 +256,7 @@ async fn an_agent_is_registered_read_listed_and_deleted_and_its_token_shown_once
     let left: i64 =
         sqlx::query_scalar("SELECT count(*) FROM monitoring.agent_tokens WHERE agent_id = $1")
             .bind(id.parse::<Uuid>().unwrap())
-            .fetch_one(app.tenancy.owner_pool())
+            .fetch_one(tenantry_tenancy::Operator::new(&app.tenancy).control())
             .await
             .unwrap();
     assert_eq!(left, 0);
@@ -297,7 +297,7 @@ async fn parallel_registrations_against_room_for_three_make_three_and_usage_coun
     let tokens: i64 =
         sqlx::query_scalar("SELECT count(*) FROM monitoring.agent_tokens WHERE org_id = $1")
             .bind(org.parse::<Uuid>().unwrap())
-            .fetch_one(app.tenancy.owner_pool())
+            .fetch_one(tenantry_tenancy::Operator::new(&app.tenancy).control())
             .await
             .unwrap();
     assert_eq!(tokens, 3);
@@ -474,7 +474,7 @@ async fn deleting_an_agent_gives_its_monitors_back_to_the_servers() {
     assert_eq!(scheduled_agent(&app, &id).await, Some(None));
     // The servers' instances may take it at once: the agent's lease went with it.
     let instances = scheduler::claim(
-        app.tenancy.runtime_pool(),
+        app.tenancy.control_db(),
         Claimant::Instances,
         Uuid::now_v7(),
         100,
@@ -787,7 +787,7 @@ async fn an_agent_runs_its_monitors_checks_end_to_end() {
         Some(Some(id_of(&agent).parse().unwrap()))
     );
     let instances = scheduler::claim(
-        app.tenancy.runtime_pool(),
+        app.tenancy.control_db(),
         Claimant::Instances,
         Uuid::now_v7(),
         100,
@@ -896,7 +896,8 @@ async fn stale_schedule_rows_follow_their_monitors_agent() {
     );
     // Rows gone wrong long enough ago (a crash between the monitor's commit and the schedule's
     // write): the remote monitor's row lost, the local one's naming the agent.
-    let pool = app.tenancy.owner_pool();
+    let operator = tenantry_tenancy::Operator::new(&app.tenancy);
+    let pool = operator.control();
     sqlx::query("DELETE FROM monitoring.schedule WHERE monitor_id = $1")
         .bind(remote.parse::<Uuid>().unwrap())
         .execute(pool)

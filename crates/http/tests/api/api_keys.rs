@@ -45,7 +45,7 @@ async fn a_key_is_shown_once_stored_as_a_hash_and_acts_in_its_organization() {
     assert!(listed.get("secret").is_none());
     assert_eq!(listed["role"], "member");
     let stored: Vec<u8> = sqlx::query_scalar("SELECT key_hash FROM orgs.api_keys")
-        .fetch_one(app.tenancy.owner_pool())
+        .fetch_one(tenantry_tenancy::Operator::new(&app.tenancy).control())
         .await
         .unwrap();
     assert_eq!(stored.len(), 32);
@@ -151,7 +151,7 @@ async fn roles_bound_keys_and_revocation_takes_effect_at_once() {
             .bind(acme.parse::<Uuid>().unwrap())
             .bind(user.id)
             .bind(role)
-            .execute(app.tenancy.owner_pool())
+            .execute(tenantry_tenancy::Operator::new(&app.tenancy).control())
             .await
             .unwrap();
         let wanted = if role == "member" { "viewer" } else { "owner" };

@@ -559,7 +559,7 @@ async fn heartbeats_stay_in_their_organization(
         .bind(<sha2::Sha256 as sha2::Digest>::digest(token.as_bytes()).to_vec())
         .bind(a.parse::<Uuid>().unwrap())
         .bind(theirs.parse::<Uuid>().unwrap())
-        .execute(app.tenancy.owner_pool())
+        .execute(tenantry_tenancy::Operator::new(&app.tenancy).control())
         .await
         .unwrap();
         for method in [Method::GET, Method::POST] {

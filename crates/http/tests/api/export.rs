@@ -162,7 +162,7 @@ async fn the_owner_downloads_everything_the_organization_owns_and_no_secret() {
          UNION ALL SELECT encode(key_hash, 'hex') FROM orgs.api_keys
          UNION ALL SELECT encode(token_hash, 'hex') FROM orgs.invitations",
     )
-    .fetch_all(app.tenancy.owner_pool())
+    .fetch_all(tenantry_tenancy::Operator::new(&app.tenancy).control())
     .await
     .unwrap();
     assert_eq!(stored.len(), 4);

@@ -294,7 +294,7 @@ async fn redis_keys(server: &RedisServer, id: Uuid) -> Vec<String> {
 async fn outbox_statuses(app: &TestApp, id: Uuid) -> Vec<String> {
     sqlx::query_scalar("SELECT status FROM mail.outbox WHERE org_id = $1 ORDER BY status")
         .bind(id)
-        .fetch_all(app.tenancy.owner_pool())
+        .fetch_all(tenantry_tenancy::Operator::new(&app.tenancy).control())
         .await
         .unwrap()
 }
@@ -611,7 +611,7 @@ async fn a_soft_delete_emails_every_owner_the_purge_date_and_the_export_link() {
     let deleted_at: chrono::DateTime<chrono::Utc> =
         sqlx::query_scalar("SELECT deleted_at FROM control.tenants WHERE id = $1")
             .bind(acme.parse::<Uuid>().unwrap())
-            .fetch_one(app.tenancy.owner_pool())
+            .fetch_one(tenantry_tenancy::Operator::new(&app.tenancy).control())
             .await
             .unwrap();
     let purge = deleted_at + chrono::Duration::days(30);
@@ -660,7 +660,7 @@ async fn a_soft_delete_emails_every_owner_the_purge_date_and_the_export_link() {
         "SELECT recipient FROM mail.outbox WHERE org_id = $1 ORDER BY recipient",
     )
     .bind(acme.parse::<Uuid>().unwrap())
-    .fetch_all(app.tenancy.owner_pool())
+    .fetch_all(tenantry_tenancy::Operator::new(&app.tenancy).control())
     .await
     .unwrap();
     assert_eq!(recipients, ["ada@example.com", "sam@example.com"]);

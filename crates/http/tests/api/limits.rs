@@ -27,7 +27,7 @@ async fn exactly(responses: Vec<reqwest::Response>, room: usize, limit: &str) {
 async fn count(app: &TestApp, sql: &str, org: &str) -> i64 {
     sqlx::query_scalar(sql)
         .bind(org.parse::<Uuid>().unwrap())
-        .fetch_one(app.tenancy.owner_pool())
+        .fetch_one(tenantry_tenancy::Operator::new(&app.tenancy).control())
         .await
         .unwrap()
 }

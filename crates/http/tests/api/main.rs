@@ -120,11 +120,11 @@ impl TestApp {
         )
         .await
         .unwrap();
-        let identity = Identity::open(tenancy.runtime_pool().clone(), IdentityConfig::default())
+        let identity = Identity::open(tenancy.control_db().clone(), IdentityConfig::default())
             .await
             .unwrap();
         let mail = SmtpSink::start().await;
-        let outbox = Outbox::open(tenancy.runtime_pool().clone()).await.unwrap();
+        let outbox = Outbox::open(tenancy.control_db().clone()).await.unwrap();
         let sender = Sender::new(
             outbox.clone(),
             &MailConfig {
@@ -362,20 +362,17 @@ pub async fn new_org(app: &TestApp, owner: &Caller, name: &str) -> String {
 pub async fn platform_admin(app: &TestApp) -> String {
     use tenantry_identity::Email;
 
-    Identity::open(
-        app.tenancy.runtime_pool().clone(),
-        IdentityConfig::default(),
-    )
-    .await
-    .unwrap()
-    .create_user(
-        &Email::parse("root@example.com").unwrap(),
-        "root password",
-        "Root",
-        true,
-    )
-    .await
-    .unwrap();
+    Identity::open(app.tenancy.control_db().clone(), IdentityConfig::default())
+        .await
+        .unwrap()
+        .create_user(
+            &Email::parse("root@example.com").unwrap(),
+            "root password",
+            "Root",
+            true,
+        )
+        .await
+        .unwrap();
     let login: Value = app
         .post(
             "/api/v1/auth/login",

@@ -420,7 +420,7 @@ async fn only_owners_delete_and_a_hard_delete_needs_the_slug() {
     let memberships: i64 =
         sqlx::query_scalar("SELECT count(*) FROM orgs.memberships WHERE org_id = $1")
             .bind(org.parse::<Uuid>().unwrap())
-            .fetch_one(app.tenancy.owner_pool())
+            .fetch_one(tenantry_tenancy::Operator::new(&app.tenancy).control())
             .await
             .unwrap();
     assert_eq!(memberships, 0);

@@ -366,7 +366,7 @@ async fn viewers_read_members_write_and_suspended_organizations_are_refused() {
     sqlx::query("INSERT INTO orgs.memberships (org_id, user_id, role) VALUES ($1, $2, 'viewer')")
         .bind(acme.parse::<Uuid>().unwrap())
         .bind(vic.id)
-        .execute(app.tenancy.owner_pool())
+        .execute(tenantry_tenancy::Operator::new(&app.tenancy).control())
         .await
         .unwrap();
     let t = Some(acme.as_str());
@@ -397,7 +397,7 @@ async fn viewers_read_members_write_and_suspended_organizations_are_refused() {
     // Removed: refused on the very next request.
     sqlx::query("DELETE FROM orgs.memberships WHERE user_id = $1")
         .bind(vic.id)
-        .execute(app.tenancy.owner_pool())
+        .execute(tenantry_tenancy::Operator::new(&app.tenancy).control())
         .await
         .unwrap();
     assert_eq!(

@@ -338,7 +338,7 @@ async fn a_heartbeat_monitor_is_pinged_at_the_url_its_creation_showed() {
         (Some("pending"), &Value::Null)
     );
     let stored: Vec<Vec<u8>> = sqlx::query_scalar("SELECT token_hash FROM monitoring.heartbeats")
-        .fetch_all(app.tenancy.owner_pool())
+        .fetch_all(tenantry_tenancy::Operator::new(&app.tenancy).control())
         .await
         .unwrap();
     assert_eq!(stored.len(), 1);
@@ -450,7 +450,7 @@ async fn a_heartbeat_monitor_is_pinged_at_the_url_its_creation_showed() {
         reference
     );
     let left: i64 = sqlx::query_scalar("SELECT count(*) FROM monitoring.heartbeats")
-        .fetch_one(app.tenancy.owner_pool())
+        .fetch_one(tenantry_tenancy::Operator::new(&app.tenancy).control())
         .await
         .unwrap();
     assert_eq!(left, 0);

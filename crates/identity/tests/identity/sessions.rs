@@ -57,7 +57,7 @@ async fn refresh_tokens_are_stored_only_as_hashes() {
         .await
         .unwrap();
     let stored: Vec<Vec<u8>> = sqlx::query_scalar("SELECT token_hash FROM identity.refresh_tokens")
-        .fetch_all(engine.owner_pool())
+        .fetch_all(tenantry_tenancy::Operator::new(&engine).control())
         .await
         .unwrap();
     assert_eq!(stored.len(), 1);

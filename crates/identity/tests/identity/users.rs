@@ -68,7 +68,7 @@ async fn passwords_are_stored_as_argon2id_hashes_and_upgraded_on_login() {
         .await
         .unwrap();
     let stored: String = sqlx::query_scalar("SELECT password_hash FROM identity.users")
-        .fetch_one(engine.owner_pool())
+        .fetch_one(tenantry_tenancy::Operator::new(&engine).control())
         .await
         .unwrap();
     assert!(
@@ -79,7 +79,7 @@ async fn passwords_are_stored_as_argon2id_hashes_and_upgraded_on_login() {
 
     // The same users, served with stronger parameters: the next login rehashes.
     let stronger = tenantry_identity::Identity::open(
-        engine.runtime_pool().clone(),
+        engine.control_db().clone(),
         IdentityConfig {
             argon_iterations: 3,
             ..IdentityConfig::default()
@@ -92,7 +92,7 @@ async fn passwords_are_stored_as_argon2id_hashes_and_upgraded_on_login() {
         .await
         .unwrap();
     let upgraded: String = sqlx::query_scalar("SELECT password_hash FROM identity.users")
-        .fetch_one(engine.owner_pool())
+        .fetch_one(tenantry_tenancy::Operator::new(&engine).control())
         .await
         .unwrap();
     assert!(

@@ -27,7 +27,7 @@ pub async fn outbox() -> (Outbox, Tenancy) {
     )
     .await
     .unwrap();
-    let outbox = Outbox::open(engine.runtime_pool().clone()).await.unwrap();
+    let outbox = Outbox::open(engine.control_db().clone()).await.unwrap();
     (outbox, engine)
 }
 
@@ -42,7 +42,7 @@ pub fn email(to: &str, subject: &str, text: &str) -> Email {
 
 /// Enqueues `email` in a transaction of its own, committed.
 pub async fn enqueue(outbox: &Outbox, engine: &Tenancy, email: &Email) -> Uuid {
-    let mut tx = engine.runtime_pool().begin().await.unwrap();
+    let mut tx = engine.control_db().begin().await.unwrap();
     let id = outbox.enqueue(&mut tx, email).await.unwrap();
     tx.commit().await.unwrap();
     id

@@ -9,7 +9,7 @@ use crate::{email, enqueue, outbox, raw, sender, superuser};
 async fn an_email_of_a_rolled_back_transaction_is_never_sent() {
     let (outbox, engine) = outbox().await;
     let sink = tenantry_testkit::smtp::SmtpSink::start().await;
-    let mut tx = engine.runtime_pool().begin().await.unwrap();
+    let mut tx = engine.control_db().begin().await.unwrap();
     outbox
         .enqueue(&mut tx, &email("a@example.com", "rolled back", "nothing"))
         .await
@@ -133,7 +133,7 @@ async fn concurrent_starts_share_one_key() {
         .execute(&mut superuser(&engine).await)
         .await
         .unwrap();
-    let pool = engine.runtime_pool().clone();
+    let pool = engine.control_db().clone();
     let opened = futures_join(
         (0..6)
             .map(|_| {

@@ -159,7 +159,7 @@ async fn two_senders_deliver_each_of_forty_emails_exactly_once() {
         stops.push(stop);
     }
     // One transaction: its commit wakes both senders at once.
-    let mut tx = engine.runtime_pool().begin().await.unwrap();
+    let mut tx = engine.control_db().begin().await.unwrap();
     let mut ids = HashSet::new();
     for n in 0..40 {
         let queued = email(&format!("user{n}@example.com"), &format!("n{n}"), "x");
@@ -174,7 +174,7 @@ async fn two_senders_deliver_each_of_forty_emails_exactly_once() {
     loop {
         let sent: i64 =
             sqlx::query_scalar("SELECT count(*) FROM mail.outbox WHERE status = 'sent'")
-                .fetch_one(engine.runtime_pool())
+                .fetch_one(engine.control_db())
                 .await
                 .unwrap();
         if sent == 40 {

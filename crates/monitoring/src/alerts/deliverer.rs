@@ -137,7 +137,7 @@ impl Deliverer {
         outbox: Outbox,
         config: DelivererConfig,
     ) -> anyhow::Result<Deliverer> {
-        let keys = SecretKeys::load_or_create(tenancy.runtime_pool()).await?;
+        let keys = SecretKeys::load_or_create(tenancy.control_db()).await?;
         let webhooks = Webhooks::new(&config.checker, config.timeout)
             .context("failed to build the webhook client")?;
         Ok(Deliverer {
@@ -180,7 +180,7 @@ impl Deliverer {
             }
             if pruned.is_none_or(|at| at.elapsed() >= Duration::from_secs(3600)) {
                 pruned = Some(Instant::now());
-                if let Err(e) = wakeups::prune_emails(self.shared.tenancy.runtime_pool()).await {
+                if let Err(e) = wakeups::prune_emails(self.shared.tenancy.control_db()).await {
                     tracing::warn!(error = %e, "failed to prune the alert email records");
                 }
             }
@@ -221,7 +221,7 @@ impl Deliverer {
 
     async fn listen(&self) -> Option<PgListener> {
         let listened = async {
-            let mut listener = PgListener::connect_with(self.shared.tenancy.runtime_pool()).await?;
+            let mut listener = self.shared.tenancy.control_db().listener().await?;
             listener.listen(CHANNEL).await?;
             Ok::<_, sqlx::Error>(listener)
         }
@@ -236,7 +236,7 @@ impl Deliverer {
 
 impl Shared {
     async fn pass(self: &Arc<Self>) -> anyhow::Result<usize> {
-        let control = self.tenancy.runtime_pool();
+        let control = self.tenancy.control_db();
         let mut delivered = 0;
         while !self.stopping.load(Ordering::Relaxed) {
             let orgs = wakeups::claim(
@@ -273,7 +273,7 @@ impl Shared {
 
     /// Delivers what is due in organization `org_id`, then releases its wakeup.
     async fn visit(self: &Arc<Self>, org_id: Uuid) -> anyhow::Result<usize> {
-        let control = self.tenancy.runtime_pool();
+        let control = self.tenancy.control_db();
         let ctx = match self.tenancy.resolve_id(TenantId::from(org_id)).await {
             Ok(ctx) => ctx,
             Err(TenancyError::NotFound(_)) => {

@@ -2,8 +2,8 @@
 //! the control database's `monitoring.alert_keys`, the channel's id as associated data (a sealed
 //! secret copied to another channel does not open).
 
-use sqlx::PgPool;
 use tenantry_mail::seal::{KeyTable, Keyring};
+use tenantry_tenancy::ControlDb;
 use uuid::Uuid;
 
 pub use tenantry_mail::seal::Sealed;
@@ -20,7 +20,7 @@ pub struct SecretKeys(Keyring);
 impl SecretKeys {
     /// Loads the keys from the control database (`control` is its runtime pool), creating the
     /// first one when there is none.
-    pub async fn load_or_create(control: &PgPool) -> anyhow::Result<Self> {
+    pub async fn load_or_create(control: &ControlDb) -> anyhow::Result<Self> {
         Ok(Self(Keyring::load_or_create(control, ALERT_KEYS).await?))
     }
 

@@ -177,7 +177,7 @@ impl Shared {
             &destination.name,
             &self.config.public_url,
         );
-        let mut tx = self.tenancy.runtime_pool().begin().await?;
+        let mut tx = self.tenancy.control_db().begin().await?;
         let email_id = self
             .outbox
             .enqueue(

@@ -5,7 +5,8 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgConnection;
+use tenantry_tenancy::ControlDb;
 use uuid::Uuid;
 
 /// The channel [`note_pending`] notifies; deliverers listen on it.
@@ -19,7 +20,7 @@ pub(crate) const CHANNEL: &str = "tenantry_alerts";
 /// nothing and goes away. Deliverers keep looking at a freshly noted organization for a while
 /// (`DelivererConfig::note_grace`), so a transaction committing shortly after its note is not
 /// missed.
-pub async fn note_pending(control: &PgPool, org_id: Uuid) -> sqlx::Result<()> {
+pub async fn note_pending(control: &ControlDb, org_id: Uuid) -> sqlx::Result<()> {
     note_pending_in(&mut *control.acquire().await?, org_id).await
 }
 
@@ -46,7 +47,7 @@ pub async fn note_pending_in(conn: &mut PgConnection, org_id: Uuid) -> sqlx::Res
 /// Claims up to `limit` due wakeups for `owner` until `lease` from now (skipping those another
 /// deliverer is claiming or holds); returns their organizations.
 pub(crate) async fn claim(
-    control: &PgPool,
+    control: &ControlDb,
     owner: Uuid,
     limit: i64,
     lease: Duration,
@@ -79,7 +80,7 @@ pub(crate) async fn claim(
 /// note's age, between 1 and 30 seconds. A note made during the visit updates `noted_at`, so it
 /// is never lost to the delete (which, under the row's lock, sees the newer `noted_at`).
 pub(crate) async fn finish(
-    control: &PgPool,
+    control: &ControlDb,
     org_id: Uuid,
     owner: Uuid,
     next: Option<DateTime<Utc>>,
@@ -121,7 +122,7 @@ pub(crate) async fn finish(
 /// Releases `owner`'s wakeup of `org_id` to be looked at again after `delay` (a tenant that is
 /// suspended, moving or unreachable now).
 pub(crate) async fn postpone(
-    control: &PgPool,
+    control: &ControlDb,
     org_id: Uuid,
     owner: Uuid,
     delay: Duration,
@@ -141,7 +142,7 @@ pub(crate) async fn postpone(
 }
 
 /// Forgets the wakeup of an organization that no longer exists.
-pub(crate) async fn forget(control: &PgPool, org_id: Uuid) -> sqlx::Result<()> {
+pub(crate) async fn forget(control: &ControlDb, org_id: Uuid) -> sqlx::Result<()> {
     sqlx::query("DELETE FROM monitoring.alert_wakeups WHERE org_id = $1")
         .bind(org_id)
         .execute(control)
@@ -150,7 +151,7 @@ pub(crate) async fn forget(control: &PgPool, org_id: Uuid) -> sqlx::Result<()> {
 }
 
 /// Deletes email deduplication records older than a week.
-pub(crate) async fn prune_emails(control: &PgPool) -> sqlx::Result<u64> {
+pub(crate) async fn prune_emails(control: &ControlDb) -> sqlx::Result<u64> {
     let done = sqlx::query(
         "DELETE FROM monitoring.alert_emails WHERE created_at < now() - interval '7 days'",
     )

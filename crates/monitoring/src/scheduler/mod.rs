@@ -242,7 +242,7 @@ impl Scheduler {
             releases,
         } = self;
         let releaser = tokio::spawn(release::run(
-            shared.tenancy.runtime_pool().clone(),
+            shared.tenancy.control_db().clone(),
             shared.owner,
             shared.metrics.clone(),
             releases,
@@ -334,7 +334,7 @@ impl Claimer {
     /// the poll too).
     async fn until_next_due(&self) -> Duration {
         let lookahead = self.config.lookahead;
-        match seconds_to_next_due(self.shared.tenancy.runtime_pool(), lookahead).await {
+        match seconds_to_next_due(self.shared.tenancy.control_db(), lookahead).await {
             Ok(Some(seconds)) => {
                 Duration::from_secs_f64(seconds.max(0.0) + lookahead.as_secs_f64() / 2.0)
                     .clamp(MIN_WAIT, self.config.poll.max(MIN_WAIT))
@@ -376,7 +376,7 @@ impl Claimer {
             horizon: self.config.lookahead,
         };
         let claims = match claim_ahead(
-            shared.tenancy.runtime_pool(),
+            shared.tenancy.control_db(),
             Claimant::Instances,
             shared.owner,
             &ask,

@@ -5,7 +5,8 @@
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use sqlx::{PgConnection, PgExecutor, PgPool};
+use sqlx::{PgConnection, PgExecutor};
+use tenantry_tenancy::ControlDb;
 use tenantry_tenancy::{Tenancy, TenancyError, TenantStatus};
 use uuid::Uuid;
 
@@ -52,7 +53,7 @@ pub fn lease_for(timeout_seconds: i32, slack: Duration) -> Duration {
 /// lost in a database crash means a slot run again, which its stored result makes harmless
 /// (recorded once, and not even run when the result is there). The results themselves are
 /// written durably, in the tenant's transaction.
-async fn lazily(control: &PgPool) -> sqlx::Result<sqlx::Transaction<'static, sqlx::Postgres>> {
+async fn lazily(control: &ControlDb) -> sqlx::Result<sqlx::Transaction<'static, sqlx::Postgres>> {
     control
         .begin_with("BEGIN; SET LOCAL synchronous_commit = off")
         .await
@@ -159,7 +160,7 @@ impl Ask {
 /// skipped. Only the `max` oldest due checks of each organization are ranked, read in order
 /// from its index, so a backlog of thousands is never sorted as a whole.
 pub async fn claim(
-    control: &PgPool,
+    control: &ControlDb,
     claimant: Claimant,
     owner: Uuid,
     max: i64,
@@ -174,7 +175,7 @@ pub async fn claim(
 /// busiest), for an instance that starts each at its due time. Leases of agents do not count
 /// toward the server instances' rounds, nor the instances' toward an agent's.
 pub async fn claim_ahead(
-    control: &PgPool,
+    control: &ControlDb,
     claimant: Claimant,
     owner: Uuid,
     ask: &Ask,
@@ -274,7 +275,10 @@ pub async fn claim_ahead(
 /// server instances comes within `horizon` of its due time; `None` when none is scheduled
 /// beyond it. Checks within it already but not claimable (leased, waiting for a retry) are not
 /// looked at: the poll finds them.
-pub async fn seconds_to_next_due(control: &PgPool, horizon: Duration) -> sqlx::Result<Option<f64>> {
+pub async fn seconds_to_next_due(
+    control: &ControlDb,
+    horizon: Duration,
+) -> sqlx::Result<Option<f64>> {
     sqlx::query_scalar(
         "SELECT extract(epoch FROM s.next_due_at - now())::float8 - $1
          FROM monitoring.schedule s
@@ -292,7 +296,7 @@ pub async fn seconds_to_next_due(control: &PgPool, horizon: Duration) -> sqlx::R
 /// Extends the lease on `claim` for `for_at_least` more (a check about to start late in its
 /// lease). False when the lease is no longer `owner`'s: another claimer has the slot.
 pub async fn extend(
-    control: &PgPool,
+    control: &ControlDb,
     claim: &Claim,
     owner: Uuid,
     for_at_least: Duration,
@@ -332,14 +336,19 @@ pub enum Next {
 
 /// Releases `claim` held by `owner` as `next` says. A lease lost meanwhile (taken over after
 /// it expired) is left to its new holder.
-pub async fn finish(control: &PgPool, claim: &Claim, owner: Uuid, next: Next) -> sqlx::Result<()> {
+pub async fn finish(
+    control: &ControlDb,
+    claim: &Claim,
+    owner: Uuid,
+    next: Next,
+) -> sqlx::Result<()> {
     finish_all(control, owner, &[(claim.clone(), next)]).await
 }
 
 /// [`finish`] for many claims of `owner` at once: one transaction, a statement per kind of
 /// release.
 pub async fn finish_all(
-    control: &PgPool,
+    control: &ControlDb,
     owner: Uuid,
     released: &[(Claim, Next)],
 ) -> sqlx::Result<()> {
@@ -472,7 +481,7 @@ pub struct Reconciled {
 /// deleted or disabled (unless written in the last minute: their monitor's transaction may not
 /// have committed yet). Organizations it cannot reach now are left for the next pass.
 pub async fn reconcile(tenancy: &Tenancy) -> Result<Reconciled, TenancyError> {
-    let control = tenancy.runtime_pool();
+    let control = tenancy.control_db();
     let mut done = Reconciled::default();
     for record in tenancy.list().await? {
         if record.status != TenantStatus::Active {
@@ -563,7 +572,7 @@ async fn add_missing(
 /// Puts the monitors of deleted agent `agent_id` of `org_id` back on the server instances
 /// (their rows' `agent_id` cleared, and the agent's leases with it, so an instance takes the
 /// slots at once); how many rows. Call it after the agent's deletion committed.
-pub async fn release_agent(control: &PgPool, org_id: Uuid, agent_id: Uuid) -> sqlx::Result<u64> {
+pub async fn release_agent(control: &ControlDb, org_id: Uuid, agent_id: Uuid) -> sqlx::Result<u64> {
     Ok(sqlx::query(
         "UPDATE monitoring.schedule
          SET agent_id = NULL,

@@ -146,7 +146,7 @@ async fn sort(
             // Assigned to an agent since the row was written: the row follows, and the agent
             // runs the slot.
             let next = match plan(
-                shared.tenancy.runtime_pool(),
+                shared.tenancy.control_db(),
                 claim.org_id,
                 &monitor,
                 monitor.agent_id,

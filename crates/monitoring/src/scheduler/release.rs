@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use sqlx::PgPool;
+use tenantry_tenancy::ControlDb;
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
@@ -26,7 +26,7 @@ pub(super) enum Release {
 }
 
 pub(super) async fn run(
-    control: PgPool,
+    control: ControlDb,
     owner: Uuid,
     metrics: SchedulerMetrics,
     mut releases: mpsc::UnboundedReceiver<Release>,

@@ -196,7 +196,7 @@ async fn keep_lease(
     if claimed.elapsed() + needed <= lease {
         return Ok(true);
     }
-    extend(shared.tenancy.runtime_pool(), claim, shared.owner, needed).await
+    extend(shared.tenancy.control_db(), claim, shared.owner, needed).await
 }
 
 /// Runs the monitor's check (a heartbeat monitor's is the deadline of its pings); `None` when
@@ -307,7 +307,7 @@ async fn record(
         .await?;
     let recorded = record_result(&mut tx, claim.monitor_id, claim.due_at, observation).await?;
     if recorded.needs_delivery() {
-        let mut control = tx.control(shared.tenancy.runtime_pool()).await?;
+        let mut control = tx.control(shared.tenancy.control_db()).await?;
         crate::alerts::note_pending_in(&mut control, claim.org_id).await?;
     }
     tx.commit().await?;

@@ -69,7 +69,10 @@ async fn the_tenant_audit_log_is_append_only_for_the_runtime_role(tier: Isolatio
     tx.commit().await.unwrap();
 
     // The owner is unaffected: it sees the tenant's rows and may remove them.
-    let mut owner = engine.owner_conn_for(&record).await.unwrap();
+    let mut owner = tenantry_tenancy::Operator::new(&engine)
+        .tenant_storage(&record)
+        .await
+        .unwrap();
     assert_eq!(count_as_owner(&mut owner).await, 2);
     sqlx::query("DELETE FROM audit_log WHERE seq = 2")
         .execute(&mut owner)
@@ -131,7 +134,7 @@ async fn an_application_schemas_append_only_tables_refuse_changes() {
     let engine = Tenancy::open_full(config, MigrationSet::tenant(), &schemas)
         .await
         .unwrap();
-    let runtime = engine.runtime_pool();
+    let runtime = engine.control_db();
     for table in ["entries", "notes"] {
         sqlx::query(&format!(
             "INSERT INTO ledger.{table} (id, note) VALUES (1, 'a')"
@@ -162,7 +165,7 @@ async fn an_application_schemas_append_only_tables_refuse_changes() {
         .unwrap();
     // The owner still may.
     sqlx::query("DELETE FROM ledger.entries")
-        .execute(engine.owner_pool())
+        .execute(tenantry_tenancy::Operator::new(&engine).control())
         .await
         .unwrap();
 }

@@ -102,7 +102,7 @@ async fn transaction(ctx: &TenantCtx, mode: Mode, ending: Ending) {
 
 /// A control-database transaction of the runtime pool, the owner pool's own kind of work.
 async fn control_transaction(engine: &Tenancy, ending: Ending) {
-    let mut tx = engine.runtime_pool().begin().await.unwrap();
+    let mut tx = engine.control_db().begin().await.unwrap();
     sqlx::query_scalar::<_, i64>("SELECT count(*) FROM control.tenants")
         .fetch_one(&mut *tx)
         .await

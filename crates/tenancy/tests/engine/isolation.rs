@@ -192,7 +192,7 @@ async fn a_pooled_connection_carries_nothing_into_the_next_transaction(tier: Iso
         assert_ne!(db, a_record.database_name);
     } else {
         // The one pooled connection, back from two tenant transactions, carries neither tenant.
-        let mut conn = engine.runtime_pool().acquire().await.unwrap();
+        let mut conn = engine.control_db().acquire().await.unwrap();
         let (tenant_setting, search_path): (Option<String>, String) = sqlx::query_as(
             "SELECT nullif(current_setting('app.tenant_id', true), ''), current_setting('search_path')",
         )
@@ -263,7 +263,7 @@ async fn a_cancelled_tenant_transaction_leaves_nothing_on_the_pooled_connection(
     .unwrap();
     assert_eq!(open, 0);
     if tier != Isolation::Database {
-        let mut conn = engine.runtime_pool().acquire().await.unwrap();
+        let mut conn = engine.control_db().acquire().await.unwrap();
         let setting: Option<String> =
             sqlx::query_scalar("SELECT nullif(current_setting('app.tenant_id', true), '')")
                 .fetch_one(&mut *conn)

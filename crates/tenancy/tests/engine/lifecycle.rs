@@ -184,7 +184,7 @@ async fn an_interrupted_hard_delete_is_finished_at_start() {
     // The purge flag is set first, as a hard delete does before it removes anything.
     sqlx::query("UPDATE control.tenants SET purging = true, status = 'deleted', deleted_at = now() WHERE id = $1")
         .bind(record.id.as_uuid())
-        .execute(engine.owner_pool())
+        .execute(tenantry_tenancy::Operator::new(&engine).control())
         .await
         .unwrap();
     assert!(engine.resolve(&record.slug).await.is_err());
@@ -227,7 +227,7 @@ async fn the_retention_purge_deletes_expired_tenants_once() {
             "UPDATE control.tenants SET deleted_at = now() - interval '31 days' WHERE id = $1",
         )
         .bind(record.id.as_uuid())
-        .execute(engine.owner_pool())
+        .execute(tenantry_tenancy::Operator::new(&engine).control())
         .await
         .unwrap();
     }

@@ -64,7 +64,7 @@ pub async fn run(tenancy: &Tenancy, args: MoveArgs) -> anyhow::Result<()> {
             other => other.into(),
         })?;
     let record = tenancy.find(&args.slug).await?;
-    let mut conn = tenancy.runtime_pool().acquire().await?;
+    let mut conn = tenancy.control_db().acquire().await?;
     tenantry_audit::record(
         &mut conn,
         Some(record.id.as_uuid()),

@@ -12,7 +12,10 @@ use tenantry_tenancy::{Tenancy, TenantRecord};
 use crate::support::{Server, connect, create_tenant, data_dir, engine, stdout, tenantry};
 
 async fn monitors(engine: &Tenancy, record: &TenantRecord) -> Vec<String> {
-    let mut conn = engine.owner_conn_for(record).await.unwrap();
+    let mut conn = tenantry_tenancy::Operator::new(engine)
+        .tenant_storage(record)
+        .await
+        .unwrap();
     let rows =
         sqlx::query_scalar("SELECT (to_jsonb(m) - 'tenant_id')::text FROM monitors m ORDER BY id")
             .fetch_all(&mut conn)
@@ -87,7 +90,7 @@ async fn a_tenant_exported_to_a_file_imports_into_another_tier() {
     .execute(&mut owner)
     .await
     .unwrap();
-    let mut tx = engine.runtime_pool().begin().await.unwrap();
+    let mut tx = engine.control_db().begin().await.unwrap();
     let added = Change {
         action: "member.added",
         target_kind: "member",

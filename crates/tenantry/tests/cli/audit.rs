@@ -28,7 +28,7 @@ async fn audit_verify_passes_a_clean_log_and_names_tampered_entries() {
     let ctx = engine.resolve("acme").await.unwrap();
     let who = AuditContext::new(Actor::user(uuid::Uuid::now_v7()));
     for n in 1..=3 {
-        let mut tx = engine.runtime_pool().begin().await.unwrap();
+        let mut tx = engine.control_db().begin().await.unwrap();
         tenantry_audit::record(
             &mut tx,
             Some(record.id.as_uuid()),
@@ -44,7 +44,7 @@ async fn audit_verify_passes_a_clean_log_and_names_tampered_entries() {
             .unwrap();
         tx.commit().await.unwrap();
     }
-    let mut tx = engine.runtime_pool().begin().await.unwrap();
+    let mut tx = engine.control_db().begin().await.unwrap();
     tenantry_audit::record(
         &mut tx,
         None,
@@ -82,7 +82,10 @@ async fn audit_verify_passes_a_clean_log_and_names_tampered_entries() {
         .execute(&mut owner)
         .await
         .unwrap();
-    let mut storage = engine.owner_conn_for(&record).await.unwrap();
+    let mut storage = tenantry_tenancy::Operator::new(&engine)
+        .tenant_storage(&record)
+        .await
+        .unwrap();
     sqlx::query("UPDATE audit_log SET after = '{\"n\": 30}' WHERE seq = 3")
         .execute(&mut storage)
         .await

@@ -35,7 +35,9 @@ async fn the_dev_mailbox_is_read_with_mail_list_beside_the_server() {
         )
         .await
         .unwrap();
-    let outbox = Outbox::open(pool.clone()).await.unwrap();
+    let outbox = Outbox::open(tenantry_tenancy::ControlDb::from_pool(pool.clone()))
+        .await
+        .unwrap();
     let mut tx = pool.begin().await.unwrap();
     let id = outbox
         .enqueue(
