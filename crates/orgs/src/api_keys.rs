@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use rand::RngCore;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
+use sqlx::PgConnection;
 use uuid::Uuid;
 
 use tenantry_audit::{AuditContext, Change};
@@ -192,6 +193,34 @@ impl Orgs {
         Ok(())
     }
 
+    /// Revokes, in the caller's transaction, the keys `user_id` created in the organization, each
+    /// recorded in the audit log as revoked because its creator lost the right to make keys
+    /// (`reason`: `member_removed`, `member_demoted`).
+    pub(crate) async fn revoke_keys_of(
+        tx: &mut PgConnection,
+        org_id: Uuid,
+        user_id: Uuid,
+        reason: &str,
+        audit: &AuditContext,
+    ) -> Result<usize, OrgsError> {
+        let revoked: Vec<ApiKey> = sqlx::query_as(&format!(
+            "UPDATE orgs.api_keys SET revoked_at = now()
+             WHERE org_id = $1 AND created_by = $2 AND revoked_at IS NULL RETURNING {COLUMNS}"
+        ))
+        .bind(org_id)
+        .bind(user_id)
+        .fetch_all(&mut *tx)
+        .await?;
+        for key in &revoked {
+            let mut change = key_change("api_key.revoked", key);
+            if let Some(after) = change.after.as_mut().and_then(|a| a.as_object_mut()) {
+                after.insert("reason".into(), serde_json::json!(reason));
+            }
+            tenantry_audit::record(&mut *tx, Some(org_id), audit, &change).await?;
+        }
+        Ok(revoked.len())
+    }
+
     /// The key behind `secret`, if it exists and is not revoked; records its use (at most once a
     /// minute, so busy keys do not write on every request).
     pub async fn authenticate_key(&self, secret: &str) -> Result<Option<KeyIdentity>, OrgsError> {
@@ -202,19 +231,40 @@ impl Orgs {
         let cache = &self.auth_caches().keys;
         let found = cache
             .get_or_load(&hash, Option::is_some, async {
-                let found: Option<(Uuid, Uuid, String, Option<i32>)> = sqlx::query_as(
-                    "SELECT id, org_id, role, requests_per_minute FROM orgs.api_keys
-                     WHERE key_hash = $1 AND revoked_at IS NULL",
+                // A key acts with its own role, never above its creator's current one; a key
+                // whose creator is no longer a member acts no more.
+                let found: Option<(
+                    Uuid,
+                    Uuid,
+                    String,
+                    Option<i32>,
+                    Option<Uuid>,
+                    Option<String>,
+                )> = sqlx::query_as(
+                    "SELECT k.id, k.org_id, k.role, k.requests_per_minute, k.created_by, m.role
+                         FROM orgs.api_keys k
+                         LEFT JOIN orgs.memberships m
+                           ON m.org_id = k.org_id AND m.user_id = k.created_by
+                         WHERE k.key_hash = $1 AND k.revoked_at IS NULL",
                 )
                 .bind(&hash)
                 .fetch_optional(self.runtime())
                 .await?;
-                let Some((key_id, org_id, role, requests_per_minute)) = found else {
+                let Some((key_id, org_id, role, requests_per_minute, created_by, creator_role)) =
+                    found
+                else {
                     return Ok::<_, OrgsError>(None);
                 };
-                let role = role
-                    .parse()
-                    .map_err(|e: String| OrgsError::Unexpected(anyhow::anyhow!(e)))?;
+                let parse = |r: String| {
+                    r.parse::<Role>()
+                        .map_err(|e: String| OrgsError::Unexpected(anyhow::anyhow!(e)))
+                };
+                let mut role = parse(role)?;
+                match (created_by, creator_role) {
+                    (Some(_), Some(creator)) => role = role.min(parse(creator)?),
+                    (Some(_), None) => return Ok(None),
+                    (None, _) => {}
+                }
                 self.record_key_use(key_id);
                 Ok(Some(CachedKey {
                     identity: KeyIdentity {
@@ -223,6 +273,7 @@ impl Orgs {
                         role,
                         requests_per_minute,
                     },
+                    created_by,
                     recorded_use: Instant::now(),
                 }))
             })

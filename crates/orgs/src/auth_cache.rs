@@ -15,6 +15,8 @@ use crate::roles::Role;
 #[derive(Debug, Clone)]
 pub(crate) struct CachedKey {
     pub identity: KeyIdentity,
+    /// Its creator, whose role caps the key's.
+    pub created_by: Option<Uuid>,
     pub recorded_use: Instant,
 }
 
@@ -32,10 +34,16 @@ impl AuthCaches {
     pub fn new(caches: &Arc<Caches>) -> Self {
         Self {
             keys: Cache::new(caches, |_, key: &Option<CachedKey>, topic, id| {
-                topic == "key"
-                    && key
-                        .as_ref()
-                        .is_none_or(|k| k.identity.key_id.to_string() == id)
+                let Some(key) = key else { return true };
+                match topic {
+                    "key" => key.identity.key_id.to_string() == id,
+                    // The creator's role caps the key's.
+                    "member" => key
+                        .created_by
+                        .is_some_and(|c| id == format!("{}:{c}", key.identity.org_id)),
+                    "tenant" => key.identity.org_id.to_string() == id,
+                    _ => false,
+                }
             }),
             roles: Cache::new(caches, |(org, user), _, topic, id| match topic {
                 "member" => id == format!("{org}:{user}"),

@@ -46,20 +46,30 @@ impl Orgs {
         audit: &AuditContext,
     ) -> Result<Member, OrgsError> {
         actor.require(Action::Administer)?;
+        // Owners are made by invitation (the person accepts) or by promoting a member.
         if role == Role::Owner {
-            actor.require(Action::ManageOwners)?;
+            return Err(OrgsError::Invalid {
+                field: "role",
+                detail:
+                    "a member cannot be added as owner: invite them as owner, or promote a member"
+                        .to_string(),
+            });
         }
-        let exists: bool =
-            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM identity.users WHERE id = $1)")
+        let user: Option<(String, String)> =
+            sqlx::query_as("SELECT email, name FROM identity.users WHERE id = $1")
                 .bind(user_id)
-                .fetch_one(self.runtime())
+                .fetch_optional(self.runtime())
                 .await?;
-        if !exists {
+        let Some((email, _)) = user else {
             return Err(OrgsError::Invalid {
                 field: "user_id",
                 detail: "no such user".to_string(),
             });
-        }
+        };
+        let org_name: String = sqlx::query_scalar("SELECT name FROM control.tenants WHERE id = $1")
+            .bind(org_id)
+            .fetch_one(self.runtime())
+            .await?;
         let mut tx = self.runtime().begin().await?;
         crate::members::lock_org(&mut tx, org_id).await?;
         if role_in(&mut tx, org_id, user_id).await?.is_some() {
@@ -76,6 +86,24 @@ impl Orgs {
             .await?;
         let change = member_change("member.added", user_id, None, Some(role));
         tenantry_audit::record(&mut tx, Some(org_id), audit, &change).await?;
+        // The person is told, in the transaction that adds them.
+        let base = self.public_url();
+        self.outbox()
+            .enqueue(
+                &mut tx,
+                &tenantry_mail::Email {
+                    to: email,
+                    subject: format!("You were added to {org_name} on Tenantry"),
+                    text: format!(
+                        "You are now a member of {org_name} on Tenantry, as {role}.\n\n\
+                         Sign in to see it: {base}/\n\n\
+                         If you did not expect this, ask the organization's owners, or leave it \
+                         from your list of organizations.\n"
+                    ),
+                    tenant_id: Some(org_id),
+                },
+            )
+            .await?;
         tx.commit().await?;
         self.changed();
         self.member(org_id, user_id).await
@@ -111,6 +139,10 @@ impl Orgs {
             .await?;
         let change = member_change("member.role_changed", user_id, Some(current), Some(role));
         tenantry_audit::record(&mut tx, Some(org_id), audit, &change).await?;
+        // Below the role that makes keys, the keys they made go.
+        if !role.may(Action::Administer) && current.may(Action::Administer) {
+            Orgs::revoke_keys_of(&mut tx, org_id, user_id, "member_demoted", audit).await?;
+        }
         tx.commit().await?;
         self.changed();
         self.member(org_id, user_id).await
@@ -165,6 +197,8 @@ impl Orgs {
             .bind(user_id)
             .execute(&mut *tx)
             .await?;
+        // Credentials die with their owner's access.
+        Orgs::revoke_keys_of(&mut tx, org_id, user_id, "member_removed", audit).await?;
         // Their next login no longer starts in an organization they left.
         sqlx::query(
             "UPDATE identity.users SET default_org_id = NULL WHERE id = $1 AND default_org_id = $2",

@@ -325,3 +325,145 @@ async fn a_key_may_have_a_rate_limit_of_its_own_set_at_creation_and_audited() {
     let listed = success_json(send(&app, Method::GET, &keys, &ada.token, None, None).await).await;
     assert_eq!(listed["items"].as_array().unwrap().len(), 3);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_die_with_their_creators_access() {
+    let app = TestApp::spawn().await;
+    let ada = caller(&app, "ada@example.com").await;
+    let bob = caller(&app, "bob@example.com").await;
+    let carl = caller(&app, "carl@example.com").await;
+    for tier in Isolation::ALL {
+        let org = org_in(&app, &ada, &format!("Org {tier}"), *tier).await;
+        app.set_limit(&org, "max_api_keys", Value::Null).await;
+        app.set_limit(&org, "max_users", Value::Null).await;
+        let members = format!("/api/v1/organizations/{org}/members");
+        for who in [&bob, &carl] {
+            let added = send(
+                &app,
+                Method::POST,
+                &members,
+                &ada.token,
+                None,
+                Some(json!({"user_id": who.id, "role": "admin"})),
+            )
+            .await;
+            assert_eq!(added.status(), 201);
+        }
+        let bobs = new_key(&app, &bob, &org, "admin").await;
+        let carls = new_key(&app, &carl, &org, "member").await;
+        let adas = new_key(&app, &ada, &org, "member").await;
+        for key in [&bobs, &carls, &adas] {
+            let secret = key["secret"].as_str().unwrap();
+            let r = send(&app, Method::GET, "/api/v1/monitors", secret, None, None).await;
+            assert_eq!(r.status(), 200);
+        }
+
+        // Bob demoted below the role that makes keys: his key stops at once.
+        let demoted = send(
+            &app,
+            Method::PATCH,
+            &format!("{members}/{}", bob.id),
+            &ada.token,
+            None,
+            Some(json!({"role": "member"})),
+        )
+        .await;
+        assert_eq!(demoted.status(), 200);
+        let r = send(
+            &app,
+            Method::GET,
+            "/api/v1/monitors",
+            bobs["secret"].as_str().unwrap(),
+            None,
+            None,
+        )
+        .await;
+        assert_eq!(
+            r.status(),
+            401,
+            "{tier}: a demoted creator's key still works"
+        );
+
+        // Carl removed: his key stops too; Ada's goes on.
+        let removed = send(
+            &app,
+            Method::DELETE,
+            &format!("{members}/{}", carl.id),
+            &ada.token,
+            None,
+            None,
+        )
+        .await;
+        assert_eq!(removed.status(), 204);
+        let r = send(
+            &app,
+            Method::GET,
+            "/api/v1/monitors",
+            carls["secret"].as_str().unwrap(),
+            None,
+            None,
+        )
+        .await;
+        assert_eq!(
+            r.status(),
+            401,
+            "{tier}: a removed creator's key still works"
+        );
+        let r = send(
+            &app,
+            Method::GET,
+            "/api/v1/monitors",
+            adas["secret"].as_str().unwrap(),
+            None,
+            None,
+        )
+        .await;
+        assert_eq!(r.status(), 200);
+
+        // The list shows only Ada's key, and the log says why the others went.
+        let listed = success_json(
+            send(
+                &app,
+                Method::GET,
+                &format!("/api/v1/organizations/{org}/api-keys"),
+                &ada.token,
+                None,
+                None,
+            )
+            .await,
+        )
+        .await;
+        let ids: Vec<&str> = listed["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["id"].as_str().unwrap())
+            .collect();
+        assert_eq!(ids, [adas["id"].as_str().unwrap()]);
+        let log = success_json(
+            send(
+                &app,
+                Method::GET,
+                &format!("/api/v1/organizations/{org}/audit-logs?action=api_key.revoked"),
+                &ada.token,
+                None,
+                None,
+            )
+            .await,
+        )
+        .await;
+        let reasons: Vec<String> = log["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                e["after"]["reason"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string()
+            })
+            .collect();
+        assert!(reasons.contains(&"member_demoted".to_string()), "{log}");
+        assert!(reasons.contains(&"member_removed".to_string()), "{log}");
+    }
+}

@@ -142,13 +142,23 @@ async fn two_owners_demoting_each_other_at_once_leave_one_owner() {
         &members,
         &ada.token,
         None,
-        Some(json!({"user_id": bob.id, "role": "owner"})),
+        Some(json!({"user_id": bob.id, "role": "member"})),
     )
     .await;
     let (bob_path, ada_path) = (
         format!("{members}/{}", bob.id),
         format!("{members}/{}", ada.id),
     );
+    let promoted = send(
+        &app,
+        reqwest::Method::PATCH,
+        &bob_path,
+        &ada.token,
+        None,
+        Some(json!({"role": "owner"})),
+    )
+    .await;
+    assert_eq!(promoted.status(), 200);
     let demote = json!({"role": "admin"});
     let (a, b) = tokio::join!(
         send(
@@ -559,4 +569,64 @@ async fn admins_update_the_profile_and_others_cannot() {
         .status(),
         404
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nobody_is_added_as_owner_and_an_added_member_is_told_by_email() {
+    let app = TestApp::spawn().await;
+    let ada = caller(&app, "ada@example.com").await;
+    let bob = caller(&app, "bob@example.com").await;
+    let org = new_org(&app, &ada, "Acme").await;
+    let members = format!("/api/v1/organizations/{org}/members");
+    let refused = send(
+        &app,
+        reqwest::Method::POST,
+        &members,
+        &ada.token,
+        None,
+        Some(json!({"user_id": bob.id, "role": "owner"})),
+    )
+    .await;
+    let problem = crate::problem(refused, 422).await;
+    assert_eq!(problem["code"], "validation_failed");
+    assert_eq!(problem["field"], "role");
+    // Nothing changed: bob is no member, and was not told anything.
+    let listed: Value = send(&app, reqwest::Method::GET, &members, &ada.token, None, None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["items"].as_array().unwrap().len(), 1);
+
+    let added = send(
+        &app,
+        reqwest::Method::POST,
+        &members,
+        &ada.token,
+        None,
+        Some(json!({"user_id": bob.id, "role": "admin"})),
+    )
+    .await;
+    assert_eq!(added.status(), 201);
+    let messages = app
+        .mail
+        .wait_for(
+            |m| {
+                m.iter()
+                    .any(|m| m.recipients.iter().any(|r| r == "bob@example.com"))
+            },
+            std::time::Duration::from_secs(30),
+        )
+        .await;
+    let told: Vec<_> = messages
+        .iter()
+        .filter(|m| m.recipients.iter().any(|r| r == "bob@example.com"))
+        .collect();
+    assert_eq!(told.len(), 1);
+    assert!(
+        told[0].subject().unwrap().contains("Acme"),
+        "{:?}",
+        told[0].subject()
+    );
+    assert!(told[0].text().contains("as admin"), "{}", told[0].text());
 }
