@@ -49,6 +49,15 @@ pub enum AppError {
     /// within seconds.
     #[error("the organization is being moved")]
     Moving,
+    /// 503 `database_unavailable`: PostgreSQL cannot be reached or has no connection to spare
+    /// (the pool timed out, connections refused or lost, `too_many_connections`). An
+    /// `Unexpected` error caused by one of these is answered this way (see
+    /// [`database_unavailable`]).
+    #[error("the database is unavailable: {0:#}")]
+    DatabaseUnavailable(anyhow::Error),
+    /// 408 `request_timeout`: the request body did not arrive in time.
+    #[error("the request body did not arrive within {0} s")]
+    RequestTimeout(u64),
     #[error("{0}")]
     Conflict(String),
     /// 410: something that existed and is no longer usable (an invitation expired, revoked,
@@ -87,7 +96,7 @@ pub struct Problem {
     /// `unauthorized`, `invalid_credentials`, `invalid_token`, `refresh_token_reused`,
     /// `forbidden`, `tenant_suspended`, `email_mismatch`, `limit_exceeded`, `rate_limited`, `not_found`, `conflict`, `gone`,
     /// `payload_too_large`, `unsupported_media_type`, `validation_failed`, `internal`,
-    /// `not_ready`, ...
+    /// `not_ready`, `database_unavailable`, `request_timeout`, ...
     #[schema(example = "not_found")]
     code: &'static str,
     /// With `validation_failed`: the field at fault.
@@ -210,6 +219,20 @@ impl AppError {
                     .to_string(),
                 None,
             ),
+            AppError::DatabaseUnavailable(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "database_unavailable",
+                "Database unavailable",
+                "The database cannot take this request right now; retry in a moment.".to_string(),
+                None,
+            ),
+            AppError::RequestTimeout(_) => (
+                StatusCode::REQUEST_TIMEOUT,
+                "request_timeout",
+                "Request timeout",
+                self.to_string(),
+                None,
+            ),
             AppError::TenantRequired => (
                 StatusCode::BAD_REQUEST,
                 "tenant_required",
@@ -269,7 +292,12 @@ impl AppError {
 
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
-        let (status, code, title, detail, field) = self.parts();
+        // A failure to reach the database is the client's to retry, not ours to hide.
+        let error = match self {
+            AppError::Unexpected(e) if database_unavailable(&e) => AppError::DatabaseUnavailable(e),
+            other => other,
+        };
+        let (status, code, title, detail, field) = error.parts();
         let body = Problem {
             kind: format!("https://tenantry.dev/problems/{code}"),
             title,
@@ -277,7 +305,7 @@ impl IntoResponse for AppError {
             detail,
             code,
             field,
-            limit: match &self {
+            limit: match &error {
                 AppError::LimitExceeded { limit, .. } => Some(limit.clone()),
                 AppError::RateLimited { api_key: true, .. } => Some(KEY_RATE_LIMIT.to_string()),
                 AppError::RateLimited { .. } => Some(RATE_LIMIT_KEY.to_string()),
@@ -289,13 +317,13 @@ impl IntoResponse for AppError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
-        if let AppError::Unexpected(e) = &self {
+        if let AppError::Unexpected(e) | AppError::DatabaseUnavailable(e) = &error {
             response
                 .extensions_mut()
                 .insert(LoggedError(format!("{e:#}")));
         }
-        let retry_after = match self {
-            AppError::Moving => Some(1),
+        let retry_after = match error {
+            AppError::Moving | AppError::NotReady | AppError::DatabaseUnavailable(_) => Some(1),
             AppError::ExportBusy => Some(30),
             _ => None,
         };
@@ -309,7 +337,7 @@ impl IntoResponse for AppError {
             limit,
             reset,
             ..
-        } = self
+        } = error
         {
             let headers = response.headers_mut();
             headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
@@ -449,6 +477,64 @@ impl From<tenantry_tenancy::TenancyError> for AppError {
     }
 }
 
+/// Whether `e` was caused by PostgreSQL being out of reach or out of connections: the pool
+/// timed out or is closed, the connection failed or was lost (`Io`, `Tls`, SQLSTATE class `08`),
+/// the server refused it (`53300 too_many_connections`, `57P03 cannot_connect_now`) or is
+/// shutting down (`57P01`, `57P02`). Such errors pass once the database is back.
+pub(crate) fn database_unavailable(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        if let Some(e) = cause.downcast_ref::<sqlx::Error>() {
+            return match e {
+                sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::Io(_)
+                | sqlx::Error::Tls(_) => true,
+                sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+                    code.starts_with("08") || ["53300", "57P01", "57P02", "57P03"].contains(&&*code)
+                }),
+                _ => false,
+            };
+        }
+        // The domain errors' catch-alls are `transparent`: their `source()` skips the error
+        // they wrap, so it is looked into here.
+        let wrapped =
+            if let Some(tenantry_tenancy::TenancyError::Unexpected(e)) = cause.downcast_ref() {
+                Some(e)
+            } else if let Some(tenantry_orgs::OrgsError::Unexpected(e)) = cause.downcast_ref() {
+                Some(e)
+            } else if let Some(IdentityError::Unexpected(e)) = cause.downcast_ref() {
+                Some(e)
+            } else {
+                None
+            };
+        wrapped.is_some_and(database_unavailable)
+    })
+}
+
 /// The full text of a 5xx error, carried to the logging middleware in the response extensions.
 #[derive(Debug, Clone)]
 pub(crate) struct LoggedError(pub String);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_database_out_of_reach_is_told_apart_from_other_failures() {
+        let timed_out = anyhow::Error::from(tenantry_tenancy::TenancyError::from(
+            sqlx::Error::PoolTimedOut,
+        ))
+        .context("failed to load membership");
+        assert!(database_unavailable(&timed_out));
+        let refused = anyhow::Error::from(sqlx::Error::Io(std::io::Error::from(
+            std::io::ErrorKind::ConnectionRefused,
+        )));
+        assert!(database_unavailable(&refused));
+        let missing = anyhow::Error::from(sqlx::Error::RowNotFound);
+        assert!(!database_unavailable(&missing));
+        assert!(!database_unavailable(&anyhow::anyhow!("pool timed out")));
+        let response = AppError::Unexpected(timed_out).into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "1");
+    }
+}

@@ -8,6 +8,7 @@ mod agents;
 mod alert_channels;
 mod audit;
 mod auth;
+mod connections;
 mod error;
 mod export;
 mod extract;
@@ -24,6 +25,7 @@ mod server;
 mod status_pages;
 mod usage;
 
+pub use connections::{BODY_READ_TIMEOUT, HEADER_READ_TIMEOUT, MAX_CONNECTIONS};
 pub use error::{AppError, Problem};
 pub use extract::{ApiJson, ApiQuery, AuthUser, TenantScope};
 pub use metrics::Metrics;

@@ -25,7 +25,8 @@ use crate::extract::RequestTenant;
 use crate::metrics::{Metrics, RequestLabels, RouteLabels};
 use crate::openapi::{self, ApiDoc};
 use crate::{
-    admin, audit, auth, export, invitations, members, monitors, ops, orgs, results, usage,
+    admin, audit, auth, connections, export, invitations, members, monitors, ops, orgs, results,
+    usage,
 };
 
 const REQUEST_ID: &str = "x-request-id";
@@ -104,18 +105,13 @@ impl Application {
         Ok(self.listener.local_addr()?)
     }
 
-    /// Serves until `shutdown` completes, then finishes the requests in flight.
+    /// Serves until `shutdown` completes, then finishes the requests in flight (see
+    /// [`connections`] for the timeouts and the connection limit).
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        axum::serve(
-            self.listener,
-            self.router
-                .into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown)
-        .await?;
+        connections::serve(self.listener, self.router, shutdown).await;
         Ok(())
     }
 }
@@ -153,8 +149,10 @@ pub fn router(state: AppState) -> Router {
 /// Gives every request an id (the client's `X-Request-Id` when it sent a sane one), a tracing
 /// span, a line in the metrics, and the full error in the log when it failed on our side. Each
 /// request gets a [`RequestTenant`] slot; when the request acted in an organization with a rate
-/// limit, the response carries its `RateLimit-*` headers.
-async fn observe(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+/// limit, the response carries its `RateLimit-*` headers. A body that does not arrive in time
+/// is answered `408` and its connection closed.
+async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let (mut request, body_expired) = connections::body_deadline(request);
     let request_id = request
         .headers()
         .get(REQUEST_ID)
@@ -193,6 +191,15 @@ async fn observe(State(state): State<AppState>, mut request: Request, next: Next
     {
         // A raw body past the limit is refused by axum itself, in plain text.
         response = axum::response::IntoResponse::into_response(AppError::PayloadTooLarge);
+    }
+    if body_expired.load(std::sync::atomic::Ordering::Relaxed) {
+        response = axum::response::IntoResponse::into_response(AppError::RequestTimeout(
+            connections::BODY_READ_TIMEOUT.as_secs(),
+        ));
+        response.headers_mut().insert(
+            axum::http::header::CONNECTION,
+            HeaderValue::from_static("close"),
+        );
     }
     if let Some(org_id) = tenant.tenant_id() {
         // Counted in memory; the flusher writes the counts in batches.

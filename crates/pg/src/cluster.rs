@@ -194,8 +194,22 @@ impl ManagedCluster {
             .collect()
     }
 
+    /// A handle that tells whether PostgreSQL still runs and starts it again, for a process that
+    /// keeps using the cluster (`serve`). It holds no lock: this value keeps the registration.
+    pub fn supervisor(&self) -> crate::Supervisor {
+        crate::Supervisor::new(Self {
+            data_dir: self.data_dir.clone(),
+            pgdata: self.pgdata.clone(),
+            socket_dir: self.socket_dir.clone(),
+            run_as: self.run_as.clone(),
+            bins: self.bins.clone(),
+            users: None,
+            started_here: false,
+        })
+    }
+
     /// The postmaster's pid, when `postmaster.pid` names a live process working in this cluster.
-    fn live_postmaster(&self) -> Option<i32> {
+    pub(crate) fn live_postmaster(&self) -> Option<i32> {
         let text = std::fs::read_to_string(self.pgdata.join("postmaster.pid")).ok()?;
         let pid: i32 = text.lines().next()?.trim().parse().ok()?;
         Self::processes(&self.data_dir)
@@ -204,7 +218,7 @@ impl ManagedCluster {
     }
 
     /// Waits for a postmaster started by another process to report itself ready.
-    fn wait_ready(&self) -> anyhow::Result<()> {
+    pub(crate) fn wait_ready(&self) -> anyhow::Result<()> {
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
             let text =
@@ -251,7 +265,7 @@ impl ManagedCluster {
         Ok(())
     }
 
-    fn start(&self) -> anyhow::Result<()> {
+    pub(crate) fn start(&self) -> anyhow::Result<()> {
         self.clear_stale_state()?;
         let log = self.data_dir.join("log").join("postgres.log");
         tracing::info!(socket_dir = %self.socket_dir.display(), "starting PostgreSQL");
@@ -313,7 +327,7 @@ impl ManagedCluster {
     }
 }
 
-fn lock(path: &Path, how: FlockArg) -> anyhow::Result<Flock<File>> {
+pub(crate) fn lock(path: &Path, how: FlockArg) -> anyhow::Result<Flock<File>> {
     let file = OpenOptions::new()
         .create(true)
         .truncate(false)

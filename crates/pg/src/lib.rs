@@ -6,13 +6,16 @@
 //! stops, and every user holds a shared lock on `.cluster.users` while it uses the cluster. The
 //! process that releases its lock and can then take `.cluster.users` exclusively is the last user,
 //! and stops PostgreSQL. A process that dies releases its locks with it, so a crash never blocks the
-//! next start; a stale `postmaster.pid` left by `kill -9` is detected and cleared.
+//! next start; a stale `postmaster.pid` left by `kill -9` is detected and cleared. A
+//! [`Supervisor`] lets a long-running user notice that PostgreSQL died and start it again.
 
 mod binaries;
 mod cluster;
 mod os_user;
 mod setup;
+mod supervise;
 
 pub use binaries::{FindError, PgBinaries};
 pub use cluster::{ClusterError, ClusterOptions, ManagedCluster};
 pub use os_user::RunAs;
+pub use supervise::{Restart, Supervisor};

@@ -11,6 +11,7 @@ use tenantry_tenancy::{
 };
 
 use crate::settings::Settings;
+use crate::supervise::Supervision;
 
 /// The engine, and the managed cluster it runs on when there is one.
 pub struct Backend {
@@ -74,6 +75,14 @@ impl Backend {
                 Err(e)
             }
         }
+    }
+
+    /// A watch that starts the managed PostgreSQL again should it die (`serve`); none with
+    /// `TENANTRY_DATABASE_URL`, whose server is someone else's to keep up.
+    pub fn supervise(&self) -> Option<Supervision> {
+        self.cluster
+            .as_ref()
+            .map(|cluster| Supervision::spawn(cluster.supervisor()))
     }
 
     /// Closes the pools, then lets go of the managed cluster (stopping it if this process is

@@ -5,6 +5,7 @@ mod backend;
 mod cli;
 mod commands;
 mod settings;
+mod supervise;
 
 use std::process::ExitCode;
 

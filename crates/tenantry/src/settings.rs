@@ -66,6 +66,9 @@ pub struct Settings {
     pub tenant_pool_max: u32,
     /// Seconds after which an unused database-tier pool is closed.
     pub tenant_pool_idle_seconds: u64,
+    /// The longest wait, in seconds, for a pooled connection (a full pool, or a PostgreSQL that
+    /// refuses or does not answer); past it a request gets `503 database_unavailable`.
+    pub pool_acquire_timeout_seconds: u64,
     /// How many tenants `migrate` works on at once (also at server start).
     pub migrate_jobs: usize,
     /// The most organizations one user may own (0: no cap).
@@ -110,6 +113,7 @@ impl Default for Settings {
             tenant_connection_budget: 64,
             tenant_pool_max: 4,
             tenant_pool_idle_seconds: 300,
+            pool_acquire_timeout_seconds: 3,
             migrate_jobs: 4,
             max_organizations_per_user: tenantry_orgs::DEFAULT_ORGANIZATION_CAP,
             deleted_retention_days: 30,
@@ -205,7 +209,7 @@ impl Settings {
             tenant_connection_budget: self.tenant_connection_budget,
             per_tenant_max: self.tenant_pool_max,
             tenant_pool_idle: Duration::from_secs(self.tenant_pool_idle_seconds),
-            ..PoolConfig::default()
+            acquire_timeout: Duration::from_secs(self.pool_acquire_timeout_seconds.max(1)),
         }
     }
 }

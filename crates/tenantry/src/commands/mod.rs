@@ -20,7 +20,11 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         // Signals are caught from before PostgreSQL starts, so any of them ends in a clean stop.
         let shutdown = serve::Shutdown::install()?;
         let backend = Backend::open(&settings).await?;
+        let supervision = backend.supervise();
         let result = serve::run(&settings, &backend.tenancy, &shutdown).await;
+        if let Some(supervision) = supervision {
+            supervision.stop().await;
+        }
         backend.close().await;
         return result;
     }
