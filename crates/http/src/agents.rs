@@ -36,6 +36,7 @@ use crate::extract::{ApiJson, ApiQuery, Items, TenantScope, admit};
 use crate::openapi::{InTenant, Internal, JsonBody, PROBLEM, RateLimited, TenantHeader};
 use crate::paging::{Page, parse_id};
 use crate::server::AppState;
+use tenantry_orgs::Limit;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -122,8 +123,12 @@ async fn create(
     let name =
         monitoring::agent_name(&input.name).map_err(|e| AppError::invalid(e.field, e.detail))?;
     let org_id = scope.ctx.tenant_id().as_uuid();
+    state
+        .orgs
+        .require_feature(org_id, tenantry_orgs::Feature::Agents)
+        .await?;
     let control = state.tenancy.control_db();
-    let limit = state.orgs.limit(org_id, "max_agents").await?;
+    let limit = state.orgs.limit(org_id, Limit::MaxAgents).await?;
     let id = Uuid::now_v7();
     // The token first, in the control database: should the agent not commit, what is left is a
     // token naming no agent (removed below when possible), which is refused like a wrong one.
@@ -132,7 +137,7 @@ async fn create(
         let mut tx = scope.ctx.begin().await?;
         // Counted under the tenant's agent lock: parallel registrations cannot overshoot.
         let used = monitoring::lock_and_count_agents(&mut tx).await?;
-        tenantry_orgs::Orgs::ensure_room("max_agents", limit, used, 1)?;
+        tenantry_orgs::Orgs::ensure_room(Limit::MaxAgents, limit, used, 1)?;
         let agent = monitoring::create_agent(&mut tx, id, name).await?;
         let change = agent_change("agent.created", id, None, Some(&agent));
         tenantry_audit::record_in_tenant(&mut tx, &origin.by(&scope.actor), &change).await?;
@@ -330,6 +335,11 @@ async fn claims(
         return Err(AppError::invalid("max", format!("1 to {MAX_CLAIM}")));
     }
     let AgentIdentity { org_id, agent_id } = caller.identity;
+    // Agents of a plan without them are kept, but run nothing.
+    state
+        .orgs
+        .require_feature(org_id, tenantry_orgs::Feature::Agents)
+        .await?;
     let control = state.tenancy.control_db();
     // A token outliving its agent (its removal failed) is refused like any other. (Each
     // transaction ends before the control database is used: a request never holds two
@@ -447,6 +457,10 @@ async fn results(
     let mut reported = batch.results;
     check_results(&reported)?;
     let AgentIdentity { org_id, agent_id } = caller.identity;
+    state
+        .orgs
+        .require_feature(org_id, tenantry_orgs::Feature::Agents)
+        .await?;
     let control = state.tenancy.control_db();
     let now = Utc::now();
     // One order for the monitor locks `record_result` takes: concurrent posts cannot deadlock.

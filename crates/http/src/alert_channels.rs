@@ -32,6 +32,22 @@ fn app_error(e: AlertError) -> AppError {
 }
 
 /// The key that seals webhook secrets (made at first use).
+/// A channel's kind must be in the organization's plan (`webhook_alerts`, `email_alerts`).
+async fn require_channel_feature(
+    state: &AppState,
+    scope: &TenantScope,
+    input: &AlertChannelInput,
+) -> Result<(), AppError> {
+    let feature = match input.kind.as_str() {
+        "email" => tenantry_orgs::Feature::EmailAlerts,
+        _ => tenantry_orgs::Feature::WebhookAlerts,
+    };
+    Ok(state
+        .orgs
+        .require_feature(scope.ctx.tenant_id().as_uuid(), feature)
+        .await?)
+}
+
 async fn keys(state: &AppState) -> Result<SecretKeys, AppError> {
     Ok(SecretKeys::load_or_create(state.tenancy.control_db()).await?)
 }
@@ -94,6 +110,7 @@ async fn create(
     input
         .validate()
         .map_err(|e| AppError::invalid(e.field, e.detail))?;
+    require_channel_feature(&state, &scope, &input).await?;
     let keys = keys(&state).await?;
     let mut tx = scope.ctx.begin().await?;
     let saved = alerts::create_channel(&mut tx, &keys, &input)
@@ -166,6 +183,7 @@ async fn replace(
     input
         .validate()
         .map_err(|e| AppError::invalid(e.field, e.detail))?;
+    require_channel_feature(&state, &scope, &input).await?;
     let keys = keys(&state).await?;
     let mut tx = scope.ctx.begin().await?;
     let before = alerts::get_channel(&mut tx, id).await?;

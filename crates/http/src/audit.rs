@@ -130,6 +130,11 @@ async fn audit_logs(
     use crate::error::AppError;
     let (record, role) = crate::members::membership(&state, claims.sub, &id).await?;
     crate::extract::require(role, tenantry_orgs::Action::Administer)?;
+    // The trail is recorded whatever the plan; reading it is the plan's feature.
+    state
+        .orgs
+        .require_feature(record.id.as_uuid(), tenantry_orgs::Feature::AuditLog)
+        .await?;
     let limit = query.limit.unwrap_or(50);
     if !(1..=200).contains(&limit) {
         return Err(AppError::invalid("limit", "1 to 200"));

@@ -13,6 +13,7 @@ use crate::error::{AppError, Problem};
 use crate::extract::{ApiJson, AuthUser};
 use crate::openapi::{JsonBody, PROBLEM, SignedIn, schemas::Jwks};
 use crate::server::AppState;
+use crate::throttle::{self, Client};
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -90,6 +91,7 @@ impl From<TokenPair> for Tokens {
     tag = "auth",
     request_body = Signup,
     responses(
+        (status = 429, description = "`too_many_attempts`: too many failed attempts for this email or from this address; retry after `Retry-After` seconds", body = Problem, content_type = PROBLEM),
         (status = 201, description = "The new user and a token pair", body = Session),
         JsonBody,
         (status = 409, description = "`conflict`: an account with this email exists", body = Problem, content_type = PROBLEM),
@@ -98,8 +100,12 @@ impl From<TokenPair> for Tokens {
 )]
 async fn signup(
     State(state): State<AppState>,
+    client: Client,
     ApiJson(body): ApiJson<Signup>,
 ) -> Result<(StatusCode, Json<Session>), AppError> {
+    let throttle = &state.throttles.signup_client;
+    throttle::admit(&[(throttle, &client.0)])?;
+    throttle.count(&client.0);
     let email = Email::parse(&body.email).map_err(|e| AppError::invalid("email", e))?;
     let (user, tokens) = state
         .identity
@@ -123,6 +129,7 @@ async fn signup(
     tag = "auth",
     request_body = Login,
     responses(
+        (status = 429, description = "`too_many_attempts`: too many failed attempts for this email or from this address; retry after `Retry-After` seconds", body = Problem, content_type = PROBLEM),
         (status = 200, description = "The user and a token pair", body = Session),
         JsonBody,
         (status = 401, description = "`invalid_credentials`: the email or password is wrong (the same answer for an unknown email)", body = Problem, content_type = PROBLEM),
@@ -130,13 +137,31 @@ async fn signup(
 )]
 async fn login(
     State(state): State<AppState>,
+    client: Client,
     ApiJson(body): ApiJson<Login>,
 ) -> Result<Json<Session>, AppError> {
-    let (user, tokens) = state.identity.login(&body.email, &body.password).await?;
-    Ok(Json(Session {
-        user,
-        tokens: tokens.into(),
-    }))
+    let throttles = &state.throttles;
+    let email = format!("email:{}", body.email.trim().to_lowercase());
+    throttle::admit(&[
+        (&throttles.login_client, &client.0),
+        (&throttles.login_email, &email),
+    ])?;
+    match state.identity.login(&body.email, &body.password).await {
+        Ok((user, tokens)) => {
+            throttles.login_client.reset(&client.0);
+            Ok(Json(Session {
+                user,
+                tokens: tokens.into(),
+            }))
+        }
+        Err(e) => {
+            if matches!(e, tenantry_identity::IdentityError::InvalidCredentials) {
+                throttles.login_client.count(&client.0);
+                throttles.login_email.count(&email);
+            }
+            Err(e.into())
+        }
+    }
 }
 
 /// Trade a refresh token for a new pair
@@ -148,6 +173,7 @@ async fn login(
     tag = "auth",
     request_body = Refresh,
     responses(
+        (status = 429, description = "`too_many_attempts`: too many failed attempts for this email or from this address; retry after `Retry-After` seconds", body = Problem, content_type = PROBLEM),
         (status = 200, description = "A new token pair", body = Tokens),
         JsonBody,
         (status = 401, description = "`invalid_token`: unknown, expired or revoked; `refresh_token_reused`: already used, and the session is now revoked", body = Problem, content_type = PROBLEM),
@@ -155,11 +181,20 @@ async fn login(
 )]
 async fn refresh(
     State(state): State<AppState>,
+    client: Client,
     ApiJson(body): ApiJson<Refresh>,
 ) -> Result<Json<Tokens>, AppError> {
-    Ok(Json(
-        state.identity.refresh(&body.refresh_token).await?.into(),
-    ))
+    let throttle = &state.throttles.refresh_client;
+    throttle::admit(&[(throttle, &client.0)])?;
+    match state.identity.refresh(&body.refresh_token).await {
+        Ok(tokens) => Ok(Json(tokens.into())),
+        Err(e) => {
+            if !matches!(e, tenantry_identity::IdentityError::Unexpected(_)) {
+                throttle.count(&client.0);
+            }
+            Err(e.into())
+        }
+    }
 }
 
 /// Log out: end the session

@@ -42,6 +42,13 @@ pub enum AppError {
     },
     #[error("no organization in context")]
     TenantRequired,
+    /// 429 `too_many_attempts`: too many failed logins (or sign-ups, accepts, refreshes, pings)
+    /// for this email or from this address; retry in `retry_after` seconds.
+    #[error("too many attempts")]
+    TooManyAttempts { retry_after: u64 },
+    /// 403 `feature_unavailable`: the organization's plan does not include `feature`.
+    #[error("the plan does not include {feature}")]
+    FeatureUnavailable { feature: &'static str },
     /// 503 `export_busy`: every export slot of this instance is streaming an archive.
     #[error("every export slot is busy")]
     ExportBusy,
@@ -106,6 +113,9 @@ pub struct Problem {
     /// `rate_limited`: `api_requests_per_minute`.
     #[serde(skip_serializing_if = "Option::is_none")]
     limit: Option<String>,
+    /// With `feature_unavailable`: the key of the feature the plan lacks, e.g. `agents`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    feature: Option<String>,
 }
 
 impl AppError {
@@ -200,6 +210,22 @@ impl AppError {
                         "This organization's"
                     }
                 ),
+                None,
+            ),
+            AppError::FeatureUnavailable { feature } => (
+                StatusCode::FORBIDDEN,
+                "feature_unavailable",
+                "Feature unavailable",
+                format!(
+                    "The organization's plan does not include {feature}: ask for a plan that does."
+                ),
+                None,
+            ),
+            AppError::TooManyAttempts { retry_after } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_attempts",
+                "Too many attempts",
+                format!("Too many attempts; retry in {retry_after} s."),
                 None,
             ),
             AppError::ExportBusy => (
@@ -311,6 +337,10 @@ impl IntoResponse for AppError {
                 AppError::RateLimited { .. } => Some(RATE_LIMIT_KEY.to_string()),
                 _ => None,
             },
+            feature: match &error {
+                AppError::FeatureUnavailable { feature } => Some(feature.to_string()),
+                _ => None,
+            },
         };
         let mut response = (status, Json(body)).into_response();
         response.headers_mut().insert(
@@ -325,6 +355,7 @@ impl IntoResponse for AppError {
         let retry_after = match error {
             AppError::Moving | AppError::NotReady | AppError::DatabaseUnavailable(_) => Some(1),
             AppError::ExportBusy => Some(30),
+            AppError::TooManyAttempts { retry_after } => Some(retry_after),
             _ => None,
         };
         if let Some(seconds) = retry_after {
@@ -348,7 +379,7 @@ impl IntoResponse for AppError {
 }
 
 /// The limit key whose budget a `429 rate_limited` reports.
-pub const RATE_LIMIT_KEY: &str = "api_requests_per_minute";
+pub const RATE_LIMIT_KEY: &str = tenantry_orgs::Limit::ApiRequestsPerMinute.key();
 
 /// The `limit` a `429 rate_limited` names when the calling API key's own budget is spent: the
 /// key's field.
@@ -436,6 +467,9 @@ impl From<tenantry_orgs::OrgsError> for AppError {
             OrgsError::LimitExceeded { limit, detail } => AppError::LimitExceeded {
                 limit: limit.to_string(),
                 detail,
+            },
+            OrgsError::FeatureUnavailable(feature) => AppError::FeatureUnavailable {
+                feature: feature.key(),
             },
             OrgsError::Unexpected(e) => AppError::Unexpected(e),
         }

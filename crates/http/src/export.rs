@@ -184,5 +184,9 @@ async fn exportable(
     }
     admit(state, record.id.as_uuid()).await?;
     require(role, Action::Own)?;
+    state
+        .orgs
+        .require_feature(record.id.as_uuid(), tenantry_orgs::Feature::Export)
+        .await?;
     Ok((record, role))
 }

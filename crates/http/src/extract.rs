@@ -15,13 +15,64 @@ use tenantry_ratelimit::Decision;
 use tenantry_tenancy::TenantCtx;
 use uuid::Uuid;
 
-use crate::error::{AppError, RATE_LIMIT_KEY};
+use crate::error::AppError;
 use crate::server::AppState;
 
-/// `axum::Json`, with every rejection answered as problem JSON.
-#[derive(Debug, FromRequest)]
-#[from_request(via(axum::Json), rejection(AppError))]
+/// `axum::Json`, with every rejection answered as problem JSON, and text PostgreSQL cannot store
+/// (NUL, unpaired surrogates) refused as `422 validation_failed` naming the field
+/// ([`crate::text`]).
+#[derive(Debug)]
 pub struct ApiJson<T>(pub T);
+
+impl<T, S> FromRequest<S> for ApiJson<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = AppError;
+
+    async fn from_request(request: axum::extract::Request, state: &S) -> Result<Self, AppError> {
+        if !json_content_type(request.headers()) {
+            return Err(AppError::UnsupportedMediaType);
+        }
+        let bytes = axum::body::Bytes::from_request(request, state)
+            .await
+            .map_err(|e| {
+                if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                    AppError::PayloadTooLarge
+                } else {
+                    AppError::BadRequest(e.body_text())
+                }
+            })?;
+        if let Some(field) = crate::text::unstorable_field(&bytes) {
+            return Err(AppError::Validation {
+                field,
+                detail: "Text may not contain the NUL character (U+0000) or an unpaired surrogate."
+                    .to_string(),
+            });
+        }
+        let axum::Json(value) = axum::Json::<T>::from_bytes(&bytes)?;
+        Ok(ApiJson(value))
+    }
+}
+
+/// `application/json`, or any `application/…+json`.
+fn json_content_type(headers: &axum::http::HeaderMap) -> bool {
+    let Some(value) = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
 
 /// `axum::extract::Query`, with a rejection answered as problem JSON (`400 bad_request`).
 #[derive(Debug, FromRequestParts)]
@@ -255,7 +306,10 @@ async fn admit_as(
         Some(refused) if !refused.allowed => Some(refused),
         _ => {
             // Cached, and invalidated at once when the plan or an override changes.
-            let budget = state.orgs.limit(tenant_id, RATE_LIMIT_KEY).await?;
+            let budget = state
+                .orgs
+                .limit(tenant_id, tenantry_orgs::Limit::ApiRequestsPerMinute)
+                .await?;
             let org_rate = match budget {
                 Some(per_minute) => Some(state.limiter.check(tenant_id, per_minute).await),
                 None => None,

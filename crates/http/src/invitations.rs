@@ -19,6 +19,7 @@ use crate::extract::{ApiJson, AuthUser, Items, OptionalUser};
 use crate::members::membership;
 use crate::openapi::{Forbidden, Internal, JsonBody, NotFound, PROBLEM, SignedIn, schemas};
 use crate::server::AppState;
+use crate::throttle::{self, Client};
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -247,6 +248,7 @@ async fn resend(
     operation_id = "preview_invitation",
     params(("token" = String, Path, description = "The invitation token from the email")),
     responses(
+        (status = 429, description = "`too_many_attempts`: too many unknown or unusable tokens from this address; retry after `Retry-After` seconds", body = Problem, content_type = PROBLEM),
         (status = 200, description = "The organization, the invited address and role, the expiry", body = schemas::InvitationPreview),
         (status = 404, description = "`not_found`: no invitation ever had this token", body = Problem, content_type = PROBLEM),
         (status = 410, description = "`gone`: the invitation expired, was revoked, was resent with a new token, or was used", body = Problem, content_type = PROBLEM),
@@ -255,9 +257,20 @@ async fn resend(
 )]
 async fn preview(
     State(state): State<AppState>,
+    client: Client,
     Path(token): Path<String>,
 ) -> Result<Json<InvitationPreview>, AppError> {
-    Ok(Json(state.orgs.preview_invitation(&token).await?))
+    let throttle = &state.throttles.invitation_client;
+    throttle::admit(&[(throttle, &client.0)])?;
+    let preview = state
+        .orgs
+        .preview_invitation(&token)
+        .await
+        .map_err(AppError::from);
+    if matches!(preview, Err(AppError::NotFound | AppError::Gone(_))) {
+        throttle.count(&client.0);
+    }
+    Ok(Json(preview?))
 }
 
 /// Accept an invitation, signed in or signing up
@@ -275,6 +288,7 @@ async fn preview(
     params(("token" = String, Path, description = "The invitation token from the email")),
     request_body(content = Option<AcceptSignup>, description = "Only without `Authorization`: the account to create"),
     responses(
+        (status = 429, description = "`too_many_attempts`: too many unknown or unusable tokens from this address; retry after `Retry-After` seconds", body = Problem, content_type = PROBLEM),
         (status = 200, description = "Joined: the membership, the organization, the user and a token pair whose `org_id` is the organization", body = Accepted),
         (status = 400, description = "`bad_request`: without `Authorization`, the body is not JSON `{\"name\", \"password\"}`", body = Problem, content_type = PROBLEM),
         (status = 401, description = "`unauthorized`: no `Authorization` header and no body, or an `Authorization` header that is not a user's bearer token (API keys cannot accept); `invalid_token`: the access token is expired, revoked or unknown", body = Problem, content_type = PROBLEM),
@@ -288,11 +302,35 @@ async fn preview(
 )]
 async fn accept(
     State(state): State<AppState>,
+    client: Client,
     origin: crate::audit::Origin,
     OptionalUser(caller): OptionalUser,
     Path(token): Path<String>,
     body: Bytes,
 ) -> Result<Json<Accepted>, AppError> {
+    let throttle = &state.throttles.invitation_client;
+    throttle::admit(&[(throttle, &client.0)])?;
+    let accepted = accept_unthrottled(&state, &origin, caller, &token, &body).await;
+    if matches!(accepted, Err(AppError::NotFound | AppError::Gone(_))) {
+        throttle.count(&client.0);
+    }
+    accepted
+}
+
+async fn accept_unthrottled(
+    state: &AppState,
+    origin: &crate::audit::Origin,
+    caller: Option<tenantry_identity::AccessClaims>,
+    token: &str,
+    body: &[u8],
+) -> Result<Json<Accepted>, AppError> {
+    if let Some(field) = crate::text::unstorable_field(body) {
+        return Err(AppError::Validation {
+            field,
+            detail: "Text may not contain the NUL character (U+0000) or an unpaired surrogate."
+                .to_string(),
+        });
+    }
     let accepted = match caller {
         Some(claims) => {
             let user = state
@@ -300,7 +338,7 @@ async fn accept(
                 .user(claims.sub)
                 .await?
                 .ok_or_else(AppError::unauthorized)?;
-            let (membership, user) = accept_as(&state, &origin, &token, user).await?;
+            let (membership, user) = accept_as(state, origin, token, user).await?;
             let tokens = state
                 .identity
                 .reissue(&claims, Some(membership.org_id))
@@ -314,13 +352,13 @@ async fn accept(
                     detail: "Sign in as the invited address (Authorization: Bearer <access token>), or send {\"name\", \"password\"} to create the account.",
                 });
             } else {
-                serde_json::from_slice(&body).map_err(|e| {
+                serde_json::from_slice(body).map_err(|e| {
                     AppError::BadRequest(format!(
                         "The body must be JSON {{\"name\": \"…\", \"password\": \"…\"}}: {e}"
                     ))
                 })?
             };
-            let (membership, user) = sign_up_and_accept(&state, &origin, &token, &signup).await?;
+            let (membership, user) = sign_up_and_accept(state, origin, token, &signup).await?;
             let tokens = state
                 .identity
                 .sign_in(&user, Some(membership.org_id))
@@ -428,9 +466,13 @@ async fn adopt_default(state: &AppState, user: User, org_id: Uuid) -> Result<Use
 async fn page(
     State(state): State<AppState>,
     Path(token): Path<String>,
-) -> (StatusCode, axum::response::Html<String>) {
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+
+    // The page's own script and style carry this request's nonce; nothing else may run.
+    let nonce = uuid::Uuid::new_v4().simple().to_string();
     let (status, body) = match state.orgs.preview_invitation(&token).await {
-        Ok(preview) => (StatusCode::OK, invitation_page(&preview)),
+        Ok(preview) => (StatusCode::OK, invitation_page(&preview, &nonce)),
         Err(tenantry_orgs::OrgsError::NotFound) => (
             StatusCode::NOT_FOUND,
             "<h1>No such invitation</h1><p>Check that the link is complete.</p>".to_string(),
@@ -450,7 +492,33 @@ async fn page(
             )
         }
     };
-    (status, axum::response::Html(page_shell(&body)))
+    let mut response = (status, axum::response::Html(page_shell(&body, &nonce))).into_response();
+    let headers = response.headers_mut();
+    let csp = format!(
+        "default-src 'none'; script-src 'nonce-{nonce}'; style-src 'nonce-{nonce}'; \
+         connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+    );
+    if let Ok(csp) = axum::http::HeaderValue::from_str(&csp) {
+        headers.insert(axum::http::header::CONTENT_SECURITY_POLICY, csp);
+    }
+    headers.insert(
+        axum::http::header::X_FRAME_OPTIONS,
+        axum::http::HeaderValue::from_static("DENY"),
+    );
+    // The address carries the invitation's token: no other site may learn it.
+    headers.insert(
+        axum::http::header::REFERRER_POLICY,
+        axum::http::HeaderValue::from_static("no-referrer"),
+    );
+    headers.insert(
+        axum::http::header::X_CONTENT_TYPE_OPTIONS,
+        axum::http::HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        axum::http::header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-store"),
+    );
+    response
 }
 
 fn escape(text: &str) -> String {
@@ -461,11 +529,11 @@ fn escape(text: &str) -> String {
         .replace('\'', "&#39;")
 }
 
-fn page_shell(body: &str) -> String {
+fn page_shell(body: &str, nonce: &str) -> String {
     format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>Tenantry invitation</title><style>\
+         <title>Tenantry invitation</title><style nonce=\"{nonce}\">\
          body{{font-family:system-ui,sans-serif;max-width:34rem;margin:3rem auto;padding:0 1rem;color:#1b1f24}}\
          form{{display:grid;gap:.5rem;margin:1rem 0;padding:1rem;border:1px solid #d0d7de;border-radius:6px}}\
          input,button{{font:inherit;padding:.4rem}}#result{{font-weight:600}}</style></head>\
@@ -473,7 +541,7 @@ fn page_shell(body: &str) -> String {
     )
 }
 
-fn invitation_page(preview: &InvitationPreview) -> String {
+fn invitation_page(preview: &InvitationPreview, nonce: &str) -> String {
     let org = escape(&preview.organization.name);
     let email = escape(&preview.email);
     let expires = preview.expires_at.format("%Y-%m-%d %H:%M UTC");
@@ -488,7 +556,7 @@ fn invitation_page(preview: &InvitationPreview) -> String {
 <label>Password <input name="password" type="password" required></label>
 <button>Sign in and join</button></form>
 <p id="result" role="status"></p>
-<script>
+<script nonce="{nonce}">
 const accept = location.pathname.replace(/^\/invitations\//, "/api/v1/invitations/") + "/accept";
 const email = {email_json};
 const show = (text) => {{ document.getElementById("result").textContent = text; }};

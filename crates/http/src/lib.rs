@@ -12,6 +12,7 @@ mod connections;
 mod error;
 mod export;
 mod extract;
+mod invalidate;
 mod invitations;
 mod members;
 mod metrics;
@@ -23,6 +24,8 @@ mod paging;
 mod results;
 mod server;
 mod status_pages;
+mod text;
+mod throttle;
 mod usage;
 
 pub use connections::{BODY_READ_TIMEOUT, HEADER_READ_TIMEOUT, MAX_CONNECTIONS};

@@ -250,6 +250,12 @@ async fn leave(
     Path(id): Path<String>,
 ) -> Result<StatusCode, AppError> {
     let (record, _) = state.orgs.for_member(&id, claims.sub).await?;
+    if !matches!(
+        record.status,
+        TenantStatus::Active | TenantStatus::Suspended
+    ) {
+        return Err(AppError::NotFound);
+    }
     crate::extract::admit(&state, record.id.as_uuid()).await?;
     state
         .orgs

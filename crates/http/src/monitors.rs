@@ -21,6 +21,7 @@ use crate::extract::{ApiJson, ApiQuery, Items, TenantScope};
 use crate::openapi::{InTenant, JsonBody, PROBLEM, TenantHeader};
 use crate::paging::{Page, parse_id};
 use crate::server::AppState;
+use tenantry_orgs::Limit;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -83,7 +84,7 @@ async fn check(
         .validate()
         .map_err(|e| AppError::invalid(e.field, e.detail))?;
     let org_id = scope.ctx.tenant_id().as_uuid();
-    let least = state.orgs.limit(org_id, "min_check_interval_s").await?;
+    let least = state.orgs.limit(org_id, Limit::MinCheckIntervalS).await?;
     let interval = i64::from(
         input
             .interval_seconds
@@ -152,7 +153,7 @@ async fn create(
     scope.require(Action::ManageMonitoring)?;
     check(&state, &scope, &input).await?;
     let org_id = scope.ctx.tenant_id().as_uuid();
-    let limit = state.orgs.limit(org_id, "max_monitors").await?;
+    let limit = state.orgs.limit(org_id, Limit::MaxMonitors).await?;
     let id = Uuid::now_v7();
     // The token first, in the control database: should the monitor not commit, what is left is a
     // token naming no monitor (removed below when possible), never a monitor without a token.
@@ -165,7 +166,7 @@ async fn create(
         let mut tx = scope.ctx.begin().await?;
         // Counted under the tenant's monitor lock: parallel creates cannot overshoot the limit.
         let used = monitoring::lock_and_count(&mut tx).await?;
-        tenantry_orgs::Orgs::ensure_room("max_monitors", limit, used, 1)?;
+        tenantry_orgs::Orgs::ensure_room(Limit::MaxMonitors, limit, used, 1)?;
         hold_agent(&mut tx, &input).await?;
         let monitor = monitoring::create_with_id(&mut tx, id, &input).await?;
         let change = monitor_change("monitor.created", monitor.id, None, Some(&monitor));

@@ -129,6 +129,14 @@ async fn read(
     Path(id): Path<String>,
 ) -> Result<Json<tenantry_orgs::OrgDetails>, AppError> {
     let (record, role) = state.orgs.for_member(&id, claims.sub).await?;
+    // A soft-deleted organization is gone for its members: only its export (owners) and its
+    // restore (platform admins) reach it.
+    if !matches!(
+        record.status,
+        tenantry_tenancy::TenantStatus::Active | tenantry_tenancy::TenantStatus::Suspended
+    ) {
+        return Err(AppError::NotFound);
+    }
     crate::extract::admit(&state, record.id.as_uuid()).await?;
     Ok(Json(state.orgs.details(&record, role).await?))
 }

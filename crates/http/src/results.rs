@@ -20,6 +20,7 @@ use crate::extract::{ApiQuery, Items, TenantScope, admit};
 use crate::openapi::{InTenant, Internal, NotFound, PROBLEM, RateLimited, TenantHeader};
 use crate::paging::{decode_position, encode_position, parse_id};
 use crate::server::AppState;
+use crate::throttle::{self, Client};
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -193,9 +194,10 @@ struct Pong {
 )]
 async fn ping_get(
     State(state): State<AppState>,
+    client: Client,
     Path(token): Path<String>,
 ) -> Result<Json<Pong>, AppError> {
-    ping(&state, &token).await
+    throttled_ping(&state, &client, &token).await
 }
 
 /// Ping a heartbeat monitor (POST)
@@ -216,9 +218,26 @@ async fn ping_get(
 )]
 async fn ping_post(
     State(state): State<AppState>,
+    client: Client,
     Path(token): Path<String>,
 ) -> Result<Json<Pong>, AppError> {
-    ping(&state, &token).await
+    throttled_ping(&state, &client, &token).await
+}
+
+/// A ping, with unknown tokens counted against the client's address: guessing tokens is
+/// refused with `429 too_many_attempts` after a few misses.
+async fn throttled_ping(
+    state: &AppState,
+    client: &Client,
+    token: &str,
+) -> Result<Json<Pong>, AppError> {
+    let throttle = &state.throttles.heartbeat_client;
+    throttle::admit(&[(throttle, &client.0)])?;
+    let pinged = ping(state, token).await;
+    if matches!(pinged, Err(AppError::NotFound)) {
+        throttle.count(&client.0);
+    }
+    pinged
 }
 
 /// Token → organization (which must be active) → rate limit → the monitor's ping.

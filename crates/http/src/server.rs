@@ -43,6 +43,10 @@ pub struct AppState {
     /// Exports streaming at once on this instance ([`EXPORT_SLOTS`]): each holds two database
     /// connections of its own until its download ends.
     pub exports: Arc<tokio::sync::Semaphore>,
+    /// The budget of anonymous public status-page requests (per client address, and in all).
+    pub public_pages: Arc<crate::status_pages::PublicLimiter>,
+    /// Failed logins, sign-ups, accepts, refreshes and pings, per email and client address.
+    pub throttles: Arc<crate::throttle::Throttles>,
 }
 
 /// Exports one instance streams at once; past them, `503 export_busy`.
@@ -75,6 +79,9 @@ impl Application {
         })?;
         let exports = Arc::new(tokio::sync::Semaphore::new(EXPORT_SLOTS));
         let metrics = Arc::new(Metrics::new());
+        // Authorization data is cached while the invalidation listener is connected.
+        tenancy.start_cache_listener();
+        let identity = identity.with_caches(tenancy.caches());
         let state = AppState {
             orgs,
             tenancy,
@@ -82,6 +89,8 @@ impl Application {
             metrics: metrics.clone(),
             limiter,
             exports: exports.clone(),
+            public_pages: Arc::new(crate::status_pages::PublicLimiter::default()),
+            throttles: Arc::new(crate::throttle::Throttles::default()),
         };
         Ok(Self {
             listener,
@@ -142,6 +151,11 @@ pub fn router(state: AppState) -> Router {
         .merge(openapi::docs(openapi))
         .fallback(|| async { AppError::NotFound })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::invalidate::after_changes,
+        ))
+        .layer(middleware::from_fn(crate::text::refuse_nul))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
 }

@@ -2,7 +2,10 @@
 //! door (viewers read, members and up change them); and `/status/{org_slug}/{page_slug}`, a
 //! public page as anyone sees it, without authentication, as HTML or JSON ([`page`] renders it).
 
+mod limit;
 mod page;
+
+pub use limit::PublicLimiter;
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -20,7 +23,7 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::error::{AppError, Problem};
-use crate::extract::{ApiJson, ApiQuery, Items, TenantScope, admit};
+use crate::extract::{ApiJson, ApiQuery, Items, TenantScope};
 use crate::openapi::{InTenant, Internal, JsonBody, PROBLEM, RateLimited, TenantHeader};
 use crate::paging::{Page, parse_id};
 use crate::server::AppState;
@@ -98,12 +101,20 @@ async fn list(
     )
 )]
 async fn create(
+    State(state): State<AppState>,
     origin: crate::audit::Origin,
     scope: TenantScope,
     ApiJson(input): ApiJson<StatusPageInput>,
 ) -> Result<(StatusCode, Json<StatusPage>), AppError> {
     scope.require(Action::ManageMonitoring)?;
     let spec = parse(&input)?;
+    state
+        .orgs
+        .require_feature(
+            scope.ctx.tenant_id().as_uuid(),
+            tenantry_orgs::Feature::StatusPages,
+        )
+        .await?;
     let mut tx = scope.ctx.begin().await?;
     let page = monitoring::create_page(&mut tx, &spec).await?;
     let change = page_change("status_page.created", page.id, None, Some(&page));
@@ -228,10 +239,12 @@ async fn remove(
             ),
             headers(
                 ("Cache-Control" = String, description = "`public, max-age=30`"),
+                ("ETag" = String, description = "The page's content tag; send it back as `If-None-Match` for a `304`"),
                 ("Vary" = String, description = "`Accept`"),
                 ("Content-Security-Policy" = String, description = "`default-src 'none'; style-src 'unsafe-inline'` (HTML)"),
             ),
         ),
+        (status = 304, description = "Not modified: the `If-None-Match` tag is the page's current one"),
         (status = 404, description = "`not_found`: no public page at this address (problem JSON with `Accept: application/json`, else an HTML page)",
             content(
                 (Problem = "application/problem+json"),
@@ -245,17 +258,35 @@ async fn remove(
 async fn public(
     State(state): State<AppState>,
     Path((org_slug, page_slug)): Path<(String, String)>,
+    peer: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
     headers: HeaderMap,
 ) -> Response {
     let json = page::wants_json(&headers);
+    // Anonymous traffic has a budget of its own, per client address and in all; it never
+    // spends the organization's (nor counts in its usage), and it is taken before anything is
+    // looked up, so an unknown organization and an unknown page answer alike.
+    if let Err(retry_after) = state
+        .public_pages
+        .admit(peer.map(|axum::Extension(axum::extract::ConnectInfo(addr))| addr.ip()))
+    {
+        return page::with_page_headers(
+            AppError::RateLimited {
+                retry_after,
+                limit: limit::PER_CLIENT_PER_MINUTE as u32,
+                reset: retry_after,
+                api_key: false,
+            }
+            .into_response(),
+        );
+    }
     match public_page(&state, &org_slug, &page_slug).await {
-        Ok(shown) => page::found(json, &shown, Utc::now()),
+        Ok(shown) => page::found(json, &shown, Utc::now(), &headers),
         Err(AppError::NotFound) if !json => page::not_found(),
         Err(e) => page::with_page_headers(e.into_response()),
     }
 }
 
-/// Organization slug → an active organization → its rate limit → its public page.
+/// Organization slug → an active organization → its public page.
 async fn public_page(
     state: &AppState,
     org_slug: &str,
@@ -273,7 +304,17 @@ async fn public_page(
         }
         Err(e) => return Err(e.into()),
     };
-    admit(state, ctx.tenant_id().as_uuid()).await?;
+    // The pages of a plan without them are kept, but shown to nobody.
+    if !state
+        .orgs
+        .feature(
+            ctx.tenant_id().as_uuid(),
+            tenantry_orgs::Feature::StatusPages,
+        )
+        .await?
+    {
+        return Err(AppError::NotFound);
+    }
     let mut tx = ctx.begin_read().await?;
     let shown = monitoring::public_page(&mut tx, page_slug, Utc::now()).await?;
     tx.commit().await?;

@@ -14,6 +14,7 @@ use crate::extract::{AuthUser, require};
 use crate::members::membership;
 use crate::openapi::{Forbidden, NotFound, SignedIn};
 use crate::server::AppState;
+use tenantry_orgs::Limit;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(usage))
@@ -104,11 +105,11 @@ async fn usage(
             users: counts.users.into(),
             monitors: Count {
                 used: monitors,
-                limit: state.orgs.limit(org_id, "max_monitors").await?,
+                limit: state.orgs.limit(org_id, Limit::MaxMonitors).await?,
             },
             agents: Count {
                 used: agents,
-                limit: state.orgs.limit(org_id, "max_agents").await?,
+                limit: state.orgs.limit(org_id, Limit::MaxAgents).await?,
             },
             api_keys: counts.api_keys.into(),
             api_requests: counts.api_requests.into(),

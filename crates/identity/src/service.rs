@@ -188,6 +188,18 @@ impl Identity {
         password: &str,
         name: &str,
     ) -> Result<(User, TokenPair), IdentityError> {
+        // Everything is checked before the password is hashed (the costly part): the input, then
+        // whether the address is taken (the insert checks again, for a race).
+        check_password(password)?;
+        let taken: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM identity.users WHERE lower(email) = lower($1))",
+        )
+        .bind(email.as_str())
+        .fetch_one(&self.pool)
+        .await?;
+        if taken {
+            return Err(IdentityError::EmailTaken);
+        }
         let user = self.create_user(email, password, name, false).await?;
         let tokens = self.start_session(&user, None).await?;
         Ok((user, tokens))

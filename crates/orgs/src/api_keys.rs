@@ -88,6 +88,17 @@ fn key_budget(requests_per_minute: Option<i64>) -> Result<Option<i32>, OrgsError
         .transpose()
 }
 
+/// A key as authentication reads it: id, organization, role, own budget, creator, and the
+/// creator's current role (`None` once they are no member).
+type KeyRow = (
+    Uuid,
+    Uuid,
+    String,
+    Option<i32>,
+    Option<Uuid>,
+    Option<String>,
+);
+
 /// How precisely `last_used_at` follows a key's use.
 const KEY_USE_PRECISION: std::time::Duration = std::time::Duration::from_secs(60);
 
@@ -125,14 +136,14 @@ impl Orgs {
         let secret = format!("{KEY_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes));
         let mut tx = self.runtime().begin().await?;
         crate::members::lock_org(&mut tx, org_id).await?;
-        let limit = crate::limits::limit_of(&mut tx, org_id, "max_api_keys").await?;
+        let limit = crate::limits::limit_of(&mut tx, org_id, crate::Limit::MaxApiKeys).await?;
         let used: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM orgs.api_keys WHERE org_id = $1 AND revoked_at IS NULL",
         )
         .bind(org_id)
         .fetch_one(&mut *tx)
         .await?;
-        crate::limits::ensure_room("max_api_keys", limit, used, 1)?;
+        crate::limits::ensure_room(crate::Limit::MaxApiKeys, limit, used, 1)?;
         let key: ApiKey = sqlx::query_as(&format!(
             "INSERT INTO orgs.api_keys
                  (id, org_id, name, prefix, key_hash, role, created_by, requests_per_minute)
@@ -233,14 +244,7 @@ impl Orgs {
             .get_or_load(&hash, Option::is_some, async {
                 // A key acts with its own role, never above its creator's current one; a key
                 // whose creator is no longer a member acts no more.
-                let found: Option<(
-                    Uuid,
-                    Uuid,
-                    String,
-                    Option<i32>,
-                    Option<Uuid>,
-                    Option<String>,
-                )> = sqlx::query_as(
+                let found: Option<KeyRow> = sqlx::query_as(
                     "SELECT k.id, k.org_id, k.role, k.requests_per_minute, k.created_by, m.role
                          FROM orgs.api_keys k
                          LEFT JOIN orgs.memberships m

@@ -9,6 +9,7 @@ use tenantry_tenancy::{Cache, Caches};
 use uuid::Uuid;
 
 use crate::api_keys::KeyIdentity;
+use crate::entitlements::{Feature, Limit};
 use crate::roles::Role;
 
 /// A key found by its hash, and when this process last recorded its use.
@@ -26,8 +27,10 @@ pub(crate) struct AuthCaches {
     pub keys: Arc<Cache<Vec<u8>, Option<CachedKey>>>,
     /// By (organization, user); a non-member is remembered as `None`.
     pub roles: Arc<Cache<(Uuid, Uuid), Option<Role>>>,
-    /// By (organization, limit key); `None` is unlimited.
-    pub limits: Arc<Cache<(Uuid, String), Option<i64>>>,
+    /// By (organization, limit); `None` is unlimited.
+    pub limits: Arc<Cache<(Uuid, Limit), Option<i64>>>,
+    /// By (organization, feature).
+    pub features: Arc<Cache<(Uuid, Feature), bool>>,
 }
 
 impl AuthCaches {
@@ -51,6 +54,11 @@ impl AuthCaches {
                 _ => false,
             }),
             limits: Cache::new(caches, |(org, _), _, topic, id| match topic {
+                "tenant" => id == org.to_string(),
+                "plan" => true,
+                _ => false,
+            }),
+            features: Cache::new(caches, |(org, _), _, topic, id| match topic {
                 "tenant" => id == org.to_string(),
                 "plan" => true,
                 _ => false,

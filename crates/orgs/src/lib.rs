@@ -5,6 +5,7 @@
 mod api_keys;
 mod auth_cache;
 mod closing;
+mod entitlements;
 mod invitations;
 mod limits;
 mod members;
@@ -16,6 +17,7 @@ mod usage;
 
 pub use api_keys::{ApiKey, KEY_PREFIX, KeyIdentity, KeySpec, MAX_KEY_REQUESTS_PER_MINUTE, NewKey};
 pub use closing::DEFAULT_DELETED_RETENTION_DAYS;
+pub use entitlements::{Feature, Limit};
 pub use invitations::{
     INVITATION_TTL_DAYS, Invitation, InvitationPreview, OpenInvitation, PreviewOrg,
 };

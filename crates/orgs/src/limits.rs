@@ -5,6 +5,7 @@
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+use crate::entitlements::{Feature, Limit};
 use crate::members::{Orgs, OrgsError};
 
 /// The organization's effective value of the limit `key` (its override, else its plan's):
@@ -12,8 +13,9 @@ use crate::members::{Orgs, OrgsError};
 pub(crate) async fn limit_of(
     conn: &mut PgConnection,
     org_id: Uuid,
-    key: &str,
+    limit: Limit,
 ) -> Result<Option<i64>, OrgsError> {
+    let key = limit.key();
     let value: Option<Option<i64>> = sqlx::query_scalar(
         "SELECT CASE jsonb_typeof(v) WHEN 'number' THEN v::text::bigint END
          FROM (SELECT CASE WHEN o.limits ? $2 THEN o.limits -> $2 ELSE p.limits -> $2 END AS v
@@ -31,11 +33,12 @@ pub(crate) async fn limit_of(
 
 /// Refuses when adding `adding` to `used` would pass `limit`.
 pub(crate) fn ensure_room(
-    key: &'static str,
+    limit_key: Limit,
     limit: Option<i64>,
     used: i64,
     adding: i64,
 ) -> Result<(), OrgsError> {
+    let key = limit_key.key();
     match limit {
         Some(limit) if used + adding > limit => Err(OrgsError::LimitExceeded {
             limit: key,
@@ -71,28 +74,60 @@ pub(crate) async fn ensure_user_room(
     org_id: Uuid,
     except_invitation: Option<Uuid>,
 ) -> Result<(), OrgsError> {
-    let limit = limit_of(conn, org_id, "max_users").await?;
+    let limit = limit_of(conn, org_id, Limit::MaxUsers).await?;
     let used = users_in_use(conn, org_id, except_invitation).await?;
-    ensure_room("max_users", limit, used, 1)
+    ensure_room(Limit::MaxUsers, limit, used, 1)
 }
 
 impl Orgs {
     /// The organization's effective value of the limit `key`: `None` when unlimited.
     /// Cached (see `crate::auth_cache`): read on every request for the rate limit.
-    pub async fn limit(&self, org_id: Uuid, key: &str) -> Result<Option<i64>, OrgsError> {
+    pub async fn limit(&self, org_id: Uuid, limit: Limit) -> Result<Option<i64>, OrgsError> {
         self.auth_caches()
             .limits
-            .get_or_load(&(org_id, key.to_string()), |_| true, async {
+            .get_or_load(&(org_id, limit), |_| true, async {
                 let mut conn = self.runtime().acquire().await?;
-                limit_of(&mut conn, org_id, key).await
+                limit_of(&mut conn, org_id, limit).await
             })
             .await
+    }
+
+    /// Whether the organization's plan (or its own override) turns `feature` on; a feature set
+    /// nowhere is off. Cached (see `crate::auth_cache`).
+    pub async fn feature(&self, org_id: Uuid, feature: Feature) -> Result<bool, OrgsError> {
+        self.auth_caches()
+            .features
+            .get_or_load(&(org_id, feature), |_| true, async {
+                let on: Option<Option<bool>> = sqlx::query_scalar(
+                    "SELECT CASE WHEN o.features ? $2 THEN (o.features ->> $2)::boolean
+                                 ELSE (p.features ->> $2)::boolean END
+                     FROM control.tenants t
+                     LEFT JOIN orgs.plans p ON p.name = t.plan
+                     LEFT JOIN orgs.plan_overrides o ON o.org_id = t.id
+                     WHERE t.id = $1",
+                )
+                .bind(org_id)
+                .bind(feature.key())
+                .fetch_optional(self.runtime())
+                .await?;
+                Ok(on.flatten().unwrap_or(false))
+            })
+            .await
+    }
+
+    /// Refuses with `feature_unavailable` unless the organization has `feature`.
+    pub async fn require_feature(&self, org_id: Uuid, feature: Feature) -> Result<(), OrgsError> {
+        if self.feature(org_id, feature).await? {
+            Ok(())
+        } else {
+            Err(OrgsError::FeatureUnavailable(feature))
+        }
     }
 
     /// Refuses with `limit_exceeded` when `used + adding` passes the limit `key` (for sets the
     /// caller counts under its own lock, such as a tenant's monitors).
     pub fn ensure_room(
-        key: &'static str,
+        key: Limit,
         limit: Option<i64>,
         used: i64,
         adding: i64,

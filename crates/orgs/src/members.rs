@@ -37,6 +37,9 @@ pub enum OrgsError {
     /// The plan allows no more of something; `limit` is the limit's key.
     #[error("{detail}")]
     LimitExceeded { limit: &'static str, detail: String },
+    /// The organization's plan does not include this feature.
+    #[error("the organization's plan does not include {0}")]
+    FeatureUnavailable(crate::Feature),
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }

@@ -6,17 +6,18 @@ use serde_json::{Map, Value};
 use tenantry_tenancy::TenantRecord;
 use uuid::Uuid;
 
+use crate::entitlements::{Feature, Limit};
 use crate::members::{Orgs, OrgsError};
 
-/// Every limit a plan sets.
+/// Every limit a plan sets, by key.
 pub const LIMIT_KEYS: [&str; 7] = [
-    "max_users",
-    "max_monitors",
-    "max_agents",
-    "max_api_keys",
-    "min_check_interval_s",
-    "api_requests_per_minute",
-    "retention_days",
+    Limit::MaxUsers.key(),
+    Limit::MaxMonitors.key(),
+    Limit::MaxAgents.key(),
+    Limit::MaxApiKeys.key(),
+    Limit::MinCheckIntervalS.key(),
+    Limit::ApiRequestsPerMinute.key(),
+    Limit::RetentionDays.key(),
 ];
 
 /// A plan as stored.
@@ -82,16 +83,13 @@ impl EntitlementChange {
             }
         }
         for (key, value) in self.features.iter().flatten() {
-            let name_ok = (1..=64).contains(&key.len())
-                && key.starts_with(|c: char| c.is_ascii_lowercase())
-                && key
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
-            if !name_ok || !value.is_boolean() {
+            if Feature::parse(key).is_none() || !value.is_boolean() {
+                let known: Vec<&str> = Feature::ALL.iter().map(|f| f.key()).collect();
                 return Err(OrgsError::Invalid {
                     field: "features",
                     detail: format!(
-                        "{key:?}: feature flags are snake_case names with true or false"
+                        "{key:?}: a feature is one of {} with true or false",
+                        known.join(", ")
                     ),
                 });
             }

@@ -24,7 +24,10 @@ impl Orgs {
             if record.status != TenantStatus::Active || record.purging {
                 continue;
             }
-            let Some(days) = self.limit(record.id.as_uuid(), "retention_days").await? else {
+            let Some(days) = self
+                .limit(record.id.as_uuid(), crate::Limit::RetentionDays)
+                .await?
+            else {
                 continue;
             };
             // Suspended or deleted since the list was read: its results wait for the next pass.

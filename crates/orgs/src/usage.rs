@@ -138,9 +138,12 @@ impl Orgs {
         .bind(org_id)
         .fetch_one(&mut *conn)
         .await?;
-        let users_limit = crate::limits::limit_of(&mut conn, org_id, "max_users").await?;
-        let keys_limit = crate::limits::limit_of(&mut conn, org_id, "max_api_keys").await?;
-        let rate = crate::limits::limit_of(&mut conn, org_id, "api_requests_per_minute").await?;
+        let users_limit =
+            crate::limits::limit_of(&mut conn, org_id, crate::Limit::MaxUsers).await?;
+        let keys_limit =
+            crate::limits::limit_of(&mut conn, org_id, crate::Limit::MaxApiKeys).await?;
+        let rate =
+            crate::limits::limit_of(&mut conn, org_id, crate::Limit::ApiRequestsPerMinute).await?;
         Ok(OrgCounts {
             period_start: period_start
                 .and_hms_opt(0, 0, 0)

@@ -57,15 +57,40 @@ pub(super) fn with_page_headers(mut response: Response) -> Response {
 }
 
 /// Page `shown`, as JSON or HTML, generated at `at`.
-pub(super) fn found(json: bool, shown: &PublicPage, at: DateTime<Utc>) -> Response {
-    let mut response = if json {
+/// A client that already has this very answer (`If-None-Match` with its `ETag`) gets `304`.
+pub(super) fn found(
+    json: bool,
+    shown: &PublicPage,
+    at: DateTime<Utc>,
+    request: &HeaderMap,
+) -> Response {
+    // The tag covers what the page shows, not when it was rendered.
+    let tag = {
+        use sha2::{Digest, Sha256};
+        let content = serde_json::to_vec(shown).unwrap_or_default();
+        let digest = Sha256::digest(&content);
+        format!(
+            "\"{}{}\"",
+            if json { "j" } else { "h" },
+            hex::encode(&digest[..12])
+        )
+    };
+    let matches = request
+        .get(axum::http::header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == tag || t.trim() == "*"));
+    let mut response = if matches {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else if json {
         Json(shown).into_response()
     } else {
         Html(html(shown, at)).into_response()
     };
-    response
-        .headers_mut()
-        .insert(CACHE_CONTROL, HeaderValue::from_static(CACHED));
+    let headers = response.headers_mut();
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static(CACHED));
+    if let Ok(tag) = HeaderValue::from_str(&tag) {
+        headers.insert(axum::http::header::ETAG, tag);
+    }
     with_page_headers(response)
 }
 

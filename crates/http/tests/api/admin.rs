@@ -442,3 +442,71 @@ async fn suspend_activate_delete_restore_and_purge() {
         "the key went with its organization"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_soft_deleted_organization_is_gone_for_its_members_but_its_export() {
+    let app = TestApp::spawn().await;
+    let root = platform_admin(&app).await;
+    let ada = crate::caller(&app, "ada@example.com").await;
+    let org = crate::new_org(&app, &ada, "Acme").await;
+    let deleted = send(
+        &app,
+        Method::DELETE,
+        &format!("/api/v1/organizations/{org}"),
+        &ada.token,
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(deleted.status(), 204);
+    let base = format!("/api/v1/organizations/{org}");
+    for (method, path) in [
+        (Method::GET, base.clone()),
+        (Method::PUT, base.clone()),
+        (Method::GET, format!("{base}/members")),
+        (Method::POST, format!("{base}/leave")),
+        (Method::POST, format!("{base}/switch")),
+        (Method::GET, format!("{base}/api-keys")),
+        (Method::GET, format!("{base}/invitations")),
+        (Method::GET, format!("{base}/usage")),
+        (Method::GET, format!("{base}/audit-logs")),
+        (Method::DELETE, base.clone()),
+    ] {
+        let body = (method == Method::PUT).then(|| json!({"name": "Renamed"}));
+        let response = send(&app, method.clone(), &path, &ada.token, None, body).await;
+        assert_eq!(response.status(), 404, "{method} {path}");
+    }
+    let monitors = send(
+        &app,
+        Method::GET,
+        "/api/v1/monitors",
+        &ada.token,
+        Some(&org),
+        None,
+    )
+    .await;
+    assert_eq!(monitors.status(), 404);
+    // The export stays for its owners until the purge, and a platform admin can restore it.
+    let export = send(
+        &app,
+        Method::GET,
+        &format!("{base}/export"),
+        &ada.token,
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(export.status(), 200);
+    let restored = send(
+        &app,
+        Method::POST,
+        &format!("/api/v1/admin/tenants/{org}/restore"),
+        &root,
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(restored.status(), 200);
+    let back = send(&app, Method::GET, &base, &ada.token, None, None).await;
+    assert_eq!(back.status(), 200);
+}

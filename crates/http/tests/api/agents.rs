@@ -23,6 +23,8 @@ use crate::{Caller, TestApp, caller, org_in, problem, send, success_json};
 
 /// Registers an agent named `name` in `org` as `who`; the 201 body (with its token).
 async fn register(app: &TestApp, who: &Caller, org: &str, name: &str) -> Value {
+    // The free plan has no agents.
+    app.allow(org, "agents").await;
     let response = send(
         app,
         Method::POST,
@@ -272,6 +274,7 @@ async fn parallel_registrations_against_room_for_three_make_three_and_usage_coun
     let ada = caller(&app, "ada@example.com").await;
     let org = org_in(&app, &ada, "Acme", Isolation::Schema).await;
     app.set_limit(&org, "max_agents", json!(3)).await;
+    app.allow(&org, "agents").await;
     let registrations = (0..20).map(|i| {
         send(
             &app,

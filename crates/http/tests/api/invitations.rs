@@ -549,3 +549,57 @@ async fn another_organizations_invitations_are_not_found() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_invitation_page_cannot_be_framed_leaks_no_token_and_runs_only_its_own_script() {
+    let app = TestApp::spawn().await;
+    let ada = caller(&app, "ada@example.com").await;
+    let org = new_org(&app, &ada, "Acme").await;
+    assert_eq!(
+        invite(&app, &ada.token, &org, "bob@example.com", "member")
+            .await
+            .status(),
+        201
+    );
+    let token = app.invitation_token("bob@example.com", 0).await;
+    for path in [
+        format!("/invitations/{token}"),
+        "/invitations/unknown".to_string(),
+    ] {
+        let page = app.get(&path).await;
+        let headers = page.headers().clone();
+        assert_eq!(headers["x-frame-options"], "DENY", "{path}");
+        assert_eq!(headers["referrer-policy"], "no-referrer", "{path}");
+        assert_eq!(headers["x-content-type-options"], "nosniff", "{path}");
+        let csp = headers["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        assert!(csp.contains("default-src 'none'"), "{csp}");
+        assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+        assert!(!csp.contains("unsafe-inline"), "{csp}");
+        let nonce = csp
+            .split("'nonce-")
+            .nth(1)
+            .and_then(|rest| rest.split('\'').next())
+            .unwrap()
+            .to_string();
+        let body = page.text().await.unwrap();
+        // Every script and style of the page carries the nonce.
+        assert_eq!(
+            body.matches("<script").count(),
+            body.matches(&format!("<script nonce=\"{nonce}\"")).count()
+        );
+        assert_eq!(
+            body.matches("<style").count(),
+            body.matches(&format!("<style nonce=\"{nonce}\"")).count()
+        );
+    }
+    // A new nonce for every page.
+    let first = app.get(&format!("/invitations/{token}")).await;
+    let second = app.get(&format!("/invitations/{token}")).await;
+    assert_ne!(
+        first.headers()["content-security-policy"],
+        second.headers()["content-security-policy"]
+    );
+}

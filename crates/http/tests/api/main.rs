@@ -11,6 +11,7 @@ mod audit;
 mod auth;
 mod cross_tenant;
 mod export;
+mod fuzz;
 mod hard_delete;
 mod invitations;
 mod limits;
@@ -23,6 +24,7 @@ mod rbac;
 mod request_path;
 mod results;
 mod status_pages;
+mod throttling;
 
 use std::net::SocketAddr;
 
@@ -234,6 +236,23 @@ impl TestApp {
             .await;
         assert_eq!(response.status(), 201);
         response.json().await.unwrap()
+    }
+
+    /// Turns `feature` on for organization `org` (its id), whatever its plan says.
+    pub async fn allow(&self, org: &str, feature: &str) {
+        let mut features = serde_json::Map::new();
+        features.insert(feature.to_string(), Value::Bool(true));
+        self.orgs
+            .change_entitlements(
+                org.parse().unwrap(),
+                &tenantry_orgs::EntitlementChange {
+                    features: Some(features),
+                    ..tenantry_orgs::EntitlementChange::default()
+                },
+                &tenantry_audit::AuditContext::system(),
+            )
+            .await
+            .unwrap();
     }
 
     /// Overrides the limit `key` of organization `org` (its id) with `value`.

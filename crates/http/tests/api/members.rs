@@ -398,8 +398,8 @@ async fn only_owners_delete_and_a_hard_delete_needs_the_slug() {
         send(&app, reqwest::Method::GET, &path, &ada.token, None, None)
             .await
             .status(),
-        200,
-        "members still see it, deleted"
+        404,
+        "a soft-deleted organization is gone for its members"
     );
     let wrong = send(
         &app,

@@ -1118,6 +1118,7 @@ async fn agent_responses_carry_only_documented_fields() {
     let doc = document(&app).await;
     let ada = caller(&app, "ada@example.com").await;
     let org = crate::org_in(&app, &ada, "Agents", tenantry_tenancy::Isolation::Shared).await;
+    app.allow(&org, "agents").await;
     let token = token_in(&app, &ada, &org).await;
     let agent = conforming(
         &app,

@@ -464,6 +464,7 @@ async fn fixture(
         .await
         .unwrap();
     let org = created["id"].as_str().unwrap().to_string();
+    app.allow(&org, "agents").await;
     let as_owner = |method: Method, path: String, body: Value| {
         let org = org.clone();
         async move {
@@ -477,10 +478,17 @@ async fn fixture(
         }
     };
     let members = format!("/api/v1/organizations/{org}/members");
+    // Owners are made by promotion.
     as_owner(
         Method::POST,
         members.clone(),
-        json!({"user_id": actor.id, "role": role}),
+        json!({"user_id": actor.id, "role": "member"}),
+    )
+    .await;
+    as_owner(
+        Method::PATCH,
+        format!("{members}/{}", actor.id),
+        json!({"role": role}),
     )
     .await;
     as_owner(

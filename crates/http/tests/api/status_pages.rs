@@ -785,3 +785,128 @@ async fn viewers_read_pages_and_members_change_them() {
     }
     assert_eq!(pages(&app, &ada, &acme).await, vec![page]);
 }
+
+/// The headers of a response other than those that differ on every answer.
+fn stable_headers(response: &reqwest::Response) -> Vec<(String, String)> {
+    let mut headers: Vec<(String, String)> = response
+        .headers()
+        .iter()
+        .filter(|(name, _)| !["date", "x-request-id"].contains(&name.as_str()))
+        .map(|(name, value)| (name.to_string(), value.to_str().unwrap_or("").to_string()))
+        .collect();
+    headers.sort();
+    headers
+}
+
+/// The organization's API requests this period, as its usage shows them.
+async fn api_requests_used(app: &TestApp, who: &Caller, org: &str) -> i64 {
+    let body = success_json(
+        send(
+            app,
+            Method::GET,
+            &format!("/api/v1/organizations/{org}/usage"),
+            &who.token,
+            None,
+            None,
+        )
+        .await,
+    )
+    .await;
+    body["usage"]["api_requests"]["used"].as_i64().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anonymous_page_traffic_spends_nothing_of_the_organization_and_tells_nothing() {
+    let app = TestApp::spawn().await;
+    let ada = caller(&app, "ada@example.com").await;
+    let (id, slug) = org(&app, &ada, "Acme", Isolation::Shared).await;
+    app.set_limit(&id, "api_requests_per_minute", json!(10))
+        .await;
+    let before = api_requests_used(&app, &ada, &id).await;
+
+    // 25 anonymous requests for a page that does not exist, of a real organization.
+    for _ in 0..25 {
+        let response = public(&app, &slug, "nope", false).await;
+        assert_eq!(response.status(), 404);
+        assert!(response.headers().get("ratelimit-limit").is_none());
+    }
+    // The organization's members are not locked out, and its usage did not move.
+    let response = send(
+        &app,
+        Method::GET,
+        "/api/v1/monitors",
+        &ada.token,
+        Some(&id),
+        None,
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    let after = api_requests_used(&app, &ada, &id).await;
+    assert!(
+        after - before <= 2,
+        "anonymous requests were counted: {before} → {after}"
+    );
+
+    // An unknown organization and an unknown page of a known one answer byte for byte alike.
+    for json in [false, true] {
+        let unknown_org = public(&app, "no-such-org", "nope", json).await;
+        let unknown_page = public(&app, &slug, "nope", json).await;
+        assert_eq!(unknown_org.status(), unknown_page.status());
+        assert_eq!(stable_headers(&unknown_org), stable_headers(&unknown_page));
+        assert_eq!(
+            unknown_org.bytes().await.unwrap(),
+            unknown_page.bytes().await.unwrap()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn public_pages_have_a_budget_per_client_and_are_cacheable() {
+    let app = TestApp::spawn().await;
+    let ada = caller(&app, "ada@example.com").await;
+    let (id, slug) = org(&app, &ada, "Acme", Isolation::Schema).await;
+    let m = monitor(&app, &ada, &id, "db").await;
+    create_page(
+        &app,
+        &ada,
+        &id,
+        json!({"slug": "status", "title": "Acme", "monitor_ids": [m], "public": true}),
+    )
+    .await;
+
+    let first = public(&app, &slug, "status", true).await;
+    assert_eq!(first.status(), 200);
+    let tag = first.headers()["etag"].to_str().unwrap().to_string();
+    assert_eq!(first.headers()["cache-control"], "public, max-age=30");
+    let again = app
+        .client
+        .get(format!("{}/status/{slug}/status", app.base))
+        .header("Accept", "application/json")
+        .header("If-None-Match", &tag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 304);
+    assert_eq!(again.headers()["etag"].to_str().unwrap(), tag);
+
+    // One client past its budget is refused; the organization's members are not.
+    let mut refused = 0;
+    for _ in 0..130 {
+        let response = public(&app, &slug, "status", true).await;
+        if response.status() == 429 {
+            assert!(response.headers().contains_key("retry-after"));
+            refused += 1;
+        }
+    }
+    assert!(refused >= 5, "{refused} refused");
+    let response = send(
+        &app,
+        Method::GET,
+        "/api/v1/monitors",
+        &ada.token,
+        Some(&id),
+        None,
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+}

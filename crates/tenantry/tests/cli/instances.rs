@@ -147,7 +147,7 @@ async fn two_servers_run_each_slot_once_and_a_killed_one_s_slots_are_taken_over(
     let leased: Vec<(Uuid, DateTime<Utc>)> = sqlx::query_as(
         "SELECT monitor_id, next_due_at FROM monitoring.schedule WHERE lease_owner IS NOT NULL",
     )
-    .fetch_all(engine.runtime_pool())
+    .fetch_all(engine.control_db())
     .await
     .unwrap();
     let killed_at = Utc::now();
