@@ -11,6 +11,7 @@ mod audit;
 mod auth;
 mod cross_tenant;
 mod export;
+mod features;
 mod fuzz;
 mod hard_delete;
 mod invitations;
