@@ -59,7 +59,7 @@ pub enum AppError {
     /// 503 `database_unavailable`: PostgreSQL cannot be reached or has no connection to spare
     /// (the pool timed out, connections refused or lost, `too_many_connections`). An
     /// `Unexpected` error caused by one of these is answered this way (see
-    /// [`database_unavailable`]).
+    /// `database_unavailable`).
     #[error("the database is unavailable: {0:#}")]
     DatabaseUnavailable(anyhow::Error),
     /// 408 `request_timeout`: the request body did not arrive in time.

@@ -20,7 +20,7 @@ use crate::server::AppState;
 
 /// `axum::Json`, with every rejection answered as problem JSON, and text PostgreSQL cannot store
 /// (NUL, unpaired surrogates) refused as `422 validation_failed` naming the field
-/// ([`crate::text`]).
+/// (`crate::text`).
 #[derive(Debug)]
 pub struct ApiJson<T>(pub T);
 

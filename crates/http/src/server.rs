@@ -115,7 +115,7 @@ impl Application {
     }
 
     /// Serves until `shutdown` completes, then finishes the requests in flight (see
-    /// [`connections`] for the timeouts and the connection limit).
+    /// `connections` for the timeouts and the connection limit).
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,

@@ -208,7 +208,7 @@ async fn listen(caches: &Arc<Caches>, options: &PgConnectOptions) -> Result<(), 
 }
 
 /// One cache: values by key, each forgotten when a notification names it (`names`), when the
-/// caches are flushed, or after [`MAX_AGE`].
+/// caches are flushed, or after `MAX_AGE` (a minute).
 pub struct Cache<K, V> {
     caches: Arc<Caches>,
     entries: RwLock<HashMap<K, (V, Instant)>>,
