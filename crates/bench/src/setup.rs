@@ -93,7 +93,7 @@ impl Server {
     }
 }
 
-/// Whether benchmark `letter` (`a` to `h`) runs: all of them unless `TENANTRY_BENCH_ONLY` names
+/// Whether benchmark `letter` (`a` to `i`) runs: all of them unless `TENANTRY_BENCH_ONLY` names
 /// some.
 pub fn only() -> impl Fn(char) -> bool {
     let only = std::env::var(ONLY_VAR)
@@ -103,6 +103,11 @@ pub fn only() -> impl Fn(char) -> bool {
         println!("  {ONLY_VAR}: only ({only})");
     }
     move |letter| only.as_ref().is_none_or(|o| o.contains(letter))
+}
+
+/// Whether `TENANTRY_BENCH_QUICK` is set.
+pub fn quick() -> bool {
+    std::env::var_os(QUICK_VAR).is_some()
 }
 
 /// How big each benchmark is.
@@ -119,7 +124,7 @@ pub struct Sizes {
 
 impl Sizes {
     fn from_env() -> Self {
-        let quick = std::env::var_os(QUICK_VAR).is_some();
+        let quick = quick();
         let scale = |n: usize| if quick { (n / 10).max(2) } else { n };
         Self {
             provision_per_tier: scale(20),

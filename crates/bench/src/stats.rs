@@ -1,4 +1,4 @@
-//! Summaries of timed samples (min, median, p90, max, mean) and the formatting of durations.
+//! Summaries of timed samples (min, median, p90, p99, max, mean) and the formatting of durations.
 
 use std::time::Duration;
 
@@ -11,6 +11,7 @@ pub struct Summary {
     pub min: Duration,
     pub p50: Duration,
     pub p90: Duration,
+    pub p99: Duration,
     pub max: Duration,
     pub mean: Duration,
 }
@@ -28,6 +29,7 @@ impl Summary {
             min: sorted[0],
             p50: percentile(&sorted, 0.50),
             p90: percentile(&sorted, 0.90),
+            p99: percentile(&sorted, 0.99),
             max: sorted[count - 1],
             mean: total / u32::try_from(count)?,
         })
