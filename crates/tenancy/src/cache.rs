@@ -48,7 +48,6 @@ pub struct Caches {
     /// Bumped by every invalidation; see [`Cache::get_or_load`].
     generation: AtomicU64,
     listening: AtomicBool,
-    invalidations: AtomicU64,
     /// Markers this process sent through the channel, waiting to come back ([`Caches::sync`]).
     markers: std::sync::Mutex<HashMap<String, tokio::sync::oneshot::Sender<()>>>,
 }
@@ -71,11 +70,6 @@ impl Caches {
         self.live.load(Ordering::Acquire)
     }
 
-    /// How many invalidations this process has applied (for tests and metrics).
-    pub fn invalidations(&self) -> u64 {
-        self.invalidations.load(Ordering::Relaxed)
-    }
-
     fn register(&self, cache: Weak<dyn Invalidate>) {
         let mut members = self.members.write().unwrap_or_else(|p| p.into_inner());
         members.retain(|m| m.strong_count() > 0);
@@ -84,7 +78,6 @@ impl Caches {
 
     fn each(&self, f: impl Fn(&dyn Invalidate)) {
         self.generation.fetch_add(1, Ordering::AcqRel);
-        self.invalidations.fetch_add(1, Ordering::Relaxed);
         let members = self.members.read().unwrap_or_else(|p| p.into_inner());
         for member in members.iter().filter_map(Weak::upgrade) {
             f(member.as_ref());

@@ -294,13 +294,6 @@ impl Tenancy {
         record.ok_or_else(|| TenancyError::NotFound(key.to_string()))
     }
 
-    /// The registry row of the tenant named by `key`, read from the database now.
-    pub async fn find_fresh(&self, key: &str) -> Result<TenantRecord, TenancyError> {
-        registry::find(&self.inner.runtime, key)
-            .await?
-            .ok_or_else(|| TenancyError::NotFound(key.to_string()))
-    }
-
     /// The process's caches of authorization data: register caches of other crates with it,
     /// invalidate after a change ([`Caches::invalidate`]), and start its listener
     /// ([`Tenancy::start_cache_listener`]).

@@ -66,11 +66,6 @@ impl ControlDb {
     pub async fn listener(&self) -> Result<sqlx::postgres::PgListener, sqlx::Error> {
         sqlx::postgres::PgListener::connect_with(&self.0).await
     }
-
-    /// Connection options of the runtime role (a `LISTEN` connection of its own).
-    pub fn connect_options(&self) -> PgConnectOptions {
-        (*self.0.connect_options()).clone()
-    }
 }
 
 // Each statement on a pooled connection, exactly as `&PgPool` runs it.

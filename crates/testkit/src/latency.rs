@@ -2,7 +2,7 @@
 //! side of each round trip, so a test can cancel an operation while a particular round trip is
 //! on the wire. It listens on a Unix socket of its own and forwards to the test cluster.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -63,10 +63,6 @@ impl LatencyProxy {
     pub fn set_delay(&self, delay: Duration) {
         self.delay_us
             .store(delay.as_micros() as u64, Ordering::Relaxed);
-    }
-
-    pub fn socket_dir(&self) -> &Path {
-        &self.dir
     }
 }
 

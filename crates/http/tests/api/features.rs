@@ -8,23 +8,6 @@ use tenantry_tenancy::Isolation;
 
 use crate::{TestApp, caller, org_in, problem, send, success_json};
 
-/// Sets `feature` of organization `org` to `on`, whatever its plan says.
-async fn set_feature(app: &TestApp, org: &str, feature: &str, on: bool) {
-    let mut features = serde_json::Map::new();
-    features.insert(feature.to_string(), Value::Bool(on));
-    app.orgs
-        .change_entitlements(
-            org.parse().unwrap(),
-            &tenantry_orgs::EntitlementChange {
-                features: Some(features),
-                ..tenantry_orgs::EntitlementChange::default()
-            },
-            &tenantry_audit::AuditContext::system(),
-        )
-        .await
-        .unwrap();
-}
-
 async fn refused(response: reqwest::Response, feature: &str) {
     let body = problem(response, 403).await;
     assert_eq!(body["code"], "feature_unavailable");
@@ -65,7 +48,7 @@ async fn what_a_plan_excludes_is_refused_and_what_exists_stops_working() {
     refused(agent, "agents").await;
 
     // With every feature on, everything is made.
-    set_feature(&app, &org, "agents", true).await;
+    app.set_feature(&org, "agents", true).await;
     let agent = success_json(
         send(
             &app,
@@ -135,7 +118,7 @@ async fn what_a_plan_excludes_is_refused_and_what_exists_stops_working() {
         "audit_log",
         "export",
     ] {
-        set_feature(&app, &org, feature, false).await;
+        app.set_feature(&org, feature, false).await;
     }
     refused(claims(agent_token).await, "agents").await;
     assert_eq!(public(format!("/status/{slug}/status")).await.status(), 404);

@@ -241,8 +241,13 @@ impl TestApp {
 
     /// Turns `feature` on for organization `org` (its id), whatever its plan says.
     pub async fn allow(&self, org: &str, feature: &str) {
+        self.set_feature(org, feature, true).await;
+    }
+
+    /// Sets `feature` of organization `org` (its id) to `on`, whatever its plan says.
+    pub async fn set_feature(&self, org: &str, feature: &str, on: bool) {
         let mut features = serde_json::Map::new();
-        features.insert(feature.to_string(), Value::Bool(true));
+        features.insert(feature.to_string(), Value::Bool(on));
         self.orgs
             .change_entitlements(
                 org.parse().unwrap(),
