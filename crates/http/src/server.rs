@@ -31,9 +31,27 @@ use crate::{
 
 const REQUEST_ID: &str = "x-request-id";
 
-/// What every handler can reach.
+/// What every handler can reach: a cheap handle (one reference count), since axum clones the
+/// state for every middleware and extractor of every request.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Services>);
+
+impl AppState {
+    pub fn new(services: Services) -> Self {
+        Self(Arc::new(services))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Services;
+
+    fn deref(&self) -> &Services {
+        &self.0
+    }
+}
+
+/// The services behind [`AppState`].
+pub struct Services {
     pub tenancy: Tenancy,
     pub identity: Identity,
     pub orgs: Orgs,
@@ -82,7 +100,7 @@ impl Application {
         // Authorization data is cached while the invalidation listener is connected.
         tenancy.start_cache_listener();
         let identity = identity.with_caches(tenancy.caches());
-        let state = AppState {
+        let state = AppState::new(Services {
             orgs,
             tenancy,
             identity,
@@ -91,7 +109,7 @@ impl Application {
             exports: exports.clone(),
             public_pages: Arc::new(crate::status_pages::PublicLimiter::default()),
             throttles: Arc::new(crate::throttle::Throttles::default()),
-        };
+        });
         Ok(Self {
             listener,
             router: router(state),

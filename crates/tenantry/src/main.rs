@@ -15,6 +15,11 @@ use tracing_subscriber::EnvFilter;
 use crate::cli::{Cli, Command};
 use crate::settings::{LogFormat, Overrides, Settings};
 
+/// A request allocates and frees many small objects on both worker threads; mimalloc's per-thread
+/// free lists cost a fraction of glibc's arenas there (see BENCHMARKS.md, benchmark (i)).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let listen = match &cli.command {

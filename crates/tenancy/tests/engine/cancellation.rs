@@ -217,8 +217,10 @@ async fn sweep_await_points(fx: &Fixture, delay: Duration) -> usize {
                     point += 1;
                     assert!(point < 1000, "the transaction never completed");
                 }
+                // With the answers delayed, open, statement and end each wait on the server;
+                // without a delay an answer can already be there when it is first polled.
                 assert!(
-                    point >= 3,
+                    delay.is_zero() || point >= 3,
                     "open, statement and end each wait on the server"
                 );
             }
@@ -261,7 +263,7 @@ async fn transactions_timed_out_over_a_range_of_delays_leave_every_pool_clean() 
     let mut cancelled = 0;
     let mut completed = 0;
     // Thousands of transactions, four at a time over pools of two connections, each given a
-    // timeout swept from 0 to 30 ms in 500 µs steps (the proxy holds each answer 1 ms, so the
+    // timeout swept from 0 to 15 ms in 250 µs steps (the proxy holds each answer 1 ms, so the
     // timeouts fall on every round trip, and on waits for a connection).
     for round in 0..4 {
         let mut runs = Vec::new();
@@ -269,7 +271,7 @@ async fn transactions_timed_out_over_a_range_of_delays_leave_every_pool_clean() 
             for (_, ctx) in &fx.tenants {
                 for mode in MODES {
                     for ending in ENDINGS {
-                        let limit = Duration::from_micros(step * 500 + round * 125);
+                        let limit = Duration::from_micros(step * 250 + round * 62);
                         runs.push(async move {
                             tokio::time::timeout(limit, transaction(ctx, mode, ending))
                                 .await

@@ -72,6 +72,9 @@ pub struct PgConnectionInner {
     transaction_status: TransactionStatus,
     pub(crate) transaction_depth: usize,
 
+    // TENANTRY PATCH: when the last ReadyForQuery arrived (see `ping`)
+    pub(crate) last_ready: std::time::Instant,
+
     log_settings: LogSettings,
 }
 
@@ -103,6 +106,7 @@ impl PgConnection {
 
         self.inner.pending_ready_for_query_count -= 1;
         self.inner.transaction_status = r.transaction_status;
+        self.inner.last_ready = std::time::Instant::now();
 
         Ok(())
     }
@@ -116,6 +120,7 @@ impl PgConnection {
             .ok_or_else(|| err_protocol!("received more ReadyForQuery messages than expected"))?;
 
         self.inner.transaction_status = message.decode::<ReadyForQuery>()?.transaction_status;
+        self.inner.last_ready = std::time::Instant::now();
 
         Ok(())
     }
@@ -184,6 +189,20 @@ impl Connection for PgConnection {
         // self.execute("/* SQLx ping */").map_ok(|_| ()).boxed()
 
         Box::pin(async move {
+            // TENANTRY PATCH: a connection whose state is known exactly needs no round trip:
+            // nothing queued or awaited, no transaction (tracked or not), and a ReadyForQuery
+            // seen less than a second ago, so the session answered just now. This is every
+            // connection the pool takes back from a finished request, and every one it hands
+            // out again under load; a connection idle for longer is asked, as before, so one
+            // the server has closed meanwhile is found and replaced.
+            if self.inner.transaction_depth == 0
+                && !self.in_transaction_block()
+                && self.inner.pending_ready_for_query_count == 0
+                && self.inner.stream.write_buffer_mut().is_empty()
+                && self.inner.last_ready.elapsed() < std::time::Duration::from_secs(1)
+            {
+                return Ok(());
+            }
             // The simplest call-and-response that's possible.
             self.write_sync();
             self.wait_until_ready().await?;
