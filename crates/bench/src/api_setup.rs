@@ -126,11 +126,11 @@ pub async fn organizations(serve: &Serve) -> anyhow::Result<Vec<Org>> {
                 Method::POST,
                 "/api/v1/monitors",
                 Some(&owner),
-                // Disabled, so the scheduler never checks it; its target is loopback anyway.
+                // Disabled, so the scheduler never checks it.
                 Some(json!({
                     "name": "Bench monitor",
                     "kind": "http",
-                    "target": "http://127.0.0.1:9/",
+                    "target": "https://example.com/health",
                     "enabled": false,
                 })),
             )

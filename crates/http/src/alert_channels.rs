@@ -31,8 +31,8 @@ fn app_error(e: AlertError) -> AppError {
     }
 }
 
-/// The key that seals webhook secrets (made at first use).
-/// A channel's kind must be in the organization's plan (`webhook_alerts`, `email_alerts`).
+/// A channel's kind must be in the organization's plan (`webhook_alerts`, `email_alerts`), and
+/// a webhook's URL must pass the SSRF guard.
 async fn require_channel_feature(
     state: &AppState,
     scope: &TenantScope,
@@ -42,12 +42,15 @@ async fn require_channel_feature(
         "email" => tenantry_orgs::Feature::EmailAlerts,
         _ => tenantry_orgs::Feature::WebhookAlerts,
     };
-    Ok(state
-        .orgs
-        .require_feature(scope.ctx.tenant_id().as_uuid(), feature)
-        .await?)
+    let org_id = scope.ctx.tenant_id().as_uuid();
+    state.orgs.require_feature(org_id, feature).await?;
+    if let Some(url) = input.url.as_deref() {
+        crate::monitors::refuse_guarded_target(state, org_id, "url", url).await?;
+    }
+    Ok(())
 }
 
+/// The key that seals webhook secrets (made at first use).
 async fn keys(state: &AppState) -> Result<SecretKeys, AppError> {
     Ok(SecretKeys::load_or_create(state.tenancy.control_db()).await?)
 }

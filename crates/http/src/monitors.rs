@@ -21,7 +21,8 @@ use crate::extract::{ApiJson, ApiQuery, Items, TenantScope};
 use crate::openapi::{InTenant, JsonBody, PROBLEM, TenantHeader};
 use crate::paging::{Page, parse_id};
 use crate::server::AppState;
-use tenantry_orgs::Limit;
+use tenantry_monitoring::checks::Targets;
+use tenantry_orgs::{Feature, Limit};
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -74,7 +75,28 @@ async fn hold_agent(tx: &mut TenantTx, input: &MonitorInput) -> Result<(), AppEr
     }
 }
 
-/// Validates a monitor, its interval against the plan's `min_check_interval_s` included.
+/// `422` naming `field` when the SSRF guard refuses `target` by its literal address: the
+/// server's guard is on and the organization is not allowed private targets (the
+/// `private_targets` feature). Names are judged when a connection is made.
+pub(crate) async fn refuse_guarded_target(
+    state: &AppState,
+    org_id: Uuid,
+    field: &'static str,
+    target: &str,
+) -> Result<(), AppError> {
+    let targets = if state.orgs.feature(org_id, Feature::PrivateTargets).await? {
+        Targets::Any
+    } else {
+        Targets::Public
+    };
+    match state.checker.refuses_literal(target, targets) {
+        Some(why) => Err(AppError::invalid(field, why)),
+        None => Ok(()),
+    }
+}
+
+/// Validates a monitor, its interval against the plan's `min_check_interval_s` included, and
+/// its target against the SSRF guard.
 async fn check(
     state: &AppState,
     scope: &TenantScope,
@@ -84,6 +106,12 @@ async fn check(
         .validate()
         .map_err(|e| AppError::invalid(e.field, e.detail))?;
     let org_id = scope.ctx.tenant_id().as_uuid();
+    // An agent checks from its own network: the server's guard is not its business.
+    if input.agent_id.is_none()
+        && let Some(target) = input.target.as_deref()
+    {
+        refuse_guarded_target(state, org_id, "target", target).await?;
+    }
     let least = state.orgs.limit(org_id, Limit::MinCheckIntervalS).await?;
     let interval = i64::from(
         input

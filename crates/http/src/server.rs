@@ -65,6 +65,8 @@ pub struct Services {
     pub public_pages: Arc<crate::status_pages::PublicLimiter>,
     /// Failed logins, sign-ups, accepts, refreshes and pings, per email and client address.
     pub throttles: Arc<crate::throttle::Throttles>,
+    /// The checker the scheduler runs: its SSRF guard judges literal targets on create/update.
+    pub checker: tenantry_monitoring::checks::Checker,
 }
 
 /// Exports one instance streams at once; past them, `503 export_busy`.
@@ -82,13 +84,15 @@ pub struct Application {
 
 impl Application {
     /// Binds `listen` (port 0 picks a free port) and builds the routes. `limiter` keeps the
-    /// organizations' request budgets: in process, or shared through Redis.
+    /// organizations' request budgets: in process, or shared through Redis. `checker` is the one
+    /// the scheduler runs, whose SSRF guard refuses literal targets when they are saved.
     pub async fn build(
         listen: SocketAddr,
         tenancy: Tenancy,
         identity: Identity,
         orgs: Orgs,
         limiter: Limiter,
+        checker: tenantry_monitoring::checks::Checker,
     ) -> anyhow::Result<Self> {
         let listener = TcpListener::bind(listen).await.map_err(|e| {
             anyhow::anyhow!(
@@ -109,6 +113,7 @@ impl Application {
             exports: exports.clone(),
             public_pages: Arc::new(crate::status_pages::PublicLimiter::default()),
             throttles: Arc::new(crate::throttle::Throttles::default()),
+            checker,
         });
         Ok(Self {
             listener,

@@ -10,6 +10,7 @@ pub mod agent;
 mod agents;
 pub mod alerts;
 pub mod checks;
+mod features;
 mod heartbeats;
 mod incidents;
 mod monitors;

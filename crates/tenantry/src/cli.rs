@@ -259,6 +259,18 @@ pub enum TenantCommand {
         #[command(flatten)]
         output: Output,
     },
+    /// Turn one feature of a tenant's plan on or off for that tenant alone
+    SetFeature {
+        slug: String,
+        /// agents, status_pages, webhook_alerts, email_alerts, audit_log, export or
+        /// private_targets (checks and webhooks may reach private addresses despite the SSRF
+        /// guard)
+        key: String,
+        #[arg(value_parser = ["on", "off"])]
+        value: String,
+        #[command(flatten)]
+        output: Output,
+    },
 }
 
 #[derive(Debug, Args, Clone, Copy)]

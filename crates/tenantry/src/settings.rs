@@ -77,9 +77,10 @@ pub struct Settings {
     pub deleted_retention_days: u32,
     /// Checks one instance runs at once (its scheduler's workers).
     pub check_workers: usize,
-    /// Refuse check and webhook targets in private, loopback and link-local address ranges
-    /// (the SSRF guard). Off by default, so a self-hosted server can watch its own network; turn
-    /// it on when untrusted users create monitors.
+    /// Refuse check and webhook targets in every non-public address range (loopback, private,
+    /// link-local, CGNAT, documentation, …) and at this server's own addresses: the SSRF guard.
+    /// On by default; a self-hoster who watches their own network turns it off, and a platform
+    /// admin can allow private targets to one organization (the `private_targets` feature).
     pub forbid_private_targets: bool,
     /// Log filter, in `tracing` syntax (for example `info` or `tenantry=debug,info`).
     pub log: String,
@@ -118,7 +119,7 @@ impl Default for Settings {
             max_organizations_per_user: tenantry_orgs::DEFAULT_ORGANIZATION_CAP,
             deleted_retention_days: 30,
             check_workers: 32,
-            forbid_private_targets: false,
+            forbid_private_targets: true,
             log: "info,sqlx=warn".to_string(),
             log_format: LogFormat::Text,
         }

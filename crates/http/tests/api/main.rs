@@ -148,6 +148,9 @@ impl TestApp {
             identity,
             orgs.clone(),
             limiter.clone(),
+            // Guard off: the tests' targets are on loopback (the guard is tested through
+            // `tenantry serve`, whose default turns it on).
+            tenantry_monitoring::checks::Checker::new(Default::default()).unwrap(),
         )
         .await
         .unwrap();

@@ -115,6 +115,7 @@ pub(super) struct Shared {
     pub(super) outbox: Outbox,
     pub(super) keys: SecretKeys,
     pub(super) webhooks: Webhooks,
+    pub(super) features: crate::features::PlanFeatures,
     pub(super) config: DelivererConfig,
     pub(super) stopping: AtomicBool,
 }
@@ -143,6 +144,7 @@ impl Deliverer {
         Ok(Deliverer {
             shared: Arc::new(Shared {
                 id: Uuid::now_v7(),
+                features: crate::features::PlanFeatures::new(&tenancy),
                 tenancy,
                 outbox,
                 keys,

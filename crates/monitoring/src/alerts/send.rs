@@ -13,8 +13,8 @@ use serde_json::{Map, Value, json};
 use sha2::Sha256;
 use uuid::Uuid;
 
-use crate::checks::CheckerConfig;
 use crate::checks::guard::{Guard, GuardedResolver, ResolveError};
+use crate::checks::{CheckerConfig, Targets};
 
 use super::outbox::OPENED;
 
@@ -47,53 +47,68 @@ pub(crate) fn webhook_body(payload: &Value, org_id: Uuid, slug: &str) -> Vec<u8>
 }
 
 /// The HTTP client of webhooks: rustls with certificate verification, no proxy, no redirects
-/// (a 3xx is a failed attempt), the guard's DNS resolver and a whole-request timeout.
+/// (a 3xx is a failed attempt), the guard's DNS resolver and a whole-request timeout. A second
+/// client, not held to the guard, serves the organizations allowed private targets when the
+/// guard is on.
 pub(crate) struct Webhooks {
-    client: Client,
-    guard: Arc<Guard>,
+    guarded: (Client, Arc<Guard>),
+    open: Option<(Client, Arc<Guard>)>,
     timeout: Duration,
 }
 
 impl Webhooks {
     pub fn new(checker: &CheckerConfig, timeout: Duration) -> anyhow::Result<Self> {
-        let guard = Arc::new(Guard::new(
-            checker.forbid_private_targets,
-            checker.allowed_private_addresses.clone(),
-        ));
-        let mut builder = Client::builder()
-            .use_rustls_tls()
-            .tls_built_in_root_certs(true)
-            .no_proxy()
-            .user_agent(WEBHOOK_USER_AGENT)
-            .redirect(Policy::none())
-            .referer(false)
-            .timeout(timeout)
-            .dns_resolver(Arc::new(GuardedResolver(guard.clone())));
-        for pem in &checker.extra_root_certificates {
-            builder = builder.add_root_certificate(reqwest::Certificate::from_pem(pem.as_bytes())?);
-        }
+        let client = |guard: Guard| -> anyhow::Result<(Client, Arc<Guard>)> {
+            let guard = Arc::new(guard);
+            let mut builder = Client::builder()
+                .use_rustls_tls()
+                .tls_built_in_root_certs(true)
+                .no_proxy()
+                .user_agent(WEBHOOK_USER_AGENT)
+                .redirect(Policy::none())
+                .referer(false)
+                .timeout(timeout)
+                .dns_resolver(Arc::new(GuardedResolver(guard.clone())));
+            for pem in &checker.extra_root_certificates {
+                builder =
+                    builder.add_root_certificate(reqwest::Certificate::from_pem(pem.as_bytes())?);
+            }
+            Ok((builder.build()?, guard))
+        };
         Ok(Self {
-            client: builder.build()?,
-            guard,
+            guarded: client(Guard::new(
+                checker.forbid_private_targets,
+                checker.allowed_private_addresses.clone(),
+            ))?,
+            open: if checker.forbid_private_targets {
+                Some(client(Guard::open())?)
+            } else {
+                None
+            },
             timeout,
         })
     }
 
-    /// POSTs `body` to `url`, signed with `secret` at `t`. `Ok` on a 2xx answer; otherwise why
-    /// not, for people (never containing the secret).
+    /// POSTs `body` to `url`, signed with `secret` at `t`, held to the guard unless `targets`
+    /// is [`Targets::Any`]. `Ok` on a 2xx answer; otherwise why not, for people (never
+    /// containing the secret).
     pub async fn post(
         &self,
         url: &str,
+        targets: Targets,
         delivery: Uuid,
         secret: &str,
         t: i64,
         body: Vec<u8>,
     ) -> Result<(), String> {
+        let (client, guard) = match (targets, &self.open) {
+            (Targets::Any, Some(open)) => open,
+            _ => &self.guarded,
+        };
         let url = Url::parse(url).map_err(|e| format!("invalid URL: {e}"))?;
-        self.guard.check_url(&url).map_err(|e| e.to_string())?;
+        guard.check_url(&url).map_err(|e| e.to_string())?;
         let signature = format!("t={t},v1={}", sign(secret, t, &body));
-        let response = self
-            .client
+        let response = client
             .post(url)
             .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
             .header(SIGNATURE_HEADER, signature)

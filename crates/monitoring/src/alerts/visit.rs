@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use tenantry_mail::Email;
-use tenantry_tenancy::{Tenancy, TenantCtx, TenantTx};
+use tenantry_tenancy::{TenantCtx, TenantTx};
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
@@ -138,7 +138,9 @@ impl Shared {
             "email" => "email_alerts",
             _ => "webhook_alerts",
         };
-        if !plan_includes(&self.tenancy, org_id, feature)
+        if !self
+            .features
+            .includes(org_id, feature)
             .await
             .map_err(|e| format!("{e:#}"))?
         {
@@ -161,7 +163,10 @@ impl Shared {
                     .map_err(|e| format!("{e:#}"))?;
                 let body = webhook_body(&delivery.payload, org_id, slug);
                 let t = Utc::now().timestamp();
-                self.webhooks.post(url, delivery.id, &secret, t, body).await
+                let targets = self.features.targets(org_id).await;
+                self.webhooks
+                    .post(url, targets, delivery.id, &secret, t, body)
+                    .await
             }
             "email" => self
                 .queue_email(org_id, slug, delivery, destination)
@@ -281,29 +286,4 @@ impl Shared {
             }
         }
     }
-}
-
-/// Whether the organization's plan, or its own override, turns `feature` on (off when set
-/// nowhere). Read from the plans the organization crate keeps in the control database; a
-/// deployment without plans (the monitoring crate used alone) limits nothing.
-async fn plan_includes(tenancy: &Tenancy, org_id: Uuid, feature: &str) -> sqlx::Result<bool> {
-    let has_plans: bool = sqlx::query_scalar("SELECT to_regclass('orgs.plans') IS NOT NULL")
-        .fetch_one(tenancy.control_db())
-        .await?;
-    if !has_plans {
-        return Ok(true);
-    }
-    let on: Option<Option<bool>> = sqlx::query_scalar(
-        "SELECT CASE WHEN o.features ? $2 THEN (o.features ->> $2)::boolean
-                     ELSE (p.features ->> $2)::boolean END
-         FROM control.tenants t
-         LEFT JOIN orgs.plans p ON p.name = t.plan
-         LEFT JOIN orgs.plan_overrides o ON o.org_id = t.id
-         WHERE t.id = $1",
-    )
-    .bind(org_id)
-    .bind(feature)
-    .fetch_optional(tenancy.control_db())
-    .await?;
-    Ok(on.flatten().unwrap_or(false))
 }

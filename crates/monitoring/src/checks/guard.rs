@@ -1,11 +1,13 @@
 //! The SSRF guard: which addresses are not public ([`classify`]), and name resolution that
-//! refuses them when `forbid_private_targets` is on. It is applied where connections are made —
-//! the HTTP client's DNS resolver (every hop, so DNS rebinding and redirects are caught), literal
-//! IP hosts of the first URL and of each redirect, and every `tcp` target.
+//! refuses them, and every address of this server's own interfaces, when
+//! `forbid_private_targets` is on. It is applied where connections are made — the HTTP client's
+//! DNS resolver (every hop, so DNS rebinding and redirects are caught), literal IP hosts of the
+//! first URL and of each redirect, and every `tcp` target.
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use reqwest::Url;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
@@ -28,8 +30,17 @@ pub enum AddressClass {
     SharedCgnat,
     /// 255.255.255.255.
     Broadcast,
-    /// 240/4, reserved for future use.
+    /// 240/4 (reserved for future use), and the other IANA special-purpose blocks that are not
+    /// globally reachable: 192.0.0/24 (but .9 and .10), 192.88.99/24 (6to4 relays), 100::/64
+    /// (discard), 2001::/23 (protocol assignments, Teredo among them, but its few global
+    /// blocks), 5f00::/16 (SRv6).
     Reserved,
+    /// 192.0.2/24, 198.51.100/24, 203.0.113/24, 2001:db8::/32, 3fff::/20.
+    Documentation,
+    /// 198.18/15, 2001:2::/48.
+    Benchmarking,
+    /// An address of one of this server's own network interfaces.
+    ThisServer,
 }
 
 impl fmt::Display for AddressClass {
@@ -43,13 +54,18 @@ impl fmt::Display for AddressClass {
             AddressClass::SharedCgnat => "shared (CGNAT)",
             AddressClass::Broadcast => "broadcast",
             AddressClass::Reserved => "reserved",
+            AddressClass::Documentation => "reserved for documentation",
+            AddressClass::Benchmarking => "reserved for benchmarking",
+            AddressClass::ThisServer => "an address of this server",
         })
     }
 }
 
-/// What kind of non-public address `ip` is, or `None` for a public one. IPv6 forms that carry an
-/// IPv4 address (IPv4-mapped `::ffff:a.b.c.d`, IPv4-compatible `::a.b.c.d`, NAT64
-/// `64:ff9b::a.b.c.d`) are judged by that IPv4 address.
+/// What kind of non-public address `ip` is, or `None` for a public one: every block of IANA's
+/// IPv4 and IPv6 special-purpose address registries that is not globally reachable. IPv6 forms
+/// that carry an IPv4 address (IPv4-mapped `::ffff:a.b.c.d`, IPv4-translated
+/// `::ffff:0:a.b.c.d`, IPv4-compatible `::a.b.c.d`, NAT64 `64:ff9b::a.b.c.d`, 6to4
+/// `2002:aabb:ccdd::`) are judged by that IPv4 address.
 pub fn classify(ip: IpAddr) -> Option<AddressClass> {
     match ip {
         IpAddr::V4(v4) => classify_v4(v4),
@@ -58,16 +74,21 @@ pub fn classify(ip: IpAddr) -> Option<AddressClass> {
 }
 
 fn classify_v4(ip: Ipv4Addr) -> Option<AddressClass> {
-    let [a, b, ..] = ip.octets();
-    match (a, b) {
-        (0, _) => Some(AddressClass::Unspecified),
-        (127, _) => Some(AddressClass::Loopback),
-        (10, _) | (172, 16..=31) | (192, 168) => Some(AddressClass::Private),
-        (169, 254) => Some(AddressClass::LinkLocal),
-        (100, 64..=127) => Some(AddressClass::SharedCgnat),
-        (224..=239, _) => Some(AddressClass::Multicast),
+    let [a, b, c, d] = ip.octets();
+    match (a, b, c) {
+        (0, ..) => Some(AddressClass::Unspecified),
+        (127, ..) => Some(AddressClass::Loopback),
+        (10, ..) | (172, 16..=31, _) | (192, 168, _) => Some(AddressClass::Private),
+        (169, 254, _) => Some(AddressClass::LinkLocal),
+        (100, 64..=127, _) => Some(AddressClass::SharedCgnat),
+        // IETF protocol assignments; PCP and TURN anycast (.9, .10) are global.
+        (192, 0, 0) if d != 9 && d != 10 => Some(AddressClass::Reserved),
+        (192, 0, 2) | (198, 51, 100) | (203, 0, 113) => Some(AddressClass::Documentation),
+        (192, 88, 99) => Some(AddressClass::Reserved),
+        (198, 18..=19, _) => Some(AddressClass::Benchmarking),
+        (224..=239, ..) => Some(AddressClass::Multicast),
         _ if ip == Ipv4Addr::BROADCAST => Some(AddressClass::Broadcast),
-        (240..=255, _) => Some(AddressClass::Reserved),
+        (240..=255, ..) => Some(AddressClass::Reserved),
         _ => None,
     }
 }
@@ -84,18 +105,93 @@ fn classify_v6(ip: Ipv6Addr) -> Option<AddressClass> {
         let [.., a, b, c, d] = ip.octets();
         Ipv4Addr::new(a, b, c, d)
     };
-    // ::ffff:0:0/96 (mapped), ::/96 (compatible), 64:ff9b::/96 (NAT64).
+    // ::ffff:0:0/96 (mapped), ::/96 (compatible), ::ffff:0:0:0/96 (translated),
+    // 64:ff9b::/96 (NAT64).
     if seg[..5] == [0; 5] && (seg[5] == 0xffff || seg[5] == 0)
+        || seg[..6] == [0, 0, 0, 0, 0xffff, 0]
         || seg[..6] == [0x64, 0xff9b, 0, 0, 0, 0]
     {
         return classify_v4(embedded_v4());
     }
-    match seg[0] {
-        s if s & 0xfe00 == 0xfc00 => Some(AddressClass::Private),
-        s if s & 0xffc0 == 0xfe80 => Some(AddressClass::LinkLocal),
-        s if s & 0xffc0 == 0xfec0 => Some(AddressClass::Private),
-        s if s & 0xff00 == 0xff00 => Some(AddressClass::Multicast),
+    // 6to4: 2002:aabb:ccdd::/48 reaches the IPv4 address aa.bb.cc.dd.
+    if seg[0] == 0x2002 {
+        let [.., a, b] = seg[1].to_be_bytes();
+        let [.., c, d] = seg[2].to_be_bytes();
+        return classify_v4(Ipv4Addr::new(a, b, c, d));
+    }
+    match seg {
+        // Local-use NAT64.
+        [0x64, 0xff9b, 1, ..] => Some(AddressClass::Private),
+        // Discard-only.
+        [0x100, 0, 0, 0, ..] => Some(AddressClass::Reserved),
+        [0x2001, 0xdb8, ..] => Some(AddressClass::Documentation),
+        [0x2001, 2, 0, ..] => Some(AddressClass::Benchmarking),
+        // IETF protocol assignments (2001::/23, Teredo 2001::/32 among them), but for the blocks
+        // the registry marks globally reachable: anycast 2001:1::1-3, AMT 2001:3::/32, AS112
+        // 2001:4:112::/48, ORCHIDv2 2001:20::/28, Drone Remote ID 2001:30::/28.
+        [0x2001, s1, ..] if s1 < 0x200 => {
+            let global = matches!(seg, [0x2001, 1, 0, 0, 0, 0, 0, 1..=3])
+                || s1 == 3
+                || matches!(seg, [0x2001, 4, 0x112, ..])
+                || (0x20..=0x3f).contains(&s1);
+            (!global).then_some(AddressClass::Reserved)
+        }
+        [s, ..] if s & 0xfff0 == 0x3ff0 => Some(AddressClass::Documentation),
+        [0x5f00, ..] => Some(AddressClass::Reserved),
+        [s, ..] if s & 0xfe00 == 0xfc00 => Some(AddressClass::Private),
+        [s, ..] if s & 0xffc0 == 0xfe80 => Some(AddressClass::LinkLocal),
+        [s, ..] if s & 0xffc0 == 0xfec0 => Some(AddressClass::Private),
+        [s, ..] if s & 0xff00 == 0xff00 => Some(AddressClass::Multicast),
         _ => None,
+    }
+}
+
+/// The addresses of this server's network interfaces, read again at most every few seconds
+/// (interfaces come and go: a VPN, a container network, DHCP).
+#[derive(Debug, Default)]
+struct OwnAddresses {
+    read: Mutex<Option<(Instant, Arc<Vec<IpAddr>>)>>,
+}
+
+impl OwnAddresses {
+    const FRESH: Duration = Duration::from_secs(5);
+
+    fn contains(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        let addresses = {
+            let mut read = self.read.lock().unwrap_or_else(|e| e.into_inner());
+            match &*read {
+                Some((at, addresses)) if at.elapsed() < Self::FRESH => addresses.clone(),
+                _ => {
+                    let addresses = Arc::new(interface_addresses());
+                    *read = Some((Instant::now(), addresses.clone()));
+                    addresses
+                }
+            }
+        };
+        addresses.contains(&ip)
+    }
+}
+
+/// Every address of every interface, up or not. Should the system refuse to list them, the
+/// guard cannot tell which public addresses are ours, and says so in the log.
+fn interface_addresses() -> Vec<IpAddr> {
+    match nix::ifaddrs::getifaddrs() {
+        Ok(interfaces) => interfaces
+            .filter_map(|interface| {
+                let address = interface.address?;
+                if let Some(v4) = address.as_sockaddr_in() {
+                    Some(IpAddr::V4(v4.ip()))
+                } else {
+                    address.as_sockaddr_in6().map(|v6| IpAddr::V6(v6.ip()))
+                }
+            })
+            .map(|ip| ip.to_canonical())
+            .collect(),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot list this server's network addresses for the SSRF guard");
+            Vec::new()
+        }
     }
 }
 
@@ -117,6 +213,7 @@ pub(crate) enum ResolveError {
 pub(crate) struct Guard {
     forbid_private: bool,
     allowed: Vec<IpAddr>,
+    own: OwnAddresses,
 }
 
 impl Guard {
@@ -124,10 +221,17 @@ impl Guard {
         Guard {
             forbid_private,
             allowed,
+            own: OwnAddresses::default(),
         }
     }
 
-    /// Refuses `ip` when the guard is on and it is not public (and not explicitly allowed).
+    /// A guard that refuses nothing (the guard off, or an organization allowed private targets).
+    pub(crate) fn open() -> Self {
+        Self::new(false, Vec::new())
+    }
+
+    /// Refuses `ip` when the guard is on and it is not public, or is one of this server's own
+    /// addresses (and is not explicitly allowed).
     pub(crate) fn check_ip(&self, ip: IpAddr) -> Result<(), ResolveError> {
         if !self.forbid_private
             || self.allowed.contains(&ip)
@@ -135,7 +239,9 @@ impl Guard {
         {
             return Ok(());
         }
-        match classify(ip) {
+        let class =
+            classify(ip).or_else(|| self.own.contains(ip).then_some(AddressClass::ThisServer));
+        match class {
             Some(class) => Err(ResolveError::Refused {
                 addr: ip.to_canonical(),
                 class,
@@ -256,6 +362,39 @@ mod tests {
             ("::127.0.0.1", Some(Loopback)),
             ("64:ff9b::10.0.0.1", Some(Private)),
             ("64:ff9b::8.8.8.8", None),
+            ("::ffff:0:127.0.0.1", Some(Loopback)),
+            ("2002:7f00:1::", Some(Loopback)),
+            ("2002:a00:1::1", Some(Private)),
+            ("2002:808:808::1", None),
+            // The rest of the special-purpose registries
+            ("192.0.0.1", Some(Reserved)),
+            ("192.0.0.9", None),
+            ("192.0.0.10", None),
+            ("192.0.2.1", Some(Documentation)),
+            ("198.51.100.7", Some(Documentation)),
+            ("203.0.113.200", Some(Documentation)),
+            ("192.88.99.1", Some(Reserved)),
+            ("198.18.0.1", Some(Benchmarking)),
+            ("198.19.255.255", Some(Benchmarking)),
+            ("198.17.255.255", None),
+            ("198.20.0.0", None),
+            ("192.31.196.1", None),
+            ("64:ff9b:1::1", Some(Private)),
+            ("100::1", Some(Reserved)),
+            ("100:0:0:1::1", None),
+            ("2001:db8::1", Some(Documentation)),
+            ("3fff::1", Some(Documentation)),
+            ("2001:2::1", Some(Benchmarking)),
+            ("2001::1", Some(Reserved)),
+            ("2001:0:4136:e378::1", Some(Reserved)),
+            ("2001:1::1", None),
+            ("2001:1::4", Some(Reserved)),
+            ("2001:3::1", None),
+            ("2001:4:112::1", None),
+            ("2001:20::1", None),
+            ("2001:1ff::1", Some(Reserved)),
+            ("2001:200::1", None),
+            ("5f00::1", Some(Reserved)),
         ];
         for (text, expected) in table {
             let ip: IpAddr = text.parse().unwrap();
@@ -287,6 +426,25 @@ mod tests {
             "target address 127.0.0.1 is loopback and private targets are forbidden"
         );
         assert!(guard.check_ip("8.8.8.8".parse().unwrap()).is_ok());
+    }
+
+    #[test]
+    fn this_servers_own_addresses_are_refused_whatever_their_range() {
+        let guard = Guard::new(true, vec![]);
+        let own = interface_addresses();
+        assert!(!own.is_empty(), "the system lists no interface address");
+        for ip in own {
+            assert!(guard.check_ip(ip).is_err(), "{ip}");
+        }
+        // Judged by class first, by the interface list only for public addresses.
+        let public: IpAddr = "8.8.8.8".parse().unwrap();
+        *guard.own.read.lock().unwrap() = Some((Instant::now(), Arc::new(vec![public])));
+        let err = guard.check_ip(public).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "target address 8.8.8.8 is an address of this server and private targets are forbidden"
+        );
+        assert!(Guard::open().check_ip(public).is_ok());
     }
 
     #[test]

@@ -12,7 +12,7 @@ use reqwest::{Client, Response, Url};
 
 use super::guard::{Guard, GuardedResolver, ResolveError};
 use super::tcp::describe_io;
-use super::{CheckerConfig, CheckerError, Inner, MAX_REDIRECTS, Outcome, USER_AGENT};
+use super::{CheckerConfig, CheckerError, MAX_REDIRECTS, Outcome, Route, USER_AGENT};
 
 #[derive(Debug, thiserror::Error)]
 #[error("redirect limit ({MAX_REDIRECTS}) exceeded")]
@@ -53,7 +53,8 @@ pub(crate) fn build_client(
 
 /// `GET target`; with a keyword, also look for it in the body.
 pub(crate) async fn check(
-    inner: &Inner,
+    route: &Route,
+    max_body_bytes: usize,
     target: &str,
     keyword: Option<&str>,
     started: Instant,
@@ -66,10 +67,10 @@ pub(crate) async fn check(
         let message = format!("unsupported URL scheme {:?}", url.scheme());
         return Outcome::down(started.elapsed(), None, message);
     }
-    if let Err(refused) = inner.guard.check_url(&url) {
+    if let Err(refused) = route.guard.check_url(&url) {
         return Outcome::down(started.elapsed(), None, refused.to_string());
     }
-    let response = match inner.client.get(url).send().await {
+    let response = match route.client.get(url).send().await {
         Ok(response) => response,
         Err(e) => return Outcome::down(started.elapsed(), None, describe(&e)),
     };
@@ -85,16 +86,13 @@ pub(crate) async fn check(
     let Some(keyword) = keyword else {
         return Outcome::up(started.elapsed(), code);
     };
-    match find_keyword(response, keyword.as_bytes(), inner.max_body_bytes).await {
+    match find_keyword(response, keyword.as_bytes(), max_body_bytes).await {
         Ok(Search::Found) => Outcome::up(started.elapsed(), code),
         Ok(Search::NotFound { truncated: false }) => {
             Outcome::down(started.elapsed(), code, "keyword not found")
         }
         Ok(Search::NotFound { truncated: true }) => {
-            let message = format!(
-                "keyword not found in the first {}",
-                bytes(inner.max_body_bytes)
-            );
+            let message = format!("keyword not found in the first {}", bytes(max_body_bytes));
             Outcome::down(started.elapsed(), code, message)
         }
         Err(e) => {

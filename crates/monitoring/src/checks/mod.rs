@@ -96,12 +96,26 @@ impl Outcome {
     }
 }
 
+/// Whether one check (or one webhook delivery) is held to the SSRF guard. An organization the
+/// platform admin allowed private targets (the `private_targets` plan feature) runs
+/// [`Targets::Any`]; every other runs [`Targets::Public`], which is the same as `Any` when the
+/// guard is off for the whole server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Targets {
+    /// Only public addresses, when `forbid_private_targets` is on.
+    Public,
+    /// Any address.
+    Any,
+}
+
 /// How the process's [`Checker`] behaves. `Default` is what a self-hosted server uses.
 #[derive(Debug, Clone)]
 pub struct CheckerConfig {
     /// Refuse targets that resolve to loopback, private, link-local, unspecified, multicast,
-    /// CGNAT and similar non-public addresses (an SSRF guard). Off by default: self-hosters
-    /// monitor their own network; a server whose users are not trusted with it turns it on.
+    /// CGNAT, documentation, benchmarking and the other non-public special-purpose addresses,
+    /// and every address of this server's own interfaces (an SSRF guard). The server turns it
+    /// on unless told otherwise (`forbid_private_targets`); this type's `Default` leaves it off,
+    /// for an agent, which checks its own network.
     pub forbid_private_targets: bool,
     /// Addresses still allowed when `forbid_private_targets` is on (a known internal service).
     pub allowed_private_addresses: Vec<IpAddr>,
@@ -151,16 +165,41 @@ pub struct Checker {
 }
 
 struct Inner {
-    client: reqwest::Client,
-    guard: Arc<guard::Guard>,
+    /// Held to the guard.
+    guarded: Route,
+    /// Not held to it: built only when the guard is on (otherwise `guarded` is just as open).
+    open: Option<Route>,
     slots: Semaphore,
     max_body_bytes: usize,
+}
+
+/// An HTTP client and the guard its resolver and redirects obey.
+pub(crate) struct Route {
+    client: reqwest::Client,
+    guard: Arc<guard::Guard>,
+}
+
+impl Route {
+    fn new(config: &CheckerConfig, guard: guard::Guard) -> Result<Self, CheckerError> {
+        let guard = Arc::new(guard);
+        let client = http::build_client(config, guard.clone())?;
+        Ok(Route { client, guard })
+    }
+}
+
+impl Inner {
+    fn route(&self, targets: Targets) -> &Route {
+        match (targets, &self.open) {
+            (Targets::Any, Some(open)) => open,
+            _ => &self.guarded,
+        }
+    }
 }
 
 impl std::fmt::Debug for Checker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Checker")
-            .field("guard", &self.inner.guard)
+            .field("guard", &self.inner.guarded.guard)
             .field("available_slots", &self.inner.slots.available_permits())
             .finish_non_exhaustive()
     }
@@ -171,23 +210,53 @@ impl Checker {
         if config.max_in_flight == 0 {
             return Err(CheckerError::NoSlots);
         }
-        let guard = Arc::new(guard::Guard::new(
-            config.forbid_private_targets,
-            config.allowed_private_addresses.clone(),
-        ));
-        let client = http::build_client(&config, guard.clone())?;
+        let guarded = Route::new(
+            &config,
+            guard::Guard::new(
+                config.forbid_private_targets,
+                config.allowed_private_addresses.clone(),
+            ),
+        )?;
+        let open = if config.forbid_private_targets {
+            Some(Route::new(&config, guard::Guard::open())?)
+        } else {
+            None
+        };
         Ok(Checker {
             inner: Arc::new(Inner {
-                client,
-                guard,
+                guarded,
+                open,
                 slots: Semaphore::new(config.max_in_flight),
                 max_body_bytes: config.max_body_bytes,
             }),
         })
     }
 
-    /// Runs one check once a slot is free. Never fails: every problem is a down [`Outcome`].
+    /// Runs one check once a slot is free, held to the guard. Never fails: every problem is a
+    /// down [`Outcome`].
     pub async fn run(&self, spec: &CheckSpec) -> Outcome {
+        self.run_for(spec, Targets::Public).await
+    }
+
+    /// Whether the guard would refuse `target` (a URL, or `host:port`) by its literal address
+    /// alone, and why: what creating or updating a monitor or webhook checks, so such a
+    /// target is refused at once. Names are judged only when a connection is made.
+    pub fn refuses_literal(&self, target: &str, targets: Targets) -> Option<String> {
+        let guard = &self.inner.route(targets).guard;
+        if let Ok(url) = reqwest::Url::parse(target.trim())
+            && url.host().is_some()
+        {
+            return guard.check_url(&url).err().map(|e| e.to_string());
+        }
+        let (host, _) = tcp::parse_target(target).ok()?;
+        let ip = host.parse::<IpAddr>().ok()?;
+        guard.check_ip(ip).err().map(|e| e.to_string())
+    }
+
+    /// Runs one check once a slot is free, held to the guard unless `targets` is
+    /// [`Targets::Any`].
+    pub async fn run_for(&self, spec: &CheckSpec, targets: Targets) -> Outcome {
+        let route = self.inner.route(targets);
         let Ok(_slot) = self.inner.slots.acquire().await else {
             // The semaphore is never closed; this only keeps the function total.
             return Outcome::down(Duration::ZERO, None, "checker is shut down");
@@ -195,14 +264,18 @@ impl Checker {
         let started = Instant::now();
         let work = async {
             match spec.kind {
-                CheckKind::Http => http::check(&self.inner, &spec.target, None, started).await,
+                CheckKind::Http => {
+                    let max_body = self.inner.max_body_bytes;
+                    http::check(route, max_body, &spec.target, None, started).await
+                }
                 CheckKind::Keyword => match spec.keyword.as_deref() {
                     Some(keyword) if !keyword.is_empty() => {
-                        http::check(&self.inner, &spec.target, Some(keyword), started).await
+                        let max_body = self.inner.max_body_bytes;
+                        http::check(route, max_body, &spec.target, Some(keyword), started).await
                     }
                     _ => Outcome::down(started.elapsed(), None, "keyword check without a keyword"),
                 },
-                CheckKind::Tcp => tcp::check(&self.inner.guard, &spec.target, started).await,
+                CheckKind::Tcp => tcp::check(&route.guard, &spec.target, started).await,
             }
         };
         match tokio::time::timeout(spec.timeout, work).await {

@@ -33,7 +33,7 @@ pub(crate) async fn check(guard: &Guard, target: &str, started: Instant) -> Outc
 }
 
 /// `host:port`, `[v6 address]:port`.
-fn parse_target(target: &str) -> Result<(&str, u16), String> {
+pub(crate) fn parse_target(target: &str) -> Result<(&str, u16), String> {
     let invalid = || format!("invalid target {target:?}: expected host:port");
     let (host, port) = target.trim().rsplit_once(':').ok_or_else(invalid)?;
     let host = match host.strip_prefix('[') {

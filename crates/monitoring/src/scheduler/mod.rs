@@ -158,6 +158,8 @@ pub struct Scheduler {
 struct Shared {
     tenancy: Tenancy,
     checker: Checker,
+    /// Whether an organization's checks may reach private targets.
+    features: crate::features::PlanFeatures,
     metrics: SchedulerMetrics,
     /// This instance's name on its leases.
     owner: Uuid,
@@ -210,6 +212,7 @@ impl Scheduler {
         let (releases, receiver) = mpsc::unbounded_channel();
         Self {
             shared: Arc::new(Shared {
+                features: crate::features::PlanFeatures::new(&tenancy),
                 tenancy,
                 checker,
                 metrics,

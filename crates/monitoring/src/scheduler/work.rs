@@ -152,7 +152,7 @@ async fn check(shared: Arc<Shared>, run: Run, ready: Ready) {
                 (started_at - claim.due_at).to_std().unwrap_or_default(),
             );
             let overhead = began.elapsed();
-            let observation = observe(&shared, &monitor, started_at).await;
+            let observation = observe(&shared, &claim, &monitor, started_at).await;
             let recording = Instant::now();
             let (next, outcome) = match record(&shared, &ctx, &claim, observation.as_ref()).await {
                 Ok(outcome) => (slot_after(&claim, &monitor, &shared, &labels), outcome),
@@ -201,7 +201,12 @@ async fn keep_lease(
 
 /// Runs the monitor's check (a heartbeat monitor's is the deadline of its pings); `None` when
 /// there is nothing to record yet (a heartbeat monitor waiting for its first ping).
-async fn observe(shared: &Shared, monitor: &Monitor, now: DateTime<Utc>) -> Option<Observation> {
+async fn observe(
+    shared: &Shared,
+    claim: &Claim,
+    monitor: &Monitor,
+    now: DateTime<Utc>,
+) -> Option<Observation> {
     let kind = match monitor.kind.as_str() {
         "http" => CheckKind::Http,
         "keyword" => CheckKind::Keyword,
@@ -220,7 +225,8 @@ async fn observe(shared: &Shared, monitor: &Monitor, now: DateTime<Utc>) -> Opti
         keyword: monitor.keyword.clone(),
         timeout: Duration::from_secs(monitor.timeout_seconds.max(1) as u64),
     };
-    let outcome = shared.checker.run(&spec).await;
+    let targets = shared.features.targets(claim.org_id).await;
+    let outcome = shared.checker.run_for(&spec, targets).await;
     Some(Observation {
         checked_at: now,
         ok: outcome.ok,

@@ -75,13 +75,22 @@ pub async fn run(
             }),
     );
     let pruner = spawn_result_pruning(orgs.clone());
-    let app = Application::build(settings.listen, tenancy.clone(), identity, orgs, limiter).await?;
+    let checker = Checker::new(settings.checker())?;
+    let app = Application::build(
+        settings.listen,
+        tenancy.clone(),
+        identity,
+        orgs,
+        limiter,
+        checker.clone(),
+    )
+    .await?;
     // The scheduler stops claiming once the HTTP server has stopped (`stop_checks` dropped),
     // gives back what it had not started and lets running checks finish.
     let (stop_checks, checks_stopped) = tokio::sync::oneshot::channel::<()>();
     let scheduler = Scheduler::new(
         tenancy.clone(),
-        Checker::new(settings.checker())?,
+        checker,
         settings.scheduler(),
         app.scheduler_metrics(),
     );

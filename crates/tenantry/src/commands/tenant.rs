@@ -63,6 +63,20 @@ pub async fn run(
             };
             change_plan(tenancy, settings, &slug, &change, output).await
         }
+        TenantCommand::SetFeature {
+            slug,
+            key,
+            value,
+            output,
+        } => {
+            let mut features = Map::new();
+            features.insert(key, Value::Bool(value == "on"));
+            let change = EntitlementChange {
+                features: Some(features),
+                ..EntitlementChange::default()
+            };
+            change_plan(tenancy, settings, &slug, &change, output).await
+        }
         TenantCommand::Create {
             name,
             slug,

@@ -15,4 +15,5 @@ mod moves;
 mod plans;
 mod recovery;
 mod serve;
+mod ssrf;
 mod support;

@@ -82,14 +82,26 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts `tenantry serve` on a free port and waits for its "listening on" line.
+    /// Starts `tenantry serve` on a free port and waits for its "listening on" line, as a
+    /// self-hoster who monitors their own network runs it: the SSRF guard off
+    /// (`TENANTRY_FORBID_PRIVATE_TARGETS=false`), since the tests' targets are on loopback.
     pub fn start(dir: &Path) -> Server {
+        Self::spawn(dir, &[("TENANTRY_FORBID_PRIVATE_TARGETS", "false")])
+    }
+
+    /// Starts `tenantry serve` with no setting at all: the SSRF guard on.
+    pub fn start_with_defaults(dir: &Path) -> Server {
+        Self::spawn(dir, &[])
+    }
+
+    fn spawn(dir: &Path, env: &[(&str, &str)]) -> Server {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
         let mut child = command(dir)
+            .envs(env.iter().copied())
             .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
