@@ -32,4 +32,5 @@ pub use connections::{BODY_READ_TIMEOUT, HEADER_READ_TIMEOUT, MAX_CONNECTIONS};
 pub use error::{AppError, Problem};
 pub use extract::{ApiJson, ApiQuery, AuthUser, TenantScope};
 pub use metrics::Metrics;
-pub use server::{AppState, Application, EXPORT_SLOTS, Services};
+pub use ops::MetricsAccess;
+pub use server::{AppState, Application, EXPORT_SLOTS, Options, Services};

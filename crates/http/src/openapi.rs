@@ -109,6 +109,17 @@ impl Modify for BearerScheme {
                     .build(),
             ),
         );
+        components.add_security_scheme(
+            "metrics_token",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "`Authorization: Bearer <metrics token>` for `/metrics`: generated at                          the server's first start and kept in its data folder; `tenantry metrics                          token` prints it.",
+                    ))
+                    .build(),
+            ),
+        );
     }
 }
 

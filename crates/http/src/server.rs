@@ -67,6 +67,20 @@ pub struct Services {
     pub throttles: Arc<crate::throttle::Throttles>,
     /// The checker the scheduler runs: its SSRF guard judges literal targets on create/update.
     pub checker: tenantry_monitoring::checks::Checker,
+    /// Who may read `/metrics`.
+    pub metrics_access: crate::ops::MetricsAccess,
+}
+
+/// What [`Application::build`] takes besides the domain services.
+pub struct Options {
+    /// Each organization's `api_requests_per_minute` budget: in process, or shared through
+    /// Redis.
+    pub limiter: Limiter,
+    /// The checker the scheduler runs, whose SSRF guard refuses literal targets when they are
+    /// saved.
+    pub checker: tenantry_monitoring::checks::Checker,
+    /// Who may read `/metrics`.
+    pub metrics: crate::ops::MetricsAccess,
 }
 
 /// Exports one instance streams at once; past them, `503 export_busy`.
@@ -83,17 +97,19 @@ pub struct Application {
 }
 
 impl Application {
-    /// Binds `listen` (port 0 picks a free port) and builds the routes. `limiter` keeps the
-    /// organizations' request budgets: in process, or shared through Redis. `checker` is the one
-    /// the scheduler runs, whose SSRF guard refuses literal targets when they are saved.
+    /// Binds `listen` (port 0 picks a free port) and builds the routes.
     pub async fn build(
         listen: SocketAddr,
         tenancy: Tenancy,
         identity: Identity,
         orgs: Orgs,
-        limiter: Limiter,
-        checker: tenantry_monitoring::checks::Checker,
+        options: Options,
     ) -> anyhow::Result<Self> {
+        let Options {
+            limiter,
+            checker,
+            metrics: metrics_access,
+        } = options;
         let listener = TcpListener::bind(listen).await.map_err(|e| {
             anyhow::anyhow!(
                 "failed to listen on {listen}: {e} (choose another address with --listen)"
@@ -114,6 +130,7 @@ impl Application {
             public_pages: Arc::new(crate::status_pages::PublicLimiter::default()),
             throttles: Arc::new(crate::throttle::Throttles::default()),
             checker,
+            metrics_access,
         });
         Ok(Self {
             listener,

@@ -55,6 +55,9 @@ pub enum Command {
     /// Check the hash-chained audit log
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// The `/metrics` endpoint's access
+    #[command(subcommand)]
+    Metrics(MetricsCommand),
     /// Run an organization's checks from this machine: claim the due checks of the monitors
     /// assigned to this agent from a Tenantry server, run them here and post their results
     /// (no database needed; Ctrl-C finishes the running checks and stops)
@@ -271,6 +274,13 @@ pub enum TenantCommand {
         #[command(flatten)]
         output: Output,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MetricsCommand {
+    /// Print the token a Prometheus scraper sends as `Authorization: Bearer <token>` (made now
+    /// if the server has not started yet)
+    Token,
 }
 
 #[derive(Debug, Args, Clone, Copy)]

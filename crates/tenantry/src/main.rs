@@ -4,6 +4,7 @@
 mod backend;
 mod cli;
 mod commands;
+mod metrics_token;
 mod settings;
 mod supervise;
 

@@ -82,6 +82,13 @@ pub struct Settings {
     /// On by default; a self-hoster who watches their own network turns it off, and a platform
     /// admin can allow private targets to one organization (the `private_targets` feature).
     pub forbid_private_targets: bool,
+    /// The token a scraper of `/metrics` sends (`Authorization: Bearer …`). Unset, one is
+    /// generated at first start and kept in the data folder (`metrics-token`, mode 0600);
+    /// `tenantry metrics token` prints it.
+    pub metrics_token: Option<Secret>,
+    /// Serve `/metrics` to anyone, without a token (for a server whose port only the scraper
+    /// reaches).
+    pub metrics_public: bool,
     /// Log filter, in `tracing` syntax (for example `info` or `tenantry=debug,info`).
     pub log: String,
     /// `text` or `json` log lines.
@@ -120,6 +127,8 @@ impl Default for Settings {
             deleted_retention_days: 30,
             check_workers: 32,
             forbid_private_targets: true,
+            metrics_token: None,
+            metrics_public: false,
             log: "info,sqlx=warn".to_string(),
             log_format: LogFormat::Text,
         }

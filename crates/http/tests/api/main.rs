@@ -39,6 +39,9 @@ use tenantry_tenancy::{EngineConfig, MigrationSet, PoolConfig, Tenancy};
 use tenantry_testkit::smtp::SmtpSink;
 use uuid::Uuid;
 
+/// The token `/metrics` asks for in these tests.
+pub const METRICS_TOKEN: &str = "test-metrics-token";
+
 /// The address invitation links start with.
 pub const PUBLIC_URL: &str = "http://tenantry.test";
 
@@ -147,10 +150,13 @@ impl TestApp {
             tenancy.clone(),
             identity,
             orgs.clone(),
-            limiter.clone(),
-            // Guard off: the tests' targets are on loopback (the guard is tested through
-            // `tenantry serve`, whose default turns it on).
-            tenantry_monitoring::checks::Checker::new(Default::default()).unwrap(),
+            tenantry_http::Options {
+                limiter: limiter.clone(),
+                // Guard off: the tests' targets are on loopback (the guard is tested through
+                // `tenantry serve`, whose default turns it on).
+                checker: tenantry_monitoring::checks::Checker::new(Default::default()).unwrap(),
+                metrics: tenantry_http::MetricsAccess::Token(METRICS_TOKEN.to_string()),
+            },
         )
         .await
         .unwrap();
@@ -192,6 +198,11 @@ impl TestApp {
         let link = format!("{PUBLIC_URL}/invitations/");
         let start = text.find(&link).unwrap() + link.len();
         text[start..].split_whitespace().next().unwrap().to_string()
+    }
+
+    /// `GET /metrics` with the metrics token.
+    pub async fn metrics(&self) -> reqwest::Response {
+        self.get_as("/metrics", METRICS_TOKEN).await
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {

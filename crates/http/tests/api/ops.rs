@@ -78,7 +78,7 @@ async fn metrics_count_tenants_pools_and_requests() {
     app.tenancy.suspend("m-db").await.unwrap();
     app.get("/healthz").await;
     app.get("/nowhere").await;
-    let response = app.get("/metrics").await;
+    let response = app.metrics().await;
     assert_eq!(response.status(), 200);
     let text = response.text().await.unwrap();
     for line in [
@@ -122,7 +122,7 @@ async fn per_tenant_request_metrics_have_bounded_labels() {
             assert_eq!(listed.status(), 200);
         }
     }
-    let text = app.get("/metrics").await.text().await.unwrap();
+    let text = app.metrics().await.text().await.unwrap();
     let lines: Vec<&str> = text
         .lines()
         .filter(|l| l.starts_with("tenantry_tenant_api_requests_period{"))
@@ -140,4 +140,41 @@ async fn per_tenant_request_metrics_have_bounded_labels() {
         .parse()
         .unwrap();
     assert_eq!(other, 3, "the three organizations outside the top 20");
+}
+
+/// `/metrics` answers only the scraper holding the metrics token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_need_the_metrics_token() {
+    let app = TestApp::spawn().await;
+    let ada = crate::caller(&app, "ada@example.com").await;
+    for (what, token) in [
+        ("no token", None),
+        ("a wrong token", Some("test-metrics-tokeN")),
+        ("a user's access token", Some(ada.token.as_str())),
+        ("a prefix", Some("test-metrics")),
+    ] {
+        let mut request = app.client.get(format!("{}/metrics", app.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 401, "{what}");
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/problem+json",
+            "{what}"
+        );
+        let problem: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(problem["code"], "unauthorized", "{what}");
+        assert!(
+            problem["detail"]
+                .as_str()
+                .unwrap()
+                .contains("tenantry metrics token"),
+            "{problem}"
+        );
+    }
+    let response = app.metrics().await;
+    assert_eq!(response.status(), 200);
+    assert!(response.text().await.unwrap().contains("tenantry_tenants"));
 }

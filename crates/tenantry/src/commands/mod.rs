@@ -21,7 +21,10 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         let shutdown = serve::Shutdown::install()?;
         let backend = Backend::open(&settings).await?;
         let supervision = backend.supervise();
-        let result = serve::run(&settings, &backend.tenancy, &shutdown).await;
+        let result = match crate::metrics_token::access(&settings) {
+            Ok(metrics) => serve::run(&settings, &backend.tenancy, metrics, &shutdown).await,
+            Err(e) => Err(e),
+        };
         if let Some(supervision) = supervision {
             supervision.stop().await;
         }
@@ -32,9 +35,16 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         // An agent reaches a server over HTTP only: no database, no data folder.
         return agent::run(args).await;
     }
+    if let Command::Metrics(crate::cli::MetricsCommand::Token) = command {
+        if settings.metrics_public {
+            eprintln!("note: metrics_public is set, so /metrics asks for no token");
+        }
+        println!("{}", crate::metrics_token::token(&settings)?);
+        return Ok(());
+    }
     let backend = Backend::open(&settings).await?;
     let result = match command {
-        Command::Serve { .. } | Command::Agent(_) => Ok(()),
+        Command::Serve { .. } | Command::Agent(_) | Command::Metrics(_) => Ok(()),
         Command::Migrate { jobs, status, json } => {
             let jobs = jobs.unwrap_or(settings.migrate_jobs);
             if status {

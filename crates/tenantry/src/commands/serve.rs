@@ -21,6 +21,7 @@ use crate::settings::Settings;
 pub async fn run(
     settings: &Settings,
     tenancy: &Tenancy,
+    metrics: tenantry_http::MetricsAccess,
     shutdown: &Shutdown,
 ) -> anyhow::Result<()> {
     let limiter = limiter(settings).await?;
@@ -81,8 +82,11 @@ pub async fn run(
         tenancy.clone(),
         identity,
         orgs,
-        limiter,
-        checker.clone(),
+        tenantry_http::Options {
+            limiter,
+            checker: checker.clone(),
+            metrics,
+        },
     )
     .await?;
     // The scheduler stops claiming once the HTTP server has stopped (`stop_checks` dropped),

@@ -59,7 +59,7 @@ async fn slots(ctx: &tenantry_tenancy::TenantCtx) -> BTreeMap<Uuid, Vec<DateTime
 
 /// Checks handled by the server behind `base`, from its `/metrics`.
 async fn handled(server: &Server) -> f64 {
-    let text = server.get("/metrics").await.text().await.unwrap();
+    let text = server.metrics().await;
     text.lines()
         .filter(|line| line.starts_with("tenantry_scheduled_checks_total{"))
         .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())

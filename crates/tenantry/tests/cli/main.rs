@@ -10,6 +10,7 @@ mod audit;
 mod faults;
 mod instances;
 mod mail;
+mod metrics;
 mod monitoring;
 mod moves;
 mod plans;

@@ -147,7 +147,7 @@ async fn a_stopped_service_sends_a_signed_incident_opened_and_its_return_inciden
     }
     assert!(up, "the monitor came up");
     // The check's lag is on /metrics, under the organization's slug and plan.
-    let metrics = server.get("/metrics").await.text().await.unwrap();
+    let metrics = server.metrics().await;
     assert!(
         metrics.contains(&format!(
             "tenantry_check_lag_seconds_count{{tenant=\"{slug}\",plan=\"enterprise\"}}"

@@ -40,7 +40,7 @@ async fn serve_with_no_configuration_hosts_tenants_of_every_tier_and_stops_clean
     assert_eq!(listed.len(), 3);
     assert!(listed.iter().all(|t| t["status"] == "active"), "{listed:?}");
 
-    let metrics = server.get("/metrics").await.text().await.unwrap();
+    let metrics = server.metrics().await;
     for tier in ["shared", "schema", "database"] {
         assert!(
             metrics.contains(&format!(

@@ -79,6 +79,8 @@ pub fn create_tenant(dir: &Path, name: &str, slug: &str, tier: &str) {
 pub struct Server {
     pub child: Child,
     pub base: String,
+    /// The folder it runs in (its data folder is `tenantry-data` inside).
+    pub dir: std::path::PathBuf,
 }
 
 impl Server {
@@ -94,7 +96,8 @@ impl Server {
         Self::spawn(dir, &[])
     }
 
-    fn spawn(dir: &Path, env: &[(&str, &str)]) -> Server {
+    /// Starts `tenantry serve` with these `TENANTRY_*` variables and no others.
+    pub fn spawn(dir: &Path, env: &[(&str, &str)]) -> Server {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -117,7 +120,30 @@ impl Server {
         Server {
             base: line.trim().trim_start_matches("listening on ").to_string(),
             child,
+            dir: dir.to_path_buf(),
         }
+    }
+
+    /// The metrics token, as `tenantry metrics token` prints it.
+    pub fn metrics_token(&self) -> String {
+        let printed = tenantry(&self.dir, &["metrics", "token"]);
+        assert!(printed.status.success(), "{printed:?}");
+        String::from_utf8(printed.stdout)
+            .unwrap()
+            .trim()
+            .to_string()
+    }
+
+    /// `/metrics`, read with the metrics token.
+    pub async fn metrics(&self) -> String {
+        let response = reqwest::Client::new()
+            .get(format!("{}/metrics", self.base))
+            .bearer_auth(self.metrics_token())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        response.text().await.unwrap()
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {

@@ -74,9 +74,11 @@ async fn requests_are_served_while_redis_is_away_and_the_shared_budget_resumes()
     redis.stop().await;
     // A while on the instance's own budgets: the key cannot come back while Redis is away.
     let metrics = format!("{}/metrics", server.base);
+    let metrics_token = server.metrics_token();
     let served = async || {
         let text = http
             .get(&metrics)
+            .bearer_auth(&metrics_token)
             .send()
             .await
             .unwrap()
