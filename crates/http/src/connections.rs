@@ -1,13 +1,18 @@
 //! The server's connections: HTTP/1.1 on the bound listener, at most [`MAX_CONNECTIONS`] at
 //! once (more wait in the listen backlog), each closed when a request's headers take longer than
 //! [`HEADER_READ_TIMEOUT`] to arrive, so a slow or silent client holds a connection for no longer
-//! than that, and request bodies given [`BODY_READ_TIMEOUT`] ([`body_deadline`]). On shutdown,
-//! listening stops, idle connections close and requests in flight are finished.
+//! than that, and request bodies given [`BODY_READ_TIMEOUT`] ([`body_deadline`]). A client that
+//! accepts no bytes of a response for [`SEND_TIMEOUT`] is dropped ([`SendDeadline`]), so a stalled
+//! download frees what it holds. On shutdown, listening stops, idle connections close and
+//! requests in flight are finished.
 
 use std::future::Future;
+use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
@@ -17,6 +22,7 @@ use futures::StreamExt as _;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
@@ -28,6 +34,9 @@ use tower::ServiceExt as _;
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// A request's body must have arrived this long after its head.
 pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// A response's next bytes must be accepted by the client within this, or the connection is
+/// closed (and the response's work, such as an export, ends with it).
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(30);
 /// Connections served at once.
 pub const MAX_CONNECTIONS: usize = 4096;
 
@@ -60,7 +69,7 @@ pub(crate) async fn serve(
             request.extensions_mut().insert(ConnectInfo(peer));
             router.clone().oneshot(request)
         });
-        let connection = http.serve_connection(TokioIo::new(stream), service);
+        let connection = http.serve_connection(TokioIo::new(SendDeadline::new(stream)), service);
         let mut stopping = stopping.clone();
         connections.spawn(async move {
             let _slot = slot;
@@ -77,6 +86,84 @@ pub(crate) async fn serve(
     drop(listener);
     let _ = stop.send(true);
     while connections.join_next().await.is_some() {}
+}
+
+/// A connection whose writes fail with `TimedOut` once the client has accepted nothing for
+/// [`SEND_TIMEOUT`]: a write (or flush) that cannot proceed arms a timer, any progress disarms it.
+pub(crate) struct SendDeadline {
+    stream: TcpStream,
+    deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl SendDeadline {
+    fn new(stream: TcpStream) -> Self {
+        Self {
+            stream,
+            deadline: None,
+        }
+    }
+
+    /// After a write or flush returned `poll`: disarm on progress; on `Pending`, arm the timer
+    /// (or find it fired).
+    fn watch<T>(&mut self, cx: &mut Context<'_>, poll: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+        if poll.is_ready() {
+            self.deadline = None;
+            return poll;
+        }
+        let deadline = self
+            .deadline
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(SEND_TIMEOUT)));
+        match deadline.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the client accepted no bytes for 30 s",
+            ))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl AsyncRead for SendDeadline {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for SendDeadline {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let poll = Pin::new(&mut self.stream).poll_write(cx, buf);
+        self.watch(cx, poll)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let poll = Pin::new(&mut self.stream).poll_write_vectored(cx, bufs);
+        self.watch(cx, poll)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let poll = Pin::new(&mut self.stream).poll_flush(cx);
+        self.watch(cx, poll)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
 }
 
 /// The next connection, once a slot is free; `None` when accepting failed (after a pause when

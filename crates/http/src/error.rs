@@ -52,6 +52,9 @@ pub enum AppError {
     /// 503 `export_busy`: every export slot of this instance is streaming an archive.
     #[error("every export slot is busy")]
     ExportBusy,
+    /// 409 `export_in_progress`: an export of this organization is already streaming.
+    #[error("an export of the organization is in progress")]
+    ExportInProgress,
     /// 503 `tenant_moving`: the organization is being switched to another tier; writes resume
     /// within seconds.
     #[error("the organization is being moved")]
@@ -226,6 +229,15 @@ impl AppError {
                 "too_many_attempts",
                 "Too many attempts",
                 format!("Too many attempts; retry in {retry_after} s."),
+                None,
+            ),
+            AppError::ExportInProgress => (
+                StatusCode::CONFLICT,
+                "export_in_progress",
+                "Export in progress",
+                "An export of this organization is already being downloaded; retry once it has \
+                 finished (a download that stops reading is cut after 30 s)."
+                    .to_string(),
                 None,
             ),
             AppError::ExportBusy => (

@@ -3,7 +3,9 @@
 //! while the organization is soft-deleted, within its retention: that is how an export is
 //! offered before the data goes.
 
+use std::collections::HashSet;
 use std::io;
+use std::sync::{Arc, Mutex};
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
@@ -19,6 +21,7 @@ use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, Schema, SchemaFormat, 
 use utoipa::{PartialSchema, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
+use uuid::Uuid;
 
 use crate::error::AppError;
 use crate::extract::{AuthUser, admit, require};
@@ -27,6 +30,34 @@ use crate::server::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(export))
+}
+
+/// The organizations with an export streaming from this instance.
+#[derive(Debug, Default, Clone)]
+pub struct Exporting(Arc<Mutex<HashSet<Uuid>>>);
+
+impl Exporting {
+    /// The organization's one export, or `None` while another is streaming.
+    fn claim(&self, org_id: Uuid) -> Option<ExportClaim> {
+        let mut set = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        set.insert(org_id).then(|| ExportClaim {
+            exporting: self.clone(),
+            org_id,
+        })
+    }
+}
+
+/// Held by an export until its last byte is written, or it failed, or its client went away.
+struct ExportClaim {
+    exporting: Exporting,
+    org_id: Uuid,
+}
+
+impl Drop for ExportClaim {
+    fn drop(&mut self) {
+        let mut set = self.exporting.0.lock().unwrap_or_else(|e| e.into_inner());
+        set.remove(&self.org_id);
+    }
 }
 
 /// The archive's media type.
@@ -72,6 +103,7 @@ impl ToSchema for Archive {}
         SignedIn,
         (status = 403, description = "`forbidden`: not an owner, or exports are not part of the plan; `tenant_suspended`", body = crate::error::Problem, content_type = crate::openapi::PROBLEM),
         (status = 404, response = NotFound),
+        (status = 409, description = "`export_in_progress`: an export of this organization is already streaming", body = crate::error::Problem, content_type = crate::openapi::PROBLEM),
         (status = 429, response = RateLimited),
         (status = 503, description = "`export_busy`: this server is streaming as many exports as it does at once; retry after `Retry-After` seconds", body = crate::error::Problem, content_type = crate::openapi::PROBLEM,
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
@@ -90,7 +122,13 @@ async fn export(
             "Exports are not part of this organization's plan.",
         ));
     }
-    // The slot is held until the archive's last byte is written.
+    // One export per organization, and a few per instance: each is held until the archive's
+    // last byte is written, or it fails, or its client stops reading for 30 s (the connection
+    // is then closed, and the export with its transaction ends).
+    let claim = state
+        .exporting
+        .claim(record.id.as_uuid())
+        .ok_or(AppError::ExportInProgress)?;
     let slot = state
         .exports
         .clone()
@@ -107,7 +145,7 @@ async fn export(
     let task_state = state.clone();
     tokio::spawn(
         async move {
-            let _slot = slot;
+            let _held = (claim, slot);
             let exported = tenantry_archive::export(
                 &task_state.tenancy,
                 &record,

@@ -69,6 +69,8 @@ pub struct Services {
     pub checker: tenantry_monitoring::checks::Checker,
     /// Who may read `/metrics`.
     pub metrics_access: crate::ops::MetricsAccess,
+    /// The organizations with an export streaming from this instance (one each at a time).
+    pub exporting: crate::export::Exporting,
 }
 
 /// What [`Application::build`] takes besides the domain services.
@@ -131,6 +133,7 @@ impl Application {
             throttles: Arc::new(crate::throttle::Throttles::default()),
             checker,
             metrics_access,
+            exporting: crate::export::Exporting::default(),
         });
         Ok(Self {
             listener,

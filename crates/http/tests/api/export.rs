@@ -328,3 +328,104 @@ async fn exports_past_the_servers_slots_are_refused_until_one_ends() {
         .await
         .expect("the export's slot is given back once its archive is written");
 }
+
+/// A client that asks for an export and then reads nothing: the server cuts it after 30 s
+/// (`SEND_TIMEOUT`), and meanwhile its organization's other exports are `409` while another
+/// organization exports as usual.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_download_holds_only_its_own_organization_and_is_cut() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let app = TestApp::spawn().await;
+    let ada = caller(&app, "ada@example.com").await;
+    let org = new_org(&app, &ada, "Acme").await;
+    let other = new_org(&app, &ada, "Beta").await;
+    // An archive of several megabytes, far more than the sockets buffer.
+    let ctx = app.tenancy.resolve(&org).await.unwrap();
+    let mut tx = ctx.begin().await.unwrap();
+    sqlx::query(
+        "INSERT INTO monitors (tenant_id, id, name, kind)
+         SELECT $1, gen_random_uuid(), md5(i::text) || md5((i + 1)::text) || md5((i + 2)::text),
+                'heartbeat'
+         FROM generate_series(1, 60000) i",
+    )
+    .bind(ctx.tenant_id().as_uuid())
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    // Connections in use before: the mail sender's listener.
+    let in_use = |stats: tenantry_tenancy::PoolStats| {
+        (
+            stats.runtime_connections - stats.runtime_idle,
+            stats.owner_connections - stats.owner_idle,
+            stats.tenant_connections - stats.tenant_idle,
+        )
+    };
+    let before = in_use(app.tenancy.pool_stats());
+
+    // The stalled client: a small receive window, the answer's first line read, then nothing.
+    let address: std::net::SocketAddr = app.base.trim_start_matches("http://").parse().unwrap();
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stalled = socket.connect(address).await.unwrap();
+    stalled
+        .write_all(
+            format!(
+                "GET /api/v1/organizations/{org}/export HTTP/1.1\r\nHost: tenantry.test\r\n\
+                 Authorization: Bearer {}\r\n\r\n",
+                ada.token
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    let mut head = [0u8; 12];
+    stalled.read_exact(&mut head).await.unwrap();
+    assert_eq!(&head, b"HTTP/1.1 200");
+
+    // Its organization's next exports wait for it; another organization's do not.
+    for _ in 0..3 {
+        let refused = download(&app, &org, &ada.token).await;
+        assert_eq!(refused.status(), 409);
+        assert_eq!(problem(refused, 409).await["code"], "export_in_progress");
+    }
+    let beta = download(&app, &other, &ada.token).await;
+    assert_eq!(beta.status(), 200);
+    let (files, _) = unpack(&beta.bytes().await.unwrap());
+    assert!(files.contains_key("manifest.json"));
+
+    // Cut after 30 s without progress: the organization exports again, in full.
+    let mut exported = None;
+    for _ in 0..90 {
+        let response = download(&app, &org, &ada.token).await;
+        if response.status() == 200 {
+            exported = Some(response.bytes().await.unwrap());
+            break;
+        }
+        assert_eq!(response.status(), 409);
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
+    let exported = exported.expect("the stalled export was never cut");
+    let (files, _) = unpack(&exported);
+    assert_eq!(text(&files, "tenant/monitors.jsonl").lines().count(), 60000);
+    // The stalled client got part of the archive, then the connection closed.
+    let mut received = Vec::new();
+    let _ = stalled.read_to_end(&mut received).await;
+    assert!(
+        received.len() < exported.len(),
+        "{} of {} bytes",
+        received.len(),
+        exported.len()
+    );
+    // No connection stays in the export's transaction.
+    let mut released = false;
+    for _ in 0..100 {
+        if in_use(app.tenancy.pool_stats()) == before {
+            released = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(released, "{before:?} {:?}", app.tenancy.pool_stats());
+}
