@@ -11,6 +11,7 @@ use nix::fcntl::{Flock, FlockArg};
 
 use crate::binaries::{FindError, PgBinaries};
 use crate::os_user::RunAs;
+use crate::ownership::Owners;
 
 /// The port number in the socket file's name; nothing listens on TCP.
 pub(crate) const PORT: u16 = 5432;
@@ -54,6 +55,7 @@ pub struct ManagedCluster {
     pub(crate) pgdata: PathBuf,
     pub(crate) socket_dir: PathBuf,
     pub(crate) run_as: RunAs,
+    pub(crate) owners: Owners,
     pub(crate) bins: PgBinaries,
     users: Option<Flock<File>>,
     started_here: bool,
@@ -68,6 +70,8 @@ impl ManagedCluster {
             .and_then(|v| v.trim().parse::<u32>().ok());
         let bins = PgBinaries::find_for(options.bindir.as_deref(), existing_major)?;
         let run_as = RunAs::detect()?;
+        let owners = Owners::new(&run_as);
+        owners.refuse_link(data_dir)?;
         std::fs::create_dir_all(data_dir)
             .with_context(|| format!("failed to create the data folder {}", data_dir.display()))?;
         let data_dir = std::fs::canonicalize(data_dir)
@@ -85,27 +89,33 @@ impl ManagedCluster {
             .into());
         }
         run_as.check_reachable(&data_dir)?;
+        owners.open_dir(&data_dir)?;
         let mut cluster = Self {
             pgdata: data_dir.join("pg"),
             socket_dir,
             data_dir,
             run_as,
+            owners,
             bins,
             users: None,
             started_here: false,
         };
         let _guard = lock(
+            &cluster.owners,
             &cluster.data_dir.join(".cluster.lock"),
             FlockArg::LockExclusive,
         )?;
         cluster.users = Some(lock(
+            &cluster.owners,
             &cluster.data_dir.join(".cluster.users"),
             FlockArg::LockShared,
         )?);
         cluster.prepare_folders()?;
+        cluster.owners.refuse_link(&cluster.pgdata)?;
         if !cluster.pgdata.join("PG_VERSION").exists() {
             cluster.initdb()?;
         }
+        cluster.owners.open_dir(&cluster.pgdata)?;
         cluster.write_config(options)?;
         match cluster.live_postmaster() {
             Some(pid) => {
@@ -126,6 +136,7 @@ impl ManagedCluster {
     /// Unregisters this process; the last user stops the cluster. Returns whether it stopped.
     pub fn release(mut self) -> Result<bool, ClusterError> {
         let _guard = lock(
+            &self.owners,
             &self.data_dir.join(".cluster.lock"),
             FlockArg::LockExclusive,
         )?;
@@ -202,6 +213,7 @@ impl ManagedCluster {
             pgdata: self.pgdata.clone(),
             socket_dir: self.socket_dir.clone(),
             run_as: self.run_as.clone(),
+            owners: self.owners.clone(),
             bins: self.bins.clone(),
             users: None,
             started_here: false,
@@ -327,15 +339,16 @@ impl ManagedCluster {
     }
 }
 
-pub(crate) fn lock(path: &Path, how: FlockArg) -> anyhow::Result<Flock<File>> {
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .read(true)
-        .write(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("failed to open {}", path.display()))?;
+pub(crate) fn lock(owners: &Owners, path: &Path, how: FlockArg) -> anyhow::Result<Flock<File>> {
+    let file = owners.open_file(
+        path,
+        OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .mode(0o600),
+    )?;
     Flock::lock(file, how).map_err(|(_, e)| anyhow!("failed to lock {}: {e}", path.display()))
 }
 

@@ -12,10 +12,12 @@
 mod binaries;
 mod cluster;
 mod os_user;
+mod ownership;
 mod setup;
 mod supervise;
 
 pub use binaries::{FindError, PgBinaries};
 pub use cluster::{ClusterError, ClusterOptions, ManagedCluster};
 pub use os_user::RunAs;
+pub use ownership::Owners;
 pub use supervise::{Restart, Supervisor};

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::Command;
 
 use anyhow::{Context, bail};
-use nix::unistd::{Gid, Uid, User, chown};
+use nix::unistd::{Gid, Uid, User};
 
 /// Who runs the PostgreSQL processes: this process's own user, or an unprivileged one.
 #[derive(Debug, Clone)]
@@ -58,16 +58,6 @@ impl RunAs {
             command.uid(uid.as_raw()).gid(gid.as_raw());
         }
         command
-    }
-
-    /// Gives `path` to this user, so PostgreSQL can use it.
-    pub fn take_ownership(&self, path: &Path) -> anyhow::Result<()> {
-        if let Self::User { uid, gid, .. } = self {
-            chown(path, Some(*uid), Some(*gid)).with_context(|| {
-                format!("failed to give {} to user {}", path.display(), self.name())
-            })?;
-        }
-        Ok(())
     }
 
     /// Fails with advice when a folder above `path` cannot be entered by this user.

@@ -2,8 +2,6 @@
 //! `initdb` in a staging folder and moved into place only when complete, and the settings file
 //! rewritten at every start.
 
-use std::os::unix::fs::PermissionsExt;
-
 use anyhow::Context;
 
 use crate::cluster::{ClusterOptions, ManagedCluster, PORT, SUPERUSER, check};
@@ -11,11 +9,7 @@ use crate::cluster::{ClusterOptions, ManagedCluster, PORT, SUPERUSER, check};
 impl ManagedCluster {
     pub(crate) fn prepare_folders(&self) -> anyhow::Result<()> {
         for dir in [&self.data_dir, &self.socket_dir, &self.data_dir.join("log")] {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("failed to create {}", dir.display()))?;
-            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-                .with_context(|| format!("failed to restrict {}", dir.display()))?;
-            self.run_as.take_ownership(dir)?;
+            self.owners.prepare_dir(dir)?;
         }
         Ok(())
     }
@@ -38,9 +32,16 @@ impl ManagedCluster {
         check(&output, "initdb")?;
         // Completed in the staging folder, so the cluster is whole once it has its name.
         let conf = staging.join("postgresql.conf");
-        let mut text = std::fs::read_to_string(&conf).context("failed to read postgresql.conf")?;
+        let mut text = String::new();
+        std::io::Read::read_to_string(
+            &mut self
+                .owners
+                .open_file(&conf, std::fs::OpenOptions::new().read(true))?,
+            &mut text,
+        )
+        .context("failed to read postgresql.conf")?;
         text.push_str("\ninclude_if_exists = 'tenantry.conf'\n");
-        std::fs::write(&conf, text).context("failed to write postgresql.conf")?;
+        self.owners.write_file(&conf, &text)?;
         std::fs::rename(&staging, &self.pgdata).with_context(|| {
             format!(
                 "failed to move the new cluster to {}",
@@ -64,8 +65,7 @@ impl ManagedCluster {
         if options.ephemeral {
             conf.push_str("fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n");
         }
-        let path = self.pgdata.join("tenantry.conf");
-        std::fs::write(&path, conf).context("failed to write tenantry.conf")?;
-        self.run_as.take_ownership(&path)
+        self.owners
+            .write_file(&self.pgdata.join("tenantry.conf"), &conf)
     }
 }

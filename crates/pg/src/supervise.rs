@@ -54,6 +54,7 @@ impl Supervisor {
     pub fn restart(&self) -> Result<Restart, ClusterError> {
         let cluster = &self.cluster;
         let _guard = lock(
+            &cluster.owners,
             &cluster.data_dir.join(".cluster.lock"),
             FlockArg::LockExclusive,
         )?;

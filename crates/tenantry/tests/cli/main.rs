@@ -7,6 +7,7 @@
 mod agent;
 mod archive;
 mod audit;
+mod data_folder;
 mod faults;
 mod instances;
 mod mail;

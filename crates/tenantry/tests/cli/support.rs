@@ -24,7 +24,7 @@ pub fn tenantry(dir: &Path, args: &[&str]) -> Output {
     command(dir).args(args).output().unwrap()
 }
 
-fn command(dir: &Path) -> Command {
+pub fn command(dir: &Path) -> Command {
     let mut command = Command::new(BIN);
     command.current_dir(dir);
     for (key, _) in std::env::vars() {
