@@ -43,10 +43,10 @@ async fn world() -> World {
     )
     .await
     .unwrap();
-    let identity = Identity::open(tenancy.control_db().clone(), IdentityConfig::default())
+    let identity = Identity::open(&tenancy, IdentityConfig::default())
         .await
         .unwrap();
-    let outbox = Outbox::open(tenancy.control_db().clone()).await.unwrap();
+    let outbox = Outbox::open(&tenancy).await.unwrap();
     let orgs =
         Orgs::new(tenancy.clone(), outbox, "http://tenantry.test").with_organization_cap(None);
     let user = |email: &'static str, name: &'static str| {
@@ -251,9 +251,11 @@ async fn seed(w: &World, tier: Isolation, slug: &str, name: &str) -> TenantRecor
         .unwrap();
     // An alert channel for that monitor (the incidents below make its deliveries) and a status
     // page showing it.
-    let keys = tenantry_monitoring::alerts::SecretKeys::load_or_create(w.tenancy.control_db())
-        .await
-        .unwrap();
+    let keys = tenantry_monitoring::alerts::SecretKeys::load_or_create(
+        &tenantry_tenancy::Operator::new(&w.tenancy),
+    )
+    .await
+    .unwrap();
     tenantry_monitoring::alerts::create_channel(
         &mut tx,
         &keys,

@@ -6,7 +6,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use tenantry_monitoring::Cursor;
-use tenantry_monitoring::alerts::{self, AlertChannel, AlertChannelInput, AlertError, SecretKeys};
+use tenantry_monitoring::alerts::{self, AlertChannel, AlertChannelInput, AlertError};
 use tenantry_orgs::Action;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -50,11 +50,6 @@ async fn require_channel_feature(
     Ok(())
 }
 
-/// The key that seals webhook secrets (made at first use).
-async fn keys(state: &AppState) -> Result<SecretKeys, AppError> {
-    Ok(SecretKeys::load_or_create(state.tenancy.control_db()).await?)
-}
-
 /// The alert channels of the organization in context, oldest first
 #[utoipa::path(
     get,
@@ -64,7 +59,7 @@ async fn keys(state: &AppState) -> Result<SecretKeys, AppError> {
     security(("bearer" = [])),
     params(TenantHeader, Page),
     responses(
-        (status = 200, description = "A page of alert channels; webhook secrets as hints", body = Items<AlertChannel>),
+        (status = 200, description = "A page of alert channels; webhook secrets as hints, and webhook URLs cut to scheme, host and port for viewers and members", body = Items<AlertChannel>),
         InTenant,
         (status = 422, description = "`validation_failed`: `limit` out of range, or a `cursor` this server did not return", body = Problem, content_type = PROBLEM),
     )
@@ -81,6 +76,7 @@ async fn list(
     let mut tx = scope.ctx.begin_read().await?;
     let items = alerts::list_channels(&mut tx, limit + 1, cursor).await?;
     tx.commit().await?;
+    let items = items.into_iter().map(|c| shown_to(&scope, c)).collect();
     Ok(Json(Items::paged(items, limit, |c| (c.created_at, c.id))))
 }
 
@@ -114,9 +110,8 @@ async fn create(
         .validate()
         .map_err(|e| AppError::invalid(e.field, e.detail))?;
     require_channel_feature(&state, &scope, &input).await?;
-    let keys = keys(&state).await?;
     let mut tx = scope.ctx.begin().await?;
-    let saved = alerts::create_channel(&mut tx, &keys, &input)
+    let saved = alerts::create_channel(&mut tx, &state.alert_keys, &input)
         .await
         .map_err(app_error)?;
     let change = channel_change(
@@ -139,7 +134,7 @@ async fn create(
     security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "The channel's id"), TenantHeader),
     responses(
-        (status = 200, description = "The channel; a webhook's secret as a hint", body = AlertChannel),
+        (status = 200, description = "The channel; a webhook's secret as a hint, and its URL cut to scheme, host and port for viewers and members", body = AlertChannel),
         InTenant,
     )
 )]
@@ -151,7 +146,17 @@ async fn read(scope: TenantScope, Path(id): Path<String>) -> Result<Json<AlertCh
         .await?
         .ok_or(AppError::NotFound)?;
     tx.commit().await?;
-    Ok(Json(channel))
+    Ok(Json(shown_to(&scope, channel)))
+}
+
+/// Webhook URLs in full to admins and owners; to viewers and members only their scheme, host
+/// and port, like the secret's hint (the path of a webhook URL is often a credential).
+fn shown_to(scope: &TenantScope, channel: AlertChannel) -> AlertChannel {
+    if scope.role.may(Action::Administer) {
+        channel
+    } else {
+        channel.with_url_masked()
+    }
 }
 
 /// Replace an alert channel (member)
@@ -187,10 +192,9 @@ async fn replace(
         .validate()
         .map_err(|e| AppError::invalid(e.field, e.detail))?;
     require_channel_feature(&state, &scope, &input).await?;
-    let keys = keys(&state).await?;
     let mut tx = scope.ctx.begin().await?;
     let before = alerts::get_channel(&mut tx, id).await?;
-    let saved = alerts::update_channel(&mut tx, &keys, id, &input)
+    let saved = alerts::update_channel(&mut tx, &state.alert_keys, id, &input)
         .await
         .map_err(app_error)?
         .ok_or(AppError::NotFound)?;

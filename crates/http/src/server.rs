@@ -71,6 +71,9 @@ pub struct Services {
     pub metrics_access: crate::ops::MetricsAccess,
     /// The organizations with an export streaming from this instance (one each at a time).
     pub exporting: crate::export::Exporting,
+    /// The keys sealing webhook secrets, loaded at start by the owner role (their table is
+    /// owner-only).
+    pub alert_keys: Arc<tenantry_monitoring::alerts::SecretKeys>,
 }
 
 /// What [`Application::build`] takes besides the domain services.
@@ -122,6 +125,12 @@ impl Application {
         // Authorization data is cached while the invalidation listener is connected.
         tenancy.start_cache_listener();
         let identity = identity.with_caches(tenancy.caches());
+        let alert_keys = Arc::new(
+            tenantry_monitoring::alerts::SecretKeys::load_or_create(
+                &tenantry_tenancy::Operator::new(&tenancy),
+            )
+            .await?,
+        );
         let state = AppState::new(Services {
             orgs,
             tenancy,
@@ -134,6 +143,7 @@ impl Application {
             checker,
             metrics_access,
             exporting: crate::export::Exporting::default(),
+            alert_keys,
         });
         Ok(Self {
             listener,

@@ -11,7 +11,7 @@ use ed25519_dalek::pkcs8::EncodePrivateKey;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use tenantry_tenancy::ControlDb;
+use tenantry_tenancy::Operator;
 use uuid::Uuid;
 
 use crate::error::IdentityError;
@@ -50,12 +50,14 @@ impl std::fmt::Debug for SigningKeys {
 }
 
 impl SigningKeys {
-    /// Loads the keys in use, creating the first one when there is none.
+    /// Loads the keys in use, creating the first one when there is none, with the owner role
+    /// (the table is owner-only).
     pub async fn load_or_create(
-        pool: &ControlDb,
+        operator: &Operator,
         issuer: &str,
         audience: &str,
     ) -> anyhow::Result<Self> {
+        let pool = operator.control();
         let mut rows = load(pool).await?;
         if rows.is_empty() {
             let key = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
@@ -154,7 +156,7 @@ impl SigningKeys {
     }
 }
 
-async fn load(pool: &ControlDb) -> anyhow::Result<Vec<(String, Vec<u8>, Vec<u8>)>> {
+async fn load(pool: &sqlx::PgPool) -> anyhow::Result<Vec<(String, Vec<u8>, Vec<u8>)>> {
     sqlx::query_as(
         "SELECT kid, private_key, public_key FROM identity.signing_keys
          WHERE retired_at IS NULL ORDER BY created_at DESC, kid",

@@ -32,6 +32,10 @@ pub fn control_schema() -> ControlSchema {
                 "identity/0002_session_invalidation.sql",
                 include_str!("../migrations/0002_session_invalidation.sql"),
             ),
+            (
+                "identity/0003_owner_only_keys.sql",
+                include_str!("../migrations/0003_owner_only_keys.sql"),
+            ),
         ]),
     }
 }

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use chrono::{Duration, Utc};
 use serde::Serialize;
 use sqlx::PgConnection;
-use tenantry_tenancy::ControlDb;
 use tenantry_tenancy::cache::{Cache, Caches, Invalidate};
+use tenantry_tenancy::{ControlDb, Operator, Tenancy};
 use uuid::Uuid;
 
 use crate::email::Email;
@@ -92,9 +92,13 @@ const MIN_PASSWORD: usize = 8;
 const MAX_PASSWORD: usize = 1024;
 
 impl Identity {
-    /// `pool` reaches the control database (the runtime role's pool).
-    pub async fn open(pool: ControlDb, config: IdentityConfig) -> anyhow::Result<Self> {
-        let keys = SigningKeys::load_or_create(&pool, &config.issuer, &config.audience).await?;
+    /// Requests are served through the runtime role's pool of the control database; the signing
+    /// keys, owner-only, are loaded (or made, at first start) with the owner role.
+    pub async fn open(tenancy: &Tenancy, config: IdentityConfig) -> anyhow::Result<Self> {
+        let pool = tenancy.control_db().clone();
+        let keys =
+            SigningKeys::load_or_create(&Operator::new(tenancy), &config.issuer, &config.audience)
+                .await?;
         let hasher = PasswordHasher::new(
             config.argon_memory_kib,
             config.argon_iterations,

@@ -20,9 +20,15 @@ use tenantry_tenancy::{ControlSchema, MigrationSet};
 pub fn control_schema() -> ControlSchema {
     ControlSchema {
         name: "mail",
-        migrations: MigrationSet::from_files(&[(
-            "mail/0001_outbox.sql",
-            include_str!("../migrations/0001_outbox.sql"),
-        )]),
+        migrations: MigrationSet::from_files(&[
+            (
+                "mail/0001_outbox.sql",
+                include_str!("../migrations/0001_outbox.sql"),
+            ),
+            (
+                "mail/0002_owner_only_keys.sql",
+                include_str!("../migrations/0002_owner_only_keys.sql"),
+            ),
+        ]),
     }
 }

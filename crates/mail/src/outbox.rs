@@ -7,7 +7,7 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::PgConnection;
-use tenantry_tenancy::ControlDb;
+use tenantry_tenancy::{ControlDb, Operator, Tenancy};
 use uuid::Uuid;
 
 use crate::seal::{Keyring, MAIL_KEYS, Sealed};
@@ -93,11 +93,11 @@ pub struct Outbox {
 
 impl Outbox {
     /// Opens the outbox on the runtime pool of the control database, loading the key that seals
-    /// bodies (or creating it at first start).
-    pub async fn open(pool: ControlDb) -> anyhow::Result<Outbox> {
-        let keys = Keyring::load_or_create(&pool, MAIL_KEYS).await?;
+    /// bodies (or creating it at first start) with the owner role.
+    pub async fn open(tenancy: &Tenancy) -> anyhow::Result<Outbox> {
+        let keys = Keyring::load_or_create(&Operator::new(tenancy), MAIL_KEYS).await?;
         Ok(Outbox {
-            pool,
+            pool: tenancy.control_db().clone(),
             keys: Arc::new(keys),
         })
     }

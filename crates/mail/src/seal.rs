@@ -10,7 +10,7 @@ use anyhow::Context;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{ChaCha20Poly1305, Nonce};
 use rand::RngCore;
-use tenantry_tenancy::ControlDb;
+use tenantry_tenancy::Operator;
 use uuid::Uuid;
 
 /// Where a keyring's keys live (a table with `id smallint`, `algorithm text` and `secret
@@ -61,8 +61,10 @@ impl std::fmt::Debug for Keyring {
 }
 
 impl Keyring {
-    /// Loads the keys of `table`, creating the first one when there is none.
-    pub async fn load_or_create(pool: &ControlDb, table: KeyTable) -> anyhow::Result<Self> {
+    /// Loads the keys of `table`, creating the first one when there is none: with the owner
+    /// role, since key tables are owner-only (the runtime role cannot read them).
+    pub async fn load_or_create(operator: &Operator, table: KeyTable) -> anyhow::Result<Self> {
+        let pool = operator.control();
         let what = table.what;
         let mut rows = load(pool, table).await?;
         if rows.is_empty() {
@@ -148,7 +150,7 @@ impl Keyring {
     }
 }
 
-async fn load(pool: &ControlDb, table: KeyTable) -> anyhow::Result<Vec<(i16, Vec<u8>)>> {
+async fn load(pool: &sqlx::PgPool, table: KeyTable) -> anyhow::Result<Vec<(i16, Vec<u8>)>> {
     sqlx::query_as(&format!(
         "SELECT id, secret FROM {} ORDER BY id",
         table.table

@@ -66,6 +66,10 @@ pub fn control_schema() -> ControlSchema {
                 "monitoring/0004_agent_tokens.sql",
                 include_str!("../migrations/0004_agent_tokens.sql"),
             ),
+            (
+                "monitoring/0005_owner_only_alert_keys.sql",
+                include_str!("../migrations/0005_owner_only_alert_keys.sql"),
+            ),
         ]),
     }
 }

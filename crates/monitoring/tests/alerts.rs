@@ -109,7 +109,7 @@ async fn channel(
     destination: &str,
     monitor_ids: &[Uuid],
 ) -> (Uuid, Option<String>) {
-    let keys = SecretKeys::load_or_create(engine.control_db())
+    let keys = SecretKeys::load_or_create(&tenantry_tenancy::Operator::new(&engine))
         .await
         .unwrap();
     let input = AlertChannelInput {
@@ -297,7 +297,7 @@ async fn deliverer(engine: &Tenancy, tune: impl FnOnce(&mut DelivererConfig)) ->
         ..DelivererConfig::default()
     };
     tune(&mut config);
-    let outbox = Outbox::open(engine.control_db().clone()).await.unwrap();
+    let outbox = Outbox::open(&engine).await.unwrap();
     Deliverer::new(engine.clone(), outbox, config)
         .await
         .unwrap()
@@ -597,7 +597,7 @@ async fn email_alerts_reach_the_smtp_sink_once() {
     let ctx = tenant(&engine, Isolation::Database).await;
     let org = ctx.tenant_id().as_uuid();
     let sink = SmtpSink::start().await;
-    let outbox = Outbox::open(engine.control_db().clone()).await.unwrap();
+    let outbox = Outbox::open(&engine).await.unwrap();
     let sender = Sender::new(
         outbox,
         &MailConfig {

@@ -202,27 +202,39 @@ pub async fn ensure_login_role(
 /// read and insert its rows, never change or remove them.
 pub const APPEND_ONLY_COMMENT: &str = "append-only";
 
-/// Lets `role` read and write the tables of `schema`, but not its migration records, and only
-/// read and insert into its append-only tables (those whose comment starts with
-/// [`APPEND_ONLY_COMMENT`]). The grant and the revocations run as one implicit transaction, so
-/// the role never holds UPDATE or DELETE on an append-only table, even for a moment.
+/// The start of a table comment marking the table the owner's alone (signing and sealing keys):
+/// the runtime role may not even read it, so no statement a request runs can reach its rows.
+pub const OWNER_ONLY_COMMENT: &str = "owner-only";
+
+/// Lets `role` read and write the tables of `schema`, but not its migration records, only read
+/// and insert into its append-only tables (those whose comment starts with
+/// [`APPEND_ONLY_COMMENT`]), and nothing of its owner-only tables ([`OWNER_ONLY_COMMENT`]). The
+/// grant and the revocations run as one implicit transaction, so the role never holds more, even
+/// for a moment.
 pub async fn grant_tenant_tables(
     conn: &mut PgConnection,
     schema_name: &str,
     role: &str,
 ) -> anyhow::Result<()> {
-    let append_only: Vec<String> = sqlx::query_scalar(
-        "SELECT c.relname::text FROM pg_class c
-         JOIN pg_namespace n ON n.oid = c.relnamespace
-         WHERE n.nspname = $1 AND c.relkind IN ('r', 'p')
-           AND starts_with(coalesce(obj_description(c.oid, 'pg_class'), ''), $2)
-         ORDER BY 1",
-    )
-    .bind(schema_name)
-    .bind(APPEND_ONLY_COMMENT)
-    .fetch_all(&mut *conn)
-    .await
-    .context("failed to list the append-only tables")?;
+    let marked = |comment: &'static str| {
+        sqlx::query_scalar::<_, String>(
+            "SELECT c.relname::text FROM pg_class c
+             JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE n.nspname = $1 AND c.relkind IN ('r', 'p')
+               AND starts_with(coalesce(obj_description(c.oid, 'pg_class'), ''), $2)
+             ORDER BY 1",
+        )
+        .bind(schema_name)
+        .bind(comment)
+    };
+    let append_only = marked(APPEND_ONLY_COMMENT)
+        .fetch_all(&mut *conn)
+        .await
+        .context("failed to list the append-only tables")?;
+    let owner_only = marked(OWNER_ONLY_COMMENT)
+        .fetch_all(&mut *conn)
+        .await
+        .context("failed to list the owner-only tables")?;
     let schema = quote_ident(schema_name);
     let role = quote_ident(role);
     let mut sql = format!(
@@ -233,6 +245,12 @@ pub async fn grant_tenant_tables(
     for table in &append_only {
         sql.push_str(&format!(
             "\n         REVOKE UPDATE, DELETE, TRUNCATE ON {schema}.{} FROM {role};",
+            quote_ident(table)
+        ));
+    }
+    for table in &owner_only {
+        sql.push_str(&format!(
+            "\n         REVOKE ALL ON {schema}.{} FROM {role};",
             quote_ident(table)
         ));
     }

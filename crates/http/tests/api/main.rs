@@ -24,6 +24,7 @@ mod ratelimit;
 mod rbac;
 mod request_path;
 mod results;
+mod secrets;
 mod status_pages;
 mod throttling;
 
@@ -126,11 +127,11 @@ impl TestApp {
         )
         .await
         .unwrap();
-        let identity = Identity::open(tenancy.control_db().clone(), IdentityConfig::default())
+        let identity = Identity::open(&tenancy, IdentityConfig::default())
             .await
             .unwrap();
         let mail = SmtpSink::start().await;
-        let outbox = Outbox::open(tenancy.control_db().clone()).await.unwrap();
+        let outbox = Outbox::open(&tenancy).await.unwrap();
         let sender = Sender::new(
             outbox.clone(),
             &MailConfig {
@@ -401,7 +402,7 @@ pub async fn new_org(app: &TestApp, owner: &Caller, name: &str) -> String {
 pub async fn platform_admin(app: &TestApp) -> String {
     use tenantry_identity::Email;
 
-    Identity::open(app.tenancy.control_db().clone(), IdentityConfig::default())
+    Identity::open(&app.tenancy, IdentityConfig::default())
         .await
         .unwrap()
         .create_user(

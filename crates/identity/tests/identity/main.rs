@@ -25,9 +25,7 @@ pub async fn engine() -> (Tenancy, EngineConfig) {
 
 pub async fn identity_with(config: IdentityConfig) -> (Identity, Tenancy) {
     let (engine, _) = engine().await;
-    let identity = Identity::open(engine.control_db().clone(), config)
-        .await
-        .unwrap();
+    let identity = Identity::open(&engine, config).await.unwrap();
     (identity, engine)
 }
 

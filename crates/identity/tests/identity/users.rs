@@ -79,7 +79,7 @@ async fn passwords_are_stored_as_argon2id_hashes_and_upgraded_on_login() {
 
     // The same users, served with stronger parameters: the next login rehashes.
     let stronger = tenantry_identity::Identity::open(
-        engine.control_db().clone(),
+        &engine,
         IdentityConfig {
             argon_iterations: 3,
             ..IdentityConfig::default()

@@ -27,7 +27,7 @@ pub async fn outbox() -> (Outbox, Tenancy) {
     )
     .await
     .unwrap();
-    let outbox = Outbox::open(engine.control_db().clone()).await.unwrap();
+    let outbox = Outbox::open(&engine).await.unwrap();
     (outbox, engine)
 }
 

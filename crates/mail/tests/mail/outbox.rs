@@ -133,19 +133,18 @@ async fn concurrent_starts_share_one_key() {
         .execute(&mut superuser(&engine).await)
         .await
         .unwrap();
-    let pool = engine.control_db().clone();
     let opened = futures_join(
         (0..6)
             .map(|_| {
-                let pool = pool.clone();
-                tokio::spawn(async move { Outbox::open(pool).await.unwrap() })
+                let engine = engine.clone();
+                tokio::spawn(async move { Outbox::open(&engine).await.unwrap() })
             })
             .collect(),
     )
     .await;
     drop(first);
     let keys: i64 = sqlx::query_scalar("SELECT count(*) FROM mail.keys")
-        .fetch_one(&pool)
+        .fetch_one(&mut superuser(&engine).await)
         .await
         .unwrap();
     assert_eq!(keys, 1);

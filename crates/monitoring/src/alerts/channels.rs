@@ -35,7 +35,9 @@ pub struct AlertChannel {
     pub name: String,
     #[schema(examples("webhook", "email"))]
     pub kind: String,
-    /// Webhooks: where alerts are POSTed; `null` for email channels.
+    /// Webhooks: where alerts are POSTed (to viewers and members only its scheme, host and
+    /// port, such as `https://hooks.example.com/…`); `null` for email channels.
+    #[schema(example = "https://hooks.example.com/…")]
     pub url: Option<String>,
     /// Webhooks: the signing secret. In full only in the response that set it (create, or an
     /// update that gave or generated a new one); elsewhere a hint of its end, such as
@@ -63,6 +65,29 @@ const COLUMNS: &str = "c.id, c.name, c.kind, c.url, c.secret_hint AS secret, c.e
 pub struct Saved {
     pub channel: AlertChannel,
     pub new_secret: Option<WebhookSecret>,
+}
+
+impl AlertChannel {
+    /// The channel as someone below admin sees it: a webhook's URL cut to its scheme, host and
+    /// port (`https://hooks.example.com/…`), since its path and query often carry a token.
+    pub fn with_url_masked(mut self) -> Self {
+        if let Some(url) = &self.url {
+            self.url = Some(mask_url(url));
+        }
+        self
+    }
+}
+
+/// `scheme://host[:port]/…`, or `…` for what does not parse.
+fn mask_url(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(parsed) => match (parsed.host_str(), parsed.port()) {
+            (Some(host), Some(port)) => format!("{}://{host}:{port}/…", parsed.scheme()),
+            (Some(host), None) => format!("{}://{host}/…", parsed.scheme()),
+            (None, _) => "…".to_string(),
+        },
+        Err(_) => "…".to_string(),
+    }
 }
 
 impl Saved {

@@ -138,7 +138,7 @@ impl Deliverer {
         outbox: Outbox,
         config: DelivererConfig,
     ) -> anyhow::Result<Deliverer> {
-        let keys = SecretKeys::load_or_create(tenancy.control_db()).await?;
+        let keys = SecretKeys::load_or_create(&tenantry_tenancy::Operator::new(&tenancy)).await?;
         let webhooks = Webhooks::new(&config.checker, config.timeout)
             .context("failed to build the webhook client")?;
         Ok(Deliverer {

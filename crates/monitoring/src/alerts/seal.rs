@@ -3,7 +3,7 @@
 //! secret copied to another channel does not open).
 
 use tenantry_mail::seal::{KeyTable, Keyring};
-use tenantry_tenancy::ControlDb;
+use tenantry_tenancy::Operator;
 use uuid::Uuid;
 
 pub use tenantry_mail::seal::Sealed;
@@ -18,10 +18,10 @@ const ALERT_KEYS: KeyTable = KeyTable {
 pub struct SecretKeys(Keyring);
 
 impl SecretKeys {
-    /// Loads the keys from the control database (`control` is its runtime pool), creating the
-    /// first one when there is none.
-    pub async fn load_or_create(control: &ControlDb) -> anyhow::Result<Self> {
-        Ok(Self(Keyring::load_or_create(control, ALERT_KEYS).await?))
+    /// Loads the keys from the control database with the owner role (the table is owner-only),
+    /// creating the first one when there is none.
+    pub async fn load_or_create(operator: &Operator) -> anyhow::Result<Self> {
+        Ok(Self(Keyring::load_or_create(operator, ALERT_KEYS).await?))
     }
 
     /// Seals `secret` for channel `channel_id`.

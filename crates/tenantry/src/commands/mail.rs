@@ -7,7 +7,7 @@ use tenantry_tenancy::Tenancy;
 use crate::cli::MailCommand;
 
 pub async fn run(tenancy: &Tenancy, command: MailCommand) -> anyhow::Result<()> {
-    let outbox = Outbox::open(tenancy.control_db().clone()).await?;
+    let outbox = Outbox::open(tenancy).await?;
     match command {
         MailCommand::List { limit, output } => {
             let emails = outbox.list(limit).await?;

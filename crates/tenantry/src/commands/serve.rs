@@ -39,8 +39,8 @@ pub async fn run(
         limiter.clone(),
         Duration::from_secs(u64::from(settings.deleted_retention_days) * 24 * 3600),
     );
-    let identity = Identity::open(tenancy.control_db().clone(), settings.identity()).await?;
-    let outbox = Outbox::open(tenancy.control_db().clone()).await?;
+    let identity = Identity::open(tenancy, settings.identity()).await?;
+    let outbox = Outbox::open(tenancy).await?;
     // The sender outlives the HTTP server, for emails of requests finishing during shutdown; it
     // stops once `stop_mail` is dropped (by an early return too).
     let (stop_mail, mail_stopped) = tokio::sync::oneshot::channel::<()>();

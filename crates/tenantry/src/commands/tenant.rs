@@ -208,7 +208,7 @@ async fn change_status(
     tenantry_audit::record(&mut tx, None, &system, &change).await?;
     tenantry_audit::record(&mut tx, Some(record.id.as_uuid()), &system, &change).await?;
     if let Status::Delete = status {
-        let outbox = Outbox::open(tenancy.control_db().clone()).await?;
+        let outbox = Outbox::open(tenancy).await?;
         let orgs = Orgs::new(tenancy.clone(), outbox, &settings.public_url)
             .with_deleted_retention_days(settings.deleted_retention_days);
         orgs.announce_deletion_in(&mut tx, &record, None).await?;
@@ -225,7 +225,7 @@ async fn change_plan(
     change: &EntitlementChange,
     output: Output,
 ) -> anyhow::Result<()> {
-    let outbox = Outbox::open(tenancy.control_db().clone()).await?;
+    let outbox = Outbox::open(tenancy).await?;
     let orgs = Orgs::new(tenancy.clone(), outbox, &settings.public_url);
     let record = tenancy.find(slug).await.map_err(explain)?;
     let (record, entitlements) = orgs

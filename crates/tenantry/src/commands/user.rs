@@ -11,7 +11,7 @@ pub async fn run(
     settings: &Settings,
     command: UserCommand,
 ) -> anyhow::Result<()> {
-    let identity = Identity::open(tenancy.control_db().clone(), settings.identity()).await?;
+    let identity = Identity::open(tenancy, settings.identity()).await?;
     match command {
         UserCommand::Create {
             email,
