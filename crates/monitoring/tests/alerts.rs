@@ -109,7 +109,7 @@ async fn channel(
     destination: &str,
     monitor_ids: &[Uuid],
 ) -> (Uuid, Option<String>) {
-    let keys = SecretKeys::load_or_create(&tenantry_tenancy::Operator::new(&engine))
+    let keys = SecretKeys::load_or_create(&tenantry_tenancy::Operator::new(engine))
         .await
         .unwrap();
     let input = AlertChannelInput {
@@ -297,7 +297,7 @@ async fn deliverer(engine: &Tenancy, tune: impl FnOnce(&mut DelivererConfig)) ->
         ..DelivererConfig::default()
     };
     tune(&mut config);
-    let outbox = Outbox::open(&engine).await.unwrap();
+    let outbox = Outbox::open(engine).await.unwrap();
     Deliverer::new(engine.clone(), outbox, config)
         .await
         .unwrap()
