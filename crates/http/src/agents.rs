@@ -429,9 +429,10 @@ async fn hand_back(
 /// Post check results (agents)
 ///
 /// The results of checks claimed from `/api/v1/agent/claims`, at most 100. A result is stored
-/// once per slot (`monitor_id`, `due_at`): posting it again is a duplicate. A result for a
-/// monitor that is not (any more) assigned to the calling agent, or is disabled, or for a slot
-/// not yet due, is rejected and nothing is recorded for it. A `checked_at` ahead of the server's
+/// once per slot (`monitor_id`, `due_at`): posting it again is a duplicate. A result for a slot
+/// the scheduler has not leased to the calling agent (another slot, another agent's, one whose
+/// lease was taken over), for a monitor not (any more) assigned to it, or disabled, is rejected,
+/// counted in `tenantry_agent_results_rejected_total`, and nothing is recorded for it. A `checked_at` ahead of the server's
 /// clock is taken as the server's now. Authenticated by the agent's token; counts against the organization's rate
 /// limit.
 #[utoipa::path(
@@ -468,11 +469,24 @@ async fn results(
     let mut answer = ResultsAnswer::default();
     let mut slots: Vec<(Monitor, DateTime<Utc>)> = Vec::new();
     let mut deliveries = false;
+    let asked: Vec<(Uuid, DateTime<Utc>)> =
+        reported.iter().map(|r| (r.monitor_id, r.due_at)).collect();
+    let leased = scheduler::leased_to(control, org_id, agent_id, &asked).await?;
     let mut tx = caller.ctx.begin().await?;
     if !monitoring::touch_agent(&mut tx, agent_id).await? {
         return Err(refused());
     }
     for result in reported {
+        if !leased.contains(&(result.monitor_id, result.due_at)) {
+            // A result posted again after its slot moved on is a duplicate, not an intrusion.
+            if monitoring::has_result(&mut tx, result.monitor_id, result.due_at).await? {
+                answer.duplicates += 1;
+            } else {
+                state.metrics.agent_results_rejected.inc();
+                answer.rejected.push(result.monitor_id);
+            }
+            continue;
+        }
         let monitor = match monitoring::get(&mut tx, result.monitor_id).await? {
             Some(m)
                 if m.enabled
@@ -482,6 +496,7 @@ async fn results(
                 m
             }
             _ => {
+                state.metrics.agent_results_rejected.inc();
                 answer.rejected.push(result.monitor_id);
                 continue;
             }

@@ -59,6 +59,8 @@ pub struct Metrics {
     budget: Gauge,
     pools_opened: Gauge,
     pools_evicted: Gauge,
+    /// Agents' results refused because the agent did not hold the slot's lease.
+    pub agent_results_rejected: Counter,
     /// The check scheduler's lag, outcomes and occupancy (recorded by the scheduler).
     pub scheduler: SchedulerMetrics,
 }
@@ -136,6 +138,12 @@ impl Metrics {
             "Database-tier pools closed to stay within the budget",
             pools_evicted.clone(),
         );
+        let agent_results_rejected = Counter::default();
+        registry.register(
+            "agent_results_rejected",
+            "Agent results refused: no lease of that agent on that slot",
+            agent_results_rejected.clone(),
+        );
         let scheduler = SchedulerMetrics::new();
         scheduler.register(&mut registry);
         Self {
@@ -152,6 +160,7 @@ impl Metrics {
             budget,
             pools_opened,
             pools_evicted,
+            agent_results_rejected,
         }
     }
 

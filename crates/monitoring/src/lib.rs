@@ -34,7 +34,7 @@ pub use monitors::{
 };
 pub use results::{
     After, CheckResult, MAX_ERROR_CHARS, MonitorStatus, Observation, Ping, Recorded, TimeRange,
-    Transition, list_results, prune_results, record_ping, record_result,
+    Transition, has_result, list_results, prune_results, record_ping, record_result,
 };
 pub use status_pages::{
     MAX_PAGE_MONITORS, PageCursor, PageSlug, PageSpec, PublicMonitor, PublicPage, Replaced,

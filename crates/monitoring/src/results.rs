@@ -164,6 +164,21 @@ struct State {
 /// An incident opened or resolved also enqueues its alert deliveries in `tx`
 /// ([`alerts::enqueue`]); when [`Recorded::needs_delivery`], the caller notes the organization
 /// ([`alerts::note_pending`]) before committing.
+/// Whether a result of the slot (`monitor_id`, `due_at`) is stored already.
+pub async fn has_result(
+    tx: &mut TenantTx,
+    monitor_id: Uuid,
+    due_at: DateTime<Utc>,
+) -> sqlx::Result<bool> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM check_results WHERE monitor_id = $1 AND due_at = $2)",
+    )
+    .bind(monitor_id)
+    .bind(due_at)
+    .fetch_one(&mut **tx)
+    .await
+}
+
 pub async fn record_result(
     tx: &mut TenantTx,
     monitor_id: Uuid,

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use futures::future::join_all;
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -948,4 +948,64 @@ async fn stale_schedule_rows_follow_their_monitors_agent() {
         .map(|c| c["monitor_id"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(ids, [remote]);
+}
+
+/// An agent posts results only for the slots the scheduler leased to it: not an earlier or later
+/// slot of its own monitor, not a slot leased to another agent of the organization. Those are
+/// rejected, record nothing and are counted; a result posted again after its slot moved on is a
+/// duplicate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_posts_results_only_for_slots_leased_to_it() {
+    let app = TestApp::spawn().await;
+    let ada = caller(&app, "ada@example.com").await;
+    let org = org_in(&app, &ada, "Acme", Isolation::Shared).await;
+    app.set_limit(&org, "max_agents", json!(2)).await;
+    let first = register(&app, &ada, &org, "first").await;
+    let second = register(&app, &ada, &org, "second").await;
+    let tcp = |agent: &Value, target: &str| json!({"name": "db", "kind": "tcp", "target": target, "agent_id": agent["id"]});
+    let mine = id_of(&monitor(&app, &ada, &org, tcp(&first, "10.0.0.5:5432")).await);
+    let other = id_of(&monitor(&app, &ada, &org, tcp(&second, "10.0.0.6:5432")).await);
+    let token = first["token"].as_str().unwrap();
+    let claimed = claim(&app, token, 10).await;
+    assert_eq!(claimed.len(), 1);
+    let due: DateTime<Utc> = claimed[0]["due_at"].as_str().unwrap().parse().unwrap();
+    let their_claims = claim(&app, second["token"].as_str().unwrap(), 10).await;
+    let their_due = their_claims[0]["due_at"].as_str().unwrap().to_string();
+    let rejected_before = rejected_count(&app).await;
+
+    let forged = json!({"results": [
+        result_for(&mine, &(due - chrono::Duration::seconds(60)).to_rfc3339(), false),
+        result_for(&mine, &(due - chrono::Duration::milliseconds(1)).to_rfc3339(), false),
+        result_for(&other, &their_due, false),
+    ]});
+    let answer = success_json(as_agent(&app, "/api/v1/agent/results", token, forged).await).await;
+    assert_eq!(answer["recorded"], 0, "{answer}");
+    assert_eq!(answer["rejected"].as_array().unwrap().len(), 3, "{answer}");
+    assert!(results_of(&app, &ada, &org, &mine).await.is_empty());
+    assert!(results_of(&app, &ada, &org, &other).await.is_empty());
+    assert_eq!(rejected_count(&app).await, rejected_before + 3.0);
+
+    // The leased slot is recorded; posted again once it has moved on, a duplicate.
+    let leased = json!({"results": [result_for(&mine, &due.to_rfc3339(), true)]});
+    let answer =
+        success_json(as_agent(&app, "/api/v1/agent/results", token, leased.clone()).await).await;
+    assert_eq!(answer["recorded"], 1, "{answer}");
+    let again = success_json(as_agent(&app, "/api/v1/agent/results", token, leased).await).await;
+    assert_eq!(again["duplicates"], 1, "{again}");
+    assert_eq!(again["rejected"], json!([]), "{again}");
+    assert_eq!(results_of(&app, &ada, &org, &mine).await.len(), 1);
+    // The next slot is not leased until claimed.
+    let next = json!({"results": [result_for(&mine, &(due + chrono::Duration::seconds(60)).to_rfc3339(), true)]});
+    let answer = success_json(as_agent(&app, "/api/v1/agent/results", token, next).await).await;
+    assert_eq!(answer["rejected"].as_array().unwrap().len(), 1, "{answer}");
+    assert_eq!(rejected_count(&app).await, rejected_before + 4.0);
+}
+
+/// `tenantry_agent_results_rejected_total` on `/metrics`.
+async fn rejected_count(app: &TestApp) -> f64 {
+    let text = app.metrics().await.text().await.unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("tenantry_agent_results_rejected_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no rejected counter in\n{text}"))
 }

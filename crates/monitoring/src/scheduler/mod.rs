@@ -33,8 +33,8 @@ use uuid::Uuid;
 
 pub use plan::{
     Ask, Claim, Claimant, LEASE_SLACK, Next, Reconciled, claim, claim_ahead, extend, finish,
-    finish_all, lease_for, next_slot, plan, reconcile, release_agent, seconds_to_next_due, unplan,
-    weight_of,
+    finish_all, lease_for, leased_to, next_slot, plan, reconcile, release_agent,
+    seconds_to_next_due, unplan, weight_of,
 };
 pub use stats::{CheckOutcome, SchedulerMetrics, TenantLabels};
 

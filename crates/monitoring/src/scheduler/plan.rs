@@ -169,6 +169,34 @@ pub async fn claim(
     claim_ahead(control, claimant, owner, &Ask::due(max), slack).await
 }
 
+/// Which of `slots` (monitor, due time) of the organization are leased to `owner` now: the
+/// schedule row's slot is that due time and its lease is `owner`'s (an agent may post results
+/// for exactly those).
+pub async fn leased_to(
+    control: &ControlDb,
+    org_id: Uuid,
+    owner: Uuid,
+    slots: &[(Uuid, DateTime<Utc>)],
+) -> sqlx::Result<std::collections::HashSet<(Uuid, DateTime<Utc>)>> {
+    if slots.is_empty() {
+        return Ok(Default::default());
+    }
+    let (monitors, due): (Vec<Uuid>, Vec<DateTime<Utc>>) = slots.iter().copied().unzip();
+    let leased: Vec<(Uuid, DateTime<Utc>)> = sqlx::query_as(
+        "SELECT s.monitor_id, s.next_due_at FROM monitoring.schedule s
+         JOIN unnest($3::uuid[], $4::timestamptz[]) AS r(monitor_id, due_at)
+           ON s.monitor_id = r.monitor_id AND s.next_due_at = r.due_at
+         WHERE s.org_id = $1 AND s.lease_owner = $2",
+    )
+    .bind(org_id)
+    .bind(owner)
+    .bind(&monitors)
+    .bind(&due)
+    .fetch_all(control)
+    .await?;
+    Ok(leased.into_iter().collect())
+}
+
 /// [`claim`] as `ask` says: due checks as [`claim`] ranks them, past `ask.unreserved` only of
 /// organizations below the busiest one's round, and checks coming due within `ask.horizon`,
 /// the soonest first (past `ask.ahead_unreserved` likewise only of organizations below the
