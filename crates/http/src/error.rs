@@ -468,9 +468,9 @@ impl From<tenantry_orgs::OrgsError> for AppError {
         use tenantry_orgs::OrgsError;
         match e {
             OrgsError::NotFound => AppError::NotFound,
-            OrgsError::SlugTaken(slug) => {
-                AppError::Conflict(format!("The slug {slug:?} is taken."))
-            }
+            OrgsError::SlugTaken(slug) => AppError::Conflict(format!(
+                "The slug {slug:?} is taken, or was let go by another organization less than 30 days ago: choose another."
+            )),
             OrgsError::Invalid { field, detail } => AppError::invalid(field, detail),
             OrgsError::Forbidden(detail) => AppError::forbidden(detail),
             OrgsError::Conflict(detail) => AppError::Conflict(detail),
@@ -505,9 +505,9 @@ impl From<tenantry_tenancy::TenancyError> for AppError {
             } => AppError::suspended(),
             // Deleted or not yet provisioned: not there, as far as a caller can tell.
             TenancyError::NotActive { .. } => AppError::NotFound,
-            TenancyError::SlugTaken(slug) => {
-                AppError::Conflict(format!("The slug {slug:?} is taken."))
-            }
+            TenancyError::SlugTaken(slug) => AppError::Conflict(format!(
+                "The slug {slug:?} is taken, or was let go by another organization less than 30 days ago: choose another."
+            )),
             TenancyError::InvalidState {
                 slug,
                 status,

@@ -67,6 +67,7 @@ impl MigrationSet {
                 1 => "control/0001_registry.sql",
                 2 => "control/0002_moves.sql",
                 3 => "control/0003_invalidation.sql",
+                4 => "control/0004_slug_quarantine.sql",
             ],
         }
     }

@@ -117,6 +117,10 @@ pub async fn insert(
     .await;
     match result {
         Ok(row) => Ok(row),
+        // A slug released by another tenant less than 30 days ago (0004_slug_quarantine.sql).
+        Err(e) if sqlstate(&e).as_deref() == Some("23505") => {
+            Err(TenancyError::SlugTaken(new.slug.to_string()))
+        }
         Err(e) if sqlstate(&e).as_deref() == Some("23514") => Err(TenancyError::Invalid(format!(
             "the tenant {:?} does not satisfy the registry's rules (name 1 to 200 characters, plan a lowercase word)",
             new.slug

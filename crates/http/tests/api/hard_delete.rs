@@ -239,6 +239,11 @@ async fn references(conn: &mut PgConnection, id: Uuid, slug: &str) -> BTreeMap<S
             ColumnKind::UuidArray => format!("$1 = ANY ({col})"),
             ColumnKind::Text => format!("{col}::text LIKE ANY ($2)"),
         };
+        // A purged organization's former slug stays reserved for 30 days (without its id).
+        if column.schema == "control" && column.table == "released_slugs" && column.column == "slug"
+        {
+            continue;
+        }
         let platform_log = column.schema == "audit" && column.table == "entries";
         let except = if platform_log {
             " AND org_id IS NOT NULL"

@@ -25,6 +25,7 @@ mod rbac;
 mod request_path;
 mod results;
 mod secrets;
+mod slugs;
 mod status_pages;
 mod throttling;
 
