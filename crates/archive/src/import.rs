@@ -119,7 +119,7 @@ pub async fn import(
         Ok(report) => Ok(report),
         Err(e) => {
             tracing::warn!(slug = %record.slug, error = %e, "import failed; removing the new tenant");
-            if let Err(undo) = tenancy.hard_delete(&record.slug, &record.slug).await {
+            if let Err(undo) = tenancy.discard(&record.slug).await {
                 tracing::error!(slug = %record.slug, error = %undo, "failed to remove the half-imported tenant");
                 return Err(ArchiveError::Unexpected(anyhow::anyhow!(
                     "{e}; and removing the half-imported tenant failed ({undo}): remove it with \

@@ -141,6 +141,8 @@ async fn create(
         let agent = monitoring::create_agent(&mut tx, id, name).await?;
         let change = agent_change("agent.created", id, None, Some(&agent));
         tenantry_audit::record_in_tenant(&mut tx, &origin.by(&scope.actor), &change).await?;
+        // Read again: who registered it comes from the entry just written.
+        let agent = monitoring::get_agent(&mut tx, id).await?.unwrap_or(agent);
         tx.commit().await?;
         Ok::<_, AppError>(agent)
     }

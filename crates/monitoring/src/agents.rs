@@ -138,11 +138,31 @@ pub struct Agent {
     pub last_seen_at: Option<DateTime<Utc>>,
     /// The monitors it runs (`agent_id` of each), oldest first.
     pub monitor_ids: Vec<Uuid>,
+    /// Who registered it, from its `agent.created` audit entry: a user, an API key, or the
+    /// system (`null` when the entry is not there, such as an agent restored from an archive
+    /// without it). An agent belongs to the organization: it keeps working when the person who
+    /// registered it leaves.
+    #[sqlx(json)]
+    pub registered_by: Option<Registrar>,
+}
+
+/// Who registered an agent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct Registrar {
+    /// `user`, `api_key` or `system`.
+    #[schema(examples("user", "api_key"))]
+    pub kind: String,
+    /// The user's or the API key's id (`null` for the system).
+    pub id: Option<Uuid>,
 }
 
 const COLUMNS: &str = "a.id, a.name, a.created_at, a.last_seen_at,
     ARRAY(SELECT m.id FROM monitors m WHERE m.tenant_id = a.tenant_id AND m.agent_id = a.id
-          ORDER BY m.created_at, m.id) AS monitor_ids";
+          ORDER BY m.created_at, m.id) AS monitor_ids,
+    coalesce((SELECT jsonb_build_object('kind', l.actor_kind, 'id', l.actor_id) FROM audit_log l
+      WHERE l.tenant_id = a.tenant_id AND l.target_kind = 'agent' AND l.target_id = a.id::text
+        AND l.action = 'agent.created'
+      ORDER BY l.seq LIMIT 1), 'null'::jsonb) AS registered_by";
 
 /// An agent's name, trimmed: 1 to 200 characters.
 pub fn agent_name(name: &str) -> Result<&str, Invalid> {
@@ -181,7 +201,8 @@ pub async fn create_agent(tx: &mut TenantTx, id: Uuid, name: &str) -> sqlx::Resu
     let tenant_id = tx.tenant_id().as_uuid();
     sqlx::query_as(
         "INSERT INTO agents (tenant_id, id, name) VALUES ($1, $2, $3)
-         RETURNING id, name, created_at, last_seen_at, ARRAY[]::uuid[] AS monitor_ids",
+         RETURNING id, name, created_at, last_seen_at, ARRAY[]::uuid[] AS monitor_ids,
+                   'null'::jsonb AS registered_by",
     )
     .bind(tenant_id)
     .bind(id)

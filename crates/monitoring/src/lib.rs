@@ -19,9 +19,9 @@ pub mod scheduler;
 mod status_pages;
 
 pub use agents::{
-    AGENT_TOKEN_PREFIX, Agent, AgentCursor, AgentIdentity, AgentToken, agent_last_seen, agent_name,
-    count_agents, create_agent, delete_agent, find_agent_token, forget_agent_token, get_agent,
-    hold_agent, issue_agent_token, list_agents, lock_and_count_agents, touch_agent,
+    AGENT_TOKEN_PREFIX, Agent, AgentCursor, AgentIdentity, AgentToken, Registrar, agent_last_seen,
+    agent_name, count_agents, create_agent, delete_agent, find_agent_token, forget_agent_token,
+    get_agent, hold_agent, issue_agent_token, list_agents, lock_and_count_agents, touch_agent,
 };
 pub use heartbeats::{
     HEARTBEAT_PATH, HeartbeatTarget, HeartbeatToken, find as find_heartbeat,

@@ -303,6 +303,18 @@ impl Tenancy {
         Ok(())
     }
 
+    /// Removes a tenant nobody has used yet (an import that failed midway) as
+    /// [`Tenancy::hard_delete`] does, but leaves its slug free at once instead of reserved for
+    /// 30 days.
+    pub async fn discard(&self, slug: &str) -> Result<(), TenancyError> {
+        self.hard_delete(slug, slug).await?;
+        sqlx::query("DELETE FROM control.released_slugs WHERE slug = $1 AND org_id IS NULL")
+            .bind(slug)
+            .execute(&self.inner.owner)
+            .await?;
+        Ok(())
+    }
+
     /// Hard-deletes every tenant soft-deleted longer than `retention` ago, one at a time. Each is
     /// claimed with `FOR UPDATE SKIP LOCKED` and marked `purging` before its storage is dropped,
     /// so any number of server instances running this at once purge each tenant once (and an

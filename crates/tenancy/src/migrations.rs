@@ -84,6 +84,7 @@ impl MigrationSet {
                 6 => "tenant/0006_alerts.sql",
                 7 => "tenant/0007_status_pages.sql",
                 8 => "tenant/0008_agents.sql",
+                9 => "tenant/0009_audit_target_index.sql",
             ],
         }
     }

@@ -1009,3 +1009,60 @@ async fn rejected_count(app: &TestApp) -> f64 {
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or_else(|| panic!("no rejected counter in\n{text}"))
 }
+
+/// An agent belongs to the organization: it is listed with who registered it, and keeps
+/// working after that member is removed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agents_are_listed_with_who_registered_them_and_outlive_their_membership() {
+    let app = TestApp::spawn().await;
+    let owner = caller(&app, "owner@example.com").await;
+    let ada = caller(&app, "ada@example.com").await;
+    let org = org_in(&app, &owner, "Acme", Isolation::Schema).await;
+    let added = send(
+        &app,
+        Method::POST,
+        &format!("/api/v1/organizations/{org}/members"),
+        &owner.token,
+        None,
+        Some(json!({"user_id": ada.id, "role": "admin"})),
+    )
+    .await;
+    assert_eq!(added.status(), 201);
+    let agent = register(&app, &ada, &org, "rack-1").await;
+    assert_eq!(
+        agent["registered_by"],
+        json!({"kind": "user", "id": ada.id}),
+        "{agent}"
+    );
+    let token = agent["token"].as_str().unwrap().to_string();
+    id_of(&monitor(&app, &owner, &org, json!({"name": "db", "kind": "tcp", "target": "10.0.0.5:5432", "agent_id": agent["id"]})).await);
+
+    let removed = send(
+        &app,
+        Method::DELETE,
+        &format!("/api/v1/organizations/{org}/members/{}", ada.id),
+        &owner.token,
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(removed.status(), 204);
+    let listed = success_json(
+        send(
+            &app,
+            Method::GET,
+            "/api/v1/agents",
+            &owner.token,
+            Some(&org),
+            None,
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(
+        listed["items"][0]["registered_by"],
+        json!({"kind": "user", "id": ada.id}),
+        "{listed}"
+    );
+    assert_eq!(claim(&app, &token, 10).await.len(), 1);
+}

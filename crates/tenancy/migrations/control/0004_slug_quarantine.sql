@@ -14,6 +14,10 @@ CREATE FUNCTION control.release_slug() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, control AS $$
 BEGIN
     IF TG_OP = 'DELETE' THEN
+        -- A tenant that never became active served no one: nothing names its slug.
+        IF OLD.provision_step <> 'activated' THEN
+            RETURN NULL;
+        END IF;
         INSERT INTO control.released_slugs (slug, org_id, released_at)
         VALUES (OLD.slug, NULL, now())
         ON CONFLICT (slug) DO UPDATE SET org_id = NULL, released_at = now();
