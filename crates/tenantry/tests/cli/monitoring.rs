@@ -173,3 +173,98 @@ async fn a_stopped_service_sends_a_signed_incident_opened_and_its_return_inciden
 
     assert!(server.stop(Signal::SIGTERM).success());
 }
+
+/// A plan change that removes `webhook_alerts` keeps the organization's webhook channel but
+/// stops its deliveries: the incident is recorded, the delivery notes why nothing was sent, and
+/// the receiver gets nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_channel_whose_feature_the_plan_lost_sends_nothing() {
+    let dir = data_dir();
+    let server = Server::start(dir.path());
+    let http = reqwest::Client::new();
+    let (token, org) = server.owner_of_new_org(dir.path(), "enterprise").await;
+    let slug = org["slug"].as_str().unwrap().to_string();
+    let (hooks_at, mut hooks) = receiver().await;
+    let send = |path: &str, body: Value| {
+        http.post(format!("{}{path}", server.base))
+            .bearer_auth(&token)
+            .header("x-tenant", &slug)
+            .json(&body)
+            .send()
+    };
+    let channel = send(
+        "/api/v1/alert-channels",
+        json!({"name": "On call", "kind": "webhook", "url": format!("http://{hooks_at}/hooks")}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(channel.status(), 201);
+    // The plan loses webhooks after the channel was made.
+    let lost = crate::support::tenantry(
+        dir.path(),
+        &["tenant", "set-feature", &slug, "webhook_alerts", "off"],
+    );
+    assert!(lost.status.success(), "{lost:?}");
+    // Nothing listens there: the monitor goes down at once.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let monitor = send(
+        "/api/v1/monitors",
+        json!({"name": "Gone", "kind": "tcp", "target": closed.to_string(), "interval_seconds": 10, "timeout_seconds": 2, "confirmations": 1}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(monitor.status(), 201);
+
+    // The delivery is attempted and notes the plan; the channel is kept.
+    let engine = crate::support::engine(dir.path()).await;
+    let record = engine.find(&slug).await.unwrap();
+    let operator = tenantry_tenancy::Operator::new(&engine);
+    let mut noted = None;
+    for _ in 0..600 {
+        let mut conn = operator.tenant_storage(&record).await.unwrap();
+        let error: Option<String> = sqlx::query_scalar(
+            "SELECT last_error FROM alert_deliveries WHERE last_error IS NOT NULL LIMIT 1",
+        )
+        .fetch_optional(&mut conn)
+        .await
+        .unwrap()
+        .flatten();
+        sqlx::Connection::close(conn).await.unwrap();
+        if error.is_some() {
+            noted = error;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    if noted.is_none() {
+        let mut conn = operator.tenant_storage(&record).await.unwrap();
+        let rows: Vec<String> = sqlx::query_scalar(
+            "SELECT row_to_json(d)::text FROM alert_deliveries d
+             UNION ALL SELECT row_to_json(i)::text FROM incidents i
+             UNION ALL SELECT row_to_json(m)::text FROM monitors m",
+        )
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+        panic!("no delivery attempt within 60 s: {rows:#?}");
+    }
+    let noted = noted.unwrap();
+    assert!(noted.contains("does not include webhook_alerts"), "{noted}");
+    assert!(hooks.try_recv().is_err(), "a webhook was sent");
+    let channels: Value = http
+        .get(format!("{}/api/v1/alert-channels", server.base))
+        .bearer_auth(&token)
+        .header("x-tenant", &slug)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(channels["items"].as_array().unwrap().len(), 1);
+    engine.close().await;
+    assert!(server.stop(Signal::SIGTERM).success());
+}
