@@ -43,10 +43,16 @@ async fn world() -> World {
     )
     .await
     .unwrap();
-    let identity = Identity::open(&tenancy, IdentityConfig::default())
+    let identity = Identity::open(
+        &tenancy,
+        &tenantry_tenancy::Operator::new(&tenancy),
+        IdentityConfig::default(),
+    )
+    .await
+    .unwrap();
+    let outbox = Outbox::open(&tenancy, &tenantry_tenancy::Operator::new(&tenancy))
         .await
         .unwrap();
-    let outbox = Outbox::open(&tenancy).await.unwrap();
     let orgs =
         Orgs::new(tenancy.clone(), outbox, "http://tenantry.test").with_organization_cap(None);
     let user = |email: &'static str, name: &'static str| {

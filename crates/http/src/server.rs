@@ -86,6 +86,9 @@ pub struct Options {
     pub checker: tenantry_monitoring::checks::Checker,
     /// Who may read `/metrics`.
     pub metrics: crate::ops::MetricsAccess,
+    /// The keys sealing webhook secrets, loaded at start with the owner role
+    /// (`SecretKeys::load_or_create`; their table is owner-only).
+    pub alert_keys: Arc<tenantry_monitoring::alerts::SecretKeys>,
 }
 
 /// Exports one instance streams at once; past them, `503 export_busy`.
@@ -114,6 +117,7 @@ impl Application {
             limiter,
             checker,
             metrics: metrics_access,
+            alert_keys,
         } = options;
         let listener = TcpListener::bind(listen).await.map_err(|e| {
             anyhow::anyhow!(
@@ -125,12 +129,7 @@ impl Application {
         // Authorization data is cached while the invalidation listener is connected.
         tenancy.start_cache_listener();
         let identity = identity.with_caches(tenancy.caches());
-        let alert_keys = Arc::new(
-            tenantry_monitoring::alerts::SecretKeys::load_or_create(
-                &tenantry_tenancy::Operator::new(&tenancy),
-            )
-            .await?,
-        );
+
         let state = AppState::new(Services {
             orgs,
             tenancy,

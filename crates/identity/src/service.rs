@@ -93,12 +93,15 @@ const MAX_PASSWORD: usize = 1024;
 
 impl Identity {
     /// Requests are served through the runtime role's pool of the control database; the signing
-    /// keys, owner-only, are loaded (or made, at first start) with the owner role.
-    pub async fn open(tenancy: &Tenancy, config: IdentityConfig) -> anyhow::Result<Self> {
+    /// keys, owner-only, are loaded (or made, at first start) with `keys`, the owner role's
+    /// handle that the program's start-up hands over.
+    pub async fn open(
+        tenancy: &Tenancy,
+        keys: &Operator,
+        config: IdentityConfig,
+    ) -> anyhow::Result<Self> {
         let pool = tenancy.control_db().clone();
-        let keys =
-            SigningKeys::load_or_create(&Operator::new(tenancy), &config.issuer, &config.audience)
-                .await?;
+        let keys = SigningKeys::load_or_create(keys, &config.issuer, &config.audience).await?;
         let hasher = PasswordHasher::new(
             config.argon_memory_kib,
             config.argon_iterations,

@@ -93,9 +93,10 @@ pub struct Outbox {
 
 impl Outbox {
     /// Opens the outbox on the runtime pool of the control database, loading the key that seals
-    /// bodies (or creating it at first start) with the owner role.
-    pub async fn open(tenancy: &Tenancy) -> anyhow::Result<Outbox> {
-        let keys = Keyring::load_or_create(&Operator::new(tenancy), MAIL_KEYS).await?;
+    /// bodies (or creating it at first start) with `keys`, the owner role's handle that the
+    /// program's start-up hands over.
+    pub async fn open(tenancy: &Tenancy, keys: &Operator) -> anyhow::Result<Outbox> {
+        let keys = Keyring::load_or_create(keys, MAIL_KEYS).await?;
         Ok(Outbox {
             pool: tenancy.control_db().clone(),
             keys: Arc::new(keys),

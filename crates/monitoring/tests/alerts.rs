@@ -297,10 +297,17 @@ async fn deliverer(engine: &Tenancy, tune: impl FnOnce(&mut DelivererConfig)) ->
         ..DelivererConfig::default()
     };
     tune(&mut config);
-    let outbox = Outbox::open(engine).await.unwrap();
-    Deliverer::new(engine.clone(), outbox, config)
+    let outbox = Outbox::open(engine, &tenantry_tenancy::Operator::new(engine))
         .await
-        .unwrap()
+        .unwrap();
+    Deliverer::new(
+        engine.clone(),
+        outbox,
+        &tenantry_tenancy::Operator::new(engine),
+        config,
+    )
+    .await
+    .unwrap()
 }
 
 /// Runs delivery passes until `done` holds; panics after [`WAIT`].
@@ -597,7 +604,9 @@ async fn email_alerts_reach_the_smtp_sink_once() {
     let ctx = tenant(&engine, Isolation::Database).await;
     let org = ctx.tenant_id().as_uuid();
     let sink = SmtpSink::start().await;
-    let outbox = Outbox::open(&engine).await.unwrap();
+    let outbox = Outbox::open(&engine, &tenantry_tenancy::Operator::new(&engine))
+        .await
+        .unwrap();
     let sender = Sender::new(
         outbox,
         &MailConfig {

@@ -128,11 +128,17 @@ impl TestApp {
         )
         .await
         .unwrap();
-        let identity = Identity::open(&tenancy, IdentityConfig::default())
+        let identity = Identity::open(
+            &tenancy,
+            &tenantry_tenancy::Operator::new(&tenancy),
+            IdentityConfig::default(),
+        )
+        .await
+        .unwrap();
+        let mail = SmtpSink::start().await;
+        let outbox = Outbox::open(&tenancy, &tenantry_tenancy::Operator::new(&tenancy))
             .await
             .unwrap();
-        let mail = SmtpSink::start().await;
-        let outbox = Outbox::open(&tenancy).await.unwrap();
         let sender = Sender::new(
             outbox.clone(),
             &MailConfig {
@@ -158,6 +164,13 @@ impl TestApp {
                 // `tenantry serve`, whose default turns it on).
                 checker: tenantry_monitoring::checks::Checker::new(Default::default()).unwrap(),
                 metrics: tenantry_http::MetricsAccess::Token(METRICS_TOKEN.to_string()),
+                alert_keys: std::sync::Arc::new(
+                    tenantry_monitoring::alerts::SecretKeys::load_or_create(
+                        &tenantry_tenancy::Operator::new(&tenancy),
+                    )
+                    .await
+                    .unwrap(),
+                ),
             },
         )
         .await
@@ -403,17 +416,21 @@ pub async fn new_org(app: &TestApp, owner: &Caller, name: &str) -> String {
 pub async fn platform_admin(app: &TestApp) -> String {
     use tenantry_identity::Email;
 
-    Identity::open(&app.tenancy, IdentityConfig::default())
-        .await
-        .unwrap()
-        .create_user(
-            &Email::parse("root@example.com").unwrap(),
-            "root password",
-            "Root",
-            true,
-        )
-        .await
-        .unwrap();
+    Identity::open(
+        &app.tenancy,
+        &tenantry_tenancy::Operator::new(&app.tenancy),
+        IdentityConfig::default(),
+    )
+    .await
+    .unwrap()
+    .create_user(
+        &Email::parse("root@example.com").unwrap(),
+        "root password",
+        "Root",
+        true,
+    )
+    .await
+    .unwrap();
     let login: Value = app
         .post(
             "/api/v1/auth/login",

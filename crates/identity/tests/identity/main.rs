@@ -25,7 +25,9 @@ pub async fn engine() -> (Tenancy, EngineConfig) {
 
 pub async fn identity_with(config: IdentityConfig) -> (Identity, Tenancy) {
     let (engine, _) = engine().await;
-    let identity = Identity::open(&engine, config).await.unwrap();
+    let identity = Identity::open(&engine, &tenantry_tenancy::Operator::new(&engine), config)
+        .await
+        .unwrap();
     (identity, engine)
 }
 

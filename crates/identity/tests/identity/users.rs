@@ -80,6 +80,7 @@ async fn passwords_are_stored_as_argon2id_hashes_and_upgraded_on_login() {
     // The same users, served with stronger parameters: the next login rehashes.
     let stronger = tenantry_identity::Identity::open(
         &engine,
+        &tenantry_tenancy::Operator::new(&engine),
         IdentityConfig {
             argon_iterations: 3,
             ..IdentityConfig::default()

@@ -27,7 +27,9 @@ pub async fn outbox() -> (Outbox, Tenancy) {
     )
     .await
     .unwrap();
-    let outbox = Outbox::open(&engine).await.unwrap();
+    let outbox = Outbox::open(&engine, &tenantry_tenancy::Operator::new(&engine))
+        .await
+        .unwrap();
     (outbox, engine)
 }
 

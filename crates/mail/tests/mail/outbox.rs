@@ -137,7 +137,11 @@ async fn concurrent_starts_share_one_key() {
         (0..6)
             .map(|_| {
                 let engine = engine.clone();
-                tokio::spawn(async move { Outbox::open(&engine).await.unwrap() })
+                tokio::spawn(async move {
+                    Outbox::open(&engine, &tenantry_tenancy::Operator::new(&engine))
+                        .await
+                        .unwrap()
+                })
             })
             .collect(),
     )

@@ -132,13 +132,14 @@ impl std::fmt::Debug for Deliverer {
 impl Deliverer {
     /// A deliverer over `tenancy` (whose control database has the `monitoring` and `mail`
     /// schemas), queueing email alerts in `outbox`. Loads (or makes) the key that opens webhook
-    /// secrets.
+    /// secrets with `keys`, the owner role's handle the program's start-up hands over.
     pub async fn new(
         tenancy: Tenancy,
         outbox: Outbox,
+        keys: &tenantry_tenancy::Operator,
         config: DelivererConfig,
     ) -> anyhow::Result<Deliverer> {
-        let keys = SecretKeys::load_or_create(&tenantry_tenancy::Operator::new(&tenancy)).await?;
+        let keys = SecretKeys::load_or_create(keys).await?;
         let webhooks = Webhooks::new(&config.checker, config.timeout)
             .context("failed to build the webhook client")?;
         Ok(Deliverer {

@@ -2,12 +2,12 @@
 //! dev mailbox, where emails (invitations and their links) are read.
 
 use tenantry_mail::{MailStatus, Outbox, StoredEmail};
-use tenantry_tenancy::Tenancy;
+use tenantry_tenancy::{Operator, Tenancy};
 
 use crate::cli::MailCommand;
 
 pub async fn run(tenancy: &Tenancy, command: MailCommand) -> anyhow::Result<()> {
-    let outbox = Outbox::open(tenancy).await?;
+    let outbox = Outbox::open(tenancy, &Operator::new(tenancy)).await?;
     match command {
         MailCommand::List { limit, output } => {
             let emails = outbox.list(limit).await?;

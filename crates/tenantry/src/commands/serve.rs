@@ -1,17 +1,18 @@
 //! `tenantry serve`: finish interrupted work, migrate, serve HTTP until SIGINT or SIGTERM.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tenantry_http::Application;
 use tenantry_identity::Identity;
 use tenantry_mail::{Outbox, Sender};
-use tenantry_monitoring::alerts::{Deliverer, DelivererConfig};
+use tenantry_monitoring::alerts::{Deliverer, DelivererConfig, SecretKeys};
 use tenantry_monitoring::checks::Checker;
 use tenantry_monitoring::scheduler::Scheduler;
 use tenantry_orgs::Orgs;
 use tenantry_ratelimit::Limiter;
-use tenantry_tenancy::{MigrateProgress, Tenancy, TenantRecord, TenantStatus};
+use tenantry_tenancy::{MigrateProgress, Operator, Tenancy, TenantRecord, TenantStatus};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 use uuid::Uuid;
@@ -39,8 +40,11 @@ pub async fn run(
         limiter.clone(),
         Duration::from_secs(u64::from(settings.deleted_retention_days) * 24 * 3600),
     );
-    let identity = Identity::open(tenancy, settings.identity()).await?;
-    let outbox = Outbox::open(tenancy).await?;
+    // Owner-only tables (signing and sealing keys) are read with the owner role, here at start
+    // and never by a request.
+    let keys = Operator::new(tenancy);
+    let identity = Identity::open(tenancy, &keys, settings.identity()).await?;
+    let outbox = Outbox::open(tenancy, &keys).await?;
     // The sender outlives the HTTP server, for emails of requests finishing during shutdown; it
     // stops once `stop_mail` is dropped (by an early return too).
     let (stop_mail, mail_stopped) = tokio::sync::oneshot::channel::<()>();
@@ -53,6 +57,7 @@ pub async fn run(
     let deliverer = Deliverer::new(
         tenancy.clone(),
         outbox.clone(),
+        &keys,
         DelivererConfig {
             public_url: settings.public_url.clone(),
             checker: settings.checker(),
@@ -86,6 +91,7 @@ pub async fn run(
             limiter,
             checker: checker.clone(),
             metrics,
+            alert_keys: Arc::new(SecretKeys::load_or_create(&keys).await?),
         },
     )
     .await?;

@@ -4,7 +4,7 @@ use anyhow::Context;
 use serde_json::{Map, Value};
 use tenantry_mail::Outbox;
 use tenantry_orgs::{EntitlementChange, LIMIT_KEYS, Orgs, OrgsError};
-use tenantry_tenancy::{NewTenant, Slug, Tenancy, TenancyError, TenantRecord};
+use tenantry_tenancy::{NewTenant, Operator, Slug, Tenancy, TenancyError, TenantRecord};
 
 use crate::cli::{Output, TenantCommand};
 use crate::settings::Settings;
@@ -208,7 +208,7 @@ async fn change_status(
     tenantry_audit::record(&mut tx, None, &system, &change).await?;
     tenantry_audit::record(&mut tx, Some(record.id.as_uuid()), &system, &change).await?;
     if let Status::Delete = status {
-        let outbox = Outbox::open(tenancy).await?;
+        let outbox = Outbox::open(tenancy, &Operator::new(tenancy)).await?;
         let orgs = Orgs::new(tenancy.clone(), outbox, &settings.public_url)
             .with_deleted_retention_days(settings.deleted_retention_days);
         orgs.announce_deletion_in(&mut tx, &record, None).await?;
@@ -225,7 +225,7 @@ async fn change_plan(
     change: &EntitlementChange,
     output: Output,
 ) -> anyhow::Result<()> {
-    let outbox = Outbox::open(tenancy).await?;
+    let outbox = Outbox::open(tenancy, &Operator::new(tenancy)).await?;
     let orgs = Orgs::new(tenancy.clone(), outbox, &settings.public_url);
     let record = tenancy.find(slug).await.map_err(explain)?;
     let (record, entitlements) = orgs

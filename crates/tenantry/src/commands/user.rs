@@ -1,7 +1,7 @@
 //! `tenantry user create`: users made from the command line, such as the first platform admin.
 
 use tenantry_identity::{Email, Identity};
-use tenantry_tenancy::Tenancy;
+use tenantry_tenancy::{Operator, Tenancy};
 
 use crate::cli::UserCommand;
 use crate::settings::Settings;
@@ -11,7 +11,7 @@ pub async fn run(
     settings: &Settings,
     command: UserCommand,
 ) -> anyhow::Result<()> {
-    let identity = Identity::open(tenancy, settings.identity()).await?;
+    let identity = Identity::open(tenancy, &Operator::new(tenancy), settings.identity()).await?;
     match command {
         UserCommand::Create {
             email,

@@ -37,7 +37,9 @@ async fn the_dev_mailbox_is_read_with_mail_list_beside_the_server() {
         .unwrap();
     // The outbox's sealing key is the owner's to load, as at the server's start.
     let engine = crate::support::engine(dir.path()).await;
-    let outbox = Outbox::open(&engine).await.unwrap();
+    let outbox = Outbox::open(&engine, &tenantry_tenancy::Operator::new(&engine))
+        .await
+        .unwrap();
     let mut tx = pool.begin().await.unwrap();
     let id = outbox
         .enqueue(
