@@ -354,7 +354,7 @@ async fn a_stalled_download_holds_only_its_own_organization_and_is_cut() {
     .await
     .unwrap();
     tx.commit().await.unwrap();
-    // Connections in use before: the mail sender's listener.
+    // Connections in use before: the mail sender's listener, and whatever else is under way.
     let in_use = |stats: tenantry_tenancy::PoolStats| {
         (
             stats.runtime_connections - stats.runtime_idle,
@@ -418,10 +418,12 @@ async fn a_stalled_download_holds_only_its_own_organization_and_is_cut() {
         received.len(),
         exported.len()
     );
-    // No connection stays in the export's transaction.
+    // No connection stays in the export's transaction: no more in use than before it (the
+    // mail sender and the cache listener hold theirs, briefly, at any time).
     let mut released = false;
     for _ in 0..100 {
-        if in_use(app.tenancy.pool_stats()) == before {
+        let now = in_use(app.tenancy.pool_stats());
+        if now.0 <= before.0 && now.1 <= before.1 && now.2 <= before.2 {
             released = true;
             break;
         }
