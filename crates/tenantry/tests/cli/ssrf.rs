@@ -47,7 +47,19 @@ struct Org<'a> {
     http: reqwest::Client,
 }
 
-impl Org<'_> {
+impl<'a> Org<'a> {
+    /// A new organization on the enterprise plan (webhooks, and checks every 10 s) and its
+    /// owner.
+    async fn new(server: &'a Server) -> Org<'a> {
+        let (token, org) = server.owner_of_new_org(&server.dir, "enterprise").await;
+        Org {
+            server,
+            token,
+            slug: org["slug"].as_str().unwrap().to_string(),
+            http: reqwest::Client::new(),
+        }
+    }
+
     async fn post(&self, path: &str, body: Value) -> (u16, Value) {
         let response = self
             .http
@@ -135,14 +147,7 @@ fn own_addresses() -> Vec<IpAddr> {
 async fn the_guard_is_on_by_default_and_one_organization_can_be_allowed_private_targets() {
     let dir = data_dir();
     let server = Server::start_with_defaults(dir.path());
-    // The enterprise plan: webhooks, and checks every 10 s.
-    let (token, org) = server.owner_of_new_org(dir.path(), "enterprise").await;
-    let org = Org {
-        server: &server,
-        token,
-        slug: org["slug"].as_str().unwrap().to_string(),
-        http: reqwest::Client::new(),
-    };
+    let org = Org::new(&server).await;
     let (service, connections) = counting_service().await;
     let port = service.port();
 
@@ -259,13 +264,7 @@ async fn forbid_private_targets_false_lets_a_self_hoster_watch_their_own_network
     let dir = data_dir();
     // `Server::start` sets TENANTRY_FORBID_PRIVATE_TARGETS=false.
     let server = Server::start(dir.path());
-    let (token, org) = server.owner_of_new_org(dir.path(), "enterprise").await;
-    let org = Org {
-        server: &server,
-        token,
-        slug: org["slug"].as_str().unwrap().to_string(),
-        http: reqwest::Client::new(),
-    };
+    let org = Org::new(&server).await;
     let (service, _) = counting_service().await;
     let (status, monitor) = org
         .monitor("http", &format!("http://{service}/health"))
