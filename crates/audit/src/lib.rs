@@ -71,7 +71,7 @@ pub use append::{record, record_in_tenant};
 pub use chain::{Chain, Checker, GENESIS, Link, write_canonical};
 pub use context::{Actor, ActorKind, AuditContext, Change};
 pub use list::{Entry, Filter, InvalidCursor, MAX_LIMIT, Source, list, list_platform};
-pub use verify::{Verification, verify, verify_platform};
+pub use verify::{Verification, verify, verify_platform, verify_through_door};
 
 use tenantry_tenancy::{ControlSchema, MigrationSet};
 

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
 use serde::Serialize;
 use sqlx::PgConnection;
-use tenantry_tenancy::{Operator, ProvisionStep, Tenancy, TenantRecord};
+use tenantry_tenancy::{ControlDb, Operator, ProvisionStep, Tenancy, TenantCtx, TenantRecord};
 use uuid::Uuid;
 
 use crate::TENANT_MIGRATION;
@@ -40,6 +40,53 @@ pub async fn verify(tenancy: &Tenancy, record: &TenantRecord) -> anyhow::Result<
     let (organization_entries, mut problems) =
         verify_control(tenancy, Chain::Organization(org)).await?;
     let (tenant_entries, tenant_problems) = verify_tenant(tenancy, record).await?;
+    problems.extend(tenant_problems);
+    Ok(Verification {
+        organization_entries,
+        tenant_entries,
+        problems,
+    })
+}
+
+/// Recomputes both chains of the tenant behind `ctx` as the runtime role: the organization's
+/// control-side chain through the runtime pool of the control database, its tenant-side chain
+/// through its door. This is the check a request may run (the console shows its outcome); the
+/// owner role's [`verify`] also sees rows the door would not.
+pub async fn verify_through_door(
+    control: &ControlDb,
+    ctx: &TenantCtx,
+) -> anyhow::Result<Verification> {
+    let org = ctx.tenant_id().as_uuid();
+    let chain = Chain::Organization(org);
+    let mut tx = control.begin().await?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .execute(&mut *tx)
+        .await?;
+    let checker = check(
+        &mut tx,
+        chain,
+        &format!("SELECT {COLUMNS} FROM audit.entries WHERE org_id = $1 ORDER BY org_id, seq"),
+    )
+    .await?;
+    let head: Option<(i64, Vec<u8>)> =
+        sqlx::query_as("SELECT seq, hash FROM audit.heads WHERE org_id = $1")
+            .bind(org)
+            .fetch_optional(&mut *tx)
+            .await
+            .context("failed to read the chain's head")?;
+    tx.commit().await?;
+    let (organization_entries, mut problems) =
+        checker.finish(Some(head.map(|(seq, hash)| Head { seq, hash })));
+    let chain = Chain::Tenant(org);
+    let mut tx = ctx.begin_read().await?;
+    let checker = check(
+        &mut tx,
+        chain,
+        &format!("SELECT {COLUMNS} FROM audit_log WHERE tenant_id = $1 ORDER BY tenant_id, seq"),
+    )
+    .await?;
+    tx.commit().await?;
+    let (tenant_entries, tenant_problems) = checker.finish(None);
     problems.extend(tenant_problems);
     Ok(Verification {
         organization_entries,

@@ -8,16 +8,17 @@ use axum::http::StatusCode;
 use axum::http::request::Parts;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use tenantry_identity::{Email, User};
-use tenantry_orgs::{EntitlementChange, Entitlements, Invitation, Role};
+use tenantry_identity::User;
+use tenantry_orgs::{EntitlementChange, Entitlements, Invitation};
 use tenantry_tenancy::{
-    Isolation, NewTenant, ProvisionStep, Slug, TenancyError, TenantRecord, TenantStatus,
+    Isolation, ProvisionStep, TenantRecord, TenantStatus,
 };
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
+use crate::cases::tenants::{self as case, Transition};
 use crate::error::{AppError, Problem};
 use crate::extract::{ApiJson, ApiQuery, AuthUser, Items};
 use crate::members::{Confirm, DeleteQuery};
@@ -182,15 +183,6 @@ async fn view(state: &AppState, record: TenantRecord) -> Result<AdminTenant, App
     })
 }
 
-/// The tenant `id` names (by id; a slug is accepted too), deleted ones included.
-async fn tenant(state: &AppState, id: &str) -> Result<TenantRecord, AppError> {
-    match state.tenancy.find(id).await {
-        Ok(record) => Ok(record),
-        Err(TenancyError::NotFound(_)) => Err(AppError::NotFound),
-        Err(e) => Err(e.into()),
-    }
-}
-
 /// Every tenant, whatever its status (platform admin)
 #[utoipa::path(
     get,
@@ -239,57 +231,19 @@ async fn create(
     PlatformAdmin(admin): PlatformAdmin,
     ApiJson(body): ApiJson<NewAdminTenant>,
 ) -> Result<(StatusCode, Json<Created>), AppError> {
-    let slug = Slug::parse(&body.slug).map_err(|e| AppError::invalid("slug", e.to_string()))?;
-    let email = Email::parse(&body.admin_email).map_err(|e| AppError::invalid("admin_email", e))?;
-    let name = body.name.trim();
-    if name.is_empty() || name.chars().count() > 200 {
-        return Err(AppError::invalid("name", "1 to 200 characters"));
-    }
-    if let Some(plan) = &body.plan
-        && !state.orgs.plans().await?.iter().any(|p| &p.name == plan)
-    {
-        return Err(AppError::invalid("plan", format!("{plan:?} is not a plan")));
-    }
-    let record = state
-        .tenancy
-        .create_tenant(&NewTenant {
-            name: name.to_string(),
-            slug,
+    let (record, invitation) = case::create(
+        &state,
+        &origin.by_user(admin.id),
+        &admin,
+        &case::NewTenantSpec {
+            name: &body.name,
+            slug: &body.slug,
+            admin_email: &body.admin_email,
+            plan: body.plan.as_deref(),
             isolation: body.isolation.unwrap_or(Isolation::Shared),
-            plan: body.plan.clone(),
-        })
-        .await?;
-    let invited = state
-        .orgs
-        .invite(
-            Role::Owner,
-            record.id.as_uuid(),
-            &admin.name,
-            &email,
-            Role::Owner,
-            &origin.by_user(admin.id),
-        )
-        .await;
-    let invitation = match invited {
-        Ok(invitation) => invitation,
-        Err(e) => {
-            // No tenant nobody can ever join: undo it.
-            if let Err(undo) = state.tenancy.hard_delete(&record.slug, &record.slug).await {
-                tracing::error!(slug = %record.slug, error = %undo, "failed to remove a tenant whose admin could not be invited");
-            }
-            return Err(e.into());
-        }
-    };
-    tracing::info!(slug = %record.slug, isolation = %record.isolation, "tenant created by a platform admin");
-    // Provisioning is made of steps, not one transaction: the creation is recorded once the
-    // tenant is active (and its owner invited).
-    let change = tenant_change("tenant.created", &record, None, Some(record.status));
-    let context = origin.by_user(admin.id);
-    state.orgs.record_after(None, &context, &change).await;
-    state
-        .orgs
-        .record_after(Some(record.id.as_uuid()), &context, &change)
-        .await;
+        },
+    )
+    .await?;
     let tenant = view(&state, record).await?;
     Ok((StatusCode::CREATED, Json(Created { tenant, invitation })))
 }
@@ -312,7 +266,7 @@ async fn read(
     _: PlatformAdmin,
     Path(id): Path<String>,
 ) -> Result<Json<AdminTenant>, AppError> {
-    let record = tenant(&state, &id).await?;
+    let record = case::tenant(&state, &id).await?;
     Ok(Json(view(&state, record).await?))
 }
 
@@ -343,7 +297,7 @@ async fn update(
     Path(id): Path<String>,
     ApiJson(change): ApiJson<EntitlementChange>,
 ) -> Result<Json<AdminTenant>, AppError> {
-    let record = tenant(&state, &id).await?;
+    let record = case::tenant(&state, &id).await?;
     if record.status == TenantStatus::Deleted {
         return Err(AppError::Conflict(
             "The tenant is deleted: restore it first.".to_string(),
@@ -459,94 +413,18 @@ async fn remove(
     ApiQuery(query): ApiQuery<DeleteQuery>,
     body: Bytes,
 ) -> Result<StatusCode, AppError> {
-    let record = tenant(&state, &id).await?;
-    if query.hard {
+    let hard = if query.hard {
         let confirm: Confirm = if body.iter().all(u8::is_ascii_whitespace) {
             Confirm::default()
         } else {
             serde_json::from_slice(&body).map_err(|e| AppError::BadRequest(e.to_string()))?
         };
-        state
-            .tenancy
-            .hard_delete(&record.id.to_string(), &confirm.confirm.unwrap_or_default())
-            .await?;
-        crate::extract::forget_tenant(&state, record.id.as_uuid()).await;
-        // The organization's own trail went with it: the platform's keeps the act.
-        let change = tenant_change("tenant.purged", &record, Some(record.status), None);
-        state
-            .orgs
-            .record_after(None, &origin.by_user(admin.id), &change)
-            .await;
+        Some(confirm.confirm.unwrap_or_default())
     } else {
-        let mut tx = state.tenancy.begin_registry().await?;
-        let deleted = state
-            .tenancy
-            .soft_delete_in(&mut tx, &record.id.to_string())
-            .await?;
-        lifecycle(
-            &mut tx,
-            &origin,
-            &admin,
-            &deleted,
-            "tenant.deleted",
-            Some(record.status),
-        )
-        .await?;
-        state
-            .orgs
-            .announce_deletion_in(&mut tx, &deleted, Some(admin.id))
-            .await?;
-        tx.commit().await?;
-    }
-    Ok(StatusCode::NO_CONTENT)
-}
-
-/// A platform admin's change to a tenant, in the platform's trail and the organization's, in the
-/// change's own registry transaction.
-async fn lifecycle(
-    tx: &mut tenantry_tenancy::RegistryTx,
-    origin: &crate::audit::Origin,
-    admin: &User,
-    record: &TenantRecord,
-    action: &'static str,
-    before: Option<TenantStatus>,
-) -> Result<(), AppError> {
-    let change = tenant_change(action, record, before, Some(record.status));
-    let context = origin.by_user(admin.id);
-    tenantry_audit::record(tx, None, &context, &change).await?;
-    tenantry_audit::record(tx, Some(record.id.as_uuid()), &context, &change).await?;
-    Ok(())
-}
-
-fn tenant_change(
-    action: &'static str,
-    record: &TenantRecord,
-    before: Option<TenantStatus>,
-    after: Option<TenantStatus>,
-) -> tenantry_audit::Change {
-    let summary = |status: TenantStatus| {
-        serde_json::json!({
-            "slug": record.slug,
-            "isolation": record.isolation,
-            "plan": record.plan,
-            "status": status,
-        })
+        None
     };
-    tenantry_audit::Change {
-        action,
-        target_kind: "tenant",
-        target_id: Some(record.id.to_string()),
-        before: before.map(summary),
-        after: after.map(summary),
-    }
-}
-
-/// A status change a platform admin makes.
-#[derive(Clone, Copy)]
-enum Transition {
-    Activate,
-    Suspend,
-    Restore,
+    case::delete(&state, &origin.by_user(admin.id), &admin, &id, hard.as_deref()).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn change_status(
@@ -556,32 +434,6 @@ async fn change_status(
     id: &str,
     transition: Transition,
 ) -> Result<Json<AdminTenant>, AppError> {
-    let record = tenant(state, id).await?;
-    let key = record.id.to_string();
-    let mut tx = state.tenancy.begin_registry().await?;
-    let (changed, action) = match transition {
-        Transition::Activate => (
-            state.tenancy.activate_in(&mut tx, &key).await?,
-            "tenant.activated",
-        ),
-        Transition::Suspend => (
-            state.tenancy.suspend_in(&mut tx, &key).await?,
-            "tenant.suspended",
-        ),
-        Transition::Restore => (
-            state.tenancy.restore_in(&mut tx, &key).await?,
-            "tenant.restored",
-        ),
-    };
-    lifecycle(
-        &mut tx,
-        origin,
-        admin,
-        &changed,
-        action,
-        Some(record.status),
-    )
-    .await?;
-    tx.commit().await?;
+    let changed = case::change_status(state, &origin.by_user(admin.id), id, transition).await?;
     Ok(Json(view(state, changed).await?))
 }

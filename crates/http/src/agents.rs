@@ -31,12 +31,13 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
+use crate::cases::agents as case;
+use crate::cases::monitors::Acting;
 use crate::error::{AppError, Problem};
 use crate::extract::{ApiJson, ApiQuery, Items, TenantScope, admit};
 use crate::openapi::{InTenant, Internal, JsonBody, PROBLEM, RateLimited, TenantHeader};
 use crate::paging::{Page, parse_id};
 use crate::server::AppState;
-use tenantry_orgs::Limit;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -119,47 +120,9 @@ async fn create(
     scope: TenantScope,
     ApiJson(input): ApiJson<AgentInput>,
 ) -> Result<(StatusCode, Json<IssuedAgent>), AppError> {
-    scope.require(Action::Administer)?;
-    let name =
-        monitoring::agent_name(&input.name).map_err(|e| AppError::invalid(e.field, e.detail))?;
-    let org_id = scope.ctx.tenant_id().as_uuid();
-    state
-        .orgs
-        .require_feature(org_id, tenantry_orgs::Feature::Agents)
-        .await?;
-    let control = state.tenancy.control_db();
-    let limit = state.orgs.limit(org_id, Limit::MaxAgents).await?;
-    let id = Uuid::now_v7();
-    // The token first, in the control database: should the agent not commit, what is left is a
-    // token naming no agent (removed below when possible), which is refused like a wrong one.
-    let token = monitoring::issue_agent_token(control, org_id, id).await?;
-    let created = async {
-        let mut tx = scope.ctx.begin().await?;
-        // Counted under the tenant's agent lock: parallel registrations cannot overshoot.
-        let used = monitoring::lock_and_count_agents(&mut tx).await?;
-        tenantry_orgs::Orgs::ensure_room(Limit::MaxAgents, limit, used, 1)?;
-        let agent = monitoring::create_agent(&mut tx, id, name).await?;
-        let change = agent_change("agent.created", id, None, Some(&agent));
-        tenantry_audit::record_in_tenant(&mut tx, &origin.by(&scope.actor), &change).await?;
-        // Read again: who registered it comes from the entry just written.
-        let agent = monitoring::get_agent(&mut tx, id).await?.unwrap_or(agent);
-        tx.commit().await?;
-        Ok::<_, AppError>(agent)
-    }
-    .await;
-    match created {
-        Ok(agent) => Ok((
-            StatusCode::CREATED,
-            Json(IssuedAgent {
-                agent,
-                token: token.expose().to_string(),
-            }),
-        )),
-        Err(e) => {
-            forget_token(&state, org_id, id).await;
-            Err(e)
-        }
-    }
+    let acting = Acting::new(&scope.ctx, scope.role, origin.by(&scope.actor));
+    let (agent, token) = case::register(&state, &acting, &input.name).await?;
+    Ok((StatusCode::CREATED, Json(IssuedAgent { agent, token })))
 }
 
 /// An agent
@@ -208,47 +171,9 @@ async fn remove(
     Path(id): Path<String>,
 ) -> Result<StatusCode, AppError> {
     let id = parse_id(&id)?;
-    scope.require(Action::Administer)?;
-    let mut tx = scope.ctx.begin().await?;
-    let Some(agent) = monitoring::delete_agent(&mut tx, id).await? else {
-        return Err(AppError::NotFound);
-    };
-    let change = agent_change("agent.deleted", id, Some(&agent), None);
-    tenantry_audit::record_in_tenant(&mut tx, &origin.by(&scope.actor), &change).await?;
-    tx.commit().await?;
-    let org_id = scope.ctx.tenant_id().as_uuid();
-    forget_token(&state, org_id, id).await;
-    if let Err(error) = scheduler::release_agent(state.tenancy.control_db(), org_id, id).await {
-        // The schedule's reconciliation puts the rows back in step with the monitors later.
-        tracing::warn!(%error, agent_id = %id, "failed to hand a deleted agent's checks back to the servers");
-    }
+    let acting = Acting::new(&scope.ctx, scope.role, origin.by(&scope.actor));
+    case::remove(&state, &acting, id).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// Forgets agent `id`'s token once the agent is gone. A failure leaves a token naming no agent,
-/// which is refused like a wrong one: it is logged, not an error.
-async fn forget_token(state: &AppState, org_id: Uuid, id: Uuid) {
-    if let Err(error) = monitoring::forget_agent_token(state.tenancy.control_db(), org_id, id).await
-    {
-        tracing::warn!(%error, agent_id = %id, "failed to remove an agent token; requests with it find no agent");
-    }
-}
-
-/// An agent change as the audit trail records it (never the token).
-fn agent_change(
-    action: &'static str,
-    id: Uuid,
-    before: Option<&Agent>,
-    after: Option<&Agent>,
-) -> tenantry_audit::Change {
-    let summary = |a: &Agent| serde_json::to_value(a).unwrap_or_default();
-    tenantry_audit::Change {
-        action,
-        target_kind: "agent",
-        target_id: Some(id.to_string()),
-        before: before.map(summary),
-        after: after.map(summary),
-    }
 }
 
 /// The calling agent: its token's organization (which must be active) and id, counted against

@@ -6,12 +6,13 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use tenantry_monitoring::Cursor;
-use tenantry_monitoring::alerts::{self, AlertChannel, AlertChannelInput, AlertError};
+use tenantry_monitoring::alerts::{self, AlertChannel, AlertChannelInput};
 use tenantry_orgs::Action;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-use uuid::Uuid;
 
+use crate::cases::channels as case;
+use crate::cases::monitors::Acting;
 use crate::error::{AppError, Problem};
 use crate::extract::{ApiJson, ApiQuery, Items, TenantScope};
 use crate::openapi::{InTenant, JsonBody, PROBLEM, TenantHeader};
@@ -22,32 +23,6 @@ pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list, create))
         .routes(routes!(read, replace, remove))
-}
-
-fn app_error(e: AlertError) -> AppError {
-    match e {
-        AlertError::Invalid(invalid) => AppError::invalid(invalid.field, invalid.detail),
-        AlertError::Unexpected(e) => AppError::Unexpected(e),
-    }
-}
-
-/// A channel's kind must be in the organization's plan (`webhook_alerts`, `email_alerts`), and
-/// a webhook's URL must pass the SSRF guard.
-async fn require_channel_feature(
-    state: &AppState,
-    scope: &TenantScope,
-    input: &AlertChannelInput,
-) -> Result<(), AppError> {
-    let feature = match input.kind.as_str() {
-        "email" => tenantry_orgs::Feature::EmailAlerts,
-        _ => tenantry_orgs::Feature::WebhookAlerts,
-    };
-    let org_id = scope.ctx.tenant_id().as_uuid();
-    state.orgs.require_feature(org_id, feature).await?;
-    if let Some(url) = input.url.as_deref() {
-        crate::monitors::refuse_guarded_target(state, org_id, "url", url).await?;
-    }
-    Ok(())
 }
 
 /// The alert channels of the organization in context, oldest first
@@ -105,23 +80,8 @@ async fn create(
     scope: TenantScope,
     ApiJson(input): ApiJson<AlertChannelInput>,
 ) -> Result<(StatusCode, Json<AlertChannel>), AppError> {
-    scope.require(Action::ManageMonitoring)?;
-    input
-        .validate()
-        .map_err(|e| AppError::invalid(e.field, e.detail))?;
-    require_channel_feature(&state, &scope, &input).await?;
-    let mut tx = scope.ctx.begin().await?;
-    let saved = alerts::create_channel(&mut tx, &state.alert_keys, &input)
-        .await
-        .map_err(app_error)?;
-    let change = channel_change(
-        "alert_channel.created",
-        saved.channel.id,
-        None,
-        Some(&saved.channel),
-    );
-    tenantry_audit::record_in_tenant(&mut tx, &origin.by(&scope.actor), &change).await?;
-    tx.commit().await?;
+    let acting = Acting::new(&scope.ctx, scope.role, origin.by(&scope.actor));
+    let saved = case::create_channel(&state, &acting, &input).await?;
     Ok((StatusCode::CREATED, Json(saved.shown())))
 }
 
@@ -187,25 +147,8 @@ async fn replace(
     ApiJson(input): ApiJson<AlertChannelInput>,
 ) -> Result<Json<AlertChannel>, AppError> {
     let id = parse_id(&id)?;
-    scope.require(Action::ManageMonitoring)?;
-    input
-        .validate()
-        .map_err(|e| AppError::invalid(e.field, e.detail))?;
-    require_channel_feature(&state, &scope, &input).await?;
-    let mut tx = scope.ctx.begin().await?;
-    let before = alerts::get_channel(&mut tx, id).await?;
-    let saved = alerts::update_channel(&mut tx, &state.alert_keys, id, &input)
-        .await
-        .map_err(app_error)?
-        .ok_or(AppError::NotFound)?;
-    let change = channel_change(
-        "alert_channel.updated",
-        id,
-        before.as_ref(),
-        Some(&saved.channel),
-    );
-    tenantry_audit::record_in_tenant(&mut tx, &origin.by(&scope.actor), &change).await?;
-    tx.commit().await?;
+    let acting = Acting::new(&scope.ctx, scope.role, origin.by(&scope.actor));
+    let saved = case::replace_channel(&state, &acting, id, &input).await?;
     Ok(Json(saved.shown()))
 }
 
@@ -230,35 +173,7 @@ async fn remove(
     Path(id): Path<String>,
 ) -> Result<StatusCode, AppError> {
     let id = parse_id(&id)?;
-    scope.require(Action::ManageMonitoring)?;
-    let mut tx = scope.ctx.begin().await?;
-    let before = alerts::get_channel(&mut tx, id).await?;
-    let deleted = alerts::delete_channel(&mut tx, id).await?;
-    if deleted {
-        let change = channel_change("alert_channel.deleted", id, before.as_ref(), None);
-        tenantry_audit::record_in_tenant(&mut tx, &origin.by(&scope.actor), &change).await?;
-    }
-    tx.commit().await?;
-    if !deleted {
-        return Err(AppError::NotFound);
-    }
+    let acting = Acting::new(&scope.ctx, scope.role, origin.by(&scope.actor));
+    case::remove_channel(&acting, id).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// A channel change as the audit trail records it: as reads show the channel, so a webhook's
-/// secret only as its hint.
-fn channel_change(
-    action: &'static str,
-    id: Uuid,
-    before: Option<&AlertChannel>,
-    after: Option<&AlertChannel>,
-) -> tenantry_audit::Change {
-    let summary = |c: &AlertChannel| serde_json::to_value(c).unwrap_or_default();
-    tenantry_audit::Change {
-        action,
-        target_kind: "alert_channel",
-        target_id: Some(id.to_string()),
-        before: before.map(summary),
-        after: after.map(summary),
-    }
 }

@@ -150,7 +150,7 @@ impl AppError {
         }
     }
 
-    fn parts(
+    pub(crate) fn parts(
         &self,
     ) -> (
         StatusCode,

@@ -115,7 +115,18 @@ async fn export(
     AuthUser(claims): AuthUser,
     Path(id): Path<String>,
 ) -> Result<Response, AppError> {
-    let (record, role) = exportable(&state, claims.sub, &id).await?;
+    download(&state, origin.by_user(claims.sub), claims.sub, &id).await
+}
+
+/// Streams the archive of organization `id` (id or slug) to user `user_id`, who must be its
+/// owner: the JSON API's export and the console's "Download an export".
+pub(crate) async fn download(
+    state: &AppState,
+    audit: tenantry_audit::AuditContext,
+    user_id: Uuid,
+    id: &str,
+) -> Result<Response, AppError> {
+    let (record, role) = exportable(state, user_id, id).await?;
     let entitled = state.orgs.entitlements(&record).await?;
     if entitled.features.get("export") == Some(&serde_json::Value::Bool(false)) {
         return Err(AppError::forbidden(
@@ -139,7 +150,6 @@ async fn export(
         record.slug,
         chrono::Utc::now().format("%Y-%m-%d")
     );
-    let audit = origin.by_user(claims.sub);
     let (sender, receiver) = mpsc::channel::<io::Result<Vec<u8>>>(4);
     let writer = tenantry_archive::ChannelWriter::new(sender.clone());
     let task_state = state.clone();

@@ -6,7 +6,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
-use tenantry_identity::{Email, IdentityError, User};
+use tenantry_identity::{Email, User};
 use tenantry_orgs::{Invitation, InvitationPreview, Membership, OrgSummary, Orgs, Role};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -14,6 +14,7 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::auth::Tokens;
+use crate::cases::invitations::{self as case, AcceptSignup};
 use crate::error::{AppError, Problem};
 use crate::extract::{ApiJson, AuthUser, Items, OptionalUser};
 use crate::members::membership;
@@ -28,11 +29,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(resend))
         .routes(routes!(preview))
         .routes(routes!(accept))
-        .routes(routes!(page))
 }
-
-/// The media type of the invitation page.
-const HTML: &str = "text/html";
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -42,18 +39,6 @@ struct NewInvitation {
     email: String,
     /// The role the invited person gets; only an owner invites owners.
     role: Role,
-}
-
-/// The body of an accept without a signed-in user: the account to create, for the invited
-/// address.
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-struct AcceptSignup {
-    /// 1 to 200 characters.
-    #[schema(example = "Bob Example")]
-    name: String,
-    /// At least 8 characters.
-    password: String,
 }
 
 /// An accepted invitation: the membership, the organization, the user, and a token pair whose
@@ -77,7 +62,7 @@ fn invitation_id(text: &str) -> Result<Uuid, AppError> {
 }
 
 /// The inviter's name, as the email shows it.
-async fn inviter(state: &AppState, user_id: Uuid) -> Result<String, AppError> {
+pub(crate) async fn inviter(state: &AppState, user_id: Uuid) -> Result<String, AppError> {
     Ok(state
         .identity
         .user(user_id)
@@ -338,7 +323,7 @@ async fn accept_unthrottled(
                 .user(claims.sub)
                 .await?
                 .ok_or_else(AppError::unauthorized)?;
-            let (membership, user) = accept_as(state, origin, token, user).await?;
+            let (membership, user) = case::accept_as(state, origin, token, user).await?;
             let tokens = state
                 .identity
                 .reissue(&claims, Some(membership.org_id))
@@ -346,7 +331,7 @@ async fn accept_unthrottled(
             (membership, user, tokens)
         }
         None => {
-            let signup: AcceptSignup = if body.iter().all(u8::is_ascii_whitespace) {
+            let signup: case::AcceptSignup = if body.iter().all(u8::is_ascii_whitespace) {
                 return Err(AppError::Unauthorized {
                     code: "unauthorized",
                     detail: "Sign in as the invited address (Authorization: Bearer <access token>), or send {\"name\", \"password\"} to create the account.",
@@ -358,7 +343,7 @@ async fn accept_unthrottled(
                     ))
                 })?
             };
-            let (membership, user) = sign_up_and_accept(state, origin, token, &signup).await?;
+            let (membership, user) = case::sign_up_and_accept(state, origin, token, &signup).await?;
             let tokens = state
                 .identity
                 .sign_in(&user, Some(membership.org_id))
@@ -374,222 +359,4 @@ async fn accept_unthrottled(
         user,
         tokens: tokens.into(),
     }))
-}
-
-async fn accept_as(
-    state: &AppState,
-    origin: &crate::audit::Origin,
-    token: &str,
-    user: User,
-) -> Result<(Membership, User), AppError> {
-    let mut tx = state.tenancy.control_db().begin().await?;
-    let invitation = state.orgs.lock_invitation(&mut tx, token).await?;
-    if !invitation.email.eq_ignore_ascii_case(&user.email) {
-        return Err(AppError::Forbidden {
-            code: "email_mismatch",
-            detail: "This invitation is for another email address: sign in as that address to accept it.".to_string(),
-        });
-    }
-    let membership = state
-        .orgs
-        .accept_invitation(&mut tx, &invitation, user.id, &origin.by_user(user.id))
-        .await?;
-    tx.commit().await?;
-    let user = adopt_default(state, user, membership.org_id).await?;
-    Ok((membership, user))
-}
-
-async fn sign_up_and_accept(
-    state: &AppState,
-    origin: &crate::audit::Origin,
-    token: &str,
-    signup: &AcceptSignup,
-) -> Result<(Membership, User), AppError> {
-    // The address comes from the invitation; checking the token first spares the hashing work
-    // for tokens that lead nowhere.
-    let preview = state.orgs.preview_invitation(token).await?;
-    let email =
-        Email::parse(&preview.email).map_err(|e| AppError::Unexpected(anyhow::anyhow!(e)))?;
-    let new = state
-        .identity
-        .prepare_user(&email, &signup.password, &signup.name)
-        .await?;
-    let mut tx = state.tenancy.control_db().begin().await?;
-    let invitation = state.orgs.lock_invitation(&mut tx, token).await?;
-    let user = match state.identity.insert_user(&mut tx, &new).await {
-        Ok(user) => user,
-        Err(IdentityError::EmailTaken) => {
-            return Err(AppError::Conflict(format!(
-                "An account for {email} exists: sign in and accept the invitation with your access token."
-            )));
-        }
-        Err(e) => return Err(e.into()),
-    };
-    let membership = state
-        .orgs
-        .accept_invitation(&mut tx, &invitation, user.id, &origin.by_user(user.id))
-        .await?;
-    tx.commit().await?;
-    let user = adopt_default(state, user, membership.org_id).await?;
-    Ok((membership, user))
-}
-
-/// A user without a default organization starts in the one they just joined.
-async fn adopt_default(state: &AppState, user: User, org_id: Uuid) -> Result<User, AppError> {
-    if user.default_org_id.is_some() {
-        return Ok(user);
-    }
-    Ok(state
-        .identity
-        .set_default_org(user.id, Some(org_id))
-        .await?)
-}
-
-/// The invitation page the email links to
-///
-/// An HTML page: what the invitation is for, and forms to accept it by creating the account or
-/// by signing in (which call `POST /api/v1/invitations/{token}/accept`). Self-contained: no
-/// external assets.
-#[utoipa::path(
-    get,
-    path = "/invitations/{token}",
-    tag = "invitations",
-    operation_id = "invitation_page",
-    params(("token" = String, Path, description = "The invitation token from the email")),
-    responses(
-        (status = 200, description = "The invitation, and the forms to accept it", body = String, content_type = HTML),
-        (status = 404, description = "A page saying no invitation has this token", body = String, content_type = HTML),
-        (status = 410, description = "A page saying the invitation is no longer valid (expired, revoked, replaced or used)", body = String, content_type = HTML),
-        (status = 500, description = "A page saying something went wrong", body = String, content_type = HTML),
-    )
-)]
-async fn page(
-    State(state): State<AppState>,
-    Path(token): Path<String>,
-) -> axum::response::Response {
-    use axum::response::IntoResponse;
-
-    // The page's own script and style carry this request's nonce; nothing else may run.
-    let nonce = uuid::Uuid::new_v4().simple().to_string();
-    let (status, body) = match state.orgs.preview_invitation(&token).await {
-        Ok(preview) => (StatusCode::OK, invitation_page(&preview, &nonce)),
-        Err(tenantry_orgs::OrgsError::NotFound) => (
-            StatusCode::NOT_FOUND,
-            "<h1>No such invitation</h1><p>Check that the link is complete.</p>".to_string(),
-        ),
-        Err(tenantry_orgs::OrgsError::Gone(detail)) => (
-            StatusCode::GONE,
-            format!(
-                "<h1>Invitation no longer valid</h1><p>{}</p>",
-                escape(&detail)
-            ),
-        ),
-        Err(e) => {
-            tracing::error!(error = %e, "failed to show an invitation");
-            (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "<h1>Something went wrong</h1><p>Try again shortly.</p>".to_string(),
-            )
-        }
-    };
-    let mut response = (status, axum::response::Html(page_shell(&body, &nonce))).into_response();
-    let headers = response.headers_mut();
-    let csp = format!(
-        "default-src 'none'; script-src 'nonce-{nonce}'; style-src 'nonce-{nonce}'; \
-         connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
-    );
-    if let Ok(csp) = axum::http::HeaderValue::from_str(&csp) {
-        headers.insert(axum::http::header::CONTENT_SECURITY_POLICY, csp);
-    }
-    headers.insert(
-        axum::http::header::X_FRAME_OPTIONS,
-        axum::http::HeaderValue::from_static("DENY"),
-    );
-    // The address carries the invitation's token: no other site may learn it.
-    headers.insert(
-        axum::http::header::REFERRER_POLICY,
-        axum::http::HeaderValue::from_static("no-referrer"),
-    );
-    headers.insert(
-        axum::http::header::X_CONTENT_TYPE_OPTIONS,
-        axum::http::HeaderValue::from_static("nosniff"),
-    );
-    headers.insert(
-        axum::http::header::CACHE_CONTROL,
-        axum::http::HeaderValue::from_static("no-store"),
-    );
-    response
-}
-
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&#39;")
-}
-
-fn page_shell(body: &str, nonce: &str) -> String {
-    format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>Tenantry invitation</title><style nonce=\"{nonce}\">\
-         body{{font-family:system-ui,sans-serif;max-width:34rem;margin:3rem auto;padding:0 1rem;color:#1b1f24}}\
-         form{{display:grid;gap:.5rem;margin:1rem 0;padding:1rem;border:1px solid #d0d7de;border-radius:6px}}\
-         input,button{{font:inherit;padding:.4rem}}#result{{font-weight:600}}</style></head>\
-         <body>{body}</body></html>"
-    )
-}
-
-fn invitation_page(preview: &InvitationPreview, nonce: &str) -> String {
-    let org = escape(&preview.organization.name);
-    let email = escape(&preview.email);
-    let expires = preview.expires_at.format("%Y-%m-%d %H:%M UTC");
-    format!(
-        r#"<h1>Join {org}</h1>
-<p>You are invited to join <strong>{org}</strong> as <strong>{role}</strong>, as {email}. The invitation expires on {expires}.</p>
-<form id="signup"><strong>New to Tenantry? Create your account</strong>
-<label>Name <input name="name" required maxlength="200"></label>
-<label>Password (8 characters or more) <input name="password" type="password" required minlength="8"></label>
-<button>Create account and join</button></form>
-<form id="signin"><strong>Already have an account? Sign in as {email}</strong>
-<label>Password <input name="password" type="password" required></label>
-<button>Sign in and join</button></form>
-<p id="result" role="status"></p>
-<script nonce="{nonce}">
-const accept = location.pathname.replace(/^\/invitations\//, "/api/v1/invitations/") + "/accept";
-const email = {email_json};
-const show = (text) => {{ document.getElementById("result").textContent = text; }};
-async function call(url, body, token) {{
-  const headers = {{"Content-Type": "application/json"}};
-  if (token) headers["Authorization"] = "Bearer " + token;
-  const response = await fetch(url, {{method: "POST", headers, body: body ? JSON.stringify(body) : undefined}});
-  const json = await response.json().catch(() => ({{}}));
-  if (!response.ok) throw new Error(json.detail || response.statusText);
-  return json;
-}}
-function joined(result) {{
-  show("You joined " + result.organization.name + " as " + result.membership.role + ".");
-  document.querySelectorAll("form").forEach((f) => f.remove());
-}}
-document.getElementById("signup").addEventListener("submit", async (event) => {{
-  event.preventDefault();
-  const form = new FormData(event.target);
-  try {{ joined(await call(accept, {{name: form.get("name"), password: form.get("password")}})); }}
-  catch (e) {{ show(e.message); }}
-}});
-document.getElementById("signin").addEventListener("submit", async (event) => {{
-  event.preventDefault();
-  const form = new FormData(event.target);
-  try {{
-    const session = await call("/api/v1/auth/login", {{email, password: form.get("password")}});
-    joined(await call(accept, null, session.access_token));
-  }} catch (e) {{ show(e.message); }}
-}});
-</script>"#,
-        role = preview.role,
-        email_json = serde_json::to_string(&preview.email)
-            .unwrap_or_default()
-            .replace('<', "\\u003c"),
-    )
 }

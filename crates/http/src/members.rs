@@ -376,67 +376,28 @@ pub(crate) async fn delete_org(
 ) -> Result<StatusCode, AppError> {
     let (record, role) = state.orgs.for_member(&id, claims.sub).await?;
     crate::extract::admit(&state, record.id.as_uuid()).await?;
-    if record.status == TenantStatus::Deleted && !query.hard {
-        return Err(AppError::NotFound);
-    }
-    require(role, Action::Own)?;
-    if query.hard {
+    let hard = if query.hard {
         let confirm: Confirm = if body.is_empty() {
             Confirm::default()
         } else {
             serde_json::from_slice(&body).map_err(|e| AppError::BadRequest(e.to_string()))?
         };
-        let confirm = confirm.confirm.unwrap_or_default();
-        state
-            .tenancy
-            .hard_delete(&record.id.to_string(), &confirm)
-            .await?;
-        crate::extract::forget_tenant(&state, record.id.as_uuid()).await;
-        // The organization's own trail went with it: the platform's keeps the act.
-        let change = org_deletion("organization.purged", &record);
-        state
-            .orgs
-            .record_after(None, &origin.by_user(claims.sub), &change)
-            .await;
+        Some(confirm.confirm.unwrap_or_default())
     } else {
-        // The deletion, its audit entry and the owners' emails (the purge date and where to
-        // download the data before it) commit together.
-        let mut tx = state.tenancy.begin_registry().await?;
-        let deleted = state
-            .tenancy
-            .soft_delete_in(&mut tx, &record.id.to_string())
-            .await?;
-        let change = org_deletion("organization.deleted", &record);
-        tenantry_audit::record(
-            &mut tx,
-            Some(record.id.as_uuid()),
-            &origin.by_user(claims.sub),
-            &change,
-        )
-        .await?;
-        state
-            .orgs
-            .announce_deletion_in(&mut tx, &deleted, Some(claims.sub))
-            .await?;
-        tx.commit().await?;
-    }
+        None
+    };
+    crate::cases::organizations::delete(
+        &state,
+        &origin.by_user(claims.sub),
+        claims.sub,
+        &record,
+        role,
+        hard.as_deref(),
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-fn org_deletion(action: &'static str, record: &TenantRecord) -> tenantry_audit::Change {
-    tenantry_audit::Change {
-        action,
-        target_kind: "organization",
-        target_id: Some(record.id.to_string()),
-        before: Some(serde_json::json!({
-            "name": record.name,
-            "slug": record.slug,
-            "isolation": record.isolation,
-            "status": record.status,
-        })),
-        after: None,
-    }
-}
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -41,6 +41,7 @@ pub const PROBLEM: &str = "application/problem+json";
             (1 to 200, default 50) and `?cursor=` and answer `{items, next_cursor}`."
     ),
     modifiers(&BearerScheme),
+    paths(crate::console::invitation_page),
     components(
         schemas(Problem),
         responses(

@@ -74,6 +74,8 @@ pub struct Services {
     /// The keys sealing webhook secrets, loaded at start by the owner role (their table is
     /// owner-only).
     pub alert_keys: Arc<tenantry_monitoring::alerts::SecretKeys>,
+    /// The tier moves platform admins started from this instance's console, and their progress.
+    pub moves: crate::cases::tenants::Moves,
 }
 
 /// What [`Application::build`] takes besides the domain services.
@@ -143,6 +145,7 @@ impl Application {
             metrics_access,
             exporting: crate::export::Exporting::default(),
             alert_keys,
+            moves: Default::default(),
         });
         Ok(Self {
             listener,
@@ -201,7 +204,8 @@ pub fn router(state: AppState) -> Router {
     let (routes, openapi) = api().split_for_parts();
     routes
         .merge(openapi::docs(openapi))
-        .fallback(|| async { AppError::NotFound })
+        .merge(crate::console::routes(state.clone()))
+        .fallback(not_found)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(middleware::from_fn_with_state(
             state.clone(),
@@ -210,6 +214,17 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn(crate::text::refuse_nul))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
+}
+
+/// A path nothing serves: problem JSON under `/api/`, the console's 404 page elsewhere.
+async fn not_found(uri: axum::http::Uri) -> Response {
+    if uri.path().starts_with("/api/") {
+        axum::response::IntoResponse::into_response(AppError::NotFound)
+    } else {
+        let mut response = crate::console::not_found();
+        crate::console::security_headers(response.headers_mut());
+        response
+    }
 }
 
 /// Gives every request an id (the client's `X-Request-Id` when it sent a sane one), a tracing

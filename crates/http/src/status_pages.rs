@@ -13,15 +13,16 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use tenantry_monitoring::{
-    self as monitoring, PageCursor, PageSlug, PublicPage, Replaced, StatusPage, StatusPageError,
+    self as monitoring, PageCursor, PageSlug, PublicPage, StatusPage, StatusPageError,
     StatusPageInput,
 };
 use tenantry_orgs::Action;
 use tenantry_tenancy::{Slug, TenancyError};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-use uuid::Uuid;
 
+use crate::cases::channels as case;
+use crate::cases::monitors::Acting;
 use crate::error::{AppError, Problem};
 use crate::extract::{ApiJson, ApiQuery, Items, TenantScope};
 use crate::openapi::{InTenant, Internal, JsonBody, PROBLEM, RateLimited, TenantHeader};
@@ -48,7 +49,7 @@ impl From<StatusPageError> for AppError {
 }
 
 /// The input, checked as far as it can be without the database.
-fn parse(input: &StatusPageInput) -> Result<monitoring::PageSpec, AppError> {
+pub(crate) fn parse(input: &StatusPageInput) -> Result<monitoring::PageSpec, AppError> {
     input
         .parse()
         .map_err(|e| AppError::invalid(e.field, e.detail))
@@ -106,20 +107,8 @@ async fn create(
     scope: TenantScope,
     ApiJson(input): ApiJson<StatusPageInput>,
 ) -> Result<(StatusCode, Json<StatusPage>), AppError> {
-    scope.require(Action::ManageMonitoring)?;
-    let spec = parse(&input)?;
-    state
-        .orgs
-        .require_feature(
-            scope.ctx.tenant_id().as_uuid(),
-            tenantry_orgs::Feature::StatusPages,
-        )
-        .await?;
-    let mut tx = scope.ctx.begin().await?;
-    let page = monitoring::create_page(&mut tx, &spec).await?;
-    let change = page_change("status_page.created", page.id, None, Some(&page));
-    tenantry_audit::record_in_tenant(&mut tx, &origin.by(&scope.actor), &change).await?;
-    tx.commit().await?;
+    let acting = Acting::new(&scope.ctx, scope.role, origin.by(&scope.actor));
+    let page = case::create_page(&state, &acting, &input).await?;
     Ok((StatusCode::CREATED, Json(page)))
 }
 
@@ -174,16 +163,8 @@ async fn replace(
     ApiJson(input): ApiJson<StatusPageInput>,
 ) -> Result<Json<StatusPage>, AppError> {
     let id = parse_id(&id)?;
-    scope.require(Action::ManageMonitoring)?;
-    let spec = parse(&input)?;
-    let mut tx = scope.ctx.begin().await?;
-    let Replaced { before, after } = monitoring::update_page(&mut tx, id, &spec)
-        .await?
-        .ok_or(AppError::NotFound)?;
-    let change = page_change("status_page.updated", id, Some(&before), Some(&after));
-    tenantry_audit::record_in_tenant(&mut tx, &origin.by(&scope.actor), &change).await?;
-    tx.commit().await?;
-    Ok(Json(after))
+    let acting = Acting::new(&scope.ctx, scope.role, origin.by(&scope.actor));
+    Ok(Json(case::replace_page(&acting, id, &input).await?))
 }
 
 /// Delete a status page (member)
@@ -205,14 +186,8 @@ async fn remove(
     Path(id): Path<String>,
 ) -> Result<StatusCode, AppError> {
     let id = parse_id(&id)?;
-    scope.require(Action::ManageMonitoring)?;
-    let mut tx = scope.ctx.begin().await?;
-    let before = monitoring::delete_page(&mut tx, id)
-        .await?
-        .ok_or(AppError::NotFound)?;
-    let change = page_change("status_page.deleted", id, Some(&before), None);
-    tenantry_audit::record_in_tenant(&mut tx, &origin.by(&scope.actor), &change).await?;
-    tx.commit().await?;
+    let acting = Acting::new(&scope.ctx, scope.role, origin.by(&scope.actor));
+    case::remove_page(&acting, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -319,21 +294,4 @@ async fn public_page(
     let shown = monitoring::public_page(&mut tx, page_slug, Utc::now()).await?;
     tx.commit().await?;
     shown.ok_or(AppError::NotFound)
-}
-
-/// A status page change as the audit trail records it.
-fn page_change(
-    action: &'static str,
-    id: Uuid,
-    before: Option<&StatusPage>,
-    after: Option<&StatusPage>,
-) -> tenantry_audit::Change {
-    let summary = |p: &StatusPage| serde_json::to_value(p).unwrap_or_default();
-    tenantry_audit::Change {
-        action,
-        target_kind: "status_page",
-        target_id: Some(id.to_string()),
-        before: before.map(summary),
-        after: after.map(summary),
-    }
 }

@@ -14,7 +14,6 @@ use crate::extract::{AuthUser, require};
 use crate::members::membership;
 use crate::openapi::{Forbidden, NotFound, SignedIn};
 use crate::server::AppState;
-use tenantry_orgs::Limit;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(usage))
@@ -85,35 +84,17 @@ async fn usage(
 ) -> Result<Json<Usage>, AppError> {
     let (record, role) = membership(&state, claims.sub, &id).await?;
     require(role, Action::Read)?;
-    let org_id = record.id.as_uuid();
-    let counts = state.orgs.counts(org_id).await?;
-    let ctx = state.tenancy.resolve_id(record.id).await?;
-    let (monitors, agents) = {
-        let mut tx = ctx.begin_read().await?;
-        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM monitors")
-            .fetch_one(&mut *tx)
-            .await?;
-        let agents = tenantry_monitoring::count_agents(&mut tx).await?;
-        tx.commit().await?;
-        (n, agents)
-    };
-    let storage_bytes = state.tenancy.storage_bytes(&ctx).await?;
+    let report = crate::cases::usage::report(&state, &record).await?;
     Ok(Json(Usage {
-        plan: record.plan,
-        period_start: counts.period_start,
+        plan: report.plan,
+        period_start: report.period_start,
         usage: Counts {
-            users: counts.users.into(),
-            monitors: Count {
-                used: monitors,
-                limit: state.orgs.limit(org_id, Limit::MaxMonitors).await?,
-            },
-            agents: Count {
-                used: agents,
-                limit: state.orgs.limit(org_id, Limit::MaxAgents).await?,
-            },
-            api_keys: counts.api_keys.into(),
-            api_requests: counts.api_requests.into(),
-            storage_bytes,
+            users: report.users.into(),
+            monitors: report.monitors.into(),
+            agents: report.agents.into(),
+            api_keys: report.api_keys.into(),
+            api_requests: report.api_requests.into(),
+            storage_bytes: report.storage_bytes,
         },
     }))
 }

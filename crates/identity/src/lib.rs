@@ -5,11 +5,13 @@
 mod email;
 mod error;
 mod keys;
+mod browser;
 mod password;
 mod service;
 mod sessions;
 mod users;
 
+pub use browser::{BrowserSession, SessionInfo, SignedInBrowser};
 pub use email::Email;
 pub use error::IdentityError;
 pub use keys::{AccessClaims, SigningKeys};
@@ -35,6 +37,10 @@ pub fn control_schema() -> ControlSchema {
             (
                 "identity/0003_owner_only_keys.sql",
                 include_str!("../migrations/0003_owner_only_keys.sql"),
+            ),
+            (
+                "identity/0004_browser_sessions.sql",
+                include_str!("../migrations/0004_browser_sessions.sql"),
             ),
         ]),
     }

@@ -10,6 +10,7 @@ use tenantry_tenancy::cache::{Cache, Caches, Invalidate};
 use tenantry_tenancy::{ControlDb, Operator, Tenancy};
 use uuid::Uuid;
 
+use crate::browser::{BrowserSession, SessionInfo, SignedInBrowser};
 use crate::email::Email;
 use crate::error::IdentityError;
 use crate::keys::{AccessClaims, SigningKeys};
@@ -195,8 +196,20 @@ impl Identity {
         password: &str,
         name: &str,
     ) -> Result<(User, TokenPair), IdentityError> {
-        // Everything is checked before the password is hashed (the costly part): the input, then
-        // whether the address is taken (the insert checks again, for a race).
+        let user = self.register(email, password, name).await?;
+        let tokens = self.start_session(&user, None).await?;
+        Ok((user, tokens))
+    }
+
+    /// Creates a user without signing them in. Everything is checked before the password is
+    /// hashed (the costly part): the input, then whether the address is taken (the insert
+    /// checks again, for a race).
+    pub async fn register(
+        &self,
+        email: &Email,
+        password: &str,
+        name: &str,
+    ) -> Result<User, IdentityError> {
         check_password(password)?;
         let taken: bool = sqlx::query_scalar(
             "SELECT EXISTS (SELECT 1 FROM identity.users WHERE lower(email) = lower($1))",
@@ -207,18 +220,12 @@ impl Identity {
         if taken {
             return Err(IdentityError::EmailTaken);
         }
-        let user = self.create_user(email, password, name, false).await?;
-        let tokens = self.start_session(&user, None).await?;
-        Ok((user, tokens))
+        self.create_user(email, password, name, false).await
     }
 
-    /// Signs a user in, in their default organization. An unknown email and a wrong password
-    /// cost the same and fail the same way.
-    pub async fn login(
-        &self,
-        email: &str,
-        password: &str,
-    ) -> Result<(User, TokenPair), IdentityError> {
+    /// The user with this email and password. An unknown email and a wrong password cost the
+    /// same and fail the same way.
+    async fn verify_login(&self, email: &str, password: &str) -> Result<User, IdentityError> {
         let found = users::with_password(&self.pool, email).await?;
         let verified = self
             .hasher
@@ -235,8 +242,74 @@ impl Identity {
             }
             Verified::Yes => {}
         }
+        Ok(user)
+    }
+
+    /// Signs a user in, in their default organization. An unknown email and a wrong password
+    /// cost the same and fail the same way.
+    pub async fn login(
+        &self,
+        email: &str,
+        password: &str,
+    ) -> Result<(User, TokenPair), IdentityError> {
+        let user = self.verify_login(email, password).await?;
         let tokens = self.start_session(&user, user.default_org_id).await?;
         Ok((user, tokens))
+    }
+
+    /// Signs a user in from the console: a browser session, whose cookie token is returned.
+    pub async fn login_browser(
+        &self,
+        email: &str,
+        password: &str,
+        user_agent: Option<&str>,
+    ) -> Result<(User, SignedInBrowser), IdentityError> {
+        let user = self.verify_login(email, password).await?;
+        let signed = self.sign_in_browser(user.id, user_agent).await?;
+        Ok((user, signed))
+    }
+
+    /// Starts a browser session for `user_id` (after a sign-up or an accepted invitation).
+    pub async fn sign_in_browser(
+        &self,
+        user_id: Uuid,
+        user_agent: Option<&str>,
+    ) -> Result<SignedInBrowser, IdentityError> {
+        crate::browser::start(&self.pool, user_id, user_agent, self.config.refresh_ttl).await
+    }
+
+    /// The open browser session a cookie token belongs to (rotating the token when it is due);
+    /// `InvalidToken` for an unknown, expired or revoked one, `RefreshReused` (and the session
+    /// revoked) for one replaced a while ago.
+    pub async fn browser_session(&self, cookie_token: &str) -> Result<BrowserSession, IdentityError> {
+        crate::browser::resume(&self.pool, cookie_token, self.config.refresh_ttl).await
+    }
+
+    /// The user's open sessions, browser and API, the most recently used first.
+    pub async fn sessions(&self, user_id: Uuid) -> Result<Vec<SessionInfo>, IdentityError> {
+        crate::browser::list(&self.pool, user_id).await
+    }
+
+    /// Revokes one of the user's sessions; `false` when it is not an open session of theirs.
+    pub async fn revoke_session(
+        &self,
+        user_id: Uuid,
+        session_id: Uuid,
+    ) -> Result<bool, IdentityError> {
+        let revoked = crate::browser::revoke_own(&self.pool, user_id, session_id).await?;
+        if revoked && let Some(cache) = &self.sessions {
+            cache.invalidate("session", &session_id.to_string());
+        }
+        Ok(revoked)
+    }
+
+    /// Ends a browser session (the console's "Log out").
+    pub async fn logout_browser(&self, session_id: Uuid) -> Result<(), IdentityError> {
+        sessions::revoke(&self.pool, session_id, "logout").await?;
+        if let Some(cache) = &self.sessions {
+            cache.invalidate("session", &session_id.to_string());
+        }
+        Ok(())
     }
 
     /// A new pair for a refresh token, which stops working.

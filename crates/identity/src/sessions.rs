@@ -80,7 +80,7 @@ pub(crate) async fn rotate(
         "UPDATE identity.refresh_tokens r SET used_at = now()
          FROM identity.sessions s
          WHERE r.token_hash = $1 AND r.used_at IS NULL AND r.expires_at > now()
-           AND s.id = r.session_id AND s.revoked_at IS NULL
+           AND s.id = r.session_id AND s.revoked_at IS NULL AND s.kind = 'api'
          RETURNING s.user_id, s.id, r.org_id",
     )
     .bind(&hash)

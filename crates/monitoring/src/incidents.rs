@@ -46,6 +46,15 @@ pub async fn list_incidents(
     .await
 }
 
+/// Every open incident of the tenant.
+pub async fn open_incidents(tx: &mut TenantTx) -> sqlx::Result<Vec<Incident>> {
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM incidents WHERE resolved_at IS NULL ORDER BY started_at"
+    ))
+    .fetch_all(&mut **tx)
+    .await
+}
+
 /// The open incident of `monitor_id`, if it has one.
 pub async fn open_incident(tx: &mut TenantTx, monitor_id: Uuid) -> sqlx::Result<Option<Incident>> {
     sqlx::query_as(&format!(

@@ -27,14 +27,15 @@ pub use heartbeats::{
     HEARTBEAT_PATH, HeartbeatTarget, HeartbeatToken, find as find_heartbeat,
     forget as forget_heartbeat, has_token as has_heartbeat_token, issue as issue_heartbeat,
 };
-pub use incidents::{Incident, list_incidents, open_incident};
+pub use incidents::{Incident, list_incidents, open_incident, open_incidents};
 pub use monitors::{
     Cursor, DEFAULT_CONFIRMATIONS, DEFAULT_INTERVAL_SECONDS, Invalid, MIN_INTERVAL_SECONDS,
     Monitor, MonitorInput, create, create_with_id, delete, get, list, lock_and_count, update,
 };
 pub use results::{
     After, CheckResult, MAX_ERROR_CHARS, MonitorStatus, Observation, Ping, Recorded, TimeRange,
-    Transition, has_result, list_results, prune_results, record_ping, record_result,
+    Tally, Transition, has_result, list_results, prune_results, record_ping, record_result, tally,
+    tally_all,
 };
 pub use status_pages::{
     MAX_PAGE_MONITORS, PageCursor, PageSlug, PageSpec, PublicMonitor, PublicPage, Replaced,

@@ -407,6 +407,49 @@ pub async fn list_results(
     .await
 }
 
+/// Checks of one time bucket: those that passed, and all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::FromRow)]
+pub struct Tally {
+    pub start: DateTime<Utc>,
+    pub ok: i64,
+    pub total: i64,
+}
+
+/// The checks of `monitor_id` since `since`, counted per `bucket` (buckets start at `since`;
+/// buckets without checks are absent), oldest first.
+pub async fn tally(
+    tx: &mut TenantTx,
+    monitor_id: Uuid,
+    since: DateTime<Utc>,
+    bucket: chrono::Duration,
+) -> sqlx::Result<Vec<Tally>> {
+    sqlx::query_as(
+        "SELECT date_bin($3::interval, checked_at, $2) AS start,
+                count(*) FILTER (WHERE ok) AS ok, count(*) AS total
+         FROM check_results WHERE monitor_id = $1 AND checked_at >= $2
+         GROUP BY 1 ORDER BY 1",
+    )
+    .bind(monitor_id)
+    .bind(since)
+    .bind(bucket)
+    .fetch_all(&mut **tx)
+    .await
+}
+
+/// For every monitor with checks since `since`: its id, the checks that passed, and all.
+pub async fn tally_all(
+    tx: &mut TenantTx,
+    since: DateTime<Utc>,
+) -> sqlx::Result<Vec<(Uuid, i64, i64)>> {
+    sqlx::query_as(
+        "SELECT monitor_id, count(*) FILTER (WHERE ok), count(*)
+         FROM check_results WHERE checked_at >= $1 GROUP BY monitor_id",
+    )
+    .bind(since)
+    .fetch_all(&mut **tx)
+    .await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -20,6 +20,32 @@ impl Orgs {
         record.deleted_at.unwrap_or_else(Utc::now) + self.deleted_retention()
     }
 
+    /// Soft-deletes organization `id` (id or slug): the registry change, its audit entry (in the
+    /// organization's trail, and with `platform_trail` in the platform's too) and the owners'
+    /// emails (see [`Orgs::announce_deletion_in`]) commit together or not at all. `change`
+    /// describes the deletion for the trail, from the deleted record; `by` is the user who did
+    /// it, when one did.
+    pub async fn soft_delete(
+        &self,
+        id: &str,
+        audit: &tenantry_audit::AuditContext,
+        platform_trail: bool,
+        by: Option<Uuid>,
+        change: impl FnOnce(&TenantRecord) -> tenantry_audit::Change,
+    ) -> Result<TenantRecord, OrgsError> {
+        let tenancy = self.tenancy();
+        let mut tx = tenancy.begin_registry().await?;
+        let deleted = tenancy.soft_delete_in(&mut tx, id).await?;
+        let change = change(&deleted);
+        if platform_trail {
+            tenantry_audit::record(&mut tx, None, audit, &change).await?;
+        }
+        tenantry_audit::record(&mut tx, Some(deleted.id.as_uuid()), audit, &change).await?;
+        self.announce_deletion_in(&mut tx, &deleted, by).await?;
+        tx.commit().await?;
+        Ok(deleted)
+    }
+
     /// Emails every owner of soft-deleted organization `record` that it was deleted (by `by`,
     /// when a user did it), the date it will be purged, that it can be restored until then,
     /// and the link to its export. The emails are queued in `conn`'s transaction, the deletion's

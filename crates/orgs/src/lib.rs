@@ -66,6 +66,10 @@ pub fn control_schema() -> ControlSchema {
                 "orgs/0007_cache_invalidation.sql",
                 include_str!("../migrations/0007_cache_invalidation.sql"),
             ),
+            (
+                "orgs/0008_api_usage_daily.sql",
+                include_str!("../migrations/0008_api_usage_daily.sql"),
+            ),
         ]),
     }
 }

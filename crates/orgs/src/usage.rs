@@ -62,11 +62,19 @@ impl Orgs {
             return Ok(());
         }
         let (ids, counts): (Vec<Uuid>, Vec<i64>) = pending.iter().map(|(k, v)| (*k, *v)).unzip();
+        // The month's count and the day's, in one statement.
         let written = sqlx::query(
-            "INSERT INTO orgs.api_usage (org_id, period_start, api_requests)
-             SELECT u.org_id, date_trunc('month', now() AT TIME ZONE 'UTC')::date, u.n
-             FROM unnest($1::uuid[], $2::bigint[]) AS u(org_id, n)
-             WHERE EXISTS (SELECT 1 FROM control.tenants t WHERE t.id = u.org_id)
+            "WITH u AS (
+                 SELECT u.org_id, u.n FROM unnest($1::uuid[], $2::bigint[]) AS u(org_id, n)
+                 WHERE EXISTS (SELECT 1 FROM control.tenants t WHERE t.id = u.org_id)
+             ), daily AS (
+                 INSERT INTO orgs.api_usage_daily (org_id, day, api_requests)
+                 SELECT org_id, (now() AT TIME ZONE 'UTC')::date, n FROM u
+                 ON CONFLICT (org_id, day)
+                 DO UPDATE SET api_requests = api_usage_daily.api_requests + excluded.api_requests
+             )
+             INSERT INTO orgs.api_usage (org_id, period_start, api_requests)
+             SELECT org_id, date_trunc('month', now() AT TIME ZONE 'UTC')::date, n FROM u
              ON CONFLICT (org_id, period_start)
              DO UPDATE SET api_requests = api_usage.api_requests + excluded.api_requests",
         )
@@ -121,6 +129,22 @@ impl Orgs {
         let mut rows = rows;
         rows.truncate(split);
         Ok((rows, other))
+    }
+
+    /// API requests per day (UTC) in the current period, this server's unwritten ones included:
+    /// every day from the first of the month to today, days without requests as 0.
+    pub async fn requests_per_day(&self, org_id: Uuid) -> Result<Vec<(NaiveDate, i64)>, OrgsError> {
+        self.flush_requests().await?;
+        Ok(sqlx::query_as(
+            "SELECT d.day::date, coalesce(u.api_requests, 0)
+             FROM generate_series(date_trunc('month', now() AT TIME ZONE 'UTC'),
+                                  (now() AT TIME ZONE 'UTC')::date, interval '1 day') AS d(day)
+             LEFT JOIN orgs.api_usage_daily u ON u.org_id = $1 AND u.day = d.day::date
+             ORDER BY d.day",
+        )
+        .bind(org_id)
+        .fetch_all(self.runtime())
+        .await?)
     }
 
     /// The organization's counts against its limits, this server's unwritten requests included.

@@ -85,6 +85,7 @@ impl MigrationSet {
                 7 => "tenant/0007_status_pages.sql",
                 8 => "tenant/0008_agents.sql",
                 9 => "tenant/0009_audit_target_index.sql",
+                10 => "tenant/0010_test_alerts.sql",
             ],
         }
     }

@@ -25,7 +25,7 @@ pub use channels::{
 };
 pub use deliverer::{AlertRetry, Deliverer, DelivererConfig};
 pub use input::{AlertChannelInput, MAX_CHANNEL_MONITORS, SECRET_PREFIX, WebhookSecret};
-pub use outbox::{OPENED, RESOLVED, enqueue};
+pub use outbox::{OPENED, RESOLVED, TEST, enqueue, enqueue_test};
 pub use seal::SecretKeys;
 pub use send::{DELIVERY_HEADER, SIGNATURE_HEADER, WEBHOOK_USER_AGENT, sign};
 pub use wakeups::{note_pending, note_pending_in};

@@ -166,6 +166,16 @@ pub(crate) fn email_text(
     let text = |v: &Value| v.as_str().unwrap_or("").to_string();
     let name = text(&monitor["name"]);
     let opened = payload["event"] == OPENED;
+    if payload["event"] == super::outbox::TEST {
+        let subject = format!("[Tenantry] TEST: alert channel \"{channel_name}\" of {slug}");
+        let body = format!(
+            "{}\n\nOrganization: {slug}\n{}\n\nYou receive this because the alert channel \
+             \"{channel_name}\" of {slug} sends alerts to this address.\n",
+            text(&incident["cause"]),
+            public_url.trim_end_matches('/'),
+        );
+        return (subject, body);
+    }
     let subject = if opened {
         format!("[Tenantry] DOWN: {name}")
     } else {

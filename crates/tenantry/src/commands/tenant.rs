@@ -181,38 +181,47 @@ async fn change_status(
     status: Status,
 ) -> anyhow::Result<TenantRecord> {
     let before = tenancy.find(slug).await.map_err(explain)?;
-    let mut tx = tenancy.begin_registry().await?;
-    let (record, action) = match status {
-        Status::Suspend => (tenancy.suspend_in(&mut tx, slug).await, "tenant.suspended"),
-        Status::Activate => (tenancy.activate_in(&mut tx, slug).await, "tenant.activated"),
-        Status::Restore => (tenancy.restore_in(&mut tx, slug).await, "tenant.restored"),
-        Status::Delete => (
-            tenancy.soft_delete_in(&mut tx, slug).await,
-            "tenant.deleted",
-        ),
-    };
-    let record = record.map_err(explain)?;
     let summary = |r: &TenantRecord| {
         serde_json::json!({
             "slug": r.slug, "isolation": r.isolation, "plan": r.plan, "status": r.status,
         })
     };
-    let change = tenantry_audit::Change {
+    let change = |action: &'static str, record: &TenantRecord| tenantry_audit::Change {
         action,
         target_kind: "tenant",
         target_id: Some(record.id.to_string()),
         before: Some(summary(&before)),
-        after: Some(summary(&record)),
+        after: Some(summary(record)),
     };
     let system = tenantry_audit::AuditContext::system();
-    tenantry_audit::record(&mut tx, None, &system, &change).await?;
-    tenantry_audit::record(&mut tx, Some(record.id.as_uuid()), &system, &change).await?;
     if let Status::Delete = status {
         let outbox = Outbox::open(tenancy, &Operator::new(tenancy)).await?;
         let orgs = Orgs::new(tenancy.clone(), outbox, &settings.public_url)
             .with_deleted_retention_days(settings.deleted_retention_days);
-        orgs.announce_deletion_in(&mut tx, &record, None).await?;
+        return orgs
+            .soft_delete(slug, &system, true, None, |deleted| {
+                change("tenant.deleted", deleted)
+            })
+            .await
+            .map_err(|e| match e {
+                tenantry_orgs::OrgsError::Conflict(state) => anyhow::anyhow!(
+                    "{}: `tenantry tenant show SLUG` shows its status",
+                    state.trim_end_matches('.')
+                ),
+                e => e.into(),
+            });
     }
+    let mut tx = tenancy.begin_registry().await?;
+    let (record, action) = match status {
+        Status::Suspend => (tenancy.suspend_in(&mut tx, slug).await, "tenant.suspended"),
+        Status::Activate => (tenancy.activate_in(&mut tx, slug).await, "tenant.activated"),
+        Status::Restore => (tenancy.restore_in(&mut tx, slug).await, "tenant.restored"),
+        Status::Delete => unreachable!("handled above"),
+    };
+    let record = record.map_err(explain)?;
+    let change = change(action, &record);
+    tenantry_audit::record(&mut tx, None, &system, &change).await?;
+    tenantry_audit::record(&mut tx, Some(record.id.as_uuid()), &system, &change).await?;
     tx.commit().await?;
     Ok(record)
 }

@@ -1,0 +1,100 @@
+//! `/o/{slug}/events`: Server-Sent Events of the organization's monitors, for the monitors
+//! pages to follow status changes without reloading. The stream reads the organization's
+//! monitors through its own door every [`EVERY`] and sends a `monitor` event for each one whose
+//! status, last check or open incident changed (all of them at first). It is scoped by
+//! construction: it can only read the organization it was opened for, and it ends once the
+//! user is no longer a member.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures::Stream;
+use serde::Serialize;
+use tenantry_tenancy::TenantCtx;
+use uuid::Uuid;
+
+use super::error::ConsoleError;
+use super::org::OrgPage;
+use super::view;
+use crate::server::AppState;
+
+/// How often the stream looks for changes.
+const EVERY: Duration = Duration::from_secs(2);
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+struct Change {
+    id: Uuid,
+    status: String,
+    last_checked_at: Option<chrono::DateTime<chrono::Utc>>,
+    last_checked_text: String,
+    incident_text: String,
+}
+
+async fn snapshot(ctx: &TenantCtx) -> Result<Vec<Change>, crate::error::AppError> {
+    let mut tx = ctx.begin_read().await?;
+    let monitors = tenantry_monitoring::list(&mut tx, 500, None).await?;
+    let open = tenantry_monitoring::open_incidents(&mut tx).await?;
+    tx.commit().await?;
+    Ok(monitors
+        .into_iter()
+        .map(|m| {
+            let last = m.last_checked_at.or(m.last_ping_at);
+            let incident = open.iter().find(|i| i.monitor_id == m.id);
+            Change {
+                id: m.id,
+                status: if m.enabled { m.status } else { "paused".to_owned() },
+                last_checked_at: last,
+                last_checked_text: last.map_or_else(|| "never".to_owned(), |at| view::ago(&at)),
+                incident_text: incident.map_or_else(
+                    || "none".to_owned(),
+                    |i| format!("since {}: {}", i.started_at.format("%Y-%m-%d %H:%M UTC"), i.cause),
+                ),
+            }
+        })
+        .collect())
+}
+
+pub(crate) async fn events(
+    State(state): State<AppState>,
+    page: OrgPage,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ConsoleError> {
+    let ctx = page.ctx(&state).await?;
+    let user = page.signed.user().id;
+    let slug = page.record.slug.clone();
+    let stream = futures::stream::unfold(
+        (state, ctx, HashMap::<Uuid, Change>::new(), Vec::<Event>::new(), true),
+        move |(state, ctx, mut seen, mut queued, mut first)| {
+            let slug = slug.clone();
+            async move {
+                loop {
+                    if let Some(event) = queued.pop() {
+                        return Some((Ok(event), (state, ctx, seen, queued, false)));
+                    }
+                    if !first {
+                        tokio::time::sleep(EVERY).await;
+                    }
+                    first = false;
+                    // A member removed (or an organization gone) ends the stream.
+                    if state.orgs.for_member(&slug, user).await.is_err() {
+                        return None;
+                    }
+                    let Ok(now) = snapshot(&ctx).await else {
+                        continue;
+                    };
+                    for change in now {
+                        if seen.get(&change.id) != Some(&change) {
+                            if let Ok(event) = Event::default().event("monitor").json_data(&change) {
+                                queued.push(event);
+                            }
+                            seen.insert(change.id, change);
+                        }
+                    }
+                }
+            }
+        },
+    );
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
