@@ -52,14 +52,15 @@ fn invite_form(page: &OrgPage, input: &InviteForm, errors: &Errors, in_dialog: b
 }
 
 fn expires_in(invitation: &Invitation) -> String {
-    let left = invitation.expires_at - Utc::now();
-    if left.num_seconds() <= 0 {
+    // Counted up: an invitation sent a minute ago expires in 7 days, not 6.
+    let seconds = (invitation.expires_at - Utc::now()).num_seconds();
+    let days = (seconds + 86_399) / 86_400;
+    let hours = (seconds + 3_599) / 3_600;
+    if seconds <= 0 {
         "Expired".to_owned()
-    } else if left.num_days() >= 1 {
-        let days = left.num_days();
+    } else if hours > 24 {
         format!("Expires in {days} day{}", if days == 1 { "" } else { "s" })
     } else {
-        let hours = left.num_hours().max(1);
         format!("Expires in {hours} hour{}", if hours == 1 { "" } else { "s" })
     }
 }

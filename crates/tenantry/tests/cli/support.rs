@@ -103,6 +103,11 @@ impl Server {
             .local_addr()
             .unwrap()
             .port();
+        Self::spawn_on(dir, port, env)
+    }
+
+    /// [`Server::spawn`] on `port`.
+    pub fn spawn_on(dir: &Path, port: u16, env: &[(&str, &str)]) -> Server {
         let mut child = command(dir)
             .envs(env.iter().copied())
             .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
