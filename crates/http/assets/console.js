@@ -70,3 +70,9 @@ document.addEventListener("keydown", (event) => {
   source.addEventListener("open", () => root.setAttribute("data-live", "connected"));
   source.addEventListener("error", () => root.setAttribute("data-live", "reconnecting"));
 })();
+
+// On narrow screens the sections scroll sideways: keep the current one in view.
+(function currentSection() {
+  const current = document.querySelector("nav.sections [aria-current=page]");
+  if (current && current.scrollIntoView) current.scrollIntoView({ block: "nearest", inline: "center" });
+})();

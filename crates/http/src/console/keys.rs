@@ -163,6 +163,7 @@ fn agents_page(
     input: &AgentForm,
     errors: &Errors,
     token: Option<&str>,
+    included: bool,
 ) -> Markup {
     let admin = page.role.may(Action::Administer);
     let server = state.identity.keys().issuer();
@@ -178,7 +179,9 @@ fn agents_page(
                 }
             }
         }
-        @if admin {
+        @if !included {
+            p.flash.warn { "The organization's plan does not include agents." }
+        } @else if admin {
             section.card {
                 h2 { "Register an agent" }
                 form.stack method="post" action=(page.path("agents")) novalidate {
@@ -232,7 +235,8 @@ async fn agents_of(state: &AppState, page: &OrgPage) -> Result<Vec<tenantry_moni
 
 pub(crate) async fn agents(State(state): State<AppState>, page: OrgPage) -> Result<Response, ConsoleError> {
     let agents = agents_of(&state, &page).await?;
-    let body = agents_page(&state, &page, &agents, &AgentForm::default(), &Errors::default(), None);
+    let included = state.orgs.feature(page.org_id(), tenantry_orgs::Feature::Agents).await?;
+    let body = agents_page(&state, &page, &agents, &AgentForm::default(), &Errors::default(), None, included);
     Ok(page.render("Agents", body))
 }
 
@@ -249,12 +253,12 @@ pub(crate) async fn register_agent(
     let agents = agents_of(&state, &page).await?;
     match registered {
         Ok((_, token)) => {
-            let body = agents_page(&state, &page, &agents, &AgentForm::default(), &Errors::default(), Some(&token));
+            let body = agents_page(&state, &page, &agents, &AgentForm::default(), &Errors::default(), Some(&token), true);
             Ok((StatusCode::CREATED, page.render("Agents", body)).into_response())
         }
         Err(e) => {
             let errors = form_error(e)?;
-            let body = agents_page(&state, &page, &agents, &input, &errors, None);
+            let body = agents_page(&state, &page, &agents, &input, &errors, None, true);
             Ok((StatusCode::UNPROCESSABLE_ENTITY, page.render("Agents", body)).into_response())
         }
     }

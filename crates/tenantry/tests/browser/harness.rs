@@ -304,3 +304,69 @@ pub async fn create_org(browser: &Browser, name: &str) -> String {
     let path = browser.path().await;
     path.split('/').nth(2).unwrap().to_string()
 }
+
+/// An HTTP endpoint for monitors to check: answers `200 ok` while up, `503` while down.
+pub struct Target {
+    pub url: String,
+    up: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Target {
+    pub async fn start() -> Target {
+        use std::sync::atomic::Ordering;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/health", listener.local_addr().unwrap());
+        let up = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let shared = up.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let up = shared.load(Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut buffer = [0u8; 4096];
+                    let _ = stream.read(&mut buffer).await;
+                    let answer: &[u8] = if up {
+                        b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok"
+                    } else {
+                        b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 4\r\nconnection: close\r\n\r\ndown"
+                    };
+                    let _ = stream.write_all(answer).await;
+                });
+            }
+        });
+        Target { url, up, task }
+    }
+
+    pub fn set_up(&self, up: bool) {
+        self.up.store(up, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Creates a monitor through the "New monitor" page; its page's path.
+pub async fn create_monitor(
+    browser: &Browser,
+    slug: &str,
+    name: &str,
+    kind: &str,
+    target: &str,
+    interval: &str,
+) -> String {
+    browser.goto(&format!("/o/{slug}/monitors/new")).await;
+    browser.fill("Name", name).await;
+    browser.choose("Type", kind).await;
+    if !target.is_empty() {
+        browser.fill("Target", target).await;
+    }
+    browser.fill("Interval (seconds)", interval).await;
+    browser.press("Create").await;
+    browser.sees(name).await;
+    browser.path().await
+}
