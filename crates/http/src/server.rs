@@ -216,14 +216,19 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// A path nothing serves: problem JSON under `/api/`, the console's 404 page elsewhere.
-async fn not_found(uri: axum::http::Uri) -> Response {
-    if uri.path().starts_with("/api/") {
-        axum::response::IntoResponse::into_response(AppError::NotFound)
-    } else {
+/// A path nothing serves: the console's 404 page for a browser (a request accepting HTML, outside
+/// `/api/`), problem JSON for anyone else.
+async fn not_found(uri: axum::http::Uri, headers: axum::http::HeaderMap) -> Response {
+    let wants_html = headers
+        .get(axum::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.contains("text/html"));
+    if wants_html && !uri.path().starts_with("/api/") {
         let mut response = crate::console::not_found();
         crate::console::security_headers(response.headers_mut());
         response
+    } else {
+        axum::response::IntoResponse::into_response(AppError::NotFound)
     }
 }
 

@@ -9,6 +9,7 @@ mod alert_channels;
 mod api_keys;
 mod audit;
 mod auth;
+mod console;
 mod cross_tenant;
 mod export;
 mod features;

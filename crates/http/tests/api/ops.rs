@@ -56,6 +56,16 @@ async fn unknown_paths_are_problem_json_404() {
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["code"], "not_found");
     assert_eq!(body["title"], "Not found");
+    // A browser gets the console's page instead.
+    let page = app
+        .client
+        .get(format!("{}/no/such/path", app.base))
+        .header("accept", "text/html,application/xhtml+xml")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 404);
+    assert!(page.text().await.unwrap().contains("Page not found"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
