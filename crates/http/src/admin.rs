@@ -10,9 +10,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tenantry_identity::User;
 use tenantry_orgs::{EntitlementChange, Entitlements, Invitation};
-use tenantry_tenancy::{
-    Isolation, ProvisionStep, TenantRecord, TenantStatus,
-};
+use tenantry_tenancy::{Isolation, ProvisionStep, TenantRecord, TenantStatus};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -423,7 +421,14 @@ async fn remove(
     } else {
         None
     };
-    case::delete(&state, &origin.by_user(admin.id), &admin, &id, hard.as_deref()).await?;
+    case::delete(
+        &state,
+        &origin.by_user(admin.id),
+        &admin,
+        &id,
+        hard.as_deref(),
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -343,7 +343,8 @@ async fn accept_unthrottled(
                     ))
                 })?
             };
-            let (membership, user) = case::sign_up_and_accept(state, origin, token, &signup).await?;
+            let (membership, user) =
+                case::sign_up_and_accept(state, origin, token, &signup).await?;
             let tokens = state
                 .identity
                 .sign_in(&user, Some(membership.org_id))

@@ -398,7 +398,6 @@ pub(crate) async fn delete_org(
     Ok(StatusCode::NO_CONTENT)
 }
 
-
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct NewApiKey {

@@ -184,7 +184,10 @@ pub(crate) async fn resume(
 }
 
 /// The open sessions of `user_id`, the most recently used first.
-pub(crate) async fn list(pool: &ControlDb, user_id: Uuid) -> Result<Vec<SessionInfo>, IdentityError> {
+pub(crate) async fn list(
+    pool: &ControlDb,
+    user_id: Uuid,
+) -> Result<Vec<SessionInfo>, IdentityError> {
     Ok(sqlx::query_as(
         "SELECT s.id, s.kind, s.user_agent, s.created_at,
                 greatest(s.last_seen_at, (SELECT max(r.created_at) FROM identity.refresh_tokens r

@@ -2,10 +2,10 @@
 //! use (a reused one revokes the session), and short-lived access tokens signed with Ed25519
 //! keys published as a JWKS. No HTTP inside.
 
+mod browser;
 mod email;
 mod error;
 mod keys;
-mod browser;
 mod password;
 mod service;
 mod sessions;

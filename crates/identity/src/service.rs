@@ -281,7 +281,10 @@ impl Identity {
     /// The open browser session a cookie token belongs to (rotating the token when it is due);
     /// `InvalidToken` for an unknown, expired or revoked one, `RefreshReused` (and the session
     /// revoked) for one replaced a while ago.
-    pub async fn browser_session(&self, cookie_token: &str) -> Result<BrowserSession, IdentityError> {
+    pub async fn browser_session(
+        &self,
+        cookie_token: &str,
+    ) -> Result<BrowserSession, IdentityError> {
         crate::browser::resume(&self.pool, cookie_token, self.config.refresh_ttl).await
     }
 

@@ -33,9 +33,9 @@ pub use monitors::{
     Monitor, MonitorInput, create, create_with_id, delete, get, list, lock_and_count, update,
 };
 pub use results::{
-    After, CheckResult, MAX_ERROR_CHARS, MonitorStatus, Observation, Ping, Recorded, TimeRange,
-    Tally, Transition, has_result, list_results, prune_results, record_ping, record_result, tally,
-    tally_all,
+    After, CheckResult, MAX_ERROR_CHARS, MonitorStatus, Observation, Ping, Recorded, Tally,
+    TimeRange, Transition, has_result, list_results, prune_results, record_ping, record_result,
+    tally, tally_all,
 };
 pub use status_pages::{
     MAX_PAGE_MONITORS, PageCursor, PageSlug, PageSpec, PublicMonitor, PublicPage, Replaced,

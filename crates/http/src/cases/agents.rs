@@ -55,7 +55,11 @@ pub(crate) async fn register(
 
 /// Deletes agent `id` (admins): its token stops working, and its monitors go back to the
 /// servers.
-pub(crate) async fn remove(state: &AppState, acting: &Acting<'_>, id: Uuid) -> Result<(), AppError> {
+pub(crate) async fn remove(
+    state: &AppState,
+    acting: &Acting<'_>,
+    id: Uuid,
+) -> Result<(), AppError> {
     crate::extract::require(acting.role, Action::Administer)?;
     let mut tx = acting.ctx.begin().await?;
     let Some(agent) = monitoring::delete_agent(&mut tx, id).await? else {
@@ -98,4 +102,3 @@ fn agent_change(
         after: after.map(summary),
     }
 }
-

@@ -27,7 +27,12 @@ pub(crate) async fn create_channel(
     let saved = alerts::create_channel(&mut tx, &state.alert_keys, input)
         .await
         .map_err(app_error)?;
-    let change = channel_change("alert_channel.created", saved.channel.id, None, Some(&saved.channel));
+    let change = channel_change(
+        "alert_channel.created",
+        saved.channel.id,
+        None,
+        Some(&saved.channel),
+    );
     tenantry_audit::record_in_tenant(&mut tx, &acting.audit, &change).await?;
     tx.commit().await?;
     Ok(saved)
@@ -51,7 +56,12 @@ pub(crate) async fn replace_channel(
         .await
         .map_err(app_error)?
         .ok_or(AppError::NotFound)?;
-    let change = channel_change("alert_channel.updated", id, before.as_ref(), Some(&saved.channel));
+    let change = channel_change(
+        "alert_channel.updated",
+        id,
+        before.as_ref(),
+        Some(&saved.channel),
+    );
     tenantry_audit::record_in_tenant(&mut tx, &acting.audit, &change).await?;
     tx.commit().await?;
     Ok(saved)
@@ -114,7 +124,10 @@ pub(crate) async fn create_page(
     let spec = crate::status_pages::parse(input)?;
     state
         .orgs
-        .require_feature(acting.ctx.tenant_id().as_uuid(), tenantry_orgs::Feature::StatusPages)
+        .require_feature(
+            acting.ctx.tenant_id().as_uuid(),
+            tenantry_orgs::Feature::StatusPages,
+        )
         .await?;
     let mut tx = acting.ctx.begin().await?;
     let page = monitoring::create_page(&mut tx, &spec).await?;

@@ -95,4 +95,3 @@ async fn adopt_default(state: &AppState, user: User, org_id: Uuid) -> Result<Use
         .set_default_org(user.id, Some(org_id))
         .await?)
 }
-

@@ -11,9 +11,9 @@ use tenantry_tenancy::{TenantCtx, TenantTx};
 use uuid::Uuid;
 
 use crate::error::AppError;
+use crate::server::AppState;
 use tenantry_monitoring::checks::Targets;
 use tenantry_orgs::Feature;
-use crate::server::AppState;
 
 /// Who acts on an organization's monitors: its door, the caller's role, and what the audit
 /// trail records of them.
@@ -145,7 +145,11 @@ pub(crate) async fn replace(
 
 /// Deletes monitor `id` (members and up): the row and its audit entry commit together; the
 /// schedule and the heartbeat token follow.
-pub(crate) async fn remove(state: &AppState, acting: &Acting<'_>, id: Uuid) -> Result<(), AppError> {
+pub(crate) async fn remove(
+    state: &AppState,
+    acting: &Acting<'_>,
+    id: Uuid,
+) -> Result<(), AppError> {
     crate::extract::require(acting.role, Action::ManageMonitoring)?;
     let mut tx = acting.ctx.begin().await?;
     let before = monitoring::get(&mut tx, id).await?;

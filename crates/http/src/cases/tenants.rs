@@ -10,8 +10,7 @@ use tenantry_audit::AuditContext;
 use tenantry_identity::{Email, User};
 use tenantry_orgs::{Invitation, Role};
 use tenantry_tenancy::{
-    Isolation, MoveOptions, MoveProgress, NewTenant, Slug, TenancyError, TenantRecord,
-    TenantStatus,
+    Isolation, MoveOptions, MoveProgress, NewTenant, Slug, TenancyError, TenantRecord, TenantStatus,
 };
 
 use crate::error::AppError;
@@ -67,7 +66,14 @@ pub(crate) async fn create(
         .await?;
     let invited = state
         .orgs
-        .invite(Role::Owner, record.id.as_uuid(), &admin.name, &email, Role::Owner, audit)
+        .invite(
+            Role::Owner,
+            record.id.as_uuid(),
+            &admin.name,
+            &email,
+            Role::Owner,
+            audit,
+        )
         .await;
     let invitation = match invited {
         Ok(invitation) => invitation,
@@ -109,9 +115,18 @@ pub(crate) async fn change_status(
     let key = record.id.to_string();
     let mut tx = state.tenancy.begin_registry().await?;
     let (changed, action) = match transition {
-        Transition::Activate => (state.tenancy.activate_in(&mut tx, &key).await?, "tenant.activated"),
-        Transition::Suspend => (state.tenancy.suspend_in(&mut tx, &key).await?, "tenant.suspended"),
-        Transition::Restore => (state.tenancy.restore_in(&mut tx, &key).await?, "tenant.restored"),
+        Transition::Activate => (
+            state.tenancy.activate_in(&mut tx, &key).await?,
+            "tenant.activated",
+        ),
+        Transition::Suspend => (
+            state.tenancy.suspend_in(&mut tx, &key).await?,
+            "tenant.suspended",
+        ),
+        Transition::Restore => (
+            state.tenancy.restore_in(&mut tx, &key).await?,
+            "tenant.restored",
+        ),
     };
     let change = tenant_change(action, &changed, Some(record.status), Some(changed.status));
     tenantry_audit::record(&mut tx, None, audit, &change).await?;
@@ -145,9 +160,15 @@ pub(crate) async fn delete(
             let before = Some(record.status);
             state
                 .orgs
-                .soft_delete(&record.id.to_string(), audit, true, Some(admin.id), |deleted| {
-                    tenant_change("tenant.deleted", deleted, before, Some(deleted.status))
-                })
+                .soft_delete(
+                    &record.id.to_string(),
+                    audit,
+                    true,
+                    Some(admin.id),
+                    |deleted| {
+                        tenant_change("tenant.deleted", deleted, before, Some(deleted.status))
+                    },
+                )
                 .await?;
         }
     }
@@ -219,14 +240,21 @@ impl Moves {
 
 fn describe(progress: &MoveProgress) -> String {
     match progress {
-        MoveProgress::Resuming { phase } => format!("resuming an interrupted move from its {phase} phase"),
+        MoveProgress::Resuming { phase } => {
+            format!("resuming an interrupted move from its {phase} phase")
+        }
         MoveProgress::Preparing { to } => format!("preparing the {to} tier"),
         MoveProgress::Copied { table, rows } => format!("copied {rows} rows of {table}"),
         MoveProgress::CaughtUp { rows } => format!("caught up with {rows} rows written meanwhile"),
         MoveProgress::Switched { write_pause } => {
-            format!("switched; writes paused for {:.0} ms", write_pause.as_secs_f64() * 1000.0)
+            format!(
+                "switched; writes paused for {:.0} ms",
+                write_pause.as_secs_f64() * 1000.0
+            )
         }
-        MoveProgress::Draining { seconds } => format!("draining readers of the old copy for {seconds:.0} s"),
+        MoveProgress::Draining { seconds } => {
+            format!("draining readers of the old copy for {seconds:.0} s")
+        }
         MoveProgress::Cleaned => "removed the old copy".to_owned(),
     }
 }
@@ -241,18 +269,26 @@ pub(crate) async fn start_move(
     to: Isolation,
 ) -> Result<(), AppError> {
     let record = tenant(state, id).await?;
-    if !matches!(record.status, TenantStatus::Active | TenantStatus::Suspended) {
+    if !matches!(
+        record.status,
+        TenantStatus::Active | TenantStatus::Suspended
+    ) {
         return Err(AppError::Conflict(format!(
             "The tenant is {}: only active and suspended tenants move.",
             record.status
         )));
     }
     if record.isolation == to {
-        return Err(AppError::invalid("to", format!("the tenant is in the {to} tier already")));
+        return Err(AppError::invalid(
+            "to",
+            format!("the tenant is in the {to} tier already"),
+        ));
     }
     let slug = record.slug.clone();
     if !state.moves.start(&slug) {
-        return Err(AppError::Conflict("A move of this tenant is in progress.".to_owned()));
+        return Err(AppError::Conflict(
+            "A move of this tenant is in progress.".to_owned(),
+        ));
     }
     let state = state.clone();
     tokio::spawn(async move {

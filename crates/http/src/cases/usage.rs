@@ -26,7 +26,10 @@ pub(crate) struct UsageReport {
 }
 
 /// The usage of organization `record` (the caller's membership is checked by the caller).
-pub(crate) async fn report(state: &AppState, record: &TenantRecord) -> Result<UsageReport, AppError> {
+pub(crate) async fn report(
+    state: &AppState,
+    record: &TenantRecord,
+) -> Result<UsageReport, AppError> {
     let org_id = record.id.as_uuid();
     let counts = state.orgs.counts(org_id).await?;
     let ctx = state.tenancy.resolve_id(record.id).await?;
@@ -59,6 +62,9 @@ pub(crate) async fn report(state: &AppState, record: &TenantRecord) -> Result<Us
 }
 
 /// API requests per day of the current period.
-pub(crate) async fn per_day(state: &AppState, record: &TenantRecord) -> Result<Vec<(NaiveDate, i64)>, AppError> {
+pub(crate) async fn per_day(
+    state: &AppState,
+    record: &TenantRecord,
+) -> Result<Vec<(NaiveDate, i64)>, AppError> {
     Ok(state.orgs.requests_per_day(record.id.as_uuid()).await?)
 }

@@ -24,7 +24,10 @@ fn safe_next(next: Option<&str>) -> String {
 }
 
 /// `/`: the default organization, else the first one, else the page to create one.
-pub(crate) async fn start(State(state): State<AppState>, visitor: Visitor) -> Result<Response, ConsoleError> {
+pub(crate) async fn start(
+    State(state): State<AppState>,
+    visitor: Visitor,
+) -> Result<Response, ConsoleError> {
     let Some(signed) = visitor.signed else {
         return Ok(Redirect::to("/login").into_response());
     };
@@ -126,16 +129,27 @@ pub(crate) async fn signup(
         Ok(email) => email,
         Err(e) => return Ok(refused(Errors::one("email", e.to_string()), &input)),
     };
-    let user = match state.identity.register(&email, &input.password, &input.name).await {
+    let user = match state
+        .identity
+        .register(&email, &input.password, &input.name)
+        .await
+    {
         Ok(user) => user,
         Err(IdentityError::EmailTaken) => {
             return Ok(refused(
-                Errors::one("email", "An account with this email exists: log in instead."),
+                Errors::one(
+                    "email",
+                    "An account with this email exists: log in instead.",
+                ),
                 &input,
             ));
         }
         Err(IdentityError::Invalid(detail)) => {
-            let field = if detail.starts_with("name") { "name" } else { "password" };
+            let field = if detail.starts_with("name") {
+                "name"
+            } else {
+                "password"
+            };
             return Ok(refused(Errors::one(field, detail), &input));
         }
         Err(e) => return Err(e.into()),
@@ -184,7 +198,12 @@ pub(crate) async fn login_page(visitor: Visitor, Query(next): Query<Next>) -> Re
         next: next.next,
         ..LoginForm::default()
     };
-    let body = login_form(&visitor.csrf, &input, &Errors::default(), visitor.flash.as_deref());
+    let body = login_form(
+        &visitor.csrf,
+        &input,
+        &Errors::default(),
+        visitor.flash.as_deref(),
+    );
     Html(view::bare("Log in", body).into_string()).into_response()
 }
 
@@ -252,7 +271,10 @@ pub(crate) async fn logout(
 }
 
 /// The user's open sessions (browsers and API clients), each revocable.
-pub(crate) async fn sessions(State(state): State<AppState>, signed: SignedIn) -> Result<Response, ConsoleError> {
+pub(crate) async fn sessions(
+    State(state): State<AppState>,
+    signed: SignedIn,
+) -> Result<Response, ConsoleError> {
     let sessions = state.identity.sessions(signed.user().id).await?;
     let chrome = chrome(&state, &signed, None).await?;
     let current = signed.signed.session.session_id;
@@ -302,7 +324,11 @@ pub(crate) async fn revoke_session(
         session::sign_out(&state, &mut response);
         return Ok(response);
     }
-    Ok(session::redirect_with(&state, "/account/sessions", "The session is revoked."))
+    Ok(session::redirect_with(
+        &state,
+        "/account/sessions",
+        "The session is revoked.",
+    ))
 }
 
 #[cfg(test)]

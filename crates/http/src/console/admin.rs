@@ -49,11 +49,20 @@ fn tier(text: &str) -> Result<Isolation, AppError> {
         "shared" => Ok(Isolation::Shared),
         "schema" => Ok(Isolation::Schema),
         "database" => Ok(Isolation::Database),
-        _ => Err(AppError::invalid("isolation", "choose shared, schema or database")),
+        _ => Err(AppError::invalid(
+            "isolation",
+            "choose shared, schema or database",
+        )),
     }
 }
 
-async fn render(state: &AppState, admin: &Admin, title: &str, status: StatusCode, body: Markup) -> Result<Response, ConsoleError> {
+async fn render(
+    state: &AppState,
+    admin: &Admin,
+    title: &str,
+    status: StatusCode,
+    body: Markup,
+) -> Result<Response, ConsoleError> {
     let chrome = chrome(state, &admin.0, None).await?;
     Ok((status, Html(view::page(&chrome, title, body).into_string())).into_response())
 }
@@ -61,23 +70,41 @@ async fn render(state: &AppState, admin: &Admin, title: &str, status: StatusCode
 type Fields = Vec<(String, String)>;
 
 fn value<'a>(fields: &'a Fields, name: &str) -> &'a str {
-    fields.iter().find(|(n, _)| n == name).map_or("", |(_, v)| v.as_str())
+    fields
+        .iter()
+        .find(|(n, _)| n == name)
+        .map_or("", |(_, v)| v.as_str())
 }
 
-async fn tenants_page(state: &AppState, admin: &Admin, fields: &Fields, errors: &Errors) -> Result<Markup, ConsoleError> {
+async fn tenants_page(
+    state: &AppState,
+    admin: &Admin,
+    fields: &Fields,
+    errors: &Errors,
+) -> Result<Markup, ConsoleError> {
     let tenants = state.tenancy.list().await?;
     let plans = state.orgs.plans().await?;
-    let plan_options: Vec<(&str, &str)> = plans.iter().map(|p| (p.name.as_str(), p.name.as_str())).collect();
+    let plan_options: Vec<(&str, &str)> = plans
+        .iter()
+        .map(|p| (p.name.as_str(), p.name.as_str()))
+        .collect();
     let mut rows = Vec::new();
     for t in &tenants {
-        let members: i64 = sqlx::query_scalar("SELECT count(*) FROM orgs.memberships WHERE org_id = $1")
-            .bind(t.id.as_uuid())
-            .fetch_one(state.tenancy.control_db())
-            .await?;
+        let members: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM orgs.memberships WHERE org_id = $1")
+                .bind(t.id.as_uuid())
+                .fetch_one(state.tenancy.control_db())
+                .await?;
         rows.push((t, members));
     }
-    let plan = match value(fields, "plan") { "" => "free", p => p };
-    let isolation = match value(fields, "isolation") { "" => "shared", i => i };
+    let plan = match value(fields, "plan") {
+        "" => "free",
+        p => p,
+    };
+    let isolation = match value(fields, "isolation") {
+        "" => "shared",
+        i => i,
+    };
     Ok(html! {
         h1 { "Admin" }
         h2 { "Tenants" }
@@ -116,7 +143,10 @@ async fn tenants_page(state: &AppState, admin: &Admin, fields: &Fields, errors: 
     })
 }
 
-pub(crate) async fn tenants(State(state): State<AppState>, admin: Admin) -> Result<Response, ConsoleError> {
+pub(crate) async fn tenants(
+    State(state): State<AppState>,
+    admin: Admin,
+) -> Result<Response, ConsoleError> {
     let body = tenants_page(&state, &admin, &Fields::new(), &Errors::default()).await?;
     render(&state, &admin, "Admin", StatusCode::OK, body).await
 }
@@ -145,12 +175,22 @@ pub(crate) async fn create(
         Ok((record, invitation)) => Ok(session::redirect_with(
             &state,
             &format!("/admin/tenants/{}", record.slug),
-            &format!("{} is created in the {} tier; {} is invited as its owner.", record.name, record.isolation, invitation.email),
+            &format!(
+                "{} is created in the {} tier; {} is invited as its owner.",
+                record.name, record.isolation, invitation.email
+            ),
         )),
         Err(e) => {
             let errors = form_error(e)?;
             let body = tenants_page(&state, &admin, &fields, &errors).await?;
-            render(&state, &admin, "Admin", StatusCode::UNPROCESSABLE_ENTITY, body).await
+            render(
+                &state,
+                &admin,
+                "Admin",
+                StatusCode::UNPROCESSABLE_ENTITY,
+                body,
+            )
+            .await
         }
     }
 }
@@ -163,14 +203,25 @@ fn limit_value(value: Option<&Value>) -> String {
     }
 }
 
-async fn tenant_page(state: &AppState, admin: &Admin, record: &TenantRecord, errors: &Errors) -> Result<Markup, ConsoleError> {
+async fn tenant_page(
+    state: &AppState,
+    admin: &Admin,
+    record: &TenantRecord,
+    errors: &Errors,
+) -> Result<Markup, ConsoleError> {
     let entitlements = state.orgs.entitlements(record).await?;
     let plans = state.orgs.plans().await?;
-    let plan_options: Vec<(&str, &str)> = plans.iter().map(|p| (p.name.as_str(), p.name.as_str())).collect();
+    let plan_options: Vec<(&str, &str)> = plans
+        .iter()
+        .map(|p| (p.name.as_str(), p.name.as_str()))
+        .collect();
     let moving = state.moves.of(&record.slug);
     let csrf = admin.0.csrf();
     let base = format!("/admin/tenants/{}", record.slug);
-    let live = matches!(record.status, TenantStatus::Active | TenantStatus::Suspended);
+    let live = matches!(
+        record.status,
+        TenantStatus::Active | TenantStatus::Suspended
+    );
     Ok(html! {
         p { a href="/admin" { "← All tenants" } }
         h1 { (record.name) " " span.muted { "(" (record.slug) ")" } }
@@ -279,15 +330,21 @@ fn entitlement_change(fields: &Fields) -> Result<EntitlementChange, AppError> {
             let parsed = if value.eq_ignore_ascii_case("unlimited") {
                 Value::Null
             } else {
-                Value::from(value.parse::<i64>().map_err(|_| {
-                    AppError::invalid(name, "a whole number, or “unlimited”")
-                })?)
+                Value::from(
+                    value
+                        .parse::<i64>()
+                        .map_err(|_| AppError::invalid(name, "a whole number, or “unlimited”"))?,
+                )
             };
             limits.insert(key.to_owned(), parsed);
         } else if let Some(key) = name.strip_prefix("feature.") {
             match value.as_str() {
-                "on" => { features.insert(key.to_owned(), Value::Bool(true)); }
-                "off" => { features.insert(key.to_owned(), Value::Bool(false)); }
+                "on" => {
+                    features.insert(key.to_owned(), Value::Bool(true));
+                }
+                "off" => {
+                    features.insert(key.to_owned(), Value::Bool(false));
+                }
                 _ => {}
             }
         }
@@ -311,17 +368,32 @@ pub(crate) async fn change(
     let result = match entitlement_change(&fields) {
         Ok(change) => state
             .orgs
-            .change_entitlements(record.id.as_uuid(), &change, &origin.by_user(admin.0.user().id))
+            .change_entitlements(
+                record.id.as_uuid(),
+                &change,
+                &origin.by_user(admin.0.user().id),
+            )
             .await
             .map_err(AppError::from),
         Err(e) => Err(e),
     };
     match result {
-        Ok(_) => Ok(session::redirect_with(&state, &format!("/admin/tenants/{slug}"), "The plan, limits and features are saved; they apply to the next request.")),
+        Ok(_) => Ok(session::redirect_with(
+            &state,
+            &format!("/admin/tenants/{slug}"),
+            "The plan, limits and features are saved; they apply to the next request.",
+        )),
         Err(e) => {
             let errors = form_error(e)?;
             let body = tenant_page(&state, &admin, &record, &errors).await?;
-            render(&state, &admin, &record.name, StatusCode::UNPROCESSABLE_ENTITY, body).await
+            render(
+                &state,
+                &admin,
+                &record.name,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                body,
+            )
+            .await
         }
     }
 }
@@ -345,7 +417,13 @@ pub(crate) async fn set_status(
         "restore" => Transition::Restore,
         _ => return Err(AppError::NotFound.into()),
     };
-    let result = case::change_status(&state, &origin.by_user(admin.0.user().id), &slug, transition).await;
+    let result = case::change_status(
+        &state,
+        &origin.by_user(admin.0.user().id),
+        &slug,
+        transition,
+    )
+    .await;
     let done = match transition {
         Transition::Activate => "The tenant is active.",
         Transition::Suspend => "The tenant is suspended.",
@@ -365,7 +443,12 @@ pub(crate) async fn move_tier(
         Ok(to) => case::start_move(&state, origin.by_user(admin.0.user().id), &slug, to).await,
         Err(e) => Err(AppError::invalid("to", e.to_string())),
     };
-    outcome(&state, &format!("/admin/tenants/{slug}"), result, "The move started; reload to follow it.")
+    outcome(
+        &state,
+        &format!("/admin/tenants/{slug}"),
+        result,
+        "The move started; reload to follow it.",
+    )
 }
 
 pub(crate) async fn delete(
@@ -378,10 +461,25 @@ pub(crate) async fn delete(
     let hard = value(&fields, "hard") == "true";
     let user = admin.0.user().clone();
     let confirm = value(&fields, "confirm").trim().to_owned();
-    let result = case::delete(&state, &origin.by_user(user.id), &user, &slug, hard.then_some(confirm.as_str())).await;
+    let result = case::delete(
+        &state,
+        &origin.by_user(user.id),
+        &user,
+        &slug,
+        hard.then_some(confirm.as_str()),
+    )
+    .await;
     match result {
-        Ok(()) if hard => Ok(session::redirect_with(&state, "/admin", &format!("{slug} is purged."))),
-        Ok(()) => Ok(session::redirect_with(&state, &format!("/admin/tenants/{slug}"), "The tenant is deleted; it can be restored during the retention window.")),
+        Ok(()) if hard => Ok(session::redirect_with(
+            &state,
+            "/admin",
+            &format!("{slug} is purged."),
+        )),
+        Ok(()) => Ok(session::redirect_with(
+            &state,
+            &format!("/admin/tenants/{slug}"),
+            "The tenant is deleted; it can be restored during the retention window.",
+        )),
         Err(e) => outcome::<()>(&state, &format!("/admin/tenants/{slug}"), Err(e), ""),
     }
 }

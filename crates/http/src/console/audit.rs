@@ -32,14 +32,23 @@ pub(crate) async fn page(
     Query(filter): Query<AuditFilter>,
 ) -> Result<Response, ConsoleError> {
     page.require(Action::Administer)?;
-    state.orgs.require_feature(page.org_id(), Feature::AuditLog).await?;
+    state
+        .orgs
+        .require_feature(page.org_id(), Feature::AuditLog)
+        .await?;
     let members = state.orgs.members(page.org_id()).await?;
     let keys = state.orgs.keys(page.org_id()).await?;
-    let mut names: HashMap<Uuid, String> = members.iter().map(|m| (m.user_id, m.email.clone())).collect();
+    let mut names: HashMap<Uuid, String> = members
+        .iter()
+        .map(|m| (m.user_id, m.email.clone()))
+        .collect();
     names.extend(keys.iter().map(|k| (k.id, format!("API key {}", k.name))));
     let actor = match filter.actor.trim() {
         "" => None,
-        text => Some(text.parse::<Uuid>().map_err(|_| AppError::invalid("actor", "choose an actor from the list"))?),
+        text => Some(
+            text.parse::<Uuid>()
+                .map_err(|_| AppError::invalid("actor", "choose an actor from the list"))?,
+        ),
     };
     let action = Some(filter.action.trim().to_owned()).filter(|a| !a.is_empty());
     let query = tenantry_audit::Filter {
@@ -57,7 +66,8 @@ pub(crate) async fn page(
         }
         Err(e) => return Err(AppError::Unexpected(e).into()),
     };
-    let verification = tenantry_audit::verify_through_door(state.tenancy.control_db(), &ctx).await?;
+    let verification =
+        tenantry_audit::verify_through_door(state.tenancy.control_db(), &ctx).await?;
     let next_link = next.map(|cursor| {
         format!(
             "{}?actor={}&action={}&cursor={}",

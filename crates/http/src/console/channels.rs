@@ -73,7 +73,14 @@ fn monitor_choice(legend: &str, hint: &str, monitors: &[Monitor], checked: &[Str
 
 // ---- Alert channels
 
-fn channel_form(page: &OrgPage, action: &str, fields: &Fields, monitors: &[Monitor], errors: &Errors, submit: &str) -> Markup {
+fn channel_form(
+    page: &OrgPage,
+    action: &str,
+    fields: &Fields,
+    monitors: &[Monitor],
+    errors: &Errors,
+    submit: &str,
+) -> Markup {
     let kind = match value(fields, "kind") {
         "" => "webhook",
         k => k,
@@ -102,7 +109,10 @@ fn channel_input(fields: &Fields) -> Result<AlertChannelInput, AppError> {
     let kind = value(fields, "kind").to_owned();
     let monitor_ids = chosen(fields)
         .iter()
-        .map(|m| m.parse::<Uuid>().map_err(|_| AppError::invalid("monitor_ids", "not a monitor of this organization")))
+        .map(|m| {
+            m.parse::<Uuid>()
+                .map_err(|_| AppError::invalid("monitor_ids", "not a monitor of this organization"))
+        })
         .collect::<Result<Vec<_>, _>>()?;
     Ok(AlertChannelInput {
         name: value(fields, "name").trim().to_owned(),
@@ -114,7 +124,14 @@ fn channel_input(fields: &Fields) -> Result<AlertChannelInput, AppError> {
     })
 }
 
-fn channels_page(page: &OrgPage, channels: &[AlertChannel], monitors: &[Monitor], fields: &Fields, errors: &Errors, secret: Option<&str>) -> Markup {
+fn channels_page(
+    page: &OrgPage,
+    channels: &[AlertChannel],
+    monitors: &[Monitor],
+    fields: &Fields,
+    errors: &Errors,
+    secret: Option<&str>,
+) -> Markup {
     let can_edit = page.role.may(Action::ManageMonitoring);
     html! {
         h1 { "Alert channels" }
@@ -160,14 +177,33 @@ async fn channels_of(state: &AppState, page: &OrgPage) -> Result<Vec<AlertChanne
     // Viewers and members see a webhook's scheme, host and port only.
     Ok(channels
         .into_iter()
-        .map(|c| if page.role.may(Action::Administer) { c } else { c.with_url_masked() })
+        .map(|c| {
+            if page.role.may(Action::Administer) {
+                c
+            } else {
+                c.with_url_masked()
+            }
+        })
         .collect())
 }
 
-pub(crate) async fn channels(State(state): State<AppState>, page: OrgPage) -> Result<Response, ConsoleError> {
+pub(crate) async fn channels(
+    State(state): State<AppState>,
+    page: OrgPage,
+) -> Result<Response, ConsoleError> {
     let channels = channels_of(&state, &page).await?;
     let monitors = monitors_of(&state, &page).await?;
-    Ok(page.render("Alert channels", channels_page(&page, &channels, &monitors, &Fields::new(), &Errors::default(), None)))
+    Ok(page.render(
+        "Alert channels",
+        channels_page(
+            &page,
+            &channels,
+            &monitors,
+            &Fields::new(),
+            &Errors::default(),
+            None,
+        ),
+    ))
 }
 
 pub(crate) async fn create_channel(
@@ -191,7 +227,17 @@ pub(crate) async fn create_channel(
             let secret = saved.shown().secret.filter(|_| webhook);
             Ok((
                 StatusCode::CREATED,
-                page.render("Alert channels", channels_page(&page, &channels, &monitors, &Fields::new(), &Errors::default(), secret.as_deref())),
+                page.render(
+                    "Alert channels",
+                    channels_page(
+                        &page,
+                        &channels,
+                        &monitors,
+                        &Fields::new(),
+                        &Errors::default(),
+                        secret.as_deref(),
+                    ),
+                ),
             )
                 .into_response())
         }
@@ -200,7 +246,10 @@ pub(crate) async fn create_channel(
             let channels = channels_of(&state, &page).await?;
             Ok((
                 StatusCode::UNPROCESSABLE_ENTITY,
-                page.render("Alert channels", channels_page(&page, &channels, &monitors, &fields, &errors, None)),
+                page.render(
+                    "Alert channels",
+                    channels_page(&page, &channels, &monitors, &fields, &errors, None),
+                ),
             )
                 .into_response())
         }
@@ -214,11 +263,21 @@ fn fields_of_channel(c: &AlertChannel) -> Fields {
         ("url".to_owned(), c.url.clone().unwrap_or_default()),
         ("email".to_owned(), c.email.clone().unwrap_or_default()),
     ];
-    fields.extend(c.monitor_ids.iter().map(|m| ("monitor".to_owned(), m.to_string())));
+    fields.extend(
+        c.monitor_ids
+            .iter()
+            .map(|m| ("monitor".to_owned(), m.to_string())),
+    );
     fields
 }
 
-fn channel_edit(page: &OrgPage, c: &AlertChannel, fields: &Fields, monitors: &[Monitor], errors: &Errors) -> Markup {
+fn channel_edit(
+    page: &OrgPage,
+    c: &AlertChannel,
+    fields: &Fields,
+    monitors: &[Monitor],
+    errors: &Errors,
+) -> Markup {
     let can_edit = page.role.may(Action::ManageMonitoring);
     html! {
         (view::heading(&c.name, html! {
@@ -261,7 +320,16 @@ pub(crate) async fn channel_page(
         .find(|c| c.id == channel)
         .ok_or(AppError::NotFound)?;
     let monitors = monitors_of(&state, &page).await?;
-    Ok(page.render(&c.name, channel_edit(&page, &c, &fields_of_channel(&c), &monitors, &Errors::default())))
+    Ok(page.render(
+        &c.name,
+        channel_edit(
+            &page,
+            &c,
+            &fields_of_channel(&c),
+            &monitors,
+            &Errors::default(),
+        ),
+    ))
 }
 
 pub(crate) async fn update_channel(
@@ -280,7 +348,11 @@ pub(crate) async fn update_channel(
         Err(e) => Err(e),
     };
     match saved {
-        Ok(_) => Ok(session::redirect_with(&state, &page.path("alert-channels"), "The alert channel is saved.")),
+        Ok(_) => Ok(session::redirect_with(
+            &state,
+            &page.path("alert-channels"),
+            "The alert channel is saved.",
+        )),
         Err(e) => {
             let errors = form_error(e)?;
             let c = channels_of(&state, &page)
@@ -289,7 +361,14 @@ pub(crate) async fn update_channel(
                 .find(|c| c.id == channel)
                 .ok_or(AppError::NotFound)?;
             let monitors = monitors_of(&state, &page).await?;
-            Ok((StatusCode::UNPROCESSABLE_ENTITY, page.render(&c.name, channel_edit(&page, &c, &fields, &monitors, &errors))).into_response())
+            Ok((
+                StatusCode::UNPROCESSABLE_ENTITY,
+                page.render(
+                    &c.name,
+                    channel_edit(&page, &c, &fields, &monitors, &errors),
+                ),
+            )
+                .into_response())
         }
     }
 }
@@ -307,7 +386,12 @@ pub(crate) async fn test_channel(
     let user = page.signed.user();
     let acting = Acting::new(&ctx, page.role, origin.by_user(user.id));
     let result = case::test_channel(&state, &acting, channel, &user.email).await;
-    outcome(&state, &page.path("alert-channels"), result, "A test alert is on its way.")
+    outcome(
+        &state,
+        &page.path("alert-channels"),
+        result,
+        "A test alert is on its way.",
+    )
 }
 
 pub(crate) async fn delete_channel(
@@ -322,12 +406,24 @@ pub(crate) async fn delete_channel(
     let ctx = page.ctx(&state).await?;
     let acting = Acting::new(&ctx, page.role, origin.by_user(page.signed.user().id));
     let result = case::remove_channel(&acting, channel).await;
-    outcome(&state, &page.path("alert-channels"), result, "The alert channel is deleted.")
+    outcome(
+        &state,
+        &page.path("alert-channels"),
+        result,
+        "The alert channel is deleted.",
+    )
 }
 
 // ---- Status pages
 
-fn page_form(page: &OrgPage, action: &str, fields: &Fields, monitors: &[Monitor], errors: &Errors, submit: &str) -> Markup {
+fn page_form(
+    page: &OrgPage,
+    action: &str,
+    fields: &Fields,
+    monitors: &[Monitor],
+    errors: &Errors,
+    submit: &str,
+) -> Markup {
     let public = value(fields, "public") == "on";
     html! {
         form.stack method="post" action=(action) novalidate {
@@ -367,7 +463,13 @@ async fn pages_of(state: &AppState, page: &OrgPage) -> Result<Vec<StatusPage>, C
     Ok(pages)
 }
 
-fn pages_page(page: &OrgPage, pages: &[StatusPage], monitors: &[Monitor], fields: &Fields, errors: &Errors) -> Markup {
+fn pages_page(
+    page: &OrgPage,
+    pages: &[StatusPage],
+    monitors: &[Monitor],
+    fields: &Fields,
+    errors: &Errors,
+) -> Markup {
     let can_edit = page.role.may(Action::ManageMonitoring);
     html! {
         h1 { "Status pages" }
@@ -398,10 +500,16 @@ fn pages_page(page: &OrgPage, pages: &[StatusPage], monitors: &[Monitor], fields
     }
 }
 
-pub(crate) async fn pages(State(state): State<AppState>, page: OrgPage) -> Result<Response, ConsoleError> {
+pub(crate) async fn pages(
+    State(state): State<AppState>,
+    page: OrgPage,
+) -> Result<Response, ConsoleError> {
     let pages = pages_of(&state, &page).await?;
     let monitors = monitors_of(&state, &page).await?;
-    Ok(page.render("Status pages", pages_page(&page, &pages, &monitors, &Fields::new(), &Errors::default())))
+    Ok(page.render(
+        "Status pages",
+        pages_page(&page, &pages, &monitors, &Fields::new(), &Errors::default()),
+    ))
 }
 
 pub(crate) async fn create_page(
@@ -423,7 +531,14 @@ pub(crate) async fn create_page(
             let errors = form_error(e)?;
             let pages = pages_of(&state, &page).await?;
             let monitors = monitors_of(&state, &page).await?;
-            Ok((StatusCode::UNPROCESSABLE_ENTITY, page.render("Status pages", pages_page(&page, &pages, &monitors, &fields, &errors))).into_response())
+            Ok((
+                StatusCode::UNPROCESSABLE_ENTITY,
+                page.render(
+                    "Status pages",
+                    pages_page(&page, &pages, &monitors, &fields, &errors),
+                ),
+            )
+                .into_response())
         }
     }
 }
@@ -436,11 +551,21 @@ fn fields_of_page(p: &StatusPage) -> Fields {
     if p.public {
         fields.push(("public".to_owned(), "on".to_owned()));
     }
-    fields.extend(p.monitor_ids.iter().map(|m| ("monitor".to_owned(), m.to_string())));
+    fields.extend(
+        p.monitor_ids
+            .iter()
+            .map(|m| ("monitor".to_owned(), m.to_string())),
+    );
     fields
 }
 
-fn page_edit(page: &OrgPage, p: &StatusPage, fields: &Fields, monitors: &[Monitor], errors: &Errors) -> Markup {
+fn page_edit(
+    page: &OrgPage,
+    p: &StatusPage,
+    fields: &Fields,
+    monitors: &[Monitor],
+    errors: &Errors,
+) -> Markup {
     let address = format!("/status/{}/{}", page.slug(), p.slug);
     let can_edit = page.role.may(Action::ManageMonitoring);
     html! {
@@ -472,7 +597,9 @@ fn page_edit(page: &OrgPage, p: &StatusPage, fields: &Fields, monitors: &[Monito
 async fn one_page(state: &AppState, page: &OrgPage, id: Uuid) -> Result<StatusPage, ConsoleError> {
     let ctx = page.ctx(state).await?;
     let mut tx = ctx.begin_read().await?;
-    let found = monitoring::get_page(&mut tx, id).await?.ok_or(AppError::NotFound)?;
+    let found = monitoring::get_page(&mut tx, id)
+        .await?
+        .ok_or(AppError::NotFound)?;
     tx.commit().await?;
     Ok(found)
 }
@@ -484,7 +611,16 @@ pub(crate) async fn page_page(
 ) -> Result<Response, ConsoleError> {
     let p = one_page(&state, &page, id(&p)?).await?;
     let monitors = monitors_of(&state, &page).await?;
-    Ok(page.render(&p.title, page_edit(&page, &p, &fields_of_page(&p), &monitors, &Errors::default())))
+    Ok(page.render(
+        &p.title,
+        page_edit(
+            &page,
+            &p,
+            &fields_of_page(&p),
+            &monitors,
+            &Errors::default(),
+        ),
+    ))
 }
 
 pub(crate) async fn update_page(
@@ -499,12 +635,23 @@ pub(crate) async fn update_page(
     let ctx = page.ctx(&state).await?;
     let acting = Acting::new(&ctx, page.role, origin.by_user(page.signed.user().id));
     match case::replace_page(&acting, p, &page_input(&fields)).await {
-        Ok(_) => Ok(session::redirect_with(&state, &page.path("status-pages"), "The status page is saved.")),
+        Ok(_) => Ok(session::redirect_with(
+            &state,
+            &page.path("status-pages"),
+            "The status page is saved.",
+        )),
         Err(e) => {
             let errors = form_error(e)?;
             let found = one_page(&state, &page, p).await?;
             let monitors = monitors_of(&state, &page).await?;
-            Ok((StatusCode::UNPROCESSABLE_ENTITY, page.render(&found.title, page_edit(&page, &found, &fields, &monitors, &errors))).into_response())
+            Ok((
+                StatusCode::UNPROCESSABLE_ENTITY,
+                page.render(
+                    &found.title,
+                    page_edit(&page, &found, &fields, &monitors, &errors),
+                ),
+            )
+                .into_response())
         }
     }
 }
@@ -521,5 +668,10 @@ pub(crate) async fn delete_page(
     let ctx = page.ctx(&state).await?;
     let acting = Acting::new(&ctx, page.role, origin.by_user(page.signed.user().id));
     let result = case::remove_page(&acting, p).await;
-    outcome(&state, &page.path("status-pages"), result, "The status page is deleted.")
+    outcome(
+        &state,
+        &page.path("status-pages"),
+        result,
+        "The status page is deleted.",
+    )
 }

@@ -32,9 +32,7 @@ pub(crate) fn daily_bars(days: &[(NaiveDate, i64)]) -> Markup {
     let total: i64 = days.iter().map(|(_, n)| n).sum();
     let slot = (WIDTH - LEFT) / days.len().max(1) as f64;
     let plot = HEIGHT - BOTTOM;
-    let label = format!(
-        "API requests per day this period: {total} in all, at most {max} in a day"
-    );
+    let label = format!("API requests per day this period: {total} in all, at most {max} in a day");
     html! {
         svg.chart viewBox={"0 0 " (WIDTH) " " (HEIGHT)} role="img" aria-label=(label) {
             title { (label) }
@@ -149,9 +147,21 @@ mod tests {
     fn uptime_counts_checks_not_buckets() {
         let at = Utc::now();
         let buckets = [
-            Bucket { start: at, ok: 9, total: 10 },
-            Bucket { start: at, ok: 0, total: 0 },
-            Bucket { start: at, ok: 1, total: 10 },
+            Bucket {
+                start: at,
+                ok: 9,
+                total: 10,
+            },
+            Bucket {
+                start: at,
+                ok: 0,
+                total: 0,
+            },
+            Bucket {
+                start: at,
+                ok: 1,
+                total: 10,
+            },
         ];
         assert_eq!(uptime(&buckets), Some(50.0));
         assert_eq!(uptime(&buckets[1..2]), None);

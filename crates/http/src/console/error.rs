@@ -13,7 +13,9 @@ use crate::error::{AppError, LoggedError};
 #[derive(Debug)]
 pub(crate) enum ConsoleError {
     /// Sign in first; then back to `next`.
-    SignIn { next: String },
+    SignIn {
+        next: String,
+    },
     /// A form without its CSRF token, or posted from another site.
     Csrf,
     BadRequest(String),
@@ -84,9 +86,11 @@ impl IntoResponse for ConsoleError {
                 "This form has expired",
                 "The form was not sent from this console's page, or your session changed since it was shown. Go back, reload the page and send it again.",
             ),
-            ConsoleError::BadRequest(detail) => {
-                status_page(StatusCode::BAD_REQUEST, "The form could not be read", &detail)
-            }
+            ConsoleError::BadRequest(detail) => status_page(
+                StatusCode::BAD_REQUEST,
+                "The form could not be read",
+                &detail,
+            ),
             ConsoleError::Unexpected(e) => app_error(AppError::Unexpected(e)),
             ConsoleError::App(e) => app_error(e),
         }

@@ -1,11 +1,11 @@
 //! `/invitations/{token}`, the page the invitation email links to: what the invitation is for,
 //! and one button to accept it — signed in as the invited address, or, for a visitor without
 //! an account, with a name and a password (the account is created and signed in). An expired,
-//! revoked, replaced or used invitation gets a page saying so.
+//! revoked, replaced or used invitation gets a page saying so. Its address carries the token:
+//! like every console page it has `Referrer-Policy: same-origin`, so no other site learns it.
 
 use axum::extract::{Path, State};
-use axum::http::header::REFERRER_POLICY;
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use maud::{Markup, html};
 use serde::Deserialize;
@@ -20,14 +20,6 @@ use crate::cases::invitations as case;
 use crate::error::AppError;
 use crate::server::AppState;
 use crate::throttle::{self, Client};
-
-/// The address carries the invitation's token: no page it links to may learn it.
-fn no_referrer(mut response: Response) -> Response {
-    response
-        .headers_mut()
-        .insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
-    response
-}
 
 fn unusable(e: OrgsError) -> Result<Response, ConsoleError> {
     Ok(match e {
@@ -97,7 +89,7 @@ fn invitation(
 }
 
 fn render(status: StatusCode, body: Markup) -> Response {
-    no_referrer((status, Html(view::bare("Invitation", body).into_string())).into_response())
+    (status, Html(view::bare("Invitation", body).into_string())).into_response()
 }
 
 /// The invitation page the email links to
@@ -131,11 +123,18 @@ pub(crate) async fn page(
             if matches!(e, OrgsError::NotFound | OrgsError::Gone(_)) {
                 throttle.count(&client.0);
             }
-            return unusable(e).map(no_referrer);
+            return unusable(e);
         }
     };
     let user = visitor.signed.as_ref().map(|s| &s.user);
-    let body = invitation(&token, &preview, &visitor, user, &AcceptForm::default(), &Errors::default());
+    let body = invitation(
+        &token,
+        &preview,
+        &visitor,
+        user,
+        &AcceptForm::default(),
+        &Errors::default(),
+    );
     Ok(render(StatusCode::OK, body))
 }
 
@@ -187,25 +186,29 @@ pub(crate) async fn accept(
             let mut response = session::redirect_with(
                 &state,
                 &format!("/o/{}/monitors", record.slug),
-                &format!("Welcome to {}: you joined as {}.", record.name, membership.role.as_str()),
+                &format!(
+                    "Welcome to {}: you joined as {}.",
+                    record.name,
+                    membership.role.as_str()
+                ),
             );
             if let Some(cookie) = cookie {
                 session::sign_in(&state, &mut response, &cookie);
             }
-            Ok(no_referrer(response))
+            Ok(response)
         }
         Err(AppError::NotFound) => {
             throttle.count(&client.0);
-            unusable(OrgsError::NotFound).map(no_referrer)
+            unusable(OrgsError::NotFound)
         }
         Err(AppError::Gone(detail)) => {
             throttle.count(&client.0);
-            unusable(OrgsError::Gone(detail)).map(no_referrer)
+            unusable(OrgsError::Gone(detail))
         }
         Err(e) => {
             let preview = match state.orgs.preview_invitation(&token).await {
                 Ok(preview) => preview,
-                Err(e) => return unusable(e).map(no_referrer),
+                Err(e) => return unusable(e),
             };
             let errors = super::org::form_error(e)?;
             let user = visitor.signed.as_ref().map(|s| &s.user);

@@ -33,7 +33,13 @@ pub(crate) struct KeyForm {
     role: Option<String>,
 }
 
-fn keys_page(page: &OrgPage, keys: &[ApiKey], input: &KeyForm, errors: &Errors, secret: Option<&str>) -> Markup {
+fn keys_page(
+    page: &OrgPage,
+    keys: &[ApiKey],
+    input: &KeyForm,
+    errors: &Errors,
+    secret: Option<&str>,
+) -> Markup {
     html! {
         h1 { "API keys" }
         @if let Some(secret) = secret {
@@ -81,10 +87,16 @@ fn keys_page(page: &OrgPage, keys: &[ApiKey], input: &KeyForm, errors: &Errors, 
     }
 }
 
-pub(crate) async fn list(State(state): State<AppState>, page: OrgPage) -> Result<Response, ConsoleError> {
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    page: OrgPage,
+) -> Result<Response, ConsoleError> {
     page.require(Action::Administer)?;
     let keys = state.orgs.keys(page.org_id()).await?;
-    Ok(page.render("API keys", keys_page(&page, &keys, &KeyForm::default(), &Errors::default(), None)))
+    Ok(page.render(
+        "API keys",
+        keys_page(&page, &keys, &KeyForm::default(), &Errors::default(), None),
+    ))
 }
 
 /// Creates a key and shows its secret, this once.
@@ -119,7 +131,16 @@ pub(crate) async fn create(
     match created {
         Ok(new) => Ok((
             StatusCode::CREATED,
-            page.render("API keys", keys_page(&page, &keys, &KeyForm::default(), &Errors::default(), Some(&new.secret))),
+            page.render(
+                "API keys",
+                keys_page(
+                    &page,
+                    &keys,
+                    &KeyForm::default(),
+                    &Errors::default(),
+                    Some(&new.secret),
+                ),
+            ),
         )
             .into_response()),
         Err(e) => {
@@ -144,10 +165,20 @@ pub(crate) async fn revoke(
     let id: uuid::Uuid = id.parse().map_err(|_| AppError::NotFound)?;
     let result = state
         .orgs
-        .revoke_key(page.role, page.org_id(), id, &origin.by_user(page.signed.user().id))
+        .revoke_key(
+            page.role,
+            page.org_id(),
+            id,
+            &origin.by_user(page.signed.user().id),
+        )
         .await
         .map_err(AppError::from);
-    outcome(&state, &page.path("api-keys"), result, "The key is revoked.")
+    outcome(
+        &state,
+        &page.path("api-keys"),
+        result,
+        "The key is revoked.",
+    )
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -225,7 +256,10 @@ fn agents_page(
     }
 }
 
-async fn agents_of(state: &AppState, page: &OrgPage) -> Result<Vec<tenantry_monitoring::Agent>, ConsoleError> {
+async fn agents_of(
+    state: &AppState,
+    page: &OrgPage,
+) -> Result<Vec<tenantry_monitoring::Agent>, ConsoleError> {
     let ctx = page.ctx(state).await?;
     let mut tx = ctx.begin_read().await?;
     let agents = tenantry_monitoring::list_agents(&mut tx, 500, None).await?;
@@ -233,10 +267,24 @@ async fn agents_of(state: &AppState, page: &OrgPage) -> Result<Vec<tenantry_moni
     Ok(agents)
 }
 
-pub(crate) async fn agents(State(state): State<AppState>, page: OrgPage) -> Result<Response, ConsoleError> {
+pub(crate) async fn agents(
+    State(state): State<AppState>,
+    page: OrgPage,
+) -> Result<Response, ConsoleError> {
     let agents = agents_of(&state, &page).await?;
-    let included = state.orgs.feature(page.org_id(), tenantry_orgs::Feature::Agents).await?;
-    let body = agents_page(&state, &page, &agents, &AgentForm::default(), &Errors::default(), None, included);
+    let included = state
+        .orgs
+        .feature(page.org_id(), tenantry_orgs::Feature::Agents)
+        .await?;
+    let body = agents_page(
+        &state,
+        &page,
+        &agents,
+        &AgentForm::default(),
+        &Errors::default(),
+        None,
+        included,
+    );
     Ok(page.render("Agents", body))
 }
 
@@ -253,13 +301,25 @@ pub(crate) async fn register_agent(
     let agents = agents_of(&state, &page).await?;
     match registered {
         Ok((_, token)) => {
-            let body = agents_page(&state, &page, &agents, &AgentForm::default(), &Errors::default(), Some(&token), true);
+            let body = agents_page(
+                &state,
+                &page,
+                &agents,
+                &AgentForm::default(),
+                &Errors::default(),
+                Some(&token),
+                true,
+            );
             Ok((StatusCode::CREATED, page.render("Agents", body)).into_response())
         }
         Err(e) => {
             let errors = form_error(e)?;
             let body = agents_page(&state, &page, &agents, &input, &errors, None, true);
-            Ok((StatusCode::UNPROCESSABLE_ENTITY, page.render("Agents", body)).into_response())
+            Ok((
+                StatusCode::UNPROCESSABLE_ENTITY,
+                page.render("Agents", body),
+            )
+                .into_response())
         }
     }
 }
@@ -276,5 +336,10 @@ pub(crate) async fn delete_agent(
     let ctx = page.ctx(&state).await?;
     let acting = Acting::new(&ctx, page.role, origin.by_user(page.signed.user().id));
     let result = agent_case::remove(&state, &acting, id).await;
-    outcome(&state, &page.path("agents"), result, "The agent is deleted.")
+    outcome(
+        &state,
+        &page.path("agents"),
+        result,
+        "The agent is deleted.",
+    )
 }

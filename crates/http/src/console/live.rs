@@ -45,12 +45,22 @@ async fn snapshot(ctx: &TenantCtx) -> Result<Vec<Change>, crate::error::AppError
             let incident = open.iter().find(|i| i.monitor_id == m.id);
             Change {
                 id: m.id,
-                status: if m.enabled { m.status } else { "paused".to_owned() },
+                status: if m.enabled {
+                    m.status
+                } else {
+                    "paused".to_owned()
+                },
                 last_checked_at: last,
                 last_checked_text: last.map_or_else(|| "never".to_owned(), |at| view::ago(&at)),
                 incident_text: incident.map_or_else(
                     || "none".to_owned(),
-                    |i| format!("since {}: {}", i.started_at.format("%Y-%m-%d %H:%M UTC"), i.cause),
+                    |i| {
+                        format!(
+                            "since {}: {}",
+                            i.started_at.format("%Y-%m-%d %H:%M UTC"),
+                            i.cause
+                        )
+                    },
                 ),
             }
         })
@@ -65,7 +75,13 @@ pub(crate) async fn events(
     let user = page.signed.user().id;
     let slug = page.record.slug.clone();
     let stream = futures::stream::unfold(
-        (state, ctx, HashMap::<Uuid, Change>::new(), Vec::<Event>::new(), true),
+        (
+            state,
+            ctx,
+            HashMap::<Uuid, Change>::new(),
+            Vec::<Event>::new(),
+            true,
+        ),
         move |(state, ctx, mut seen, mut queued, mut first)| {
             let slug = slug.clone();
             async move {
@@ -86,7 +102,8 @@ pub(crate) async fn events(
                     };
                     for change in now {
                         if seen.get(&change.id) != Some(&change) {
-                            if let Ok(event) = Event::default().event("monitor").json_data(&change) {
+                            if let Ok(event) = Event::default().event("monitor").json_data(&change)
+                            {
                                 queued.push(event);
                             }
                             seen.insert(change.id, change);

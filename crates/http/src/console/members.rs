@@ -61,7 +61,10 @@ fn expires_in(invitation: &Invitation) -> String {
     } else if hours > 24 {
         format!("Expires in {days} day{}", if days == 1 { "" } else { "s" })
     } else {
-        format!("Expires in {hours} hour{}", if hours == 1 { "" } else { "s" })
+        format!(
+            "Expires in {hours} hour{}",
+            if hours == 1 { "" } else { "s" }
+        )
     }
 }
 
@@ -158,7 +161,10 @@ fn members_page(page: &OrgPage, members: &[Member], invitations: &[Invitation]) 
 }
 
 /// The team, and for admins the pending invitations.
-pub(crate) async fn list(State(state): State<AppState>, page: OrgPage) -> Result<Response, ConsoleError> {
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    page: OrgPage,
+) -> Result<Response, ConsoleError> {
     let members = state.orgs.members(page.org_id()).await?;
     let invitations = if page.role.may(Action::Administer) {
         state.orgs.invitations(page.org_id()).await?
@@ -208,7 +214,14 @@ pub(crate) async fn invite(
         Ok::<_, AppError>(
             state
                 .orgs
-                .invite(page.role, page.org_id(), &inviter, &email, role, &origin.by_user(user.id))
+                .invite(
+                    page.role,
+                    page.org_id(),
+                    &inviter,
+                    &email,
+                    role,
+                    &origin.by_user(user.id),
+                )
                 .await?,
         )
     }
@@ -227,7 +240,11 @@ pub(crate) async fn invite(
                     (invite_form(&page, &input, &errors, false))
                 }
             };
-            Ok((StatusCode::UNPROCESSABLE_ENTITY, page.render("Invite a member", body)).into_response())
+            Ok((
+                StatusCode::UNPROCESSABLE_ENTITY,
+                page.render("Invite a member", body),
+            )
+                .into_response())
         }
     }
 }
@@ -249,12 +266,26 @@ pub(crate) async fn change_role(
     let result = match input.role.parse::<Role>() {
         Ok(role) => state
             .orgs
-            .change_role(page.role, page.org_id(), member, role, &origin.by_user(page.signed.user().id))
+            .change_role(
+                page.role,
+                page.org_id(),
+                member,
+                role,
+                &origin.by_user(page.signed.user().id),
+            )
             .await
             .map_err(AppError::from),
-        Err(_) => Err(AppError::invalid("role", "choose viewer, member, admin or owner")),
+        Err(_) => Err(AppError::invalid(
+            "role",
+            "choose viewer, member, admin or owner",
+        )),
     };
-    outcome(&state, &page.path("members"), result, "The role is changed.")
+    outcome(
+        &state,
+        &page.path("members"),
+        result,
+        "The role is changed.",
+    )
 }
 
 pub(crate) async fn remove(
@@ -268,10 +299,20 @@ pub(crate) async fn remove(
     let member = id(&user)?;
     let result = state
         .orgs
-        .remove_member(page.role, page.org_id(), member, &origin.by_user(page.signed.user().id))
+        .remove_member(
+            page.role,
+            page.org_id(),
+            member,
+            &origin.by_user(page.signed.user().id),
+        )
         .await
         .map_err(AppError::from);
-    outcome(&state, &page.path("members"), result, "The member is removed.")
+    outcome(
+        &state,
+        &page.path("members"),
+        result,
+        "The member is removed.",
+    )
 }
 
 pub(crate) async fn resend(
@@ -289,12 +330,23 @@ pub(crate) async fn resend(
         Ok::<_, AppError>(
             state
                 .orgs
-                .resend_invitation(page.role, page.org_id(), invitation, &inviter, &origin.by_user(user))
+                .resend_invitation(
+                    page.role,
+                    page.org_id(),
+                    invitation,
+                    &inviter,
+                    &origin.by_user(user),
+                )
                 .await?,
         )
     }
     .await;
-    outcome(&state, &page.path("members"), result, "The invitation is sent again, with a new link.")
+    outcome(
+        &state,
+        &page.path("members"),
+        result,
+        "The invitation is sent again, with a new link.",
+    )
 }
 
 pub(crate) async fn revoke(
@@ -308,8 +360,18 @@ pub(crate) async fn revoke(
     let invitation = id(&invitation)?;
     let result = state
         .orgs
-        .revoke_invitation(page.role, page.org_id(), invitation, &origin.by_user(page.signed.user().id))
+        .revoke_invitation(
+            page.role,
+            page.org_id(),
+            invitation,
+            &origin.by_user(page.signed.user().id),
+        )
         .await
         .map_err(AppError::from);
-    outcome(&state, &page.path("members"), result, "The invitation is revoked.")
+    outcome(
+        &state,
+        &page.path("members"),
+        result,
+        "The invitation is revoked.",
+    )
 }

@@ -44,7 +44,10 @@ pub(crate) fn routes(state: AppState) -> Router<AppState> {
         .route("/login", get(account::login_page).post(account::login))
         .route("/logout", post(account::logout))
         .route("/account/sessions", get(account::sessions))
-        .route("/account/sessions/{id}/revoke", post(account::revoke_session))
+        .route(
+            "/account/sessions/{id}/revoke",
+            post(account::revoke_session),
+        )
         .route("/orgs/new", get(org::new_page).post(org::create))
         .route(
             "/invitations/{token}",
@@ -72,15 +75,12 @@ pub(crate) fn routes(state: AppState) -> Router<AppState> {
         )
         .route("/o/{slug}/members/{user}/role", post(members::change_role))
         .route("/o/{slug}/members/{user}/remove", post(members::remove))
+        .route("/o/{slug}/invitations/{id}/resend", post(members::resend))
+        .route("/o/{slug}/invitations/{id}/revoke", post(members::revoke))
         .route(
-            "/o/{slug}/invitations/{id}/resend",
-            post(members::resend),
+            "/o/{slug}/settings",
+            get(settings::page).post(settings::save),
         )
-        .route(
-            "/o/{slug}/invitations/{id}/revoke",
-            post(members::revoke),
-        )
-        .route("/o/{slug}/settings", get(settings::page).post(settings::save))
         .route("/o/{slug}/settings/default", post(settings::make_default))
         .route("/o/{slug}/settings/leave", post(settings::leave))
         .route("/o/{slug}/settings/delete", post(settings::delete))
@@ -88,7 +88,10 @@ pub(crate) fn routes(state: AppState) -> Router<AppState> {
         .route("/o/{slug}/export", get(settings::export))
         .route("/o/{slug}/api-keys", get(keys::list).post(keys::create))
         .route("/o/{slug}/api-keys/{id}/revoke", post(keys::revoke))
-        .route("/o/{slug}/agents", get(keys::agents).post(keys::register_agent))
+        .route(
+            "/o/{slug}/agents",
+            get(keys::agents).post(keys::register_agent),
+        )
         .route("/o/{slug}/agents/{id}/delete", post(keys::delete_agent))
         .route("/o/{slug}/audit", get(audit::page))
         .route(
@@ -121,7 +124,10 @@ pub(crate) fn routes(state: AppState) -> Router<AppState> {
         )
         .route("/o/{slug}/{*rest}", get(org::missing))
         .route("/admin", get(admin::tenants).post(admin::create))
-        .route("/admin/tenants/{slug}", get(admin::tenant).post(admin::change))
+        .route(
+            "/admin/tenants/{slug}",
+            get(admin::tenant).post(admin::change),
+        )
         .route("/admin/tenants/{slug}/status", post(admin::set_status))
         .route("/admin/tenants/{slug}/move", post(admin::move_tier))
         .route("/admin/tenants/{slug}/delete", post(admin::delete))

@@ -50,7 +50,10 @@ fn uptime_text(tally: Option<&(i64, i64)>) -> String {
     }
 }
 
-pub(crate) async fn list(State(state): State<AppState>, page: OrgPage) -> Result<Response, ConsoleError> {
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    page: OrgPage,
+) -> Result<Response, ConsoleError> {
     let ctx = page.ctx(&state).await?;
     let mut tx = ctx.begin_read().await?;
     let monitors = monitoring::list(&mut tx, 500, None).await?;
@@ -141,7 +144,11 @@ impl MonitorForm {
             target: text(&self.target),
             interval_seconds: interval,
             timeout_seconds: before.map(|b| b.timeout_seconds),
-            keyword: if self.kind == "keyword" { text(&self.keyword) } else { None },
+            keyword: if self.kind == "keyword" {
+                text(&self.keyword)
+            } else {
+                None
+            },
             enabled: Some(before.is_none_or(|b| b.enabled)),
             confirmations: before.map(|b| b.confirmations),
             agent_id: before.and_then(|b| b.agent_id),
@@ -149,9 +156,23 @@ impl MonitorForm {
     }
 }
 
-fn monitor_form(page: &OrgPage, action: &str, input: &MonitorForm, errors: &Errors, submit: &str) -> Markup {
-    let kind = if input.kind.is_empty() { "http" } else { input.kind.as_str() };
-    let interval = if input.interval_seconds.is_empty() { "60" } else { input.interval_seconds.as_str() };
+fn monitor_form(
+    page: &OrgPage,
+    action: &str,
+    input: &MonitorForm,
+    errors: &Errors,
+    submit: &str,
+) -> Markup {
+    let kind = if input.kind.is_empty() {
+        "http"
+    } else {
+        input.kind.as_str()
+    };
+    let interval = if input.interval_seconds.is_empty() {
+        "60"
+    } else {
+        input.interval_seconds.as_str()
+    };
     html! {
         form.stack method="post" action=(action) novalidate {
             (view::csrf(page.csrf()))
@@ -217,7 +238,10 @@ pub(crate) async fn create(
             None => Ok(session::redirect_with(
                 &state,
                 &page.path(&format!("monitors/{}", issued.monitor.id)),
-                &format!("{} is created; its first check runs now.", issued.monitor.name),
+                &format!(
+                    "{} is created; its first check runs now.",
+                    issued.monitor.name
+                ),
             )),
         },
         Err(e) => {
@@ -228,13 +252,22 @@ pub(crate) async fn create(
                     (monitor_form(&page, &page.path("monitors/new"), &input, &errors, "Create"))
                 }
             };
-            Ok((StatusCode::UNPROCESSABLE_ENTITY, page.render("New monitor", body)).into_response())
+            Ok((
+                StatusCode::UNPROCESSABLE_ENTITY,
+                page.render("New monitor", body),
+            )
+                .into_response())
         }
     }
 }
 
 /// Fills the buckets from `since`, every `step`, that had no checks.
-fn buckets(tallies: &[monitoring::Tally], since: DateTime<Utc>, step: Duration, count: i64) -> Vec<Bucket> {
+fn buckets(
+    tallies: &[monitoring::Tally],
+    since: DateTime<Utc>,
+    step: Duration,
+    count: i64,
+) -> Vec<Bucket> {
     (0..count)
         .map(|i| {
             let start = since + step * i as i32;
@@ -261,7 +294,9 @@ pub(crate) async fn show(
     let since_day = now.duration_trunc(hour).unwrap_or(now) - Duration::hours(23);
     let since_month = now.duration_trunc(day).unwrap_or(now) - Duration::days(29);
     let mut tx = ctx.begin_read().await?;
-    let monitor = monitoring::get(&mut tx, id).await?.ok_or(AppError::NotFound)?;
+    let monitor = monitoring::get(&mut tx, id)
+        .await?
+        .ok_or(AppError::NotFound)?;
     let results = monitoring::list_results(&mut tx, id, 60, None, TimeRange::default()).await?;
     let incidents = monitoring::list_incidents(&mut tx, id, 10, None).await?;
     let hours = monitoring::tally(&mut tx, id, since_day, hour).await?;
@@ -367,10 +402,16 @@ pub(crate) async fn show(
     Ok(page.render(&monitor.name, body))
 }
 
-async fn load(state: &AppState, page: &OrgPage, id: Uuid) -> Result<(tenantry_tenancy::TenantCtx, Monitor), ConsoleError> {
+async fn load(
+    state: &AppState,
+    page: &OrgPage,
+    id: Uuid,
+) -> Result<(tenantry_tenancy::TenantCtx, Monitor), ConsoleError> {
     let ctx = page.ctx(state).await?;
     let mut tx = ctx.begin_read().await?;
-    let monitor = monitoring::get(&mut tx, id).await?.ok_or(AppError::NotFound)?;
+    let monitor = monitoring::get(&mut tx, id)
+        .await?
+        .ok_or(AppError::NotFound)?;
     tx.commit().await?;
     Ok((ctx, monitor))
 }
@@ -418,7 +459,11 @@ pub(crate) async fn update(
                 };
                 return Ok(page.render("Monitor saved", body));
             }
-            Ok(session::redirect_with(&state, &page.path(&format!("monitors/{id}")), "The monitor is saved."))
+            Ok(session::redirect_with(
+                &state,
+                &page.path(&format!("monitors/{id}")),
+                "The monitor is saved.",
+            ))
         }
         Err(e) => {
             let errors = form_error(e)?;
@@ -428,7 +473,11 @@ pub(crate) async fn update(
                     (monitor_form(&page, &page.path(&format!("monitors/{id}/edit")), &input, &errors, "Save"))
                 }
             };
-            Ok((StatusCode::UNPROCESSABLE_ENTITY, page.render("Edit monitor", body)).into_response())
+            Ok((
+                StatusCode::UNPROCESSABLE_ENTITY,
+                page.render("Edit monitor", body),
+            )
+                .into_response())
         }
     }
 }
@@ -443,8 +492,18 @@ async fn set_enabled(
     let id = monitor_id(id)?;
     page.writable()?;
     let (ctx, before) = load(state, page, id).await?;
-    let result = case::replace(state, &acting(page, &ctx, origin), id, &case::input_of(&before, enabled)).await;
-    let done = if enabled { "The monitor is checked again." } else { "The monitor is paused: it is not checked until you resume it." };
+    let result = case::replace(
+        state,
+        &acting(page, &ctx, origin),
+        id,
+        &case::input_of(&before, enabled),
+    )
+    .await;
+    let done = if enabled {
+        "The monitor is checked again."
+    } else {
+        "The monitor is paused: it is not checked until you resume it."
+    };
     outcome(state, &page.path(&format!("monitors/{id}")), result, done)
 }
 
@@ -480,7 +539,11 @@ pub(crate) async fn delete(
     let ctx = page.ctx(&state).await?;
     let result = case::remove(&state, &acting(&page, &ctx, &origin), id).await;
     match result {
-        Ok(()) => Ok(session::redirect_with(&state, &page.path("monitors"), "The monitor is deleted.")),
+        Ok(()) => Ok(session::redirect_with(
+            &state,
+            &page.path("monitors"),
+            "The monitor is deleted.",
+        )),
         Err(e) => outcome::<()>(&state, &page.path(&format!("monitors/{id}")), Err(e), ""),
     }
 }

@@ -89,7 +89,10 @@ impl FromRequestParts<AppState> for OrgPage {
             .for_member(slug, signed.user().id)
             .await
             .map_err(AppError::from)?;
-        if !matches!(record.status, TenantStatus::Active | TenantStatus::Suspended) {
+        if !matches!(
+            record.status,
+            TenantStatus::Active | TenantStatus::Suspended
+        ) {
             return Err(AppError::NotFound.into());
         }
         let chrome = chrome(state, &signed, Some((&record, role, section_of(&path)))).await?;
@@ -170,7 +173,10 @@ fn new_org_form(csrf: &str, input: &NewOrg, errors: &Errors) -> Markup {
 }
 
 /// The "Create organization" page.
-pub(crate) async fn new_page(State(state): State<AppState>, signed: SignedIn) -> Result<Response, ConsoleError> {
+pub(crate) async fn new_page(
+    State(state): State<AppState>,
+    signed: SignedIn,
+) -> Result<Response, ConsoleError> {
     let chrome = chrome(&state, &signed, None).await?;
     let body = new_org_form(signed.csrf(), &NewOrg::default(), &Errors::default());
     Ok(Html(view::page(&chrome, "Create organization", body).into_string()).into_response())
@@ -187,7 +193,13 @@ pub(crate) async fn create(
     let user = signed.user().id;
     match state
         .orgs
-        .create(user, &input.name, slug, Isolation::Shared, &origin.by_user(user))
+        .create(
+            user,
+            &input.name,
+            slug,
+            Isolation::Shared,
+            &origin.by_user(user),
+        )
         .await
     {
         Ok(org) => Ok(super::session::redirect_with(

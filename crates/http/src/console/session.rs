@@ -74,10 +74,10 @@ impl FromRequestParts<AppState> for Visitor {
     async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, ConsoleError> {
         let resolved = resolved(parts)?;
         Ok(Visitor {
-            csrf: resolved
-                .signed
-                .as_ref()
-                .map_or_else(|| resolved.presession.clone(), |s| s.session.csrf_token.clone()),
+            csrf: resolved.signed.as_ref().map_or_else(
+                || resolved.presession.clone(),
+                |s| s.session.csrf_token.clone(),
+            ),
             signed: resolved.signed.clone(),
             flash: resolved.flash.clone(),
         })
@@ -163,7 +163,9 @@ impl<T: serde::de::DeserializeOwned> FromRequest<AppState> for Form<T> {
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && !a.is_empty() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.len() == b.len()
+        && !a.is_empty()
+        && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// A request with no `Origin`, or one naming this server's host.
@@ -206,7 +208,9 @@ fn set_cookie(state: &AppState, name: &str, value: &str, max_age: Option<i64>) -
     } else {
         ""
     };
-    let age = max_age.map(|s| format!("; Max-Age={s}")).unwrap_or_default();
+    let age = max_age
+        .map(|s| format!("; Max-Age={s}"))
+        .unwrap_or_default();
     HeaderValue::from_str(&format!(
         "{name}={value}; Path=/; HttpOnly; SameSite=Lax{secure}{age}"
     ))
@@ -230,9 +234,10 @@ pub(crate) fn sign_out(state: &AppState, response: &mut Response) {
 pub(crate) fn redirect_with(state: &AppState, to: &str, message: &str) -> Response {
     let mut response = Redirect::to(to).into_response();
     let value = URL_SAFE_NO_PAD.encode(message.as_bytes());
-    response
-        .headers_mut()
-        .append(SET_COOKIE, set_cookie(state, FLASH_COOKIE, &value, Some(60)));
+    response.headers_mut().append(
+        SET_COOKIE,
+        set_cookie(state, FLASH_COOKIE, &value, Some(60)),
+    );
     response
 }
 
@@ -242,7 +247,11 @@ pub(crate) fn user_agent(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// The console's middleware (see the module's documentation).
-pub(crate) async fn layer(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+pub(crate) async fn layer(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let headers = request.headers();
     let mut forget_session = false;
     let signed = match cookie(headers, SESSION_COOKIE) {
@@ -253,7 +262,9 @@ pub(crate) async fn layer(State(state): State<AppState>, mut request: Request, n
                     forget_session = true;
                     None
                 }
-                Err(e) => return ConsoleError::from(crate::error::AppError::from(e)).into_response(),
+                Err(e) => {
+                    return ConsoleError::from(crate::error::AppError::from(e)).into_response();
+                }
             },
             Err(IdentityError::InvalidToken | IdentityError::RefreshReused) => {
                 forget_session = true;
@@ -290,7 +301,10 @@ pub(crate) async fn layer(State(state): State<AppState>, mut request: Request, n
         headers.append(SET_COOKIE, set_cookie(&state, SESSION_COOKIE, "", Some(0)));
     }
     if new_presession {
-        headers.append(SET_COOKIE, set_cookie(&state, PRESESSION_COOKIE, &presession, None));
+        headers.append(
+            SET_COOKIE,
+            set_cookie(&state, PRESESSION_COOKIE, &presession, None),
+        );
     }
     // A message is shown once: by the page the redirect leads to.
     if had_flash && !is_redirect {
@@ -304,10 +318,8 @@ pub(crate) async fn layer(State(state): State<AppState>, mut request: Request, n
 pub(crate) fn security_headers(headers: &mut HeaderMap) {
     headers.insert(CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
     headers.insert(X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    // A page may ask for less (the invitation page, whose address carries a token).
-    if !headers.contains_key(REFERRER_POLICY) {
-        headers.insert(REFERRER_POLICY, HeaderValue::from_static("same-origin"));
-    }
+    // No other site learns a console address (the invitation page's carries its token).
+    headers.insert(REFERRER_POLICY, HeaderValue::from_static("same-origin"));
     headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     if !headers.contains_key(CACHE_CONTROL) {
         headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));

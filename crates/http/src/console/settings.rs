@@ -38,7 +38,12 @@ fn limit_text(value: &serde_json::Value) -> String {
     }
 }
 
-fn settings_page(page: &OrgPage, details: &OrgDetails, input: &ProfileForm, errors: &Errors) -> Markup {
+fn settings_page(
+    page: &OrgPage,
+    details: &OrgDetails,
+    input: &ProfileForm,
+    errors: &Errors,
+) -> Markup {
     let admin = page.role.may(Action::Administer);
     let owner = page.role.may(Action::Own);
     let org = &details.summary;
@@ -146,7 +151,10 @@ fn profile_of(details: &OrgDetails) -> ProfileForm {
     }
 }
 
-pub(crate) async fn page(State(state): State<AppState>, page: OrgPage) -> Result<Response, ConsoleError> {
+pub(crate) async fn page(
+    State(state): State<AppState>,
+    page: OrgPage,
+) -> Result<Response, ConsoleError> {
     let details = state.orgs.details(&page.record, page.role).await?;
     let body = settings_page(&page, &details, &profile_of(&details), &Errors::default());
     Ok(page.render("Settings", body))
@@ -170,7 +178,12 @@ pub(crate) async fn save(
     };
     match state
         .orgs
-        .update(page.role, page.org_id(), &change, &origin.by_user(page.signed.user().id))
+        .update(
+            page.role,
+            page.org_id(),
+            &change,
+            &origin.by_user(page.signed.user().id),
+        )
         .await
     {
         Ok(org) => Ok(session::redirect_with(
@@ -182,7 +195,11 @@ pub(crate) async fn save(
             let errors = form_error(AppError::from(e))?;
             let details = state.orgs.details(&page.record, page.role).await?;
             let body = settings_page(&page, &details, &input, &errors);
-            Ok((StatusCode::UNPROCESSABLE_ENTITY, page.render("Settings", body)).into_response())
+            Ok((
+                StatusCode::UNPROCESSABLE_ENTITY,
+                page.render("Settings", body),
+            )
+                .into_response())
         }
     }
 }
@@ -243,9 +260,16 @@ pub(crate) async fn delete(
     page.require(Action::Own)?;
     if input.confirm.trim() != page.slug() {
         let details = state.orgs.details(&page.record, page.role).await?;
-        let errors = Errors::one("confirm", format!("Type “{}” to delete this organization.", page.slug()));
+        let errors = Errors::one(
+            "confirm",
+            format!("Type “{}” to delete this organization.", page.slug()),
+        );
         let body = settings_page(&page, &details, &profile_of(&details), &errors);
-        return Ok((StatusCode::UNPROCESSABLE_ENTITY, page.render("Settings", body)).into_response());
+        return Ok((
+            StatusCode::UNPROCESSABLE_ENTITY,
+            page.render("Settings", body),
+        )
+            .into_response());
     }
     let user = page.signed.user().id;
     let result = crate::cases::organizations::delete(
@@ -261,7 +285,10 @@ pub(crate) async fn delete(
         Ok(()) => Ok(session::redirect_with(
             &state,
             "/",
-            &format!("{} is deleted. Every owner was emailed how to restore it or download its data.", page.record.name),
+            &format!(
+                "{} is deleted. Every owner was emailed how to restore it or download its data.",
+                page.record.name
+            ),
         )),
         Err(e) => outcome::<()>(&state, &page.path("settings"), Err(e), ""),
     }
@@ -297,7 +324,10 @@ fn meter(title: &str, used: &Used, unit: &str) -> Markup {
 }
 
 /// "Usage": each count against its limit, storage, and API requests per day this period.
-pub(crate) async fn usage(State(state): State<AppState>, page: OrgPage) -> Result<Response, ConsoleError> {
+pub(crate) async fn usage(
+    State(state): State<AppState>,
+    page: OrgPage,
+) -> Result<Response, ConsoleError> {
     let report = crate::cases::usage::report(&state, &page.record).await?;
     let days = crate::cases::usage::per_day(&state, &page.record).await?;
     let body = html! {

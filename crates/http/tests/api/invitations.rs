@@ -569,7 +569,7 @@ async fn the_invitation_page_cannot_be_framed_leaks_no_token_and_runs_only_this_
         let page = app.get(&path).await;
         let headers = page.headers().clone();
         assert_eq!(headers["x-frame-options"], "DENY", "{path}");
-        assert_eq!(headers["referrer-policy"], "no-referrer", "{path}");
+        assert_eq!(headers["referrer-policy"], "same-origin", "{path}");
         assert_eq!(headers["x-content-type-options"], "nosniff", "{path}");
         let csp = headers["content-security-policy"]
             .to_str()
@@ -586,6 +586,9 @@ async fn the_invitation_page_cannot_be_framed_leaks_no_token_and_runs_only_this_
             body.matches("<script src=\"/static/").count()
         );
         assert!(!body.contains("<style") && !body.contains(" style=\""));
-        assert!(!body.contains("http://") && !body.contains("https://"), "{body}");
+        assert!(
+            !body.contains("http://") && !body.contains("https://"),
+            "{body}"
+        );
     }
 }

@@ -73,9 +73,13 @@ pub async fn enqueue(tx: &mut TenantTx, transition: &Transition) -> sqlx::Result
 
 /// Queues a test alert to channel `channel_id` of the tenant, in the caller's transaction
 /// (whose committer must [`super::note_pending`] the organization): a delivery shaped like an
-/// incident's, naming a monitor "Test alert" and no real incident, delivered and retried like
+/// incident's, naming a monitor "Test alert" and no incident, delivered and retried like
 /// any other. `false` when the tenant has no such channel.
-pub async fn enqueue_test(tx: &mut TenantTx, channel_id: Uuid, sent_by: &str) -> sqlx::Result<bool> {
+pub async fn enqueue_test(
+    tx: &mut TenantTx,
+    channel_id: Uuid,
+    sent_by: &str,
+) -> sqlx::Result<bool> {
     let exists: bool =
         sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM alert_channels WHERE id = $1)")
             .bind(channel_id)
@@ -84,12 +88,11 @@ pub async fn enqueue_test(tx: &mut TenantTx, channel_id: Uuid, sent_by: &str) ->
     if !exists {
         return Ok(false);
     }
-    let incident_id = Uuid::now_v7();
     let payload = json!({
         "event": TEST,
         "monitor": {"id": null, "name": "Test alert", "kind": "test", "target": null},
         "incident": {
-            "id": incident_id,
+            "id": null,
             "started_at": Utc::now(),
             "resolved_at": null,
             "cause": format!("A test alert sent by {sent_by}: this channel works."),
@@ -97,12 +100,11 @@ pub async fn enqueue_test(tx: &mut TenantTx, channel_id: Uuid, sent_by: &str) ->
     });
     sqlx::query(
         "INSERT INTO alert_deliveries (tenant_id, id, channel_id, incident_id, event, payload)
-         VALUES ($1, $2, $3, $4, $5, $6)",
+         VALUES ($1, $2, $3, NULL, $4, $5)",
     )
     .bind(tx.tenant_id().as_uuid())
     .bind(Uuid::now_v7())
     .bind(channel_id)
-    .bind(incident_id)
     .bind(TEST)
     .bind(&payload)
     .execute(&mut **tx)

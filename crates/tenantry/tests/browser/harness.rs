@@ -62,7 +62,10 @@ impl Site {
         let messages = self
             .mail
             .wait_for(
-                |m| m.iter().any(|m| m.recipients.iter().any(|r| r == to) && m.text().contains(marker)),
+                |m| {
+                    m.iter()
+                        .any(|m| m.recipients.iter().any(|r| r == to) && m.text().contains(marker))
+                },
                 PATIENCE,
             )
             .await;
@@ -74,11 +77,7 @@ impl Site {
         let text = message.text();
         let start = text.find(marker).unwrap();
         let begin = text[..start].rfind("http").unwrap();
-        text[begin..]
-            .split_whitespace()
-            .next()
-            .unwrap()
-            .to_string()
+        text[begin..].split_whitespace().next().unwrap().to_string()
     }
 }
 
@@ -187,7 +186,11 @@ impl Browser {
     }
 
     pub async fn choose(&self, label: &str, value: &str) {
-        self.field(label).await.select_by_value(value).await.unwrap();
+        self.field(label)
+            .await
+            .select_by_value(value)
+            .await
+            .unwrap();
     }
 
     /// The button whose visible text is `text`, optionally inside the element matching `within`
@@ -224,7 +227,10 @@ impl Browser {
     pub async fn text(&self) -> String {
         match self
             .client
-            .execute("return document.body ? document.body.innerText : ''", vec![])
+            .execute(
+                "return document.body ? document.body.innerText : ''",
+                vec![],
+            )
             .await
         {
             Ok(serde_json::Value::String(text)) => text,

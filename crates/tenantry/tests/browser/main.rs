@@ -11,5 +11,9 @@
 mod support;
 
 mod harness;
+mod keyboard;
+mod live;
+mod monitoring;
 mod screenshots;
+mod security;
 mod team;

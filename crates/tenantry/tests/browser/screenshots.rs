@@ -3,7 +3,9 @@
 //! for what every page must have: a heading, labels for every input, visible text on every
 //! button, and no horizontal scrolling at phone width.
 
-use crate::harness::{Browser, Driver, Site, Target, create_monitor, create_org, screenshots, sign_up};
+use crate::harness::{
+    Browser, Driver, Site, Target, create_monitor, create_org, screenshots, sign_up,
+};
 use crate::support;
 
 /// Checks what every page must have, and saves its screenshot.
@@ -43,8 +45,15 @@ async fn every_page_at_desktop_and_phone_width() {
     let made = support::tenantry(
         site.dir.path(),
         &[
-            "user", "create", "--email", "ops@example.com", "--password", "correct horse battery",
-            "--name", "Olivia Ops", "--platform-admin",
+            "user",
+            "create",
+            "--email",
+            "ops@example.com",
+            "--password",
+            "correct horse battery",
+            "--name",
+            "Olivia Ops",
+            "--platform-admin",
         ],
     );
     assert!(made.status.success(), "{made:?}");
@@ -53,7 +62,10 @@ async fn every_page_at_desktop_and_phone_width() {
     sign_up(&ada, "Ada Lovelace", "ada@example.com").await;
     let acme = create_org(&ada, "Acme").await;
     create_org(&ada, "Globex").await;
-    support::stdout(&support::tenantry(site.dir.path(), &["tenant", "set-plan", &acme, "pro"]));
+    support::stdout(&support::tenantry(
+        site.dir.path(),
+        &["tenant", "set-plan", &acme, "pro"],
+    ));
     let homepage = create_monitor(&ada, &acme, "Homepage", "http", &target.url, "60").await;
     create_monitor(&ada, &acme, "Database", "tcp", "127.0.0.1:1", "60").await;
     create_monitor(&ada, &acme, "Nightly backup", "heartbeat", "", "60").await;
