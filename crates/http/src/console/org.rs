@@ -241,12 +241,11 @@ pub(crate) fn form_error(e: AppError) -> Result<Errors, ConsoleError> {
 /// error page.
 pub(crate) fn refusal(e: impl Into<AppError>) -> Result<String, ConsoleError> {
     let e = e.into();
-    match form_error(e)? {
-        errors => Ok(errors
-            .general(&[])
-            .first()
-            .map_or_else(String::new, |s| (*s).to_owned())),
-    }
+    let errors = form_error(e)?;
+    Ok(errors
+        .general(&[])
+        .first()
+        .map_or_else(String::new, |s| (*s).to_owned()))
 }
 
 /// Redirects to `to` with the outcome of an action: `done` when it succeeded, the reason when
