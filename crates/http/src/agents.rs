@@ -6,30 +6,24 @@
 //! An agent's token is issued in the control database before the agent commits (and removed
 //! again if it does not), shown once in the response, and forgotten after the agent is deleted;
 //! deleting an agent puts its monitors back on the servers, in the tenant and then in the
-//! schedule.
+//! schedule. The protocol itself (leases, results checked against them) is
+//! `tenantry_monitoring::protocol`; these routes authenticate the agent and check its plan.
 
 use axum::Json;
 use axum::extract::{FromRequestParts, Path, State};
 use axum::http::StatusCode;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
-use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
-use tenantry_monitoring::agent::{
-    ClaimRequest, Claimed, ClaimedCheck, MAX_CLAIM, MAX_RESULTS, ReportedResult, ResultBatch,
-    ResultsAnswer,
-};
-use tenantry_monitoring::scheduler::{self, Claim, Claimant, LEASE_SLACK, Next};
-use tenantry_monitoring::{
-    self as monitoring, Agent, AgentCursor, AgentIdentity, AgentToken, Monitor, Observation,
-    Recorded,
-};
+use tenantry_monitoring::agent::{ClaimRequest, Claimed, ResultBatch, ResultsAnswer};
+use tenantry_monitoring::{self as monitoring, Agent, AgentCursor, AgentIdentity, AgentToken};
 use tenantry_orgs::Action;
 use tenantry_tenancy::{TenancyError, TenantCtx, TenantId};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-use uuid::Uuid;
+
+use tenantry_monitoring::protocol::{self, ProtocolError};
 
 use crate::cases::agents as case;
 use crate::cases::monitors::Acting;
@@ -224,14 +218,6 @@ impl FromRequestParts<AppState> for AgentCaller {
     }
 }
 
-/// How long `last_seen_at` may lag: a claim writes it only when older.
-const SEEN_EVERY: TimeDelta = TimeDelta::seconds(10);
-/// A schedule row younger than this is not removed for lack of a monitor: the monitor's
-/// transaction may still be committing.
-const YOUNG_ROW: TimeDelta = TimeDelta::minutes(1);
-/// A result's slot may lie this far ahead of the server's clock (no further: it is no slot).
-const CLOCK_SLACK: TimeDelta = TimeDelta::minutes(1);
-
 /// Claim due checks (agents)
 ///
 /// Leases up to `max` due checks of the monitors assigned to the calling agent: run each and
@@ -258,99 +244,22 @@ async fn claims(
     caller: AgentCaller,
     ApiJson(request): ApiJson<ClaimRequest>,
 ) -> Result<Json<Claimed>, AppError> {
-    if !(1..=MAX_CLAIM).contains(&request.max) {
-        return Err(AppError::invalid("max", format!("1 to {MAX_CLAIM}")));
-    }
-    let AgentIdentity { org_id, agent_id } = caller.identity;
+    protocol::check_claim(request.max).map_err(protocol_error)?;
+    let org_id = caller.identity.org_id;
     // Agents of a plan without them are kept, but run nothing.
     state
         .orgs
         .require_feature(org_id, tenantry_orgs::Feature::Agents)
         .await?;
-    let control = state.tenancy.control_db();
-    // A token outliving its agent (its removal failed) is refused like any other. (Each
-    // transaction ends before the control database is used: a request never holds two
-    // connections of the runtime pool at once.)
-    let mut tx = caller.ctx.begin_read().await?;
-    let seen = monitoring::agent_last_seen(&mut tx, agent_id)
-        .await?
-        .ok_or_else(refused)?;
-    tx.commit().await?;
-    let leased = scheduler::claim(
-        control,
-        Claimant::Agent { org_id, agent_id },
-        agent_id,
+    let checks = protocol::claim_checks(
+        state.tenancy.control_db(),
+        &caller.ctx,
+        caller.identity,
         request.max,
-        LEASE_SLACK,
     )
-    .await?;
-    let mut monitors = Vec::with_capacity(leased.len());
-    if !leased.is_empty() {
-        let mut tx = caller.ctx.begin_read().await?;
-        for claim in leased {
-            let monitor = monitoring::get(&mut tx, claim.monitor_id).await?;
-            monitors.push((claim, monitor));
-        }
-        tx.commit().await?;
-    }
-    let now = Utc::now();
-    let mut checks = Vec::new();
-    for (claim, monitor) in monitors {
-        match monitor {
-            Some(m) if m.enabled && m.agent_id == Some(agent_id) => checks.push(ClaimedCheck {
-                monitor_id: m.id,
-                due_at: claim.due_at,
-                kind: m.kind,
-                target: m.target.unwrap_or_default(),
-                keyword: m.keyword,
-                timeout_ms: u64::try_from(m.timeout_seconds.max(1)).unwrap_or(1) * 1000,
-            }),
-            other => hand_back(&state, &claim, agent_id, other.as_ref(), now).await,
-        }
-    }
-    if seen.is_none_or(|at| now - at >= SEEN_EVERY) {
-        // The checks are leased already: a failure here is logged, not the answer.
-        let touched = async {
-            let mut tx = caller.ctx.begin().await?;
-            monitoring::touch_agent(&mut tx, agent_id).await?;
-            tx.commit().await
-        }
-        .await;
-        if let Err(error) = touched {
-            tracing::warn!(%error, %agent_id, "failed to note when an agent was last seen");
-        }
-    }
+    .await
+    .map_err(protocol_error)?;
     Ok(Json(Claimed { checks }))
-}
-
-/// Releases a claimed slot this agent must not run: its monitor is gone (the row removed,
-/// unless young), disabled (unscheduled) or assigned elsewhere (the row corrected, due again at
-/// once for its runner). A failure leaves the lease to expire.
-async fn hand_back(
-    state: &AppState,
-    claim: &Claim,
-    agent_id: Uuid,
-    monitor: Option<&Monitor>,
-    now: DateTime<Utc>,
-) {
-    let control = state.tenancy.control_db();
-    let released = async {
-        let next = match monitor {
-            None if now - claim.planned_at < YOUNG_ROW => {
-                Next::Retry(std::time::Duration::from_secs(5))
-            }
-            None => Next::Remove,
-            Some(m) => {
-                scheduler::plan(control, claim.org_id, m, m.agent_id).await?;
-                Next::Retry(std::time::Duration::ZERO)
-            }
-        };
-        scheduler::finish(control, claim, agent_id, next).await
-    }
-    .await;
-    if let Err(error) = released {
-        tracing::warn!(%error, monitor = %claim.monitor_id, "failed to release a slot an agent may not run; its lease will expire");
-    }
 }
 
 /// Post check results (agents)
@@ -382,136 +291,32 @@ async fn results(
     caller: AgentCaller,
     ApiJson(batch): ApiJson<ResultBatch>,
 ) -> Result<Json<ResultsAnswer>, AppError> {
-    let mut reported = batch.results;
-    check_results(&reported)?;
-    let AgentIdentity { org_id, agent_id } = caller.identity;
+    protocol::check_results(&batch.results).map_err(protocol_error)?;
+    let org_id = caller.identity.org_id;
     state
         .orgs
         .require_feature(org_id, tenantry_orgs::Feature::Agents)
         .await?;
-    let control = state.tenancy.control_db();
-    let now = Utc::now();
-    // One order for the monitor locks `record_result` takes: concurrent posts cannot deadlock.
-    reported.sort_by_key(|r| (r.monitor_id, r.due_at));
-    let mut answer = ResultsAnswer::default();
-    let mut slots: Vec<(Monitor, DateTime<Utc>)> = Vec::new();
-    let mut deliveries = false;
-    let asked: Vec<(Uuid, DateTime<Utc>)> =
-        reported.iter().map(|r| (r.monitor_id, r.due_at)).collect();
-    let leased = scheduler::leased_to(control, org_id, agent_id, &asked).await?;
-    let mut tx = caller.ctx.begin().await?;
-    if !monitoring::touch_agent(&mut tx, agent_id).await? {
-        return Err(refused());
-    }
-    for result in reported {
-        if !leased.contains(&(result.monitor_id, result.due_at)) {
-            // A result posted again after its slot moved on is a duplicate, not an intrusion.
-            if monitoring::has_result(&mut tx, result.monitor_id, result.due_at).await? {
-                answer.duplicates += 1;
-            } else {
-                state.metrics.agent_results_rejected.inc();
-                answer.rejected.push(result.monitor_id);
-            }
-            continue;
-        }
-        let monitor = match monitoring::get(&mut tx, result.monitor_id).await? {
-            Some(m)
-                if m.enabled
-                    && m.agent_id == Some(agent_id)
-                    && result.due_at <= now + CLOCK_SLACK =>
-            {
-                m
-            }
-            _ => {
-                state.metrics.agent_results_rejected.inc();
-                answer.rejected.push(result.monitor_id);
-                continue;
-            }
-        };
-        let observation = Observation {
-            // The server's clock is the reference: a time ahead of it is taken as now.
-            checked_at: result.checked_at.min(now),
-            ok: result.ok,
-            latency_ms: result.latency_ms,
-            status_code: result.status_code,
-            error: result.error.filter(|_| !result.ok),
-        };
-        let recorded =
-            monitoring::record_result(&mut tx, monitor.id, result.due_at, &observation).await?;
-        deliveries |= recorded.needs_delivery();
-        match recorded {
-            Recorded::Stored { .. } => answer.recorded += 1,
-            Recorded::Duplicate => answer.duplicates += 1,
-            Recorded::NoMonitor => {
-                answer.rejected.push(monitor.id);
-                continue;
-            }
-        }
-        slots.push((monitor, result.due_at));
-    }
-    if deliveries {
-        // Before the commit: a crash after it never leaves deliveries nobody knows about.
-        let mut control = tx.control(control).await?;
-        monitoring::alerts::note_pending_in(&mut control, org_id).await?;
-    }
-    tx.commit().await?;
-    for (monitor, due_at) in slots {
-        move_slot(&state, org_id, agent_id, &monitor, due_at, now).await;
-    }
+    let rejected = || {
+        state.metrics.agent_results_rejected.inc();
+    };
+    let answer = protocol::record_results(
+        state.tenancy.control_db(),
+        &caller.ctx,
+        caller.identity,
+        batch.results,
+        &rejected,
+    )
+    .await
+    .map_err(protocol_error)?;
     Ok(Json(answer))
 }
 
-/// Refuses a batch that cannot be stored as it is.
-fn check_results(results: &[ReportedResult]) -> Result<(), AppError> {
-    if results.len() > MAX_RESULTS {
-        return Err(AppError::invalid(
-            "results",
-            format!("at most {MAX_RESULTS} results per request"),
-        ));
-    }
-    for result in results {
-        if result
-            .status_code
-            .is_some_and(|s| !(100..=999).contains(&s))
-        {
-            return Err(AppError::invalid(
-                "status_code",
-                "an HTTP status, 100 to 999",
-            ));
-        }
-        if result.latency_ms.is_some_and(|l| l < 0) {
-            return Err(AppError::invalid("latency_ms", "0 or more milliseconds"));
-        }
-    }
-    Ok(())
-}
-
-/// Moves the recorded slot of `monitor` on to the next one (if this agent still holds it).
-async fn move_slot(
-    state: &AppState,
-    org_id: Uuid,
-    agent_id: Uuid,
-    monitor: &Monitor,
-    due_at: DateTime<Utc>,
-    now: DateTime<Utc>,
-) {
-    let interval = TimeDelta::seconds(monitor.interval_seconds.max(1).into());
-    let claim = Claim {
-        org_id,
-        monitor_id: monitor.id,
-        due_at,
-        interval_seconds: monitor.interval_seconds,
-        timeout_seconds: monitor.timeout_seconds,
-        plan: String::new(),
-        planned_at: now,
-    };
-    let next = Next::Slot {
-        at: scheduler::next_slot(due_at, interval, now).0,
-        interval_seconds: monitor.interval_seconds,
-        timeout_seconds: monitor.timeout_seconds,
-    };
-    if let Err(error) = scheduler::finish(state.tenancy.control_db(), &claim, agent_id, next).await
-    {
-        tracing::warn!(%error, monitor = %monitor.id, "failed to move an agent's check slot on; its lease will expire and the slot run again (recorded once)");
+fn protocol_error(e: ProtocolError) -> AppError {
+    match e {
+        ProtocolError::UnknownAgent => refused(),
+        ProtocolError::Invalid { field, detail } => AppError::invalid(field, detail),
+        ProtocolError::Database(e) => e.into(),
+        ProtocolError::Tenancy(e) => e.into(),
     }
 }

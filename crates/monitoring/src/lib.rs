@@ -14,6 +14,7 @@ mod features;
 mod heartbeats;
 mod incidents;
 mod monitors;
+pub mod protocol;
 mod results;
 pub mod scheduler;
 mod status_pages;

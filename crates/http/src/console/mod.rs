@@ -131,8 +131,9 @@ pub(crate) fn routes(state: AppState) -> Router<AppState> {
         .route("/admin/tenants/{slug}/status", post(admin::set_status))
         .route("/admin/tenants/{slug}/move", post(admin::move_tier))
         .route("/admin/tenants/{slug}/delete", post(admin::delete))
+        .layer(middleware::from_fn_with_state(state, session::layer))
+        // Static files need no session: served without a look at the cookie.
         .route("/static/console.css", get(assets::css))
         .route("/static/console.js", get(assets::js))
         .route("/static/icon.svg", get(assets::icon))
-        .layer(middleware::from_fn_with_state(state, session::layer))
 }

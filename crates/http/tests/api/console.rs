@@ -638,3 +638,245 @@ async fn admin_pages_are_the_404_page_to_anyone_but_platform_admins() {
         .unwrap();
     assert!(page.contains("This organization is suspended"), "{page}");
 }
+
+/// The browser session behind `console`'s cookie.
+async fn session_of(app: &TestApp, console: &Console) -> uuid::Uuid {
+    sqlx::query_scalar(
+        "SELECT session_id FROM identity.refresh_tokens WHERE token_hash = sha256($1::bytea)",
+    )
+    .bind(console.cookies["tenantry_session"].as_bytes())
+    .fetch_one(app.tenancy.control_db())
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_session_cookie_rotates_and_a_replaced_one_presented_late_revokes_the_session() {
+    let app = TestApp::spawn().await;
+    caller(&app, "ada@example.com").await;
+    let mut browser = Console::new(&app);
+    browser.log_in("ada@example.com").await;
+    let session = session_of(&app, &browser).await;
+    let first = browser.cookies["tenantry_session"].clone();
+    // A fresh cookie is not rotated.
+    assert_eq!(browser.get("/account/sessions").await.status(), 200);
+    assert_eq!(browser.cookies["tenantry_session"], first);
+    // Once it is older than 10 minutes, the next request replaces it.
+    sqlx::query(
+        "UPDATE identity.refresh_tokens SET created_at = now() - interval '11 minutes'
+         WHERE session_id = $1",
+    )
+    .bind(session)
+    .execute(app.tenancy.control_db())
+    .await
+    .unwrap();
+    assert_eq!(browser.get("/account/sessions").await.status(), 200);
+    let second = browser.cookies["tenantry_session"].clone();
+    assert_ne!(second, first);
+    assert_eq!(session_of(&app, &browser).await, session);
+    // The replaced cookie still works for a moment (requests already in flight)…
+    let mut late = Console::new(&app);
+    late.cookies
+        .insert("tenantry_session".into(), first.clone());
+    assert_eq!(late.get("/account/sessions").await.status(), 200);
+    // …but presented a minute after it was replaced, it revokes the whole session.
+    sqlx::query(
+        "UPDATE identity.refresh_tokens SET used_at = now() - interval '2 minutes'
+         WHERE session_id = $1 AND used_at IS NOT NULL",
+    )
+    .bind(session)
+    .execute(app.tenancy.control_db())
+    .await
+    .unwrap();
+    let mut thief = Console::new(&app);
+    thief.cookies.insert("tenantry_session".into(), first);
+    let refused = thief.get("/account/sessions").await;
+    assert_eq!(refused.status(), 303);
+    assert!(location(&refused).starts_with("/login"));
+    let refused = browser.get("/account/sessions").await;
+    assert_eq!(
+        refused.status(),
+        303,
+        "the current cookie of a revoked session opens nothing"
+    );
+    let reason: Option<String> =
+        sqlx::query_scalar("SELECT revoked_reason FROM identity.sessions WHERE id = $1")
+            .bind(session)
+            .fetch_one(app.tenancy.control_db())
+            .await
+            .unwrap();
+    assert_eq!(reason.as_deref(), Some("reuse"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invitation_is_accepted_signed_in_and_a_revoked_one_says_so() {
+    let app = TestApp::spawn().await;
+    let ada = caller(&app, "ada@example.com").await;
+    caller(&app, "bob@example.com").await;
+    let org = new_org(&app, &ada, "Acme").await;
+    let slug = slug_of(&app, &org).await;
+    let invite = |email: &'static str| {
+        let app = &app;
+        let token = ada.token.clone();
+        let org = org.clone();
+        async move {
+            let response = send(
+                app,
+                reqwest::Method::POST,
+                &format!("/api/v1/organizations/{org}/invitations"),
+                &token,
+                None,
+                Some(json!({"email": email, "role": "admin"})),
+            )
+            .await;
+            assert_eq!(response.status(), 201);
+            response.json::<serde_json::Value>().await.unwrap()
+        }
+    };
+    invite("bob@example.com").await;
+    let token = app.invitation_token("bob@example.com", 0).await;
+    let page = format!("/invitations/{token}");
+
+    // Signed in as someone else: told so, with no button.
+    let mut carol = Console::new(&app);
+    caller(&app, "carol@example.com").await;
+    carol.log_in("carol@example.com").await;
+    let shown = carol.get(&page).await.text().await.unwrap();
+    assert!(
+        shown.contains("this invitation is for bob@example.com"),
+        "{shown}"
+    );
+    assert!(!shown.contains(">Accept invitation<"), "{shown}");
+
+    // Signed in as the invited address: one button.
+    let mut bob = Console::new(&app);
+    bob.log_in("bob@example.com").await;
+    let shown = bob.get(&page).await.text().await.unwrap();
+    assert!(
+        shown.contains("Join Acme") && shown.contains(">Accept invitation<"),
+        "{shown}"
+    );
+    let accepted = bob.submit(&page, &page, &[]).await;
+    assert_eq!(accepted.status(), 303);
+    assert_eq!(location(&accepted), format!("/o/{slug}/monitors"));
+    let members = bob
+        .get(&format!("/o/{slug}/members"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(members.contains("bob@example.com") && members.contains("ada@example.com"));
+    // Used: a page saying so.
+    let used = bob.get(&page).await;
+    assert_eq!(used.status(), 410);
+    assert!(
+        used.text()
+            .await
+            .unwrap()
+            .contains("This invitation can no longer be used")
+    );
+
+    // Revoked, and unknown.
+    let invitation = invite("dan@example.com").await;
+    let token = app.invitation_token("dan@example.com", 0).await;
+    let revoked = send(
+        &app,
+        reqwest::Method::DELETE,
+        &format!(
+            "/api/v1/organizations/{org}/invitations/{}",
+            invitation["id"].as_str().unwrap()
+        ),
+        &ada.token,
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(revoked.status(), 204);
+    let mut visitor = Console::new(&app);
+    let gone = visitor.get(&format!("/invitations/{token}")).await;
+    assert_eq!(gone.status(), 410);
+    assert!(
+        gone.text()
+            .await
+            .unwrap()
+            .contains("This invitation can no longer be used")
+    );
+    let unknown = visitor.get("/invitations/not-a-token").await;
+    assert_eq!(unknown.status(), 404);
+    assert!(unknown.text().await.unwrap().contains("No such invitation"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_platform_admin_moves_a_tenant_between_tiers_and_follows_its_progress() {
+    let app = TestApp::spawn().await;
+    let ada = caller(&app, "ada@example.com").await;
+    let org = new_org(&app, &ada, "Acme").await;
+    let slug = slug_of(&app, &org).await;
+    crate::platform_admin(&app).await;
+    let mut admin = Console::new(&app);
+    let token = admin.token("/login").await;
+    admin
+        .post(
+            "/login",
+            &[
+                ("_csrf", &token),
+                ("email", "root@example.com"),
+                ("password", "root password"),
+            ],
+        )
+        .await;
+    let page = format!("/admin/tenants/{slug}");
+    let started = admin
+        .submit(&page, &format!("{page}/move"), &[("to", "schema")])
+        .await;
+    assert_eq!(started.status(), 303);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let shown = admin.get(&page).await.text().await.unwrap();
+        if shown.contains("moved to the schema tier") {
+            assert!(shown.contains("data-move=\"finished\""), "{shown}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the move never finished:\n{shown}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let record = app.tenancy.find(&slug).await.unwrap();
+    assert_eq!(record.isolation, tenantry_tenancy::Isolation::Schema);
+    // The tenant's members go on using it.
+    let monitors = send(
+        &app,
+        reqwest::Method::GET,
+        "/api/v1/monitors",
+        &ada.token,
+        Some(&org),
+        None,
+    )
+    .await;
+    assert_eq!(monitors.status(), 200);
+    // The purge asks for the slug, as the CLI does.
+    let refused = admin
+        .submit(
+            &page,
+            &format!("{page}/delete"),
+            &[("hard", "true"), ("confirm", "wrong")],
+        )
+        .await;
+    assert_eq!(refused.status(), 303);
+    assert_eq!(
+        app.tenancy.find(&slug).await.unwrap().status,
+        tenantry_tenancy::TenantStatus::Active
+    );
+    let purged = admin
+        .submit(
+            &page,
+            &format!("{page}/delete"),
+            &[("hard", "true"), ("confirm", slug.as_str())],
+        )
+        .await;
+    assert_eq!(purged.status(), 303);
+    assert_eq!(location(&purged), "/admin");
+    assert!(app.tenancy.find(&slug).await.is_err());
+}
