@@ -535,7 +535,9 @@ pub mod schemas {
     pub struct ProfileChange {
         pub name: Option<String>,
         pub slug: Option<String>,
+        /// An http(s) URL; `""` removes the logo.
         pub logo_url: Option<String>,
+        /// An email address; `""` removes it.
         pub billing_email: Option<String>,
         /// Replaces the organization's settings object.
         pub settings: Option<serde_json::Value>,

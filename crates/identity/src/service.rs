@@ -351,20 +351,25 @@ impl Identity {
         Ok(())
     }
 
+    /// Whether session `session_id` is still open (not logged out, revoked or found reused):
+    /// what a long-lived request, such as an event stream, checks as it goes.
+    pub async fn session_open(&self, session_id: Uuid) -> Result<bool, IdentityError> {
+        match &self.sessions {
+            Some(cache) => {
+                cache
+                    .get_or_load(&session_id, |open| *open, async {
+                        sessions::is_active(&self.pool, session_id).await
+                    })
+                    .await
+            }
+            None => sessions::is_active(&self.pool, session_id).await,
+        }
+    }
+
     /// The claims of a valid access token whose session is still open.
     pub async fn authenticate(&self, access_token: &str) -> Result<AccessClaims, IdentityError> {
         let claims = self.keys.verify(access_token)?;
-        let active = match &self.sessions {
-            Some(cache) => {
-                cache
-                    .get_or_load(&claims.sid, |open| *open, async {
-                        sessions::is_active(&self.pool, claims.sid).await
-                    })
-                    .await?
-            }
-            None => sessions::is_active(&self.pool, claims.sid).await?,
-        };
-        if !active {
+        if !self.session_open(claims.sid).await? {
             return Err(IdentityError::InvalidToken);
         }
         Ok(claims)

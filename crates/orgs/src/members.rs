@@ -435,7 +435,10 @@ impl Orgs {
             });
         }
         let mut settings = serde_json::Map::new();
-        if let Some(url) = &change.logo_url {
+        // An empty logo URL or billing email clears it.
+        if change.logo_url.as_deref() == Some("") {
+            settings.insert("logo_url".into(), serde_json::Value::Null);
+        } else if let Some(url) = &change.logo_url {
             let ok = (url.starts_with("https://") || url.starts_with("http://"))
                 && url.len() <= 2000
                 && !url.chars().any(char::is_whitespace);
@@ -447,7 +450,9 @@ impl Orgs {
             }
             settings.insert("logo_url".into(), url.clone().into());
         }
-        if let Some(email) = &change.billing_email {
+        if change.billing_email.as_deref() == Some("") {
+            settings.insert("billing_email".into(), serde_json::Value::Null);
+        } else if let Some(email) = &change.billing_email {
             let ok = email.split('@').count() == 2
                 && email
                     .split_once('@')

@@ -52,7 +52,17 @@ pub(crate) async fn replace_channel(
     require_channel_feature(state, acting, input).await?;
     let mut tx = acting.ctx.begin().await?;
     let before = alerts::get_channel(&mut tx, id).await?;
-    let saved = alerts::update_channel(&mut tx, &state.alert_keys, id, input)
+    // Viewers and members are shown a webhook's URL cut to its origin: sent back unchanged, it
+    // keeps the stored URL rather than replacing it with the cut one.
+    let mut input = input.clone();
+    if let Some(stored) = &before
+        && stored.url.is_some()
+        && input.url.is_some()
+        && input.url == stored.clone().with_url_masked().url
+    {
+        input.url = stored.url.clone();
+    }
+    let saved = alerts::update_channel(&mut tx, &state.alert_keys, id, &input)
         .await
         .map_err(app_error)?
         .ok_or(AppError::NotFound)?;

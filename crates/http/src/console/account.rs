@@ -15,10 +15,18 @@ use crate::error::AppError;
 use crate::server::AppState;
 use crate::throttle::{self, Client};
 
-/// Where to go after signing in: a path of this console, never another site.
+/// Where to go after signing in: a path of this console, never another site. Only visible
+/// ASCII is allowed (browsers drop tabs and newlines from addresses, and `Location` cannot hold
+/// them), starting with one `/` not followed by another `/` or `\\`.
 fn safe_next(next: Option<&str>) -> String {
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_owned(),
+        Some(n)
+            if n.starts_with('/')
+                && !n[1..].starts_with(['/', '\\'])
+                && n.bytes().all(|b| b.is_ascii_graphic() && b != b'\\') =>
+        {
+            n.to_owned()
+        }
         _ => "/".to_owned(),
     }
 }
@@ -341,6 +349,12 @@ mod tests {
         assert_eq!(safe_next(Some("//evil.example/x")), "/");
         assert_eq!(safe_next(Some("https://evil.example")), "/");
         assert_eq!(safe_next(Some("/\\evil.example")), "/");
+        assert_eq!(safe_next(Some("/\t/evil.example")), "/");
+        assert_eq!(safe_next(Some("/a\nb")), "/");
+        assert_eq!(
+            safe_next(Some("/o/acme/members?x=1")),
+            "/o/acme/members?x=1"
+        );
         assert_eq!(safe_next(None), "/");
     }
 }

@@ -3,7 +3,7 @@
 //! monitors through its own door every [`EVERY`] and sends a `monitor` event for each one whose
 //! status, last check or open incident changed (all of them at first). It is scoped by
 //! construction: it can only read the organization it was opened for, and it ends once the
-//! user is no longer a member.
+//! user is no longer a member or the browser session ends (logged out, revoked).
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -73,6 +73,7 @@ pub(crate) async fn events(
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ConsoleError> {
     let ctx = page.ctx(&state).await?;
     let user = page.signed.user().id;
+    let session = page.signed.signed.session.session_id;
     let slug = page.record.slug.clone();
     let stream = futures::stream::unfold(
         (
@@ -93,8 +94,10 @@ pub(crate) async fn events(
                         tokio::time::sleep(EVERY).await;
                     }
                     first = false;
-                    // A member removed (or an organization gone) ends the stream.
-                    if state.orgs.for_member(&slug, user).await.is_err() {
+                    // A session ended, a member removed or an organization gone ends the stream.
+                    if !state.identity.session_open(session).await.unwrap_or(false)
+                        || state.orgs.for_member(&slug, user).await.is_err()
+                    {
                         return None;
                     }
                     let Ok(now) = snapshot(&ctx).await else {

@@ -148,6 +148,15 @@ impl<T: serde::de::DeserializeOwned> FromRequest<AppState> for Form<T> {
         }
         let fields: Vec<(String, String)> = serde_urlencoded::from_bytes(&bytes)
             .map_err(|e| ConsoleError::BadRequest(e.to_string()))?;
+        // `%00` decodes to a NUL, which PostgreSQL cannot store.
+        if fields
+            .iter()
+            .any(|(name, value)| name.contains('\0') || value.contains('\0'))
+        {
+            return Err(ConsoleError::BadRequest(
+                "Text may not contain the NUL character.".to_string(),
+            ));
+        }
         let presented = fields
             .iter()
             .find(|(name, _)| name == "_csrf")

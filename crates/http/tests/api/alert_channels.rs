@@ -552,3 +552,51 @@ async fn another_organizations_channel_is_not_found_schema() {
 async fn another_organizations_channel_is_not_found_database() {
     another_organizations_channel_is_not_found(Isolation::Database).await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_saving_a_webhook_as_shown_keeps_its_full_url() {
+    let app = TestApp::spawn().await;
+    let ada = caller(&app, "ada@example.com").await;
+    let org = new_org(&app, &ada, "Acme").await;
+    let bob = caller(&app, "bob@example.com").await;
+    app.orgs
+        .add_member(
+            tenantry_orgs::Role::Owner,
+            org.parse().unwrap(),
+            bob.id,
+            tenantry_orgs::Role::Member,
+            &tenantry_audit::AuditContext::system(),
+        )
+        .await
+        .unwrap();
+    let full = "https://hooks.example.com/services/T000/B000/secret-path";
+    let created = success_json(
+        call(
+            &app,
+            &ada,
+            &org,
+            Method::POST,
+            CHANNELS,
+            Some(json!({"name": "Hook", "kind": "webhook", "url": full})),
+        )
+        .await,
+    )
+    .await;
+    let path = format!("{CHANNELS}/{}", created["id"].as_str().unwrap());
+    // The member sees the URL cut to its origin, and sends the channel back as it is shown.
+    let shown = success_json(call(&app, &bob, &org, Method::GET, &path, None).await).await;
+    assert_eq!(shown["url"], "https://hooks.example.com/…");
+    let saved = call(
+        &app,
+        &bob,
+        &org,
+        Method::PUT,
+        &path,
+        Some(json!({"name": "Hook, renamed", "kind": "webhook", "url": shown["url"]})),
+    )
+    .await;
+    assert_eq!(saved.status(), 200);
+    let kept = success_json(call(&app, &ada, &org, Method::GET, &path, None).await).await;
+    assert_eq!(kept["name"], "Hook, renamed");
+    assert_eq!(kept["url"], full, "the full URL is kept");
+}

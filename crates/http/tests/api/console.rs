@@ -880,3 +880,84 @@ async fn a_platform_admin_moves_a_tenant_between_tiers_and_follows_its_progress(
     assert_eq!(location(&purged), "/admin");
     assert!(app.tenancy.find(&slug).await.is_err());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_form_input_is_refused_without_a_server_error_and_the_profile_can_be_cleared() {
+    let app = TestApp::spawn().await;
+    let ada = caller(&app, "ada@example.com").await;
+    let org = new_org(&app, &ada, "Acme").await;
+    let slug = slug_of(&app, &org).await;
+    // A NUL in a field, before and after signing in: 400, nothing stored.
+    let mut visitor = Console::new(&app);
+    let refused = visitor
+        .submit(
+            "/login",
+            "/login",
+            &[("email", "ada\0@example.com"), ("password", "x")],
+        )
+        .await;
+    assert_eq!(refused.status(), 400);
+    let mut browser = Console::new(&app);
+    browser.log_in("ada@example.com").await;
+    let keys = format!("/o/{slug}/api-keys");
+    let refused = browser
+        .submit(&keys, &keys, &[("name", "ci\0"), ("role", "member")])
+        .await;
+    assert_eq!(refused.status(), 400);
+    // An address to come back to that a browser would read as another site's: the start page.
+    for next in ["/\t/evil.example", "/\n/evil.example", "/\\evil.example"] {
+        let mut other = Console::new(&app);
+        let token = other.token("/login").await;
+        let signed = other
+            .post(
+                "/login",
+                &[
+                    ("_csrf", &token),
+                    ("email", "ada@example.com"),
+                    ("password", "correct horse"),
+                    ("next", next),
+                ],
+            )
+            .await;
+        assert_eq!(signed.status(), 303, "{next:?}");
+        assert_eq!(location(&signed), "/", "{next:?}");
+    }
+    // The profile: a logo and a billing email set, then cleared with empty fields.
+    let settings = format!("/o/{slug}/settings");
+    let saved = browser
+        .submit(
+            &settings,
+            &settings,
+            &[
+                ("name", "Acme"),
+                ("slug", slug.as_str()),
+                ("logo_url", "https://cdn.example.com/acme.png"),
+                ("billing_email", "billing@example.com"),
+            ],
+        )
+        .await;
+    assert_eq!(saved.status(), 303);
+    let page = browser.get(&settings).await.text().await.unwrap();
+    assert!(
+        page.contains("https://cdn.example.com/acme.png") && page.contains("billing@example.com")
+    );
+    let cleared = browser
+        .submit(
+            &settings,
+            &settings,
+            &[
+                ("name", "Acme Inc"),
+                ("slug", slug.as_str()),
+                ("logo_url", ""),
+                ("billing_email", ""),
+            ],
+        )
+        .await;
+    assert_eq!(cleared.status(), 303);
+    let page = browser.get(&settings).await.text().await.unwrap();
+    assert!(page.contains("Acme Inc"), "{page}");
+    assert!(
+        !page.contains("cdn.example.com") && !page.contains("billing@example.com"),
+        "{page}"
+    );
+}
