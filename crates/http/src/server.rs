@@ -76,6 +76,9 @@ pub struct Services {
     pub alert_keys: Arc<tenantry_monitoring::alerts::SecretKeys>,
     /// The tier moves platform admins started from this instance's console, and their progress.
     pub moves: crate::cases::tenants::Moves,
+    /// Turns `true` when the server starts shutting down: responses that never end on their
+    /// own (the console's event streams) end then, so the shutdown does not wait for them.
+    pub stopping: tokio::sync::watch::Receiver<bool>,
 }
 
 /// What [`Application::build`] takes besides the domain services.
@@ -102,6 +105,7 @@ const BODY_LIMIT: usize = 1024 * 1024;
 pub struct Application {
     listener: TcpListener,
     router: Router,
+    stop: tokio::sync::watch::Sender<bool>,
     exports: Arc<tokio::sync::Semaphore>,
     metrics: Arc<Metrics>,
 }
@@ -131,6 +135,7 @@ impl Application {
         // Authorization data is cached while the invalidation listener is connected.
         tenancy.start_cache_listener();
         let identity = identity.with_caches(tenancy.caches());
+        let (stop, stopping) = tokio::sync::watch::channel(false);
 
         let state = AppState::new(Services {
             orgs,
@@ -146,10 +151,12 @@ impl Application {
             exporting: crate::export::Exporting::default(),
             alert_keys,
             moves: Default::default(),
+            stopping,
         });
         Ok(Self {
             listener,
             router: router(state),
+            stop,
             exports,
             metrics,
         })
@@ -175,6 +182,11 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
+        let stop = self.stop;
+        let shutdown = async move {
+            shutdown.await;
+            let _ = stop.send(true);
+        };
         connections::serve(self.listener, self.router, shutdown).await;
         Ok(())
     }

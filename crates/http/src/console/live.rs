@@ -90,8 +90,16 @@ pub(crate) async fn events(
                     if let Some(event) = queued.pop() {
                         return Some((Ok(event), (state, ctx, seen, queued, false)));
                     }
+                    // The server shutting down ends the stream (the browser reconnects to another).
+                    let mut stopping = state.stopping.clone();
+                    if *stopping.borrow() {
+                        return None;
+                    }
                     if !first {
-                        tokio::time::sleep(EVERY).await;
+                        tokio::select! {
+                            () = tokio::time::sleep(EVERY) => {}
+                            _ = stopping.wait_for(|stop| *stop) => return None,
+                        }
                     }
                     first = false;
                     // A session ended, a member removed or an organization gone ends the stream.

@@ -91,5 +91,21 @@ async fn monitors_are_seen_going_down_and_up_without_a_reload() {
     }
     assert!(still_marked(&ada).await, "the monitor's page was reloaded");
     target.set_up(true);
+
+    // The page's event stream never ends on its own: stopping the server ends it, and the
+    // server exits cleanly while the page is still open.
+    let connected = ada
+        .client
+        .execute(
+            "return document.querySelector('[data-events]').getAttribute('data-live');",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(connected, serde_json::json!("connected"));
+    let Site { server, dir, .. } = site;
+    let status = server.stop(nix::sys::signal::Signal::SIGTERM);
+    assert!(status.success(), "{status:?}");
+    drop(dir);
     ada.close().await;
 }
