@@ -57,26 +57,10 @@ pub async fn verify_through_door(
     ctx: &TenantCtx,
 ) -> anyhow::Result<Verification> {
     let org = ctx.tenant_id().as_uuid();
-    let chain = Chain::Organization(org);
-    let mut tx = control.begin().await?;
-    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        .execute(&mut *tx)
-        .await?;
-    let checker = check(
-        &mut tx,
-        chain,
-        &format!("SELECT {COLUMNS} FROM audit.entries WHERE org_id = $1 ORDER BY org_id, seq"),
-    )
-    .await?;
-    let head: Option<(i64, Vec<u8>)> =
-        sqlx::query_as("SELECT seq, hash FROM audit.heads WHERE org_id = $1")
-            .bind(org)
-            .fetch_optional(&mut *tx)
-            .await
-            .context("failed to read the chain's head")?;
-    tx.commit().await?;
+    let mut conn = control.acquire().await?;
     let (organization_entries, mut problems) =
-        checker.finish(Some(head.map(|(seq, hash)| Head { seq, hash })));
+        control_chain(&mut conn, Chain::Organization(org)).await?;
+    drop(conn);
     let chain = Chain::Tenant(org);
     let mut tx = ctx.begin_read().await?;
     let checker = check(
@@ -133,7 +117,15 @@ async fn verify_control(tenancy: &Tenancy, chain: Chain) -> anyhow::Result<(u64,
         .acquire()
         .await
         .context("failed to reach the control database")?;
-    // One snapshot for the entries and the head, so an append in between is no problem.
+    control_chain(&mut conn, chain).await
+}
+
+/// Reads `chain` of the control database and its head in one `REPEATABLE READ` snapshot (an
+/// append in between is no problem) on `conn`, and checks it.
+async fn control_chain(
+    conn: &mut PgConnection,
+    chain: Chain,
+) -> anyhow::Result<(u64, Vec<String>)> {
     let mut tx = sqlx::Connection::begin(&mut *conn).await?;
     sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         .execute(&mut *tx)

@@ -27,14 +27,8 @@ pub(crate) async fn delete(
     crate::extract::require(role, Action::Own)?;
     match hard {
         Some(confirm) => {
-            state
-                .tenancy
-                .hard_delete(&record.id.to_string(), confirm)
-                .await?;
-            crate::extract::forget_tenant(state, record.id.as_uuid()).await;
-            // The organization's own trail went with it: the platform's keeps the act.
             let change = org_deletion("organization.purged", record);
-            state.orgs.record_after(None, audit, &change).await;
+            crate::cases::tenants::purge(state, audit, record, confirm, &change).await?;
         }
         None => {
             state

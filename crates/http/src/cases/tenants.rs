@@ -147,14 +147,8 @@ pub(crate) async fn delete(
     let record = tenant(state, id).await?;
     match hard {
         Some(confirm) => {
-            state
-                .tenancy
-                .hard_delete(&record.id.to_string(), confirm)
-                .await?;
-            crate::extract::forget_tenant(state, record.id.as_uuid()).await;
-            // The organization's own trail went with it: the platform's keeps the act.
             let change = tenant_change("tenant.purged", &record, Some(record.status), None);
-            state.orgs.record_after(None, audit, &change).await;
+            purge(state, audit, &record, confirm, &change).await?;
         }
         None => {
             let before = Some(record.status);
@@ -172,6 +166,25 @@ pub(crate) async fn delete(
                 .await?;
         }
     }
+    Ok(())
+}
+
+/// Purges `record` (`confirm` must repeat its slug): its storage and every row it owns, and
+/// what the rate limiter keeps of it. The organization's own trail goes with it: the
+/// platform's records `change`.
+pub(crate) async fn purge(
+    state: &AppState,
+    audit: &AuditContext,
+    record: &TenantRecord,
+    confirm: &str,
+    change: &tenantry_audit::Change,
+) -> Result<(), AppError> {
+    state
+        .tenancy
+        .hard_delete(&record.id.to_string(), confirm)
+        .await?;
+    crate::extract::forget_tenant(state, record.id.as_uuid()).await;
+    state.orgs.record_after(None, audit, change).await;
     Ok(())
 }
 

@@ -961,3 +961,50 @@ async fn bad_form_input_is_refused_without_a_server_error_and_the_profile_can_be
         "{page}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_audit_log_page_shows_whether_its_chains_verify() {
+    let app = TestApp::spawn().await;
+    let ada = caller(&app, "ada@example.com").await;
+    let org = new_org(&app, &ada, "Acme").await;
+    let slug = slug_of(&app, &org).await;
+    app.allow(&org, "audit_log").await;
+    let created = send(
+        &app,
+        reqwest::Method::POST,
+        "/api/v1/monitors",
+        &ada.token,
+        Some(&org),
+        Some(json!({"name": "Homepage", "kind": "http", "target": "https://example.com", "interval_seconds": 60})),
+    )
+    .await;
+    assert_eq!(created.status(), 201);
+    let mut browser = Console::new(&app);
+    browser.log_in("ada@example.com").await;
+    let audit = format!("/o/{slug}/audit");
+    let page = browser.get(&audit).await.text().await.unwrap();
+    assert!(page.contains("Chain verified"), "{page}");
+    assert!(
+        page.contains("monitor.created") && page.contains("ada@example.com"),
+        "{page}"
+    );
+    // Filtered by action.
+    let filtered = browser
+        .get(&format!("{audit}?actor=&action=organization."))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(!filtered.contains("monitor.created"), "{filtered}");
+    // An entry altered behind the server's back is named.
+    let mut conn = tenantry_testkit::superuser_conn(app.tenancy.control_database()).await;
+    sqlx::query(
+        "UPDATE shared.audit_log SET action = 'monitor.deleted' WHERE action = 'monitor.created'",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let page = browser.get(&audit).await.text().await.unwrap();
+    assert!(page.contains("The chain does not verify."), "{page}");
+    assert!(page.contains("was altered"), "{page}");
+}
