@@ -21,7 +21,7 @@ use crate::error::{AppError, Problem};
 use crate::extract::{ApiJson, ApiQuery, AuthUser, Items};
 use crate::members::{Confirm, DeleteQuery};
 use crate::openapi::{AdminOnly, JsonBody, PROBLEM, schemas};
-use crate::server::AppState;
+use crate::state::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

@@ -31,7 +31,7 @@ use crate::error::{AppError, Problem};
 use crate::extract::{ApiJson, ApiQuery, Items, TenantScope, admit};
 use crate::openapi::{InTenant, Internal, JsonBody, PROBLEM, RateLimited, TenantHeader};
 use crate::paging::{Page, parse_id};
-use crate::server::AppState;
+use crate::state::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

@@ -11,7 +11,7 @@ use tenantry_audit::{Actor, AuditContext};
 use uuid::Uuid;
 
 use crate::extract;
-use crate::server::AppState;
+use crate::state::AppState;
 
 /// The request's id, as the request middleware settled it (the client's `X-Request-Id`, or one
 /// made up).

@@ -12,7 +12,7 @@ use utoipa_axum::routes;
 use crate::error::{AppError, Problem};
 use crate::extract::{ApiJson, AuthUser};
 use crate::openapi::{JsonBody, PROBLEM, SignedIn, schemas::Jwks};
-use crate::server::AppState;
+use crate::state::AppState;
 use crate::throttle::{self, Client};
 
 pub fn routes() -> OpenApiRouter<AppState> {

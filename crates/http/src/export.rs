@@ -26,7 +26,7 @@ use uuid::Uuid;
 use crate::error::AppError;
 use crate::extract::{AuthUser, admit, require};
 use crate::openapi::{NotFound, RateLimited, SignedIn};
-use crate::server::AppState;
+use crate::state::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(export))

@@ -16,7 +16,7 @@ use tenantry_tenancy::TenantCtx;
 use uuid::Uuid;
 
 use crate::error::AppError;
-use crate::server::AppState;
+use crate::state::AppState;
 
 /// `axum::Json`, with every rejection answered as problem JSON, and text PostgreSQL cannot store
 /// (NUL, unpaired surrogates) refused as `422 validation_failed` naming the field

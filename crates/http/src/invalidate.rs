@@ -15,7 +15,7 @@ use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::Response;
 
-use crate::server::AppState;
+use crate::state::AppState;
 
 /// Route prefixes whose changes concern what the caches hold.
 const AUTHORIZATION_ROUTES: &[&str] = &[

@@ -19,7 +19,7 @@ use crate::error::{AppError, Problem};
 use crate::extract::{ApiJson, AuthUser, Items, OptionalUser};
 use crate::members::membership;
 use crate::openapi::{Forbidden, Internal, JsonBody, NotFound, PROBLEM, SignedIn, schemas};
-use crate::server::AppState;
+use crate::state::AppState;
 use crate::throttle::{self, Client};
 
 pub fn routes() -> OpenApiRouter<AppState> {

@@ -18,7 +18,7 @@ use crate::auth::Tokens;
 use crate::error::{AppError, Problem};
 use crate::extract::{ApiJson, ApiQuery, AuthUser, Items, require};
 use crate::openapi::{Forbidden, JsonBody, NotFound, PROBLEM, SignedIn, schemas};
-use crate::server::AppState;
+use crate::state::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

@@ -18,7 +18,7 @@ use crate::error::{AppError, Problem};
 use crate::extract::{ApiJson, ApiQuery, Items, TenantScope};
 use crate::openapi::{InTenant, JsonBody, PROBLEM, TenantHeader};
 use crate::paging::{Page, parse_id};
-use crate::server::AppState;
+use crate::state::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

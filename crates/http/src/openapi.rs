@@ -15,7 +15,7 @@ use utoipa::{IntoParams, IntoResponses, Modify, OpenApi, ToResponse};
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::error::Problem;
-use crate::server::AppState;
+use crate::state::AppState;
 
 /// Where the document is served.
 pub const OPENAPI_PATH: &str = "/api/openapi.json";

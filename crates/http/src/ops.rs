@@ -11,7 +11,7 @@ use utoipa_axum::routes;
 
 use crate::error::AppError;
 use crate::openapi::{Internal, NotReady};
-use crate::server::AppState;
+use crate::state::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

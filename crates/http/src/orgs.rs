@@ -13,7 +13,7 @@ use utoipa_axum::routes;
 use crate::error::{AppError, Problem};
 use crate::extract::{ApiJson, AuthUser, Items};
 use crate::openapi::{Forbidden, JsonBody, NotFound, PROBLEM, SignedIn, schemas};
-use crate::server::AppState;
+use crate::state::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

@@ -19,7 +19,7 @@ use crate::error::{AppError, Problem};
 use crate::extract::{ApiQuery, Items, TenantScope, admit};
 use crate::openapi::{InTenant, Internal, NotFound, PROBLEM, RateLimited, TenantHeader};
 use crate::paging::{decode_position, encode_position, parse_id};
-use crate::server::AppState;
+use crate::state::AppState;
 use crate::throttle::{self, Client};
 
 pub fn routes() -> OpenApiRouter<AppState> {

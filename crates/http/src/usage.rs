@@ -13,7 +13,7 @@ use crate::error::AppError;
 use crate::extract::{AuthUser, require};
 use crate::members::membership;
 use crate::openapi::{Forbidden, NotFound, SignedIn};
-use crate::server::AppState;
+use crate::state::AppState;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(usage))

@@ -17,7 +17,8 @@ use tenantry_audit::{AuditContext, Change};
 use std::time::Instant;
 
 use crate::auth_cache::CachedKey;
-use crate::members::{Orgs, OrgsError};
+use crate::error::OrgsError;
+use crate::orgs::Orgs;
 use crate::roles::{Action, Role};
 
 pub const KEY_PREFIX: &str = "tnt_";

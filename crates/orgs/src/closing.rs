@@ -8,7 +8,8 @@ use tenantry_mail::Email as Mail;
 use tenantry_tenancy::TenantRecord;
 use uuid::Uuid;
 
-use crate::members::{Orgs, OrgsError};
+use crate::error::OrgsError;
+use crate::orgs::Orgs;
 
 /// How long a soft-deleted organization stays restorable, unless configured otherwise.
 pub const DEFAULT_DELETED_RETENTION_DAYS: u32 = 30;

@@ -19,7 +19,9 @@ use tenantry_mail::Email as Mail;
 use tenantry_tenancy::TenantStatus;
 use uuid::Uuid;
 
-use crate::members::{Membership, Orgs, OrgsError};
+use crate::error::OrgsError;
+use crate::members::Membership;
+use crate::orgs::Orgs;
 use crate::roles::{Action, Role};
 
 /// How long an invitation stays open.

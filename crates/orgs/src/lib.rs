@@ -6,9 +6,11 @@ mod api_keys;
 mod auth_cache;
 mod closing;
 mod entitlements;
+mod error;
 mod invitations;
 mod limits;
 mod members;
+mod orgs;
 mod plans;
 mod retention;
 mod roles;
@@ -18,12 +20,12 @@ mod usage;
 pub use api_keys::{ApiKey, KEY_PREFIX, KeyIdentity, KeySpec, MAX_KEY_REQUESTS_PER_MINUTE, NewKey};
 pub use closing::DEFAULT_DELETED_RETENTION_DAYS;
 pub use entitlements::{Feature, Limit};
+pub use error::OrgsError;
 pub use invitations::{
     INVITATION_TTL_DAYS, Invitation, InvitationPreview, OpenInvitation, PreviewOrg,
 };
-pub use members::{
-    DEFAULT_ORGANIZATION_CAP, Membership, OrgSummary, Orgs, OrgsError, ProfileChange,
-};
+pub use members::{Membership, OrgSummary, ProfileChange};
+pub use orgs::{DEFAULT_ORGANIZATION_CAP, Orgs};
 pub use plans::{EntitlementChange, Entitlements, LIMIT_KEYS, OrgDetails, Overrides, Plan};
 pub use retention::Pruned;
 pub use roles::{Action, Role};

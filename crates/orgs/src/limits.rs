@@ -6,7 +6,8 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::entitlements::{Feature, Limit};
-use crate::members::{Orgs, OrgsError};
+use crate::error::OrgsError;
+use crate::orgs::Orgs;
 
 /// The organization's effective value of the limit `key` (its override, else its plan's):
 /// `None` when unlimited.

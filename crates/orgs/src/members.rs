@@ -1,73 +1,15 @@
-//! Creating organizations (a tenant plus its first owner), membership lookups, and a user's
-//! organizations.
+//! Creating organizations (a tenant plus its first owner), membership lookups, a user's
+//! organizations, and their profiles.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tenantry_audit::{AuditContext, Change};
-use tenantry_mail::Outbox;
-use tenantry_tenancy::ControlDb;
-use tenantry_tenancy::{
-    Isolation, NewTenant, Slug, Tenancy, TenancyError, TenantRecord, TenantStatus,
-};
+use tenantry_tenancy::{Isolation, NewTenant, Slug, TenancyError, TenantRecord, TenantStatus};
 use uuid::Uuid;
 
+use crate::error::OrgsError;
+use crate::orgs::Orgs;
 use crate::roles::Role;
-
-#[derive(Debug, thiserror::Error)]
-pub enum OrgsError {
-    /// No such organization, or the caller is not a member: the same answer for both.
-    #[error("no such organization")]
-    NotFound,
-    #[error("the slug {0:?} is taken")]
-    SlugTaken(String),
-    #[error("{field}: {detail}")]
-    Invalid { field: &'static str, detail: String },
-    /// The caller's role does not allow the change.
-    #[error("{0}")]
-    Forbidden(String),
-    /// The change would break a rule (the last owner, an existing member).
-    #[error("{0}")]
-    Conflict(String),
-    /// An invitation that was valid once and is not any more.
-    #[error("{0}")]
-    Gone(String),
-    /// The organization is suspended.
-    #[error("the organization is suspended")]
-    Suspended,
-    /// The plan allows no more of something; `limit` is the limit's key.
-    #[error("{detail}")]
-    LimitExceeded { limit: &'static str, detail: String },
-    /// The organization's plan does not include this feature.
-    #[error("the organization's plan does not include {0}")]
-    FeatureUnavailable(crate::Feature),
-    #[error(transparent)]
-    Unexpected(#[from] anyhow::Error),
-}
-
-impl From<sqlx::Error> for OrgsError {
-    fn from(e: sqlx::Error) -> Self {
-        Self::Unexpected(e.into())
-    }
-}
-
-impl From<TenancyError> for OrgsError {
-    fn from(e: TenancyError) -> Self {
-        match e {
-            TenancyError::NotFound(_) => OrgsError::NotFound,
-            TenancyError::SlugTaken(slug) => OrgsError::SlugTaken(slug),
-            TenancyError::Invalid(detail) => OrgsError::Invalid {
-                field: "name",
-                detail,
-            },
-            TenancyError::NotActive {
-                status: tenantry_tenancy::TenantStatus::Suspended,
-                ..
-            } => OrgsError::Suspended,
-            e @ TenancyError::InvalidState { .. } => OrgsError::Conflict(format!("{e}.")),
-            other => OrgsError::Unexpected(other.into()),
-        }
-    }
-}
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct Membership {
@@ -139,71 +81,7 @@ fn text_setting(record: &TenantRecord, key: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
-#[derive(Debug, Clone)]
-pub struct Orgs {
-    tenancy: Tenancy,
-    outbox: Outbox,
-    public_url: String,
-    organization_cap: Option<i64>,
-    deleted_retention_days: u32,
-    pending: crate::usage::PendingRequests,
-    caches: crate::auth_cache::AuthCaches,
-}
-
-/// How many organizations one user may own, unless configured otherwise.
-pub const DEFAULT_ORGANIZATION_CAP: i64 = 20;
-
 impl Orgs {
-    /// `outbox` carries invitation emails, whose links start with `public_url`.
-    pub fn new(tenancy: Tenancy, outbox: Outbox, public_url: &str) -> Self {
-        Self {
-            outbox,
-            public_url: public_url.trim_end_matches('/').to_string(),
-            organization_cap: Some(DEFAULT_ORGANIZATION_CAP),
-            deleted_retention_days: crate::closing::DEFAULT_DELETED_RETENTION_DAYS,
-            pending: Default::default(),
-            caches: crate::auth_cache::AuthCaches::new(tenancy.caches()),
-            tenancy,
-        }
-    }
-
-    /// The most organizations one user may own (`None`: no cap).
-    pub fn with_organization_cap(mut self, cap: Option<i64>) -> Self {
-        self.organization_cap = cap;
-        self
-    }
-
-    /// How many days a soft-deleted organization stays restorable before it is purged (the
-    /// date its owners are told).
-    pub fn with_deleted_retention_days(mut self, days: u32) -> Self {
-        self.deleted_retention_days = days;
-        self
-    }
-
-    pub(crate) fn deleted_retention_days(&self) -> u32 {
-        self.deleted_retention_days
-    }
-
-    pub(crate) fn runtime(&self) -> &ControlDb {
-        self.tenancy.control_db()
-    }
-
-    pub(crate) fn tenancy(&self) -> &Tenancy {
-        &self.tenancy
-    }
-
-    pub(crate) fn outbox(&self) -> &Outbox {
-        &self.outbox
-    }
-
-    pub(crate) fn pending(&self) -> &crate::usage::PendingRequests {
-        &self.pending
-    }
-
-    pub(crate) fn public_url(&self) -> &str {
-        &self.public_url
-    }
-
     /// Creates an organization with `owner` as its owner. Without a slug, one is derived from the
     /// name (with a numeric suffix when taken).
     pub async fn create(

@@ -7,7 +7,8 @@ use tenantry_tenancy::TenantRecord;
 use uuid::Uuid;
 
 use crate::entitlements::{Feature, Limit};
-use crate::members::{Orgs, OrgsError};
+use crate::error::OrgsError;
+use crate::orgs::Orgs;
 
 /// Every limit a plan sets, by key.
 pub const LIMIT_KEYS: [&str; 7] = [

@@ -4,7 +4,8 @@
 
 use tenantry_tenancy::{TenancyError, TenantStatus};
 
-use crate::members::{Orgs, OrgsError};
+use crate::error::OrgsError;
+use crate::orgs::Orgs;
 
 /// What a pass of [`Orgs::prune_check_results`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

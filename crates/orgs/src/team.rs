@@ -9,7 +9,8 @@ use uuid::Uuid;
 
 use tenantry_audit::{AuditContext, Change};
 
-use crate::members::{Orgs, OrgsError};
+use crate::error::OrgsError;
+use crate::orgs::Orgs;
 use crate::roles::{Action, Role};
 
 /// A member as the team page shows them.

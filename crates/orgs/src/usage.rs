@@ -10,7 +10,8 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::members::{Orgs, OrgsError};
+use crate::error::OrgsError;
+use crate::orgs::Orgs;
 
 /// Counts of API requests not yet written, per organization.
 #[derive(Debug, Clone, Default)]

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use crate::cases::monitors::Acting;
 use crate::error::AppError;
-use crate::server::AppState;
+use crate::state::AppState;
 
 /// Registers an agent named `name` (admins); the agent and its token (`tagt_…`), shown once.
 pub(crate) async fn register(

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use crate::cases::monitors::Acting;
 use crate::error::AppError;
-use crate::server::AppState;
+use crate::state::AppState;
 
 /// Creates an alert channel (members and up); a webhook without a secret gets one, shown in
 /// full by the returned channel only.

@@ -11,7 +11,7 @@ use tenantry_tenancy::{TenantCtx, TenantTx};
 use uuid::Uuid;
 
 use crate::error::AppError;
-use crate::server::AppState;
+use crate::state::AppState;
 use tenantry_monitoring::checks::Targets;
 use tenantry_orgs::Feature;
 

@@ -9,7 +9,7 @@ use tenantry_tenancy::{TenantRecord, TenantStatus};
 use uuid::Uuid;
 
 use crate::error::AppError;
-use crate::server::AppState;
+use crate::state::AppState;
 
 /// Deletes `record` for its owner `user_id` (`role` is theirs): a soft delete, or with
 /// `hard = Some(confirm)` a purge, where `confirm` must repeat the slug.

@@ -14,7 +14,7 @@ use tenantry_tenancy::{
 };
 
 use crate::error::AppError;
-use crate::server::AppState;
+use crate::state::AppState;
 
 /// The tenant `id` names (by id; a slug is accepted too), deleted ones included.
 pub(crate) async fn tenant(state: &AppState, id: &str) -> Result<TenantRecord, AppError> {

@@ -6,7 +6,7 @@ use tenantry_orgs::{Limit, Used};
 use tenantry_tenancy::TenantRecord;
 
 use crate::error::AppError;
-use crate::server::AppState;
+use crate::state::AppState;
 
 #[derive(Debug)]
 pub(crate) struct UsageReport {

@@ -12,7 +12,7 @@ use super::org::chrome;
 use super::session::{self, Form, SignedIn, Visitor};
 use super::view::{self, Errors, Field, field};
 use crate::error::AppError;
-use crate::server::AppState;
+use crate::state::AppState;
 use crate::throttle::{self, Client};
 
 /// Where to go after signing in: a path of this console, never another site. Only visible

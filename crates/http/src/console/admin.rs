@@ -20,7 +20,7 @@ use super::view::{self, Errors, Field, field, select};
 use crate::audit::Origin;
 use crate::cases::tenants::{self as case, Transition};
 use crate::error::AppError;
-use crate::server::AppState;
+use crate::state::AppState;
 
 /// A signed-in platform admin (checked against the users table on every request); anyone else
 /// gets the 404 page.

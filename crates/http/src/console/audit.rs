@@ -15,7 +15,7 @@ use super::error::{ConsoleError, form_urlencoded};
 use super::org::OrgPage;
 use super::view;
 use crate::error::AppError;
-use crate::server::AppState;
+use crate::state::AppState;
 
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct AuditFilter {

@@ -20,7 +20,7 @@ use crate::audit::Origin;
 use crate::cases::channels as case;
 use crate::cases::monitors::Acting;
 use crate::error::AppError;
-use crate::server::AppState;
+use crate::state::AppState;
 
 /// A form's fields as sent, repeated names included (the chosen monitors).
 type Fields = Vec<(String, String)>;

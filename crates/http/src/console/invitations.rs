@@ -18,7 +18,7 @@ use super::view::{self, Errors, Field, field};
 use crate::audit::Origin;
 use crate::cases::invitations as case;
 use crate::error::AppError;
-use crate::server::AppState;
+use crate::state::AppState;
 use crate::throttle::{self, Client};
 
 fn unusable(e: OrgsError) -> Result<Response, ConsoleError> {

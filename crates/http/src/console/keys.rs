@@ -18,7 +18,7 @@ use crate::audit::Origin;
 use crate::cases::agents as agent_case;
 use crate::cases::monitors::Acting;
 use crate::error::AppError;
-use crate::server::AppState;
+use crate::state::AppState;
 
 const KEY_ROLES: &[(&str, &str)] = &[
     ("viewer", "viewer (read only)"),

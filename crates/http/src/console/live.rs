@@ -19,7 +19,7 @@ use uuid::Uuid;
 use super::error::ConsoleError;
 use super::org::OrgPage;
 use super::view;
-use crate::server::AppState;
+use crate::state::AppState;
 
 /// How often the stream looks for changes.
 const EVERY: Duration = Duration::from_secs(2);

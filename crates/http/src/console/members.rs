@@ -19,7 +19,7 @@ use super::session::Form;
 use super::view::{self, Errors, Field, field, select};
 use crate::audit::Origin;
 use crate::error::AppError;
-use crate::server::AppState;
+use crate::state::AppState;
 
 const ROLES: &[(&str, &str)] = &[
     ("viewer", "viewer"),

@@ -34,7 +34,7 @@ pub(crate) use error::not_found;
 pub(crate) use invitations::__path_page as __path_invitation_page;
 pub(crate) use session::security_headers;
 
-use crate::server::AppState;
+use crate::state::AppState;
 
 /// The console's routes, behind its session middleware.
 pub(crate) fn routes(state: AppState) -> Router<AppState> {

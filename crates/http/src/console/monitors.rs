@@ -25,7 +25,7 @@ use super::view::{self, Errors, Field, field, select};
 use crate::audit::Origin;
 use crate::cases::monitors::{self as case, Acting};
 use crate::error::AppError;
-use crate::server::AppState;
+use crate::state::AppState;
 
 const KINDS: &[(&str, &str)] = &[
     ("http", "HTTP(S)"),

@@ -14,7 +14,7 @@ use super::session::{Form, SignedIn};
 use super::view::{self, Chrome, Errors, Field, SECTIONS, field};
 use crate::audit::Origin;
 use crate::error::AppError;
-use crate::server::AppState;
+use crate::state::AppState;
 
 /// A page of an organization the signed-in user belongs to. A missing organization, one the
 /// user is not a member of and a deleted one are the same 404 page.

@@ -24,7 +24,7 @@ use rand::RngCore;
 use tenantry_identity::{BrowserSession, IdentityError, User};
 
 use super::error::ConsoleError;
-use crate::server::AppState;
+use crate::state::AppState;
 
 pub(crate) const SESSION_COOKIE: &str = "tenantry_session";
 const PRESESSION_COOKIE: &str = "tenantry_presession";

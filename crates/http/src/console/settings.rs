@@ -17,7 +17,7 @@ use super::session::{self, Form, SignedIn};
 use super::view::{self, Errors, Field, field};
 use crate::audit::Origin;
 use crate::error::AppError;
-use crate::server::AppState;
+use crate::state::AppState;
 
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct ProfileForm {
