@@ -16,7 +16,7 @@ use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use serde::{Deserialize, Serialize};
 use tenantry_monitoring::agent::{ClaimRequest, Claimed, ResultBatch, ResultsAnswer};
-use tenantry_monitoring::{self as monitoring, Agent, AgentCursor, AgentIdentity, AgentToken};
+use tenantry_monitoring::{self as monitoring, After, Agent, AgentIdentity, AgentToken};
 use tenantry_orgs::Action;
 use tenantry_tenancy::{TenancyError, TenantCtx, TenantId};
 use utoipa::ToSchema;
@@ -80,9 +80,7 @@ async fn list(
 ) -> Result<Json<Items<Agent>>, AppError> {
     scope.require(Action::Read)?;
     let limit = page.limit()?;
-    let cursor = page
-        .position()?
-        .map(|(created_at, id)| AgentCursor { created_at, id });
+    let cursor = page.position()?.map(|(at, id)| After { at, id });
     let mut tx = scope.ctx.begin_read().await?;
     let items = monitoring::list_agents(&mut tx, limit + 1, cursor).await?;
     tx.commit().await?;

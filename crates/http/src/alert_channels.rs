@@ -5,7 +5,7 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use tenantry_monitoring::Cursor;
+use tenantry_monitoring::After;
 use tenantry_monitoring::alerts::{self, AlertChannel, AlertChannelInput};
 use tenantry_orgs::Action;
 use utoipa_axum::router::OpenApiRouter;
@@ -45,9 +45,7 @@ async fn list(
 ) -> Result<Json<Items<AlertChannel>>, AppError> {
     scope.require(Action::Read)?;
     let limit = page.limit()?;
-    let cursor = page
-        .position()?
-        .map(|(created_at, id)| Cursor { created_at, id });
+    let cursor = page.position()?.map(|(at, id)| After { at, id });
     let mut tx = scope.ctx.begin_read().await?;
     let items = alerts::list_channels(&mut tx, limit + 1, cursor).await?;
     tx.commit().await?;

@@ -7,7 +7,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::Serialize;
-use tenantry_monitoring::{self as monitoring, Cursor, Monitor, MonitorInput};
+use tenantry_monitoring::{self as monitoring, After, Monitor, MonitorInput};
 use tenantry_orgs::Action;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -67,9 +67,7 @@ async fn list(
 ) -> Result<Json<Items<Monitor>>, AppError> {
     scope.require(Action::Read)?;
     let limit = page.limit()?;
-    let cursor = page
-        .position()?
-        .map(|(created_at, id)| Cursor { created_at, id });
+    let cursor = page.position()?.map(|(at, id)| After { at, id });
     let mut tx = scope.ctx.begin_read().await?;
     let items = monitoring::list(&mut tx, limit + 1, cursor).await?;
     tx.commit().await?;

@@ -13,8 +13,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use tenantry_monitoring::{
-    self as monitoring, PageCursor, PageSlug, PublicPage, StatusPage, StatusPageError,
-    StatusPageInput,
+    self as monitoring, After, PageSlug, PublicPage, StatusPage, StatusPageError, StatusPageInput,
 };
 use tenantry_orgs::Action;
 use tenantry_tenancy::{Slug, TenancyError};
@@ -75,9 +74,7 @@ async fn list(
 ) -> Result<Json<Items<StatusPage>>, AppError> {
     scope.require(Action::Read)?;
     let limit = page.limit()?;
-    let cursor = page
-        .position()?
-        .map(|(created_at, id)| PageCursor { created_at, id });
+    let cursor = page.position()?.map(|(at, id)| After { at, id });
     let mut tx = scope.ctx.begin_read().await?;
     let items = monitoring::list_pages(&mut tx, limit + 1, cursor).await?;
     tx.commit().await?;

@@ -9,7 +9,7 @@ use lettre::message::header::ContentType;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use uuid::Uuid;
 
-use crate::sender::MailConfig;
+use crate::config::MailConfig;
 
 const URL_FORMS: &str = "set TENANTRY_SMTP_URL to smtp://HOST:PORT (plain, no TLS), \
      smtps://USER:PASSWORD@HOST:465 (TLS) or smtp://USER:PASSWORD@HOST:587?tls=required \

@@ -5,13 +5,15 @@
 //! tokens) are sealed at rest, erased once an SMTP server accepted them, and never logged.
 //! No HTTP inside.
 
+mod config;
 mod delivery;
 mod outbox;
 pub mod seal;
 mod sender;
 
+pub use config::{MailConfig, RetryPolicy};
 pub use outbox::{Email, MailStatus, Outbox, StoredEmail};
-pub use sender::{MailConfig, RetryPolicy, Sender};
+pub use sender::Sender;
 
 use tenantry_tenancy::{ControlSchema, MigrationSet};
 

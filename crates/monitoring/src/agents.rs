@@ -218,25 +218,18 @@ pub async fn get_agent(tx: &mut TenantTx, id: Uuid) -> sqlx::Result<Option<Agent
         .await
 }
 
-/// A position in the list of agents: after the agent created at `created_at` with `id`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AgentCursor {
-    pub created_at: DateTime<Utc>,
-    pub id: Uuid,
-}
-
 /// Up to `limit` agents in creation order, after `cursor`.
 pub async fn list_agents(
     tx: &mut TenantTx,
     limit: i64,
-    cursor: Option<AgentCursor>,
+    cursor: Option<crate::results::After>,
 ) -> sqlx::Result<Vec<Agent>> {
     sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM agents a
          WHERE ($1::timestamptz IS NULL OR (a.created_at, a.id) > ($1, $2))
          ORDER BY a.created_at, a.id LIMIT $3"
     ))
-    .bind(cursor.map(|c| c.created_at))
+    .bind(cursor.map(|c| c.at))
     .bind(cursor.map(|c| c.id))
     .bind(limit)
     .fetch_all(&mut **tx)

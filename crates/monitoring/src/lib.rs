@@ -20,9 +20,9 @@ pub mod scheduler;
 mod status_pages;
 
 pub use agents::{
-    AGENT_TOKEN_PREFIX, Agent, AgentCursor, AgentIdentity, AgentToken, Registrar, agent_last_seen,
-    agent_name, count_agents, create_agent, delete_agent, find_agent_token, forget_agent_token,
-    get_agent, hold_agent, issue_agent_token, list_agents, lock_and_count_agents, touch_agent,
+    AGENT_TOKEN_PREFIX, Agent, AgentIdentity, AgentToken, Registrar, agent_last_seen, agent_name,
+    count_agents, create_agent, delete_agent, find_agent_token, forget_agent_token, get_agent,
+    hold_agent, issue_agent_token, list_agents, lock_and_count_agents, touch_agent,
 };
 pub use heartbeats::{
     HEARTBEAT_PATH, HeartbeatTarget, HeartbeatToken, find as find_heartbeat,
@@ -30,8 +30,8 @@ pub use heartbeats::{
 };
 pub use incidents::{Incident, list_incidents, open_incident, open_incidents};
 pub use monitors::{
-    Cursor, DEFAULT_CONFIRMATIONS, DEFAULT_INTERVAL_SECONDS, Invalid, MIN_INTERVAL_SECONDS,
-    Monitor, MonitorInput, create, create_with_id, delete, get, list, lock_and_count, update,
+    DEFAULT_CONFIRMATIONS, DEFAULT_INTERVAL_SECONDS, Invalid, MIN_INTERVAL_SECONDS, Monitor,
+    MonitorInput, create, create_with_id, delete, get, list, lock_and_count, update,
 };
 pub use results::{
     After, CheckResult, MAX_ERROR_CHARS, MonitorStatus, Observation, Ping, Recorded, Tally,
@@ -39,9 +39,9 @@ pub use results::{
     tally, tally_all,
 };
 pub use status_pages::{
-    MAX_PAGE_MONITORS, PageCursor, PageSlug, PageSpec, PublicMonitor, PublicPage, Replaced,
-    StatusPage, StatusPageError, StatusPageInput, UPTIME_WINDOW, create_page, delete_page,
-    get_page, list_pages, public_page, update_page,
+    MAX_PAGE_MONITORS, PageSlug, PageSpec, PublicMonitor, PublicPage, Replaced, StatusPage,
+    StatusPageError, StatusPageInput, UPTIME_WINDOW, create_page, delete_page, get_page,
+    list_pages, public_page, update_page,
 };
 
 use tenantry_tenancy::{ControlSchema, MigrationSet};

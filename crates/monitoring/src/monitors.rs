@@ -190,25 +190,18 @@ fn check_host_port(target: &str) -> Result<(), Invalid> {
     Ok(())
 }
 
-/// A position in the list: after the monitor created at `created_at` with `id`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Cursor {
-    pub created_at: DateTime<Utc>,
-    pub id: Uuid,
-}
-
 /// Up to `limit` monitors in creation order, after `cursor`.
 pub async fn list(
     tx: &mut TenantTx,
     limit: i64,
-    cursor: Option<Cursor>,
+    cursor: Option<crate::results::After>,
 ) -> sqlx::Result<Vec<Monitor>> {
     sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM monitors
          WHERE ($1::timestamptz IS NULL OR (created_at, id) > ($1, $2))
          ORDER BY created_at, id LIMIT $3"
     ))
-    .bind(cursor.map(|c| c.created_at))
+    .bind(cursor.map(|c| c.at))
     .bind(cursor.map(|c| c.id))
     .bind(limit)
     .fetch_all(&mut **tx)

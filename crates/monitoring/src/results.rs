@@ -366,8 +366,9 @@ pub async fn prune_results(tx: &mut TenantTx, retention_days: i32) -> sqlx::Resu
     Ok(done.rows_affected())
 }
 
-/// A position in a list ordered by a time and an id: the item at `at` with `id`; the next page
-/// starts after it.
+/// A position in a list ordered by a time and an id (creation time for monitors, agents,
+/// channels and pages; check or start time for results and incidents): the item at `at` with
+/// `id`; the next page starts after it. The one cursor of every paged list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct After {
     pub at: DateTime<Utc>,

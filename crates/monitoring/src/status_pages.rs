@@ -238,25 +238,18 @@ pub async fn get_page(tx: &mut TenantTx, id: Uuid) -> sqlx::Result<Option<Status
     .await
 }
 
-/// A position in the list of pages: after the page created at `created_at` with `id`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PageCursor {
-    pub created_at: DateTime<Utc>,
-    pub id: Uuid,
-}
-
 /// Up to `limit` pages in creation order, after `cursor`.
 pub async fn list_pages(
     tx: &mut TenantTx,
     limit: i64,
-    cursor: Option<PageCursor>,
+    cursor: Option<crate::results::After>,
 ) -> sqlx::Result<Vec<StatusPage>> {
     sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM status_pages p
          WHERE ($1::timestamptz IS NULL OR (p.created_at, p.id) > ($1, $2))
          ORDER BY p.created_at, p.id LIMIT $3"
     ))
-    .bind(cursor.map(|c| c.created_at))
+    .bind(cursor.map(|c| c.at))
     .bind(cursor.map(|c| c.id))
     .bind(limit)
     .fetch_all(&mut **tx)

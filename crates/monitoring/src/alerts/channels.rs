@@ -10,7 +10,8 @@ use uuid::Uuid;
 
 use super::input::{AlertChannelInput, Kind, WebhookSecret, invalid};
 use super::seal::{Sealed, SecretKeys};
-use crate::monitors::{Cursor, Invalid};
+use crate::monitors::Invalid;
+use crate::results::After;
 
 /// Something went wrong with a channel.
 #[derive(Debug, thiserror::Error)]
@@ -256,14 +257,14 @@ pub async fn get_channel(tx: &mut TenantTx, id: Uuid) -> sqlx::Result<Option<Ale
 pub async fn list_channels(
     tx: &mut TenantTx,
     limit: i64,
-    cursor: Option<Cursor>,
+    cursor: Option<After>,
 ) -> sqlx::Result<Vec<AlertChannel>> {
     sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM alert_channels c
          WHERE ($1::timestamptz IS NULL OR (c.created_at, c.id) > ($1, $2))
          ORDER BY c.created_at, c.id LIMIT $3"
     ))
-    .bind(cursor.map(|c| c.created_at))
+    .bind(cursor.map(|c| c.at))
     .bind(cursor.map(|c| c.id))
     .bind(limit)
     .fetch_all(&mut **tx)
