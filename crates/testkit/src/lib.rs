@@ -7,8 +7,11 @@
 // A harness for tests only: failing loudly at the first broken step is what a test wants.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
+mod eventually;
 pub mod latency;
 pub mod smtp;
+
+pub use eventually::eventually;
 
 use std::str::FromStr;
 

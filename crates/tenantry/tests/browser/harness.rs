@@ -240,28 +240,24 @@ impl Browser {
 
     /// Waits until the page shows `text`.
     pub async fn sees(&self, text: &str) {
-        let deadline = Instant::now() + PATIENCE;
-        loop {
+        let what = format!("the page showing {text:?}");
+        tenantry_testkit::eventually(&what, PATIENCE, async || {
             let shown = self.text().await;
             if shown.contains(text) {
-                return;
+                Ok(())
+            } else {
+                Err(format!("{}:\n{shown}", self.path().await))
             }
-            assert!(
-                Instant::now() < deadline,
-                "the page {} never showed {text:?}; it shows:\n{shown}",
-                self.path().await
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        })
+        .await;
     }
 
     /// Answers the page's confirmation dialog with OK.
     pub async fn confirm(&self) {
-        let deadline = Instant::now() + PATIENCE;
-        while self.client.accept_alert().await.is_err() {
-            assert!(Instant::now() < deadline, "no confirmation was asked");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        tenantry_testkit::eventually("a confirmation", PATIENCE, async || {
+            self.client.accept_alert().await.map_err(|e| e.to_string())
+        })
+        .await;
     }
 
     /// Saves a screenshot of what the browser shows as `<name>.png` among the artefacts.

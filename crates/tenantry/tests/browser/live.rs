@@ -8,8 +8,8 @@ use crate::support;
 
 /// Waits until the status shown for the monitor named `name` in the list is `status`.
 async fn status_becomes(browser: &Browser, name: &str, status: &str) {
-    let deadline = std::time::Instant::now() + PATIENCE * 2;
-    loop {
+    let what = format!("{name} showing {status}");
+    tenantry_testkit::eventually(&what, PATIENCE * 2, async || {
         let shown = browser
             .client
             .execute(
@@ -21,14 +21,12 @@ async fn status_becomes(browser: &Browser, name: &str, status: &str) {
             .await
             .unwrap();
         if shown == serde_json::json!(status) {
-            return;
+            Ok(())
+        } else {
+            Err(shown.to_string())
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{name} never showed {status}: {shown}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
+    })
+    .await;
 }
 
 /// A mark left in the page: still there later means the page was not reloaded.
@@ -77,18 +75,19 @@ async fn monitors_are_seen_going_down_and_up_without_a_reload() {
     ada.goto(&page).await;
     mark(&ada).await;
     target.set_up(false);
-    let deadline = std::time::Instant::now() + PATIENCE * 2;
-    loop {
-        let text = ada.text().await;
-        if text.contains("down") && text.contains("since ") {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the page never showed the outage:\n{text}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
+    tenantry_testkit::eventually(
+        "the monitor's page showing the outage",
+        PATIENCE * 2,
+        async || {
+            let text = ada.text().await;
+            if text.contains("down") && text.contains("since ") {
+                Ok(())
+            } else {
+                Err(text)
+            }
+        },
+    )
+    .await;
     assert!(still_marked(&ada).await, "the monitor's page was reloaded");
     target.set_up(true);
 

@@ -2,7 +2,7 @@
 //! dev mailbox and the CLI reads them beside it; a bad SMTP URL stops `serve` with advice.
 
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use nix::sys::signal::Signal;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -57,20 +57,24 @@ async fn the_dev_mailbox_is_read_with_mail_list_beside_the_server() {
     pool.close().await;
 
     // The server's sender moves it to the dev mailbox; the CLI shows it with its body.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let email = loop {
-        let listed: serde_json::Value = serde_json::from_str(&stdout(&tenantry(
-            dir.path(),
-            &["mail", "list", "--json", "--limit", "5"],
-        )))
-        .unwrap();
-        let email = listed[0].clone();
-        if email["status"] == "dev_mailbox" {
-            break email;
-        }
-        assert!(Instant::now() < deadline, "not delivered: {listed}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let email = tenantry_testkit::eventually(
+        "the email moved to the dev mailbox",
+        Duration::from_secs(30),
+        async || {
+            let listed: serde_json::Value = serde_json::from_str(&stdout(&tenantry(
+                dir.path(),
+                &["mail", "list", "--json", "--limit", "5"],
+            )))
+            .unwrap();
+            let email = listed[0].clone();
+            if email["status"] == "dev_mailbox" {
+                Ok(email)
+            } else {
+                Err(listed.to_string())
+            }
+        },
+    )
+    .await;
     assert_eq!(email["id"], id.to_string());
     assert_eq!(email["to"], "alice@example.com");
     assert_eq!(
