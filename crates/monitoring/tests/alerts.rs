@@ -312,15 +312,15 @@ async fn deliverer(engine: &Tenancy, tune: impl FnOnce(&mut DelivererConfig)) ->
 
 /// Runs delivery passes until `done` holds; panics after [`WAIT`].
 async fn deliver_until(deliverer: &Deliverer, what: &str, mut done: impl AsyncFnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
+    tenantry_testkit::eventually(what, WAIT, async || {
         deliverer.deliver_due().await.unwrap();
         if done().await {
-            return;
+            Ok(())
+        } else {
+            Err("not yet".to_string())
         }
-        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    })
+    .await;
 }
 
 async fn a_transition_enqueues_one_delivery_per_matching_channel(tier: Isolation) {
@@ -564,8 +564,7 @@ async fn two_deliverers_deliver_thirty_events_exactly_once() {
             transition(check(&engine, ctx, id, 1, true).await);
         }
     }
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
+    tenantry_testkit::eventually("every delivery made", WAIT, async || {
         let mut pending = 0;
         for ctx in &tenants {
             pending += deliveries(ctx)
@@ -575,14 +574,12 @@ async fn two_deliverers_deliver_thirty_events_exactly_once() {
                 .count();
         }
         if pending == 0 {
-            break;
+            Ok(())
+        } else {
+            Err(format!("{pending} still pending"))
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{pending} still pending"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    })
+    .await;
     let seen = receiver.seen();
     let ids: BTreeSet<String> = seen.iter().map(|r| r.header("tenantry-delivery")).collect();
     assert_eq!(ids.len(), 30);
