@@ -18,11 +18,7 @@ pub(crate) async fn create_channel(
     acting: &Acting<'_>,
     input: &AlertChannelInput,
 ) -> Result<Saved, AppError> {
-    crate::extract::require(acting.role, Action::ManageMonitoring)?;
-    input
-        .validate()
-        .map_err(|e| AppError::invalid(e.field, e.detail))?;
-    require_channel_feature(state, acting, input).await?;
+    check_channel(state, acting, input).await?;
     let mut tx = acting.ctx.begin().await?;
     let saved = alerts::create_channel(&mut tx, &state.alert_keys, input)
         .await
@@ -45,11 +41,7 @@ pub(crate) async fn replace_channel(
     id: Uuid,
     input: &AlertChannelInput,
 ) -> Result<Saved, AppError> {
-    crate::extract::require(acting.role, Action::ManageMonitoring)?;
-    input
-        .validate()
-        .map_err(|e| AppError::invalid(e.field, e.detail))?;
-    require_channel_feature(state, acting, input).await?;
+    check_channel(state, acting, input).await?;
     let mut tx = acting.ctx.begin().await?;
     let before = alerts::get_channel(&mut tx, id).await?;
     // Viewers and members are shown a webhook's URL cut to its origin: sent back unchanged, it
@@ -176,6 +168,20 @@ pub(crate) async fn remove_page(acting: &Acting<'_>, id: Uuid) -> Result<(), App
     tenantry_audit::record_in_tenant(&mut tx, &acting.audit, &change).await?;
     tx.commit().await?;
     Ok(())
+}
+
+/// What creating or replacing a channel checks first: the role, the input, the plan and the
+/// SSRF guard.
+async fn check_channel(
+    state: &AppState,
+    acting: &Acting<'_>,
+    input: &AlertChannelInput,
+) -> Result<(), AppError> {
+    crate::extract::require(acting.role, Action::ManageMonitoring)?;
+    input
+        .validate()
+        .map_err(|e| AppError::invalid(e.field, e.detail))?;
+    require_channel_feature(state, acting, input).await
 }
 
 /// A channel's kind must be in the organization's plan (`webhook_alerts`, `email_alerts`), and

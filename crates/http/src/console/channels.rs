@@ -169,22 +169,36 @@ fn channels_page(
     }
 }
 
+/// `channel` as `page`'s user may see it: viewers and members see a webhook's scheme, host and
+/// port only.
+fn shown_to(page: &OrgPage, channel: AlertChannel) -> AlertChannel {
+    if page.role.may(Action::Administer) {
+        channel
+    } else {
+        channel.with_url_masked()
+    }
+}
+
 async fn channels_of(state: &AppState, page: &OrgPage) -> Result<Vec<AlertChannel>, ConsoleError> {
     let ctx = page.ctx(state).await?;
     let mut tx = ctx.begin_read().await?;
     let channels = alerts::list_channels(&mut tx, 500, None).await?;
     tx.commit().await?;
-    // Viewers and members see a webhook's scheme, host and port only.
-    Ok(channels
-        .into_iter()
-        .map(|c| {
-            if page.role.may(Action::Administer) {
-                c
-            } else {
-                c.with_url_masked()
-            }
-        })
-        .collect())
+    Ok(channels.into_iter().map(|c| shown_to(page, c)).collect())
+}
+
+async fn one_channel(
+    state: &AppState,
+    page: &OrgPage,
+    id: Uuid,
+) -> Result<AlertChannel, ConsoleError> {
+    let ctx = page.ctx(state).await?;
+    let mut tx = ctx.begin_read().await?;
+    let found = alerts::get_channel(&mut tx, id)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    tx.commit().await?;
+    Ok(shown_to(page, found))
 }
 
 pub(crate) async fn channels(
@@ -314,11 +328,7 @@ pub(crate) async fn channel_page(
     Path((_, channel)): Path<(String, String)>,
 ) -> Result<Response, ConsoleError> {
     let channel = id(&channel)?;
-    let c = channels_of(&state, &page)
-        .await?
-        .into_iter()
-        .find(|c| c.id == channel)
-        .ok_or(AppError::NotFound)?;
+    let c = one_channel(&state, &page, channel).await?;
     let monitors = monitors_of(&state, &page).await?;
     Ok(page.render(
         &c.name,
@@ -355,11 +365,7 @@ pub(crate) async fn update_channel(
         )),
         Err(e) => {
             let errors = form_error(e)?;
-            let c = channels_of(&state, &page)
-                .await?
-                .into_iter()
-                .find(|c| c.id == channel)
-                .ok_or(AppError::NotFound)?;
+            let c = one_channel(&state, &page, channel).await?;
             let monitors = monitors_of(&state, &page).await?;
             Ok((
                 StatusCode::UNPROCESSABLE_ENTITY,
