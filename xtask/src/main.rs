@@ -1,6 +1,7 @@
 //! Project tasks. `cargo xtask test [ARGS]` starts a throwaway PostgreSQL cluster (as an
-//! unprivileged user when run as root), runs `cargo test --workspace ARGS` against it, and stops
-//! and removes it. With `TENANTRY_TEST_DATABASE_URL` already set, it uses that server instead.
+//! unprivileged user when run as root), runs `cargo test --workspace ARGS` against it (and, for
+//! the whole suite, the tenancy engine's example program), and stops and removes it. With
+//! `TENANTRY_TEST_DATABASE_URL` already set, it uses that server instead.
 //! `cargo xtask door-lint` checks that only the tenancy engine sets the tenant or reaches its
 //! pools (see `door_lint.rs`).
 
@@ -45,8 +46,8 @@ fn run() -> anyhow::Result<ExitCode> {
 }
 
 fn test(args: Vec<String>) -> anyhow::Result<ExitCode> {
-    if std::env::var_os(URL_VAR).is_some() {
-        return cargo_test(&args, None);
+    if let Ok(url) = std::env::var(URL_VAR) {
+        return cargo_test(&args, None).and_then(|code| run_example(&args, &url, code));
     }
     // A short path: PostgreSQL's socket path must fit in 107 bytes.
     let dir = tempfile::Builder::new()
@@ -72,7 +73,7 @@ fn test(args: Vec<String>) -> anyhow::Result<ExitCode> {
         .context("failed to handle SIGINT")?;
     signal_hook::flag::register(signal_hook::consts::SIGTERM, interrupted.clone())
         .context("failed to handle SIGTERM")?;
-    let result = cargo_test(&args, Some(&url));
+    let result = cargo_test(&args, Some(&url)).and_then(|code| run_example(&args, &url, code));
     eprintln!("xtask: stopping the throwaway PostgreSQL");
     if let Err(e) = cluster.release() {
         // Leave the folder to the PostgreSQL that may still run in it.
@@ -120,6 +121,35 @@ fn cargo_test(args: &[String], url: Option<&str>) -> anyhow::Result<ExitCode> {
     Ok(if status.success() {
         ExitCode::SUCCESS
     } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// After the whole suite passed: `cargo run -p tenantry-tenancy --example notes`, the engine
+/// used as a library with no product crate, against the same server.
+fn run_example(args: &[String], url: &str, tests: ExitCode) -> anyhow::Result<ExitCode> {
+    if !args.is_empty() || tests != ExitCode::SUCCESS {
+        return Ok(tests);
+    }
+    println!("xtask: running the tenancy engine's example (crates/tenancy/examples/notes.rs)");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    let status = Command::new(cargo)
+        .args([
+            "run",
+            "--quiet",
+            "-p",
+            "tenantry-tenancy",
+            "--example",
+            "notes",
+            "--",
+            url,
+        ])
+        .status()
+        .context("failed to run the example")?;
+    Ok(if status.success() {
+        ExitCode::SUCCESS
+    } else {
+        println!("xtask: the example program failed");
         ExitCode::FAILURE
     })
 }

@@ -176,7 +176,7 @@ async fn produce(
         let rows = stream_file(sender, &mut control, path, sql, Some(org_id)).await?;
         progress.file_done(path, rows);
     }
-    let schema_version = record.schema_version;
+    let schema_versions = record.schema_versions.clone();
     storage.commit().await?;
     control.commit().await?;
     let manifest = Manifest {
@@ -189,7 +189,8 @@ async fn produce(
             name: record.name.clone(),
             plan: record.plan.clone(),
             isolation: record.isolation.to_string(),
-            schema_version,
+            schema_versions,
+            schema_version: None,
         },
         tenant_tables: infos,
         files: Vec::new(),

@@ -4,6 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use tenantry_tenancy::SchemaVersions;
 use uuid::Uuid;
 
 /// The `format` of every Tenantry archive.
@@ -58,8 +59,24 @@ pub struct Source {
     pub name: String,
     pub plan: String,
     pub isolation: String,
-    /// The tenant-schema version of its storage when exported.
-    pub schema_version: i32,
+    /// The tenant schema's versions (one per migration set) when exported.
+    #[serde(default)]
+    pub schema_versions: SchemaVersions,
+    /// The single tenant-schema version of archives written before migration sets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema_version: Option<i32>,
+}
+
+impl Source {
+    /// The tenant schema's versions when exported, for messages.
+    pub fn schema_label(&self) -> String {
+        match self.schema_version {
+            Some(version) if self.schema_versions == SchemaVersions::default() => {
+                format!("version {version}")
+            }
+            _ => format!("versions {}", self.schema_versions),
+        }
+    }
 }
 
 /// A tenant table: its name, primary key and columns, `tenant_id` left out (rows are written

@@ -305,9 +305,10 @@ fn check_manifest(manifest: &Manifest, server: &[ServerTable]) -> Result<(), Arc
         }
         let Some(position) = server.iter().position(|s| s.name == table.name) else {
             return Err(invalid(format!(
-                "table {} is unknown to this server (the archive's tenant schema is version {}, \
-                 newer than this server's): upgrade this server first",
-                table.name, manifest.source.schema_version
+                "table {} is unknown to this server (the archive's tenant schema is at {}, newer \
+                 than this server's): upgrade this server first",
+                table.name,
+                manifest.source.schema_label()
             )));
         };
         let ours: BTreeSet<&str> = server[position]
@@ -321,9 +322,10 @@ fn check_manifest(manifest: &Manifest, server: &[ServerTable]) -> Result<(), Arc
             let only_server: Vec<&&str> = ours.difference(&theirs).collect();
             return Err(invalid(format!(
                 "table {} has other columns here (only in the archive: {only_archive:?}; only on \
-                 this server: {only_server:?}): the archive's tenant schema is version {}; import \
-                 it into a server at that version",
-                table.name, manifest.source.schema_version
+                 this server: {only_server:?}): the archive's tenant schema is at {}; import it \
+                 into a server at that version",
+                table.name,
+                manifest.source.schema_label()
             )));
         }
         if last_position.is_some_and(|last| position < last) {

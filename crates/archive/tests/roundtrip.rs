@@ -16,7 +16,7 @@ use tenantry_audit::{Actor, AuditContext, Change};
 use tenantry_identity::{Email, Identity, IdentityConfig, User};
 use tenantry_mail::Outbox;
 use tenantry_orgs::{EntitlementChange, Orgs, ProfileChange, Role};
-use tenantry_tenancy::{Isolation, MigrationSet, Tenancy, TenantRecord, TenantTable};
+use tenantry_tenancy::{Isolation, Tenancy, TenantRecord, TenantTable};
 use uuid::Uuid;
 
 const TIERS: [Isolation; 3] = [Isolation::Shared, Isolation::Schema, Isolation::Database];
@@ -30,19 +30,11 @@ struct World {
 }
 
 async fn world() -> World {
-    let tenancy = Tenancy::open_full(
-        tenantry_testkit::fresh_config().await,
-        MigrationSet::tenant(),
-        &[
-            tenantry_identity::control_schema(),
-            tenantry_orgs::control_schema(),
-            tenantry_mail::control_schema(),
-            tenantry_audit::control_schema(),
-            tenantry_monitoring::control_schema(),
-        ],
+    let tenancy = tenantry_testkit::open(
+        tenantry_app::tenant_schema(),
+        &tenantry_app::control_schemas(),
     )
-    .await
-    .unwrap();
+    .await;
     let identity = Identity::open(
         &tenancy,
         &tenantry_tenancy::Operator::new(&tenancy),

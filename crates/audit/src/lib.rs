@@ -73,10 +73,29 @@ pub use context::{Actor, ActorKind, AuditContext, Change};
 pub use list::{Entry, Filter, InvalidCursor, MAX_LIMIT, Source, list, list_platform};
 pub use verify::{Verification, verify, verify_platform, verify_through_door};
 
-use tenantry_tenancy::{ControlSchema, MigrationSet};
+use tenantry_tenancy::{ControlSchema, MigrationSet, TenantSet};
 
-/// The name of the tenant-schema migration creating the tenant-side table.
-pub const TENANT_MIGRATION: &str = "tenant/0003_audit_log.sql";
+/// The name of the tenant migration set holding the tenant-side audit log.
+pub const TENANT_SET: &str = "audit";
+
+/// The tenant-side audit log. Releases before tenant migration sets numbered these 3 and 9 of
+/// their single tenant set.
+pub fn tenant_set() -> TenantSet {
+    TenantSet::new(
+        TENANT_SET,
+        MigrationSet::from_files(&[
+            (
+                "audit/tenant/0001_audit_log.sql",
+                include_str!("../migrations/tenant/0001_audit_log.sql"),
+            ),
+            (
+                "audit/tenant/0002_audit_target_index.sql",
+                include_str!("../migrations/tenant/0002_audit_target_index.sql"),
+            ),
+        ]),
+    )
+    .adopting(&[3, 9])
+}
 
 /// The control-side tables, in the control database's `audit` schema (after the registry, which
 /// `org_id` references).

@@ -10,7 +10,7 @@ use sqlx::PgConnection;
 use tenantry_tenancy::{ControlDb, Operator, ProvisionStep, Tenancy, TenantCtx, TenantRecord};
 use uuid::Uuid;
 
-use crate::TENANT_MIGRATION;
+use crate::TENANT_SET;
 use crate::chain::{Chain, Checker, Head, Link};
 
 /// What [`verify`] found.
@@ -170,13 +170,7 @@ async fn verify_tenant(
             .await?;
         if !exists {
             // Not migrated that far yet (the registry says so), or dropped.
-            let audit_version = tenancy
-                .migrations()
-                .items()
-                .iter()
-                .find(|m| m.name == TENANT_MIGRATION)
-                .map_or(i32::MAX, |m| m.version);
-            let problems = if record.schema_version >= audit_version {
+            let problems = if record.schema_versions.get(TENANT_SET) >= 1 {
                 vec![format!(
                     "{}: the audit_log table of the tenant's storage is missing",
                     chain.label()

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use tenantry_archive::{ImportOptions, Quiet};
-use tenantry_tenancy::{Isolation, MigrationSet, Tenancy};
+use tenantry_tenancy::{Isolation, Tenancy};
 
 use crate::report::Row;
 use crate::seed::new_tenant;
@@ -31,14 +31,8 @@ pub async fn run(bench: &Bench) -> anyhow::Result<Vec<Row>> {
     );
     let engine = Tenancy::open_full(
         bench.config("archive"),
-        MigrationSet::tenant(),
-        &[
-            tenantry_identity::control_schema(),
-            tenantry_orgs::control_schema(),
-            tenantry_mail::control_schema(),
-            tenantry_audit::control_schema(),
-            tenantry_monitoring::control_schema(),
-        ],
+        tenantry_app::tenant_schema(),
+        &tenantry_app::control_schemas(),
     )
     .await
     .context("failed to open the engine for the archive benchmark")?;

@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use tenantry_tenancy::{Isolation, MigrationSet};
+use tenantry_tenancy::Isolation;
 
 use crate::door_paths::{LIMIT, Path, Probe, copy_unprotected, fill};
 use crate::report::Row;
@@ -25,7 +25,7 @@ pub async fn run(bench: &Bench) -> anyhow::Result<Vec<Row>> {
         "[d] The door: a {LIMIT}-row read, {} ops per path in {ROUNDS} interleaved rounds of {per_round}, after {per_round} warm-up ops per path",
         per_round * ROUNDS
     );
-    let engine = bench.open("door", MigrationSet::tenant()).await?;
+    let engine = bench.open("door", tenantry_app::tenant_schema()).await?;
     let record = engine
         .create_tenant(&new_tenant("door", Isolation::Shared, 0)?)
         .await?;

@@ -20,7 +20,7 @@ use chrono::{DateTime, Utc};
 use tenantry_monitoring::checks::{Checker, CheckerConfig};
 use tenantry_monitoring::scheduler::{self, Scheduler, SchedulerConfig, SchedulerMetrics};
 use tenantry_monitoring::{self as monitoring, MonitorInput};
-use tenantry_tenancy::{Isolation, MigrationSet, NewTenant, Slug, Tenancy, TenantCtx};
+use tenantry_tenancy::{Isolation, NewTenant, Slug, Tenancy, TenantCtx};
 use tokio::sync::oneshot;
 
 use crate::report::Row;
@@ -123,7 +123,7 @@ pub async fn run(bench: &Bench) -> anyhow::Result<Vec<Row>> {
 async fn open(bench: &Bench, what: &str) -> anyhow::Result<Tenancy> {
     Tenancy::open_full(
         bench.config(what),
-        MigrationSet::tenant(),
+        tenantry_app::tenant_schema(),
         &[monitoring::control_schema()],
     )
     .await

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::ensure;
-use tenantry_tenancy::{Isolation, MigrationSet, Quiet, Tenancy};
+use tenantry_tenancy::{Isolation, Quiet, Tenancy};
 
 use crate::report::Row;
 use crate::seed::{SEED_CONCURRENCY, Seeded, create_many};
@@ -37,7 +37,7 @@ pub async fn noop(bench: &Bench) -> anyhow::Result<Vec<Row>> {
     println!(
         "[b] No-op migrate_fleet({NOOP_JOBS}) over {total} tenants ({schema} schema, {shared} shared, {database} database tier)"
     );
-    let engine = bench.open("noop", MigrationSet::tenant()).await?;
+    let engine = bench.open("noop", tenantry_app::tenant_schema()).await?;
     let seeded = create_many(&engine, "noop", &mix, SEED_CONCURRENCY).await?;
     print_seeding(total, &seeded);
     let listed = engine.list().await?.len();
@@ -86,7 +86,7 @@ pub async fn real(bench: &Bench) -> anyhow::Result<Vec<Row>> {
         "[c] Real migration ({NOTE_NAME}: a column and an index) over {total} schema-tier tenants, migrate_fleet({MIGRATE_JOBS})"
     );
     let config = bench.config("migrate");
-    let before = Tenancy::open_with(config.clone(), MigrationSet::tenant()).await?;
+    let before = Tenancy::open_with(config.clone(), tenantry_app::tenant_schema()).await?;
     let seeded = create_many(
         &before,
         "mig",
@@ -98,7 +98,7 @@ pub async fn real(bench: &Bench) -> anyhow::Result<Vec<Row>> {
     before.close().await;
     drop(before);
 
-    let set = MigrationSet::tenant().with(NOTE_NAME, NOTE_SQL);
+    let set = tenantry_app::tenant_schema().with("monitoring", NOTE_NAME, NOTE_SQL);
     let latest = set.latest();
     let engine = Tenancy::open_with(config, set).await?;
     let start = Instant::now();

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use tenantry_tenancy::{Isolation, MigrationSet, MoveOptions, NewTenant, Slug, TenantCtx};
+use tenantry_tenancy::{Isolation, MoveOptions, NewTenant, Slug, TenantCtx};
 use tokio::sync::Mutex;
 use uuid::Uuid;
 
@@ -29,7 +29,7 @@ pub async fn run(bench: &Bench) -> anyhow::Result<Vec<Row>> {
     let rows: i64 = if bench.sizes.quick { 10_000 } else { 100_000 };
     println!();
     println!("[g] Moves of a tenant of {rows} rows round every tier pair, with a writer running");
-    let engine = bench.open("moves", MigrationSet::tenant()).await?;
+    let engine = bench.open("moves", tenantry_app::tenant_schema()).await?;
     let record = engine
         .create_tenant(&NewTenant {
             name: "Moving".into(),

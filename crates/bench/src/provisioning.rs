@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::ensure;
-use tenantry_tenancy::{Isolation, MigrationSet, Tenancy, TenantStatus};
+use tenantry_tenancy::{Isolation, Tenancy, TenantStatus};
 
 use crate::report::Row;
 use crate::seed::new_tenant;
@@ -26,7 +26,7 @@ pub async fn run(bench: &Bench) -> anyhow::Result<Vec<Row>> {
     println!(
         "[a] Provisioning: {n} create_tenant calls per tier, one at a time (after one untimed warm-up call)"
     );
-    let engine = bench.open("prov", MigrationSet::tenant()).await?;
+    let engine = bench.open("prov", tenantry_app::tenant_schema()).await?;
     let mut rows = Vec::new();
     for (tier, target, target_text) in TIERS {
         engine

@@ -16,7 +16,7 @@ use sqlx::{ConnectOptions, Connection};
 use tempfile::TempDir;
 use tenantry_pg::{ClusterOptions, ManagedCluster};
 use tenantry_tenancy::{
-    EngineConfig, Isolation, MigrationSet, Naming, PoolConfig, Tenancy, managed_owner, quote_ident,
+    EngineConfig, Isolation, Naming, PoolConfig, Tenancy, TenantSchema, managed_owner, quote_ident,
 };
 
 pub const URL_VAR: &str = "TENANTRY_BENCH_DATABASE_URL";
@@ -179,8 +179,8 @@ impl Bench {
     }
 
     /// Opens an engine on a control database of its own.
-    pub async fn open(&self, what: &str, migrations: MigrationSet) -> anyhow::Result<Tenancy> {
-        Tenancy::open_with(self.config(what), migrations)
+    pub async fn open(&self, what: &str, schema: TenantSchema) -> anyhow::Result<Tenancy> {
+        Tenancy::open_with(self.config(what), schema)
             .await
             .with_context(|| format!("failed to open the engine for {what}"))
     }

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tenantry_identity::User;
 use tenantry_orgs::{EntitlementChange, Entitlements, Invitation};
-use tenantry_tenancy::{Isolation, ProvisionStep, TenantRecord, TenantStatus};
+use tenantry_tenancy::{Isolation, ProvisionStep, SchemaVersions, TenantRecord, TenantStatus};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -62,8 +62,9 @@ struct AdminTenant {
     isolation: Isolation,
     placement: Placement,
     provisioning: Provisioning,
-    /// The version of the tenant schema its storage is migrated to.
-    schema_version: i32,
+    /// The tenant schema's version in each migration set its storage is migrated to.
+    #[schema(value_type = std::collections::BTreeMap<String, i32>)]
+    schema_versions: SchemaVersions,
     #[serde(flatten)]
     #[schema(value_type = schemas::Entitlements)]
     entitlements: Entitlements,
@@ -168,7 +169,7 @@ async fn view(state: &AppState, record: TenantRecord) -> Result<AdminTenant, App
             last_error: record.last_error,
             purging: record.purging,
         },
-        schema_version: record.schema_version,
+        schema_versions: record.schema_versions.clone(),
         entitlements,
         usage: AdminUsage {
             members,

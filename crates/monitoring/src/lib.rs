@@ -44,7 +44,47 @@ pub use status_pages::{
     list_pages, public_page, update_page,
 };
 
-use tenantry_tenancy::{ControlSchema, MigrationSet};
+use tenantry_tenancy::{ControlSchema, MigrationSet, TenantSet};
+
+/// The tenant tables: monitors, check results and incidents, alert channels and deliveries,
+/// status pages, agents. Releases before tenant migration sets numbered these 1, 2, 5, 6, 7, 8
+/// and 10 of their single tenant set.
+pub fn tenant_set() -> TenantSet {
+    TenantSet::new(
+        "monitoring",
+        MigrationSet::from_files(&[
+            (
+                "monitoring/tenant/0001_monitors.sql",
+                include_str!("../migrations/tenant/0001_monitors.sql"),
+            ),
+            (
+                "monitoring/tenant/0002_monitor_fields.sql",
+                include_str!("../migrations/tenant/0002_monitor_fields.sql"),
+            ),
+            (
+                "monitoring/tenant/0003_checks.sql",
+                include_str!("../migrations/tenant/0003_checks.sql"),
+            ),
+            (
+                "monitoring/tenant/0004_alerts.sql",
+                include_str!("../migrations/tenant/0004_alerts.sql"),
+            ),
+            (
+                "monitoring/tenant/0005_status_pages.sql",
+                include_str!("../migrations/tenant/0005_status_pages.sql"),
+            ),
+            (
+                "monitoring/tenant/0006_agents.sql",
+                include_str!("../migrations/tenant/0006_agents.sql"),
+            ),
+            (
+                "monitoring/tenant/0007_test_alerts.sql",
+                include_str!("../migrations/tenant/0007_test_alerts.sql"),
+            ),
+        ]),
+    )
+    .adopting(&[1, 2, 5, 6, 7, 8, 10])
+}
 
 /// The heartbeat tokens and the schedule, in the control database's `monitoring` schema (after
 /// the registry, which `org_id` references).

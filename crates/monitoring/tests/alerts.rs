@@ -25,9 +25,7 @@ use tenantry_monitoring::alerts::{
 };
 use tenantry_monitoring::checks::CheckerConfig;
 use tenantry_monitoring::{self as monitoring, MonitorInput, Observation, Recorded, Transition};
-use tenantry_tenancy::{
-    EngineConfig, Isolation, MigrationSet, NewTenant, PoolConfig, Slug, Tenancy, TenantCtx,
-};
+use tenantry_tenancy::{EngineConfig, Isolation, NewTenant, PoolConfig, Slug, Tenancy, TenantCtx};
 use tenantry_testkit::per_tier;
 use tenantry_testkit::smtp::SmtpSink;
 use uuid::Uuid;
@@ -43,13 +41,7 @@ fn schemas() -> [tenantry_tenancy::ControlSchema; 2] {
 
 /// A fresh engine with the mail and monitoring control schemas.
 async fn engine() -> Tenancy {
-    Tenancy::open_full(
-        tenantry_testkit::fresh_config().await,
-        MigrationSet::tenant(),
-        &schemas(),
-    )
-    .await
-    .unwrap()
+    tenantry_testkit::open(tenantry_app::tenant_schema(), &schemas()).await
 }
 
 /// Another engine on `engine`'s control database: a second server instance.
@@ -61,7 +53,7 @@ async fn another_instance(engine: &Tenancy) -> Tenancy {
             prefix: tenantry_testkit::PREFIX.to_string(),
             pools: PoolConfig::default(),
         },
-        MigrationSet::tenant(),
+        tenantry_app::tenant_schema(),
         &schemas(),
     )
     .await

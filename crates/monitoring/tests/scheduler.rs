@@ -21,20 +21,26 @@ use tenantry_monitoring::scheduler::{
     self, Ask, Claimant, Scheduler, SchedulerConfig, SchedulerMetrics,
 };
 use tenantry_monitoring::{self as monitoring, MonitorInput};
-use tenantry_tenancy::{
-    EngineConfig, Isolation, MigrationSet, NewTenant, Slug, Tenancy, TenantCtx,
-};
+use tenantry_tenancy::{EngineConfig, Isolation, NewTenant, Slug, Tenancy, TenantCtx};
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
 async fn engine() -> Tenancy {
-    open(tenantry_testkit::fresh_config().await).await
+    open(fresh_config().await).await
+}
+
+async fn fresh_config() -> EngineConfig {
+    tenantry_testkit::fresh_config_for(
+        &tenantry_app::tenant_schema(),
+        &[monitoring::control_schema()],
+    )
+    .await
 }
 
 async fn open(config: EngineConfig) -> Tenancy {
     Tenancy::open_full(
         config,
-        MigrationSet::tenant(),
+        tenantry_app::tenant_schema(),
         &[monitoring::control_schema()],
     )
     .await
@@ -356,7 +362,7 @@ fn a_killed_instance_s_checks_are_taken_over() {
         .build()
         .unwrap();
     let (engine_config, engine, ctx, ids, target) = outer.block_on(async {
-        let config = tenantry_testkit::fresh_config().await;
+        let config = fresh_config().await;
         let engine = open(config.clone()).await;
         let ctx = tenant(&engine, Isolation::Shared, "free").await;
         // Answers take a second, so the instance has checks in flight much of the time.

@@ -10,20 +10,18 @@ use tenantry_monitoring::{
     self as monitoring, After, MonitorInput, MonitorStatus, Observation, Ping, Recorded, TimeRange,
     Transition,
 };
-use tenantry_tenancy::{Isolation, MigrationSet, NewTenant, Slug, Tenancy, TenantCtx};
+use tenantry_tenancy::{Isolation, NewTenant, Slug, Tenancy, TenantCtx};
 use uuid::Uuid;
 
 use tenantry_testkit::per_tier;
 
 /// A fresh engine (with this crate's control schema) and an active tenant of `tier`.
 async fn tenant(tier: Isolation) -> (Tenancy, TenantCtx) {
-    let engine = Tenancy::open_full(
-        tenantry_testkit::fresh_config().await,
-        MigrationSet::tenant(),
+    let engine = tenantry_testkit::open(
+        tenantry_app::tenant_schema(),
         &[monitoring::control_schema()],
     )
-    .await
-    .unwrap();
+    .await;
     let slug = format!("m{}", &Uuid::new_v4().simple().to_string()[..12]);
     let record = engine
         .create_tenant(&NewTenant {

@@ -206,7 +206,8 @@ pub const APPEND_ONLY_COMMENT: &str = "append-only";
 /// the runtime role may not even read it, so no statement a request runs can reach its rows.
 pub const OWNER_ONLY_COMMENT: &str = "owner-only";
 
-/// Lets `role` read and write the tables of `schema`, but not its migration records, only read
+/// Lets `role` read and write the tables of `schema`, but not its migration records
+/// (`schema_migrations`, `tenant_migrations`), only read
 /// and insert into its append-only tables (those whose comment starts with
 /// [`APPEND_ONLY_COMMENT`]), and nothing of its owner-only tables ([`OWNER_ONLY_COMMENT`]). The
 /// grant and the revocations run as one implicit transaction, so the role never holds more, even
@@ -235,13 +236,26 @@ pub async fn grant_tenant_tables(
         .fetch_all(&mut *conn)
         .await
         .context("failed to list the owner-only tables")?;
+    let records: Vec<String> = sqlx::query_scalar(
+        "SELECT tablename::text FROM pg_tables
+         WHERE schemaname = $1 AND tablename IN ('schema_migrations', 'tenant_migrations')",
+    )
+    .bind(schema_name)
+    .fetch_all(&mut *conn)
+    .await
+    .context("failed to list the migration records")?;
     let schema = quote_ident(schema_name);
     let role = quote_ident(role);
     let mut sql = format!(
         "GRANT USAGE ON SCHEMA {schema} TO {role};
-         GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {schema} TO {role};
-         REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON {schema}.schema_migrations FROM {role};"
+         GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {schema} TO {role};"
     );
+    for table in &records {
+        sql.push_str(&format!(
+            "\n         REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON {schema}.{} FROM {role};",
+            quote_ident(table)
+        ));
+    }
     for table in &append_only {
         sql.push_str(&format!(
             "\n         REVOKE UPDATE, DELETE, TRUNCATE ON {schema}.{} FROM {role};",

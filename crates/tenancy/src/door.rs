@@ -22,6 +22,7 @@ use crate::handles::ControlDb;
 use crate::ids::{Isolation, TenantId};
 use crate::naming::{is_plain_identifier, quote_ident};
 use crate::registry::{self, TenantRecord};
+use crate::schema::TenantSchema;
 
 /// How long a writer waits for a move's switch to be recorded once the copy it reached is
 /// retired, in attempts of [`GATE_RETRY`].
@@ -64,10 +65,7 @@ impl TenantCtx {
             )
             .into());
         }
-        let gated = engine
-            .migrations
-            .write_gate_version()
-            .is_some_and(|v| record.schema_version >= v);
+        let gated = TenantSchema::has_write_gate(&record.schema_versions);
         Ok(Self {
             id: record.id,
             slug: record.slug.clone(),

@@ -24,6 +24,7 @@ use crate::migrations::MigrationSet;
 use crate::naming::{CONTROL_SCHEMA, Naming, SHARED_SCHEMA, is_plain_identifier};
 use crate::pools::{self, ConnectionState, PoolStats, TenantPools};
 use crate::registry::{self, TenantRecord};
+use crate::schema::{SchemaVersions, TenantSchema};
 use crate::secrets::RoleKey;
 
 /// An owner connection to a tenant's storage: from the control pool, or opened to the tenant's
@@ -60,6 +61,35 @@ impl std::ops::DerefMut for StorageConn {
     }
 }
 
+/// Fills the per-set versions of registry rows written by releases before tenant migration sets,
+/// from their single version.
+async fn adopt_single_set_versions(
+    conn: &mut PgConnection,
+    schema: &TenantSchema,
+) -> anyhow::Result<()> {
+    for (table, single, versions) in [
+        ("tenants", "schema_version", "schema_versions"),
+        ("schema_scopes", "version", "versions"),
+    ] {
+        let legacy: Vec<i32> = sqlx::query_scalar(&format!(
+            "SELECT DISTINCT {single} FROM control.{table} WHERE {versions} IS NULL"
+        ))
+        .fetch_all(&mut *conn)
+        .await?;
+        for version in legacy {
+            sqlx::query(&format!(
+                "UPDATE control.{table} SET {versions} = $2 WHERE {versions} IS NULL AND {single} = $1"
+            ))
+            .bind(version)
+            .bind(sqlx::types::Json(schema.legacy_versions(version)))
+            .execute(&mut *conn)
+            .await
+            .with_context(|| format!("failed to record the versions of control.{table} per set"))?;
+        }
+    }
+    Ok(())
+}
+
 /// An application's own tables in the control database (users, sessions...): a schema of their
 /// own, migrated when the engine opens, read and written by the runtime role.
 #[derive(Debug, Clone)]
@@ -94,7 +124,7 @@ pub(crate) struct Inner {
     pub control: ControlDb,
     pub tenant_pools: TenantPools,
     pub key: RoleKey,
-    pub migrations: MigrationSet,
+    pub schema: TenantSchema,
     /// Tenant locks held at once: one fewer than the owner connections.
     pub lock_slots: Arc<Semaphore>,
     /// The process's caches of authorization data, and their invalidation.
@@ -125,22 +155,22 @@ impl Inner {
 }
 
 impl Tenancy {
-    /// Opens the engine with the built-in tenant schema.
+    /// Opens the engine with its own tenant tables alone.
     pub async fn open(config: EngineConfig) -> anyhow::Result<Self> {
-        Self::open_with(config, MigrationSet::tenant()).await
+        Self::open_with(config, TenantSchema::default()).await
     }
 
-    /// Opens the engine with `migrations` as the tenant schema: creates the control database,
+    /// Opens the engine with `schema` as the tenant schema: creates the control database,
     /// migrates it, creates the runtime role, and creates the shared schema if it is new.
-    pub async fn open_with(config: EngineConfig, migrations: MigrationSet) -> anyhow::Result<Self> {
-        Self::open_full(config, migrations, &[]).await
+    pub async fn open_with(config: EngineConfig, schema: TenantSchema) -> anyhow::Result<Self> {
+        Self::open_full(config, schema, &[]).await
     }
 
-    /// Opens the engine with `migrations` as the tenant schema and the application's own
-    /// control schemas.
+    /// Opens the engine with `schema` as the tenant schema and the application's own control
+    /// schemas.
     pub async fn open_full(
         config: EngineConfig,
-        migrations: MigrationSet,
+        schema: TenantSchema,
         app_schemas: &[ControlSchema],
     ) -> anyhow::Result<Self> {
         let naming = Naming::new(&config.prefix)?;
@@ -173,6 +203,7 @@ impl Tenancy {
         let mut conn = owner.acquire().await?;
         let (key, owner_role) =
             bootstrap::prepare_control(&mut conn, &naming, &config.control_database).await?;
+        adopt_single_set_versions(&mut conn, &schema).await?;
         for schema in app_schemas {
             anyhow::ensure!(
                 is_plain_identifier(schema.name)
@@ -216,7 +247,7 @@ impl Tenancy {
                 runtime,
                 tenant_pools: TenantPools::new(config.pools.clone()),
                 key,
-                migrations,
+                schema,
                 lock_slots: Arc::new(Semaphore::new(config.pools.owner_max as usize - 1)),
                 caches,
                 records,
@@ -224,7 +255,7 @@ impl Tenancy {
                 owner_uses,
             }),
         };
-        if engine.scope_version(SHARED_SCHEMA).await? == 0 {
+        if engine.scope_versions(SHARED_SCHEMA).await? == SchemaVersions::default() {
             engine.migrate_shared().await?;
         }
         Ok(engine)
@@ -234,8 +265,9 @@ impl Tenancy {
         &self.inner.naming
     }
 
-    pub fn migrations(&self) -> &MigrationSet {
-        &self.inner.migrations
+    /// The tenant schema: the engine's set and the application's.
+    pub fn schema(&self) -> &TenantSchema {
+        &self.inner.schema
     }
 
     /// The role migrations and provisioning run as.
@@ -400,7 +432,7 @@ impl Tenancy {
     /// `search_path` set to the tenant's schema and `app.tenant_id` to the tenant for the whole
     /// session, so it sees exactly that tenant's rows (row-level security is forced on the owner
     /// too), with TimeZone UTC so rows read as JSON ([`crate::TenantTable`]) compare across
-    /// copies. A connection of its own, never pooled: for the CLI and jobs (audit verification,
+    /// copies. A connection of its own, never pooled: for the CLI and jobs (verification,
     /// moves, archives), not request handling. Close it when done.
     pub(crate) async fn owner_conn_for(
         &self,

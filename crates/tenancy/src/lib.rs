@@ -23,6 +23,7 @@ mod provision;
 mod registry;
 mod relocate;
 mod rows;
+mod schema;
 mod secrets;
 mod sql;
 mod storage;
@@ -46,6 +47,7 @@ pub use provision::NewTenant;
 pub use registry::TenantRecord;
 pub use relocate::{MoveOptions, MoveProgress, MoveReport};
 pub use rows::{TableChecksum, TenantTable, table_checksum, upsert_json_rows};
+pub use schema::{BASE_SET, SchemaVersions, TenantSchema, TenantSet};
 
 pub use sqlx::postgres::PgConnectOptions;
 #[cfg(test)]

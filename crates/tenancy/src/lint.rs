@@ -109,6 +109,27 @@ pub async fn relations_owned_by(
     .await?)
 }
 
+/// Tables a tenant migration creates without enabling and forcing row-level security and adding
+/// the `tenant_isolation` policy, in the same text: for a unit test over each tenant migration
+/// set, ahead of [`rls_violations`] on a live database.
+pub fn tables_without_rls(sql: &str) -> Vec<String> {
+    let sql = sql.to_lowercase();
+    sql.split("create table ")
+        .skip(1)
+        .filter_map(|table| table.split_whitespace().next())
+        .filter(|name| {
+            ![
+                format!("alter table {name} enable row level security"),
+                format!("alter table {name} force row level security"),
+                format!("create policy tenant_isolation on {name}"),
+            ]
+            .iter()
+            .all(|needed| sql.contains(needed))
+        })
+        .map(str::to_string)
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::policy_problem;

@@ -1,7 +1,8 @@
 //! Ordered SQL migrations applied to one schema at a time, recorded with checksums in that
-//! schema's `schema_migrations` table. The same runner builds the control schema and every tenant
-//! schema; each migration runs in its own transaction, so an interrupted run resumes where it
-//! stopped.
+//! schema's `schema_migrations` table: the control schema and the application's schemas in the
+//! control database. Each migration runs in its own transaction, so an interrupted run resumes
+//! where it stopped. Tenant schemas are built from several such sets
+//! ([`crate::TenantSchema`]).
 
 use std::borrow::Cow;
 
@@ -10,9 +11,6 @@ use sha2::{Digest, Sha256};
 use sqlx::{Connection, PgConnection};
 
 use crate::naming::quote_ident;
-
-/// The tenant migration that adds `tenant_write_gate` (see [`crate::TenantCtx::begin`]).
-const WRITE_GATE_MIGRATION: &str = "0004_write_gate.sql";
 
 #[derive(Debug, Clone)]
 pub struct Migration {
@@ -68,34 +66,9 @@ impl MigrationSet {
                 2 => "control/0002_moves.sql",
                 3 => "control/0003_invalidation.sql",
                 4 => "control/0004_slug_quarantine.sql",
+                5 => "control/0005_tenant_migration_sets.sql",
             ],
         }
-    }
-
-    /// The tenant schema's migrations, the same for every tier.
-    pub fn tenant() -> Self {
-        Self {
-            items: builtin![
-                1 => "tenant/0001_monitors.sql",
-                2 => "tenant/0002_monitor_fields.sql",
-                3 => "tenant/0003_audit_log.sql",
-                4 => "tenant/0004_write_gate.sql",
-                5 => "tenant/0005_checks.sql",
-                6 => "tenant/0006_alerts.sql",
-                7 => "tenant/0007_status_pages.sql",
-                8 => "tenant/0008_agents.sql",
-                9 => "tenant/0009_audit_target_index.sql",
-                10 => "tenant/0010_test_alerts.sql",
-            ],
-        }
-    }
-
-    /// The version from which the tenant schema has the write gate of moves, if this set has it.
-    pub fn write_gate_version(&self) -> Option<i32> {
-        self.items
-            .iter()
-            .find(|m| m.name.ends_with(WRITE_GATE_MIGRATION))
-            .map(|m| m.version)
     }
 
     /// This set with one more migration at the end (numbered next).
@@ -234,7 +207,7 @@ pub async fn applied_version(conn: &mut PgConnection, schema: &str) -> anyhow::R
 }
 
 /// Serialises migration runs on one schema for the rest of the transaction.
-async fn lock_schema(conn: &mut PgConnection, schema: &str) -> anyhow::Result<()> {
+pub(crate) async fn lock_schema(conn: &mut PgConnection, schema: &str) -> anyhow::Result<()> {
     sqlx::query("SELECT pg_advisory_xact_lock(hashtext('tenantry.migrate'), hashtext($1))")
         .bind(schema)
         .execute(&mut *conn)
@@ -249,32 +222,8 @@ mod tests {
 
     #[test]
     fn builtin_sets_are_numbered_from_one_without_gaps() {
-        for set in [MigrationSet::control(), MigrationSet::tenant()] {
-            for (i, m) in set.items().iter().enumerate() {
-                assert_eq!(m.version, i as i32 + 1, "{}", m.name);
-            }
-        }
-    }
-
-    #[test]
-    fn every_tenant_table_enables_and_forces_rls() {
-        for m in MigrationSet::tenant().items() {
-            let sql = m.sql.to_lowercase();
-            for table in sql.split("create table ").skip(1) {
-                let name = table.split_whitespace().next().unwrap();
-                assert!(
-                    sql.contains(&format!("alter table {name} enable row level security")),
-                    "{name}"
-                );
-                assert!(
-                    sql.contains(&format!("alter table {name} force row level security")),
-                    "{name}"
-                );
-                assert!(
-                    sql.contains(&format!("create policy tenant_isolation on {name}")),
-                    "{name}"
-                );
-            }
+        for (i, m) in MigrationSet::control().items().iter().enumerate() {
+            assert_eq!(m.version, i as i32 + 1, "{}", m.name);
         }
     }
 
@@ -291,8 +240,8 @@ mod tests {
 
     #[test]
     fn an_extra_migration_is_numbered_next() {
-        let set = MigrationSet::tenant().with("extra", "SELECT 1");
-        assert_eq!(set.latest(), MigrationSet::tenant().latest() + 1);
+        let set = MigrationSet::control().with("extra", "SELECT 1");
+        assert_eq!(set.latest(), MigrationSet::control().latest() + 1);
         assert_eq!(set.truncated(1).latest(), 1);
     }
 }

@@ -11,7 +11,6 @@ use crate::Tenancy;
 use crate::bootstrap::ensure_login_role;
 use crate::error::TenancyError;
 use crate::ids::{Isolation, ProvisionStep, Slug, TenantId, TenantStatus};
-use crate::migrations::applied_version;
 use crate::naming::{DATABASE_TIER_SCHEMA, SHARED_SCHEMA, quote_ident};
 use crate::registry::{self, NewRecord, TenantRecord};
 
@@ -291,24 +290,16 @@ impl Tenancy {
         Ok(())
     }
 
-    /// Marks the tenant active at the schema version its storage really has.
+    /// Marks the tenant active at the schema versions its storage really has.
     async fn activate_new(&self, record: &TenantRecord) -> anyhow::Result<()> {
-        let version = match record.isolation {
-            Isolation::Shared => self.scope_version(SHARED_SCHEMA).await?,
-            Isolation::Schema | Isolation::Database => {
-                let mut conn = self.storage_connection(record).await?;
-                let version = applied_version(&mut conn, &record.schema_name).await?;
-                conn.close().await;
-                version
-            }
-        };
+        let versions = self.storage_versions(record).await?;
         sqlx::query(
             "UPDATE control.tenants SET status = 'active', provision_step = 'activated',
-                 schema_version = $2, last_error = NULL, updated_at = now()
+                 schema_versions = $2, last_error = NULL, updated_at = now()
              WHERE id = $1 AND status = 'provisioning'",
         )
         .bind(record.id.as_uuid())
-        .bind(version)
+        .bind(sqlx::types::Json(versions))
         .execute(&self.inner.owner)
         .await?;
         Ok(())

@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use crate::error::{TenancyError, sqlstate};
 use crate::ids::{Isolation, ProvisionStep, TenantId, TenantStatus};
+use crate::schema::SchemaVersions;
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct TenantRecord {
@@ -28,7 +29,9 @@ pub struct TenantRecord {
     pub provision_step: ProvisionStep,
     pub last_error: Option<String>,
     pub purging: bool,
-    pub schema_version: i32,
+    /// The tenant schema's version in each migration set.
+    #[sqlx(json)]
+    pub schema_versions: SchemaVersions,
     pub settings: serde_json::Value,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -36,7 +39,7 @@ pub struct TenantRecord {
 }
 
 pub(crate) const COLUMNS: &str = "id, slug, name, plan, isolation, server, database_name, schema_name, \
-    status, provision_step, last_error, purging, schema_version, settings, created_at, \
+    status, provision_step, last_error, purging, schema_versions, settings, created_at, \
     updated_at, deleted_at";
 
 /// A row to insert for a new tenant.
@@ -196,15 +199,21 @@ pub async fn counts(pool: &PgPool) -> Result<Vec<(Isolation, TenantStatus, i64)>
         .collect()
 }
 
-/// Schema- and database-tier tenants with storage whose recorded version is below `latest`.
-pub async fn behind(pool: &PgPool, latest: i32) -> Result<Vec<TenantRecord>, TenancyError> {
+/// Schema- and database-tier tenants with storage whose recorded versions lack a migration of
+/// `latest`.
+pub async fn behind(
+    pool: &PgPool,
+    latest: &SchemaVersions,
+) -> Result<Vec<TenantRecord>, TenancyError> {
     Ok(sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM control.tenants
-         WHERE isolation <> 'shared' AND schema_version < $1 AND NOT purging
+         WHERE isolation <> 'shared' AND NOT purging
+           AND EXISTS (SELECT 1 FROM jsonb_each_text($1) l
+                       WHERE coalesce((schema_versions ->> l.key)::int, 0) < l.value::int)
            AND status IN ('active', 'suspended', 'deleted')
          ORDER BY slug"
     ))
-    .bind(latest)
+    .bind(sqlx::types::Json(latest))
     .fetch_all(pool)
     .await?)
 }

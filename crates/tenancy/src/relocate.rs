@@ -26,10 +26,9 @@ use sqlx::{Connection, PgConnection};
 use crate::engine::Tenancy;
 use crate::error::TenancyError;
 use crate::ids::{Isolation, ProvisionStep, TenantId, TenantStatus};
-use crate::migrations::applied_version;
-use crate::naming::SHARED_SCHEMA;
 use crate::registry::{self, TenantRecord};
 use crate::rows::{self, TableChecksum, TenantTable};
+use crate::schema::SchemaVersions;
 
 /// How a move is run.
 #[derive(Debug, Clone)]
@@ -186,11 +185,11 @@ impl Tenancy {
                         record.slug
                     )));
                 }
-                let latest = self.inner.migrations.latest();
-                if record.schema_version < latest {
+                let latest = self.inner.schema.latest();
+                if !record.schema_versions.covers(&latest) {
                     return Err(TenancyError::Invalid(format!(
-                        "{} is at schema version {} of {latest}: run `tenantry migrate` first",
-                        record.slug, record.schema_version
+                        "{} is at schema versions {} of {latest}: run `tenantry migrate` first",
+                        record.slug, record.schema_versions
                     )));
                 }
                 (self.start_move(&record, to).await?, false)
@@ -354,8 +353,8 @@ impl Tenancy {
             .ok_or_else(|| anyhow::anyhow!("the move of {} was not recorded", record.slug).into())
     }
 
-    /// Makes the new placement's storage, at the latest schema version, and returns that version.
-    async fn prepare_target(&self, target: &TenantRecord) -> Result<i32, TenancyError> {
+    /// Makes the new placement's storage, at the latest schema versions, and returns them.
+    async fn prepare_target(&self, target: &TenantRecord) -> Result<SchemaVersions, TenancyError> {
         for step in [
             ProvisionStep::RoleCreated,
             ProvisionStep::StorageCreated,
@@ -375,15 +374,7 @@ impl Tenancy {
         .await
         .context("failed to mark the new copy as not live yet")?;
         conn.close().await.ok();
-        Ok(match target.isolation {
-            Isolation::Shared => self.scope_version(SHARED_SCHEMA).await?,
-            Isolation::Schema | Isolation::Database => {
-                let mut conn = self.storage_connection(target).await?;
-                let version = applied_version(&mut conn, &target.schema_name).await?;
-                conn.close().await;
-                version
-            }
-        })
+        Ok(self.storage_versions(target).await?)
     }
 
     /// The switch: see the module documentation. Returns the rows written at the switch, the
@@ -394,7 +385,7 @@ impl Tenancy {
         record: &TenantRecord,
         source: &TenantRecord,
         target: &TenantRecord,
-        version: i32,
+        version: SchemaVersions,
         tables: &[TenantTable],
         horizon: &str,
         options: &MoveOptions,
@@ -445,7 +436,7 @@ impl Tenancy {
         checksums.reverse();
         set_retired(&mut gate, record.id, true).await?;
         let switch_registry = "UPDATE control.tenants SET isolation = $2, database_name = $3,
-                 schema_name = $4, schema_version = $5, updated_at = now() WHERE id = $1";
+                 schema_name = $4, schema_versions = $5, updated_at = now() WHERE id = $1";
         let record_phase =
             "UPDATE control.tenant_moves SET phase = 'switched', write_pause_ms = $2,
                  updated_at = now() WHERE id = $1";
@@ -458,7 +449,7 @@ impl Tenancy {
                 .bind(target.isolation.as_str())
                 .bind(&target.database_name)
                 .bind(&target.schema_name)
-                .bind(version)
+                .bind(sqlx::types::Json(&version))
                 .execute(&mut *gate)
                 .await?;
             let pause = paused.elapsed();
@@ -484,7 +475,7 @@ impl Tenancy {
             .bind(target.isolation.as_str())
             .bind(&target.database_name)
             .bind(&target.schema_name)
-            .bind(version)
+            .bind(sqlx::types::Json(&version))
             .execute(&mut *tx)
             .await?;
         let pause = paused.elapsed();

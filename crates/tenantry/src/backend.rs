@@ -6,9 +6,7 @@ use std::str::FromStr;
 
 use anyhow::Context;
 use tenantry_pg::{ClusterOptions, ManagedCluster};
-use tenantry_tenancy::{
-    ControlSchema, EngineConfig, MigrationSet, Naming, PgConnectOptions, Tenancy, managed_owner,
-};
+use tenantry_tenancy::{EngineConfig, Naming, PgConnectOptions, Tenancy, managed_owner};
 
 use crate::settings::Settings;
 use crate::supervise::Supervision;
@@ -28,8 +26,8 @@ impl Backend {
             .context("TENANTRY_DATABASE_URL is not a valid PostgreSQL URL")?;
         let tenancy = Tenancy::open_full(
             engine_config(settings, owner),
-            MigrationSet::tenant(),
-            &app_schemas(),
+            tenantry_app::tenant_schema(),
+            &tenantry_app::control_schemas(),
         )
         .await?;
         Ok(Self {
@@ -59,8 +57,8 @@ impl Backend {
             let owner = managed_owner(&superuser, &naming).await?;
             Tenancy::open_full(
                 engine_config(settings, owner),
-                MigrationSet::tenant(),
-                &app_schemas(),
+                tenantry_app::tenant_schema(),
+                &tenantry_app::control_schemas(),
             )
             .await
         }
@@ -96,16 +94,6 @@ impl Backend {
 }
 
 /// The application's own schemas in the control database.
-fn app_schemas() -> [ControlSchema; 5] {
-    [
-        tenantry_identity::control_schema(),
-        tenantry_orgs::control_schema(),
-        tenantry_mail::control_schema(),
-        tenantry_audit::control_schema(),
-        tenantry_monitoring::control_schema(),
-    ]
-}
-
 fn engine_config(settings: &Settings, owner: PgConnectOptions) -> EngineConfig {
     EngineConfig {
         owner,

@@ -17,8 +17,12 @@ use std::str::FromStr;
 
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, Connection, PgConnection};
-use tenantry_tenancy::{EngineConfig, MigrationSet, PoolConfig, Tenancy};
-use tokio::sync::OnceCell;
+use std::collections::BTreeSet;
+
+use tenantry_tenancy::{
+    ControlSchema, EngineConfig, MigrationSet, PoolConfig, Tenancy, TenantSchema,
+};
+use tokio::sync::Mutex;
 
 /// Runs the async test body `async fn NAME(tier: Isolation)` once per isolation tier, as the three
 /// tests `NAME::shared`, `NAME::schema` and `NAME::database`.
@@ -43,7 +47,6 @@ macro_rules! per_tier {
 }
 
 pub const PREFIX: &str = "tt";
-const TEMPLATE: &str = "tt_template";
 pub const URL_VAR: &str = "TENANTRY_TEST_DATABASE_URL";
 
 /// The superuser of the test cluster.
@@ -73,46 +76,74 @@ pub fn owner() -> PgConnectOptions {
     superuser().username("tt_owner").database("postgres")
 }
 
-static TEMPLATE_READY: OnceCell<()> = OnceCell::const_new();
+/// The templates this process has made sure of, by name.
+static TEMPLATES: Mutex<BTreeSet<String>> = Mutex::const_new(BTreeSet::new());
 
-/// An engine configuration pointing at a fresh control database of its own.
+/// An engine configuration pointing at a fresh control database of its own, made by the engine
+/// with its own tenant tables alone.
 pub async fn fresh_config() -> EngineConfig {
-    TEMPLATE_READY.get_or_init(prepare_template).await;
+    fresh_config_for(&TenantSchema::default(), &[]).await
+}
+
+/// An engine configuration pointing at a fresh control database of its own, cloned from a
+/// template the engine made with `schema` and `control` (built once per cluster and set of
+/// migrations), so opening the engine with them finds nothing left to migrate.
+pub async fn fresh_config_for(schema: &TenantSchema, control: &[ControlSchema]) -> EngineConfig {
+    let template = {
+        let mut ready = TEMPLATES.lock().await;
+        let name = format!("tt_template_{}", fingerprint(schema, control));
+        if !ready.contains(&name) {
+            prepare_template(&name, schema, control).await;
+            ready.insert(name.clone());
+        }
+        name
+    };
     let name = format!("tt_{}", uuid::Uuid::new_v4().simple());
     let mut conn = owner().connect().await.expect("connect as tt_owner");
     sqlx::raw_sql(&format!(
-        "CREATE DATABASE \"{name}\" TEMPLATE \"{TEMPLATE}\""
+        "CREATE DATABASE \"{name}\" TEMPLATE \"{template}\""
     ))
     .execute(&mut conn)
     .await
     .expect("clone the template database");
     conn.close().await.ok();
+    config_for(name)
+}
+
+fn config_for(control_database: String) -> EngineConfig {
     EngineConfig {
         owner: owner(),
-        control_database: name,
+        control_database,
         prefix: PREFIX.to_string(),
         pools: PoolConfig::default(),
     }
 }
 
-/// A fresh engine with the built-in tenant schema.
+/// A fresh engine with its own tenant tables alone.
 pub async fn tenancy() -> Tenancy {
     Tenancy::open(fresh_config().await)
         .await
         .expect("open the engine")
 }
 
-/// A fresh engine with `migrations` as its tenant schema.
-pub async fn tenancy_with(migrations: MigrationSet) -> Tenancy {
-    Tenancy::open_with(fresh_config().await, migrations)
+/// A fresh engine with `schema` as its tenant schema.
+pub async fn tenancy_with(schema: TenantSchema) -> Tenancy {
+    open(schema, &[]).await
+}
+
+/// A fresh engine with `schema` as its tenant schema and `control` as the application's control
+/// schemas.
+pub async fn open(schema: TenantSchema, control: &[ControlSchema]) -> Tenancy {
+    let config = fresh_config_for(&schema, control).await;
+    Tenancy::open_full(config, schema, control)
         .await
         .expect("open the engine")
 }
 
-/// Creates the owner role and the template once per cluster (several test processes may race;
-/// an advisory lock in the maintenance database orders them). A template built from older
-/// migrations is rebuilt.
-async fn prepare_template() {
+/// Creates the owner role and the template `name` once per cluster (several test processes may
+/// race; an advisory lock in the maintenance database orders them). A template left half-built
+/// is built again.
+async fn prepare_template(name: &str, schema: &TenantSchema, control: &[ControlSchema]) {
     let mut conn = superuser_conn("postgres").await;
     sqlx::query("SELECT pg_advisory_lock(hashtext('tenantry.testkit'))")
         .execute(&mut conn)
@@ -135,37 +166,30 @@ async fn prepare_template() {
         .await
         .expect("create tt_owner");
     }
-    let fingerprint = fingerprint();
     let current: Option<Option<String>> = sqlx::query_scalar(
         "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = $1",
     )
-    .bind(TEMPLATE)
+    .bind(name)
     .fetch_optional(&mut conn)
     .await
     .expect("look up the template");
     match current {
-        Some(Some(marker)) if marker == fingerprint => {}
+        Some(Some(marker)) if marker == BUILT => {}
         found => {
             if found.is_some() {
-                sqlx::raw_sql(&format!("DROP DATABASE \"{TEMPLATE}\" WITH (FORCE)"))
+                sqlx::raw_sql(&format!("DROP DATABASE \"{name}\" WITH (FORCE)"))
                     .execute(&mut conn)
                     .await
-                    .expect("drop the stale template");
+                    .expect("drop the half-built template");
             }
-            let config = EngineConfig {
-                owner: owner(),
-                control_database: TEMPLATE.to_string(),
-                prefix: PREFIX.to_string(),
-                pools: PoolConfig::default(),
-            };
-            let engine = Tenancy::open(config).await.expect("build the template");
+            let engine = Tenancy::open_full(config_for(name.to_string()), schema.clone(), control)
+                .await
+                .expect("build the template");
             engine.close().await;
-            sqlx::raw_sql(&format!(
-                "COMMENT ON DATABASE \"{TEMPLATE}\" IS '{fingerprint}'"
-            ))
-            .execute(&mut conn)
-            .await
-            .expect("mark the template");
+            sqlx::raw_sql(&format!("COMMENT ON DATABASE \"{name}\" IS '{BUILT}'"))
+                .execute(&mut conn)
+                .await
+                .expect("mark the template");
         }
     }
     sqlx::query("SELECT pg_advisory_unlock(hashtext('tenantry.testkit'))")
@@ -175,15 +199,27 @@ async fn prepare_template() {
     conn.close().await.ok();
 }
 
-/// Identifies the migrations a template was built from.
-fn fingerprint() -> String {
+/// The comment of a template that was built to the end.
+const BUILT: &str = "built";
+
+/// Identifies the migrations a template is built from.
+fn fingerprint(schema: &TenantSchema, control: &[ControlSchema]) -> String {
     let mut text = String::new();
-    for set in [MigrationSet::control(), MigrationSet::tenant()] {
+    let sets = std::iter::once(("control", MigrationSet::control()))
+        .chain(control.iter().map(|c| (c.name, c.migrations.clone())))
+        .chain(
+            schema
+                .sets()
+                .iter()
+                .map(|s| (s.name(), s.migrations().clone())),
+        );
+    for (name, set) in sets {
+        text.push_str(name);
         for m in set.items() {
             text.push_str(&m.checksum());
         }
     }
-    format!("{:x}", fnv1a(&text))
+    format!("{:016x}", fnv1a(&text))
 }
 
 /// A stable 64-bit FNV-1a hash; enough to notice changed migrations.

@@ -12,28 +12,18 @@ mod tampering;
 use serde_json::json;
 use sqlx::PgConnection;
 use tenantry_audit::{Actor, AuditContext, Change};
-use tenantry_tenancy::{
-    Isolation, MigrationSet, NewTenant, Slug, Tenancy, TenantCtx, TenantRecord,
-};
+use tenantry_tenancy::{Isolation, NewTenant, Slug, Tenancy, TenantCtx, TenantRecord};
 use uuid::Uuid;
 
 pub(crate) use tenantry_testkit::per_tier;
 
 /// An engine with every application schema on a fresh control database.
 pub async fn engine() -> Tenancy {
-    Tenancy::open_full(
-        tenantry_testkit::fresh_config().await,
-        MigrationSet::tenant(),
-        &[
-            tenantry_identity::control_schema(),
-            tenantry_orgs::control_schema(),
-            tenantry_mail::control_schema(),
-            tenantry_audit::control_schema(),
-            tenantry_monitoring::control_schema(),
-        ],
+    tenantry_testkit::open(
+        tenantry_app::tenant_schema(),
+        &tenantry_app::control_schemas(),
     )
     .await
-    .unwrap()
 }
 
 /// A provisioned, active tenant of `tier` and its context.

@@ -38,7 +38,7 @@ use tenantry_identity::{Identity, IdentityConfig};
 use tenantry_mail::{MailConfig, Outbox, Sender};
 use tenantry_orgs::Orgs;
 use tenantry_ratelimit::Limiter;
-use tenantry_tenancy::{EngineConfig, MigrationSet, PoolConfig, Tenancy};
+use tenantry_tenancy::{EngineConfig, PoolConfig, Tenancy};
 use tenantry_testkit::smtp::SmtpSink;
 use uuid::Uuid;
 
@@ -114,18 +114,18 @@ impl TestApp {
                 prefix: tenantry_testkit::PREFIX.to_string(),
                 pools: PoolConfig::default(),
             },
-            None => tenantry_testkit::fresh_config().await,
+            None => {
+                tenantry_testkit::fresh_config_for(
+                    &tenantry_app::tenant_schema(),
+                    &tenantry_app::control_schemas(),
+                )
+                .await
+            }
         };
         let tenancy = Tenancy::open_full(
             config,
-            MigrationSet::tenant(),
-            &[
-                tenantry_identity::control_schema(),
-                tenantry_orgs::control_schema(),
-                tenantry_mail::control_schema(),
-                tenantry_audit::control_schema(),
-                tenantry_monitoring::control_schema(),
-            ],
+            tenantry_app::tenant_schema(),
+            &tenantry_app::control_schemas(),
         )
         .await
         .unwrap();

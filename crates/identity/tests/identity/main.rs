@@ -8,18 +8,15 @@ mod tokens;
 mod users;
 
 use tenantry_identity::{Email, Identity, IdentityConfig};
-use tenantry_tenancy::{EngineConfig, MigrationSet, Tenancy};
+use tenantry_tenancy::{EngineConfig, Tenancy, TenantSchema};
 
 /// An engine with the identity schema on a fresh control database, and its configuration.
 pub async fn engine() -> (Tenancy, EngineConfig) {
-    let config = tenantry_testkit::fresh_config().await;
-    let engine = Tenancy::open_full(
-        config.clone(),
-        MigrationSet::tenant(),
-        &[tenantry_identity::control_schema()],
-    )
-    .await
-    .unwrap();
+    let control = [tenantry_identity::control_schema()];
+    let config = tenantry_testkit::fresh_config_for(&TenantSchema::default(), &control).await;
+    let engine = Tenancy::open_full(config.clone(), TenantSchema::default(), &control)
+        .await
+        .unwrap();
     (engine, config)
 }
 

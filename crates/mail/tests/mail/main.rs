@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use sqlx::PgConnection;
 use tenantry_mail::{Email, MailConfig, Outbox, Sender};
-use tenantry_tenancy::{MigrationSet, Tenancy};
+use tenantry_tenancy::{Tenancy, TenantSchema};
 use uuid::Uuid;
 
 /// Long enough for a loaded machine; only a failing test waits this long.
@@ -19,14 +19,8 @@ pub const PATIENCE: Duration = Duration::from_secs(30);
 
 /// An engine with the mail schema on a fresh control database, and its outbox.
 pub async fn outbox() -> (Outbox, Tenancy) {
-    let config = tenantry_testkit::fresh_config().await;
-    let engine = Tenancy::open_full(
-        config,
-        MigrationSet::tenant(),
-        &[tenantry_mail::control_schema()],
-    )
-    .await
-    .unwrap();
+    let engine =
+        tenantry_testkit::open(TenantSchema::default(), &[tenantry_mail::control_schema()]).await;
     let outbox = Outbox::open(&engine, &tenantry_tenancy::Operator::new(&engine))
         .await
         .unwrap();

@@ -4,37 +4,28 @@
 
 use sqlx::PgConnection;
 use tenantry_tenancy::{ControlSchema, Isolation, MigrationSet, Quiet, Tenancy, TenantCtx};
-use tenantry_testkit::fresh_config;
-use uuid::Uuid;
 
-use crate::support::{per_tier, sqlstate, tenant};
+use crate::support::{fresh_config, per_tier, schema, sqlstate, tenancy, tenant};
 
-/// Inserts an audit entry with the tenant's runtime role, the way the audit crate does (without
-/// the hashing, which is not the point here).
+/// Inserts a ledger entry with the tenant's runtime role.
 async fn insert_entry(ctx: &TenantCtx, seq: i64) {
     let mut tx = ctx.begin().await.unwrap();
-    sqlx::query(
-        "INSERT INTO audit_log (tenant_id, seq, id, at, actor_kind, action, target_kind,
-             prev_hash, hash)
-         VALUES ($1, $2, $3, now(), 'system', 'monitor.created', 'monitor', $4, $4)",
-    )
-    .bind(ctx.tenant_id().as_uuid())
-    .bind(seq)
-    .bind(Uuid::now_v7())
-    .bind(vec![0u8; 32])
-    .execute(&mut *tx)
-    .await
-    .unwrap();
+    sqlx::query("INSERT INTO ledger (tenant_id, seq, entry) VALUES ($1, $2, 'note created')")
+        .bind(ctx.tenant_id().as_uuid())
+        .bind(seq)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
 }
 
-/// UPDATE, DELETE and TRUNCATE of the tenant's audit log, each in a transaction of its own, are
+/// UPDATE, DELETE and TRUNCATE of the tenant's ledger, each in a transaction of its own, are
 /// refused with 42501.
 async fn assert_changes_refused(ctx: &TenantCtx, tier: Isolation) {
     for statement in [
-        "UPDATE audit_log SET action = 'monitor.deleted'",
-        "DELETE FROM audit_log",
-        "TRUNCATE audit_log",
+        "UPDATE ledger SET entry = 'rewritten'",
+        "DELETE FROM ledger",
+        "TRUNCATE ledger",
     ] {
         let mut tx = ctx.begin().await.unwrap();
         let err = sqlx::query(statement).execute(&mut *tx).await.unwrap_err();
@@ -47,22 +38,22 @@ async fn assert_changes_refused(ctx: &TenantCtx, tier: Isolation) {
 }
 
 async fn count_as_owner(conn: &mut PgConnection) -> i64 {
-    sqlx::query_scalar("SELECT count(*) FROM audit_log")
+    sqlx::query_scalar("SELECT count(*) FROM ledger")
         .fetch_one(conn)
         .await
         .unwrap()
 }
 
-per_tier!(the_tenant_audit_log_is_append_only_for_the_runtime_role);
-async fn the_tenant_audit_log_is_append_only_for_the_runtime_role(tier: Isolation) {
-    let engine = tenantry_testkit::tenancy().await;
+per_tier!(a_tenant_append_only_table_is_append_only_for_the_runtime_role);
+async fn a_tenant_append_only_table_is_append_only_for_the_runtime_role(tier: Isolation) {
+    let engine = tenancy().await;
     let (record, ctx) = tenant(&engine, tier).await;
     insert_entry(&ctx, 1).await;
     insert_entry(&ctx, 2).await;
     assert_changes_refused(&ctx, tier).await;
-    // Monitors, in the same schema, are still writable.
+    // Notes, in the same schema, are still writable.
     let mut tx = ctx.begin().await.unwrap();
-    sqlx::query("UPDATE monitors SET name = name")
+    sqlx::query("UPDATE notes SET name = name")
         .execute(&mut *tx)
         .await
         .unwrap();
@@ -74,7 +65,7 @@ async fn the_tenant_audit_log_is_append_only_for_the_runtime_role(tier: Isolatio
         .await
         .unwrap();
     assert_eq!(count_as_owner(&mut owner).await, 2);
-    sqlx::query("DELETE FROM audit_log WHERE seq = 2")
+    sqlx::query("DELETE FROM ledger WHERE seq = 2")
         .execute(&mut owner)
         .await
         .unwrap();
@@ -89,10 +80,10 @@ async fn the_tenant_audit_log_is_append_only_for_the_runtime_role(tier: Isolatio
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tenants_migrated_to_the_audit_log_later_get_it_append_only_too() {
-    let config = fresh_config().await;
-    let before_audit = MigrationSet::tenant().truncated(2);
-    let old = Tenancy::open_with(config.clone(), before_audit)
+async fn tenants_migrated_to_an_append_only_table_later_get_it_append_only_too() {
+    let before_ledger = schema().truncated("notes", 1);
+    let config = tenantry_testkit::fresh_config_for(&before_ledger, &[]).await;
+    let old = Tenancy::open_with(config.clone(), before_ledger)
         .await
         .unwrap();
     let mut tenants = Vec::new();
@@ -101,9 +92,7 @@ async fn tenants_migrated_to_the_audit_log_later_get_it_append_only_too() {
     }
     old.close().await;
 
-    let engine = Tenancy::open_with(config, MigrationSet::tenant())
-        .await
-        .unwrap();
+    let engine = Tenancy::open_with(config, schema()).await.unwrap();
     let report = engine.migrate_fleet(2, &Quiet).await.unwrap();
     assert!(report.failed.is_empty(), "{report:?}");
     for (tier, record) in &tenants {
@@ -126,12 +115,12 @@ async fn an_application_schemas_append_only_tables_refuse_changes() {
         migrations: MigrationSet::from_files(&[("ledger/0001.sql", LEDGER)]),
     }];
     // Opened twice: the grants run at every start and must not give the rights back.
-    Tenancy::open_full(config.clone(), MigrationSet::tenant(), &schemas)
+    Tenancy::open_full(config.clone(), schema(), &schemas)
         .await
         .unwrap()
         .close()
         .await;
-    let engine = Tenancy::open_full(config, MigrationSet::tenant(), &schemas)
+    let engine = Tenancy::open_full(config, schema(), &schemas)
         .await
         .unwrap();
     let runtime = engine.control_db();

@@ -13,10 +13,10 @@ use futures::StreamExt;
 use sqlx::Connection;
 use tenantry_tenancy::{Isolation, PoolConfig, Tenancy, TenantCtx, TenantRecord};
 use tenantry_testkit::latency::{LatencyProxy, cancel_at_pending};
-use tenantry_testkit::{fresh_config, superuser_conn};
+use tenantry_testkit::superuser_conn;
 use uuid::Uuid;
 
-use crate::support::tenant;
+use crate::support::{fresh_config, schema, tenant};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
@@ -51,7 +51,7 @@ async fn fixture() -> Fixture {
         per_tenant_max: 2,
         ..PoolConfig::default()
     };
-    let engine = Tenancy::open(config).await.unwrap();
+    let engine = Tenancy::open_with(config, schema()).await.unwrap();
     let mut tenants = Vec::new();
     for tier in Isolation::ALL {
         tenants.push(tenant(&engine, *tier).await);
@@ -78,20 +78,18 @@ async fn transaction(ctx: &TenantCtx, mode: Mode, ending: Ending) {
     };
     match mode {
         Mode::Read => {
-            sqlx::query_scalar::<_, i64>("SELECT count(*) FROM monitors")
+            sqlx::query_scalar::<_, i64>("SELECT count(*) FROM notes")
                 .fetch_one(&mut *tx)
                 .await
                 .unwrap();
         }
         Mode::Write => {
-            sqlx::query(
-                "INSERT INTO monitors (tenant_id, id, name, kind) VALUES ($1, $2, 'cancelled', 'heartbeat')",
-            )
-            .bind(ctx.tenant_id().as_uuid())
-            .bind(Uuid::now_v7())
-            .execute(&mut *tx)
-            .await
-            .unwrap();
+            sqlx::query("INSERT INTO notes (tenant_id, id, name) VALUES ($1, $2, 'cancelled')")
+                .bind(ctx.tenant_id().as_uuid())
+                .bind(Uuid::now_v7())
+                .execute(&mut *tx)
+                .await
+                .unwrap();
         }
     }
     match ending {
@@ -166,20 +164,20 @@ impl Fixture {
             let writes = (0..2).map(|_| async {
                 let id = Uuid::now_v7();
                 let mut tx = ctx.begin().await.unwrap();
-                sqlx::query(
-                    "INSERT INTO monitors (tenant_id, id, name, kind) VALUES ($1, $2, 'after', 'heartbeat')",
-                )
-                .bind(ctx.tenant_id().as_uuid())
-                .bind(id)
-                .execute(&mut *tx)
-                .await
-                .unwrap_or_else(|e| panic!("{what}: a write after the cancellation failed: {e}"));
+                sqlx::query("INSERT INTO notes (tenant_id, id, name) VALUES ($1, $2, 'after')")
+                    .bind(ctx.tenant_id().as_uuid())
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await
+                    .unwrap_or_else(|e| {
+                        panic!("{what}: a write after the cancellation failed: {e}")
+                    });
                 tx.commit().await.unwrap();
                 id
             });
             for id in futures::future::join_all(writes).await {
                 let mut tx = ctx.begin_read().await.unwrap();
-                let found: i64 = sqlx::query_scalar("SELECT count(*) FROM monitors WHERE id = $1")
+                let found: i64 = sqlx::query_scalar("SELECT count(*) FROM notes WHERE id = $1")
                     .bind(id)
                     .fetch_one(&mut *tx)
                     .await

@@ -4,17 +4,17 @@
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use tenantry_tenancy::{Isolation, MigrateProgress, MigrationSet, Quiet, Tenancy};
-use tenantry_testkit::{fresh_config, superuser_conn};
+use tenantry_tenancy::{Isolation, MigrateProgress, Quiet, SchemaVersions, Tenancy, TenantSchema};
+use tenantry_testkit::superuser_conn;
 use tokio::sync::Notify;
 
-use crate::support::{insert_monitor, tenant};
+use crate::support::{fresh_config, insert_note, schema, tenant};
 
-const ADD_NOTE: &str = "ALTER TABLE monitors ADD COLUMN note text;
-CREATE INDEX monitors_note_idx ON monitors (tenant_id, note);";
+const ADD_LABEL: &str = "ALTER TABLE notes ADD COLUMN label text;
+CREATE INDEX notes_label_idx ON notes (tenant_id, label);";
 
-fn next_version() -> MigrationSet {
-    MigrationSet::tenant().with("test_add_note", ADD_NOTE)
+fn next_version() -> TenantSchema {
+    schema().with("notes", "notes/0003_label.sql", ADD_LABEL)
 }
 
 /// Counts finished tenants and wakes the test after `stop_after` of them.
@@ -26,7 +26,7 @@ struct StopAfter {
 }
 
 impl MigrateProgress for StopAfter {
-    fn finished(&self, slug: &str, result: &Result<i32, String>) {
+    fn finished(&self, slug: &str, result: &Result<SchemaVersions, String>) {
         assert!(result.is_ok(), "{slug}: {result:?}");
         self.slugs.lock().unwrap().push(slug.to_string());
         if self.done.fetch_add(1, Ordering::SeqCst) + 1 >= self.stop_after {
@@ -38,7 +38,7 @@ impl MigrateProgress for StopAfter {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn migrate_resumes_after_interruption_and_then_has_nothing_to_do() {
     let config = fresh_config().await;
-    let old = Tenancy::open(config.clone()).await.unwrap();
+    let old = Tenancy::open_with(config.clone(), schema()).await.unwrap();
     let mut tenants = Vec::new();
     for tier in [
         Isolation::Shared,
@@ -54,10 +54,10 @@ async fn migrate_resumes_after_interruption_and_then_has_nothing_to_do() {
     old.close().await;
 
     let new = Tenancy::open_with(config, next_version()).await.unwrap();
-    let (old_version, new_version) = (MigrationSet::tenant().latest(), next_version().latest());
+    let (old_version, new_version) = (schema().latest(), next_version().latest());
     let status = new.migration_status(4).await.unwrap();
     assert_eq!(status.latest, new_version);
-    assert_eq!(status.shared.actual_version, old_version);
+    assert_eq!(status.shared.actual_versions, old_version);
     assert!(status.tenants.iter().all(|t| t.pending == 1), "{status:?}");
 
     let progress = StopAfter {
@@ -72,13 +72,15 @@ async fn migrate_resumes_after_interruption_and_then_has_nothing_to_do() {
     }
     let status = new.migration_status(4).await.unwrap();
     assert_eq!(
-        status.shared.actual_version, new_version,
+        status.shared.actual_versions, new_version,
         "the shared schema goes first"
     );
     let migrated = status
         .tenants
         .iter()
-        .filter(|t| t.isolation != Isolation::Shared && t.actual_version == Some(new_version))
+        .filter(|t| {
+            t.isolation != Isolation::Shared && t.actual_versions == Some(new_version.clone())
+        })
         .count();
     assert!(
         (2..6).contains(&migrated),
@@ -101,8 +103,8 @@ async fn migrate_resumes_after_interruption_and_then_has_nothing_to_do() {
     let status = new.migration_status(4).await.unwrap();
     for t in &status.tenants {
         assert_eq!(
-            (t.registry_version, t.actual_version, t.pending),
-            (new_version, Some(new_version), 0),
+            (&t.registry_versions, t.actual_versions.as_ref(), t.pending),
+            (&new_version, Some(&new_version), 0),
             "{t:?}"
         );
         assert!(t.drift.is_empty(), "{t:?}");
@@ -115,9 +117,9 @@ async fn migrate_resumes_after_interruption_and_then_has_nothing_to_do() {
     // The new column is there in every tier, through the door.
     for record in &tenants {
         let ctx = new.resolve(&record.slug).await.unwrap();
-        insert_monitor(&ctx, "before-note").await;
+        insert_note(&ctx, "before-note").await;
         let mut tx = ctx.begin().await.unwrap();
-        sqlx::query("UPDATE monitors SET note = 'migrated'")
+        sqlx::query("UPDATE notes SET label = 'migrated'")
             .execute(&mut *tx)
             .await
             .unwrap();
@@ -125,13 +127,13 @@ async fn migrate_resumes_after_interruption_and_then_has_nothing_to_do() {
     }
     // A tenant created now starts at the current version.
     let fresh = tenant(&new, Isolation::Database).await.0;
-    assert_eq!(fresh.schema_version, new_version);
+    assert_eq!(fresh.schema_versions, new_version);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_noop_migrate_connects_to_no_tenant() {
     let config = fresh_config().await;
-    let engine = Tenancy::open(config).await.unwrap();
+    let engine = Tenancy::open_with(config, schema()).await.unwrap();
     let (record, _) = tenant(&engine, Isolation::Database).await;
     // Were migrate to connect to the tenant database, this would make it fail.
     let mut admin = superuser_conn("postgres").await;
@@ -155,18 +157,20 @@ async fn a_noop_migrate_connects_to_no_tenant() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_reports_an_edited_migration_and_a_registry_mismatch() {
-    let engine = Tenancy::open(fresh_config().await).await.unwrap();
+    let engine = Tenancy::open_with(fresh_config().await, schema())
+        .await
+        .unwrap();
     let (edited, _) = tenant(&engine, Isolation::Schema).await;
     let (mismatched, _) = tenant(&engine, Isolation::Schema).await;
     let mut admin = superuser_conn(engine.control_database()).await;
     sqlx::query(&format!(
-        "UPDATE \"{}\".schema_migrations SET checksum = 'edited'",
+        "UPDATE \"{}\".tenant_migrations SET checksum = 'edited' WHERE set_name = 'notes'",
         edited.schema_name
     ))
     .execute(&mut admin)
     .await
     .unwrap();
-    sqlx::query("UPDATE control.tenants SET schema_version = 0 WHERE id = $1")
+    sqlx::query("UPDATE control.tenants SET schema_versions = '{}' WHERE id = $1")
         .bind(mismatched.id.as_uuid())
         .execute(&mut admin)
         .await
@@ -190,6 +194,6 @@ async fn status_reports_an_edited_migration_and_a_registry_mismatch() {
         of(&mismatched.slug)
             .drift
             .iter()
-            .any(|d| d.contains("registry says version 0"))
+            .any(|d| d.contains("registry says versions none"))
     );
 }

@@ -3,11 +3,11 @@
 use std::time::Duration;
 
 use tenantry_tenancy::{Isolation, PoolConfig, Tenancy, lint};
-use tenantry_testkit::{fresh_config, superuser_conn, tenancy};
+use tenantry_testkit::superuser_conn;
 
 use crate::support::{
-    connect_as, databases_of, insert_monitor, monitor_names, monitors_table, per_tier, sqlstate,
-    tenant,
+    connect_as, databases_of, fresh_config, insert_note, note_names, notes_table, per_tier, schema,
+    sqlstate, tenancy, tenant,
 };
 
 per_tier!(a_tenant_cannot_read_update_or_delete_another_tenants_rows);
@@ -15,24 +15,24 @@ async fn a_tenant_cannot_read_update_or_delete_another_tenants_rows(tier: Isolat
     let engine = tenancy().await;
     let (_, a) = tenant(&engine, tier).await;
     let (b_record, b) = tenant(&engine, tier).await;
-    insert_monitor(&a, "a-1").await;
-    let b_monitor = insert_monitor(&b, "b-1").await;
+    insert_note(&a, "a-1").await;
+    let b_note = insert_note(&b, "b-1").await;
 
     let mut tx = a.begin().await.unwrap();
-    let seen: i64 = sqlx::query_scalar("SELECT count(*) FROM monitors WHERE id = $1")
-        .bind(b_monitor)
+    let seen: i64 = sqlx::query_scalar("SELECT count(*) FROM notes WHERE id = $1")
+        .bind(b_note)
         .fetch_one(&mut *tx)
         .await
         .unwrap();
     assert_eq!(seen, 0);
-    let updated = sqlx::query("UPDATE monitors SET name = 'stolen' WHERE id = $1")
-        .bind(b_monitor)
+    let updated = sqlx::query("UPDATE notes SET name = 'stolen' WHERE id = $1")
+        .bind(b_note)
         .execute(&mut *tx)
         .await
         .unwrap();
     assert_eq!(updated.rows_affected(), 0);
-    let deleted = sqlx::query("DELETE FROM monitors WHERE id = $1")
-        .bind(b_monitor)
+    let deleted = sqlx::query("DELETE FROM notes WHERE id = $1")
+        .bind(b_note)
         .execute(&mut *tx)
         .await
         .unwrap();
@@ -41,7 +41,7 @@ async fn a_tenant_cannot_read_update_or_delete_another_tenants_rows(tier: Isolat
         // Naming B's table outright still shows nothing: row-level security filters it.
         let qualified: i64 = sqlx::query_scalar(&format!(
             "SELECT count(*) FROM {} WHERE tenant_id = $1",
-            monitors_table(&b_record)
+            notes_table(&b_record)
         ))
         .bind(b.tenant_id().as_uuid())
         .fetch_one(&mut *tx)
@@ -50,7 +50,7 @@ async fn a_tenant_cannot_read_update_or_delete_another_tenants_rows(tier: Isolat
         assert_eq!(qualified, 0);
         let changed = sqlx::query(&format!(
             "DELETE FROM {} WHERE tenant_id = $1",
-            monitors_table(&b_record)
+            notes_table(&b_record)
         ))
         .bind(b.tenant_id().as_uuid())
         .execute(&mut *tx)
@@ -60,8 +60,8 @@ async fn a_tenant_cannot_read_update_or_delete_another_tenants_rows(tier: Isolat
     }
     tx.commit().await.unwrap();
 
-    assert_eq!(monitor_names(&a).await, ["a-1"]);
-    assert_eq!(monitor_names(&b).await, ["b-1"]);
+    assert_eq!(note_names(&a).await, ["a-1"]);
+    assert_eq!(note_names(&b).await, ["b-1"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -71,7 +71,7 @@ async fn a_tenant_cannot_write_its_own_rows_into_another_tenants_schema() {
     let (_, b) = tenant(&engine, Isolation::Schema).await;
     let mut tx = b.begin().await.unwrap();
     let err = sqlx::query(&format!(
-        "INSERT INTO \"{}\".monitors (tenant_id, id, name, kind) VALUES ($1, $2, 'planted', 'heartbeat')",
+        "INSERT INTO \"{}\".notes (tenant_id, id, name) VALUES ($1, $2, 'planted')",
         a_record.schema_name
     ))
     .bind(b.tenant_id().as_uuid())
@@ -88,34 +88,32 @@ async fn an_insert_carrying_another_tenants_id_is_refused(tier: Isolation) {
     let (_, a) = tenant(&engine, tier).await;
     let (_, b) = tenant(&engine, tier).await;
     let mut tx = a.begin().await.unwrap();
-    let err = sqlx::query(
-        "INSERT INTO monitors (tenant_id, id, name, kind) VALUES ($1, $2, 'forged', 'heartbeat')",
-    )
-    .bind(b.tenant_id().as_uuid())
-    .bind(uuid::Uuid::now_v7())
-    .execute(&mut *tx)
-    .await
-    .unwrap_err();
+    let err = sqlx::query("INSERT INTO notes (tenant_id, id, name) VALUES ($1, $2, 'forged')")
+        .bind(b.tenant_id().as_uuid())
+        .bind(uuid::Uuid::now_v7())
+        .execute(&mut *tx)
+        .await
+        .unwrap_err();
     assert_eq!(sqlstate(&err).as_deref(), Some("42501"), "{err}");
     drop(tx);
     // Moving one of A's rows to B is refused the same way.
-    insert_monitor(&a, "a-1").await;
+    insert_note(&a, "a-1").await;
     let mut tx = a.begin().await.unwrap();
-    let err = sqlx::query("UPDATE monitors SET tenant_id = $1")
+    let err = sqlx::query("UPDATE notes SET tenant_id = $1")
         .bind(b.tenant_id().as_uuid())
         .execute(&mut *tx)
         .await
         .unwrap_err();
     assert_eq!(sqlstate(&err).as_deref(), Some("42501"), "{err}");
     drop(tx);
-    assert!(monitor_names(&b).await.is_empty());
+    assert!(note_names(&b).await.is_empty());
 }
 
 per_tier!(the_runtime_role_sees_no_rows_without_a_tenant);
 async fn the_runtime_role_sees_no_rows_without_a_tenant(tier: Isolation) {
     let engine = tenancy().await;
     let (record, a) = tenant(&engine, tier).await;
-    insert_monitor(&a, "a-1").await;
+    insert_note(&a, "a-1").await;
     let (role, database) = match tier {
         Isolation::Database => (
             engine.naming().tenant_role(record.id),
@@ -128,7 +126,7 @@ async fn the_runtime_role_sees_no_rows_without_a_tenant(tier: Isolation) {
     };
     let mut conn = connect_as(&role, &database).await.unwrap();
     for sql in [
-        format!("SELECT count(*) FROM {}", monitors_table(&record)),
+        format!("SELECT count(*) FROM {}", notes_table(&record)),
         format!(
             "SELECT count(*) FROM \"{}\".tenant_settings",
             record.schema_name
@@ -139,7 +137,7 @@ async fn the_runtime_role_sees_no_rows_without_a_tenant(tier: Isolation) {
     }
     // The owner, subject to forced RLS too, also sees nothing without a tenant.
     let mut owner = connect_as(engine.owner_role(), &database).await.unwrap();
-    let n: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {}", monitors_table(&record)))
+    let n: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {}", notes_table(&record)))
         .fetch_one(&mut owner)
         .await
         .unwrap();
@@ -154,7 +152,7 @@ async fn single_connection_engine() -> Tenancy {
         per_tenant_max: 1,
         ..PoolConfig::default()
     };
-    Tenancy::open(config).await.unwrap()
+    Tenancy::open_with(config, schema()).await.unwrap()
 }
 
 per_tier!(a_pooled_connection_carries_nothing_into_the_next_transaction);
@@ -162,7 +160,7 @@ async fn a_pooled_connection_carries_nothing_into_the_next_transaction(tier: Iso
     let engine = single_connection_engine().await;
     let (a_record, a) = tenant(&engine, tier).await;
     let (_, b) = tenant(&engine, tier).await;
-    insert_monitor(&a, "a-1").await;
+    insert_note(&a, "a-1").await;
 
     let mut tx = b.begin().await.unwrap();
     let (who, db, names): (String, String, Vec<String>) = (
@@ -174,7 +172,7 @@ async fn a_pooled_connection_carries_nothing_into_the_next_transaction(tier: Iso
             .fetch_one(&mut *tx)
             .await
             .unwrap(),
-        sqlx::query_scalar("SELECT name FROM monitors")
+        sqlx::query_scalar("SELECT name FROM notes")
             .fetch_all(&mut *tx)
             .await
             .unwrap(),
@@ -202,13 +200,11 @@ async fn a_pooled_connection_carries_nothing_into_the_next_transaction(tier: Iso
         assert_eq!(tenant_setting, None);
         assert!(!search_path.contains("t_"), "{search_path}");
         assert!(!search_path.contains("shared"), "{search_path}");
-        let visible: i64 = sqlx::query_scalar(&format!(
-            "SELECT count(*) FROM {}",
-            monitors_table(&a_record)
-        ))
-        .fetch_one(&mut *conn)
-        .await
-        .unwrap();
+        let visible: i64 =
+            sqlx::query_scalar(&format!("SELECT count(*) FROM {}", notes_table(&a_record)))
+                .fetch_one(&mut *conn)
+                .await
+                .unwrap();
         assert_eq!(visible, 0);
     }
 }
@@ -217,18 +213,21 @@ per_tier!(a_cancelled_tenant_transaction_leaves_nothing_on_the_pooled_connection
 async fn a_cancelled_tenant_transaction_leaves_nothing_on_the_pooled_connection(tier: Isolation) {
     let engine = single_connection_engine().await;
     let (record, a) = tenant(&engine, tier).await;
-    insert_monitor(&a, "a-1").await;
+    insert_note(&a, "a-1").await;
 
     // Dropped while a statement of the transaction runs on the server.
     let cancelled = tokio::time::timeout(Duration::from_millis(200), async {
         let mut tx = a.begin().await.unwrap();
-        sqlx::query("INSERT INTO monitors (tenant_id, id, name, kind) VALUES ($1, $2, 'never', 'heartbeat')")
+        sqlx::query("INSERT INTO notes (tenant_id, id, name) VALUES ($1, $2, 'never')")
             .bind(a.tenant_id().as_uuid())
             .bind(uuid::Uuid::now_v7())
             .execute(&mut *tx)
             .await
             .unwrap();
-        sqlx::query("SELECT pg_sleep(2)").execute(&mut *tx).await.unwrap();
+        sqlx::query("SELECT pg_sleep(2)")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
         tx.commit().await.unwrap();
     })
     .await;
@@ -240,7 +239,7 @@ async fn a_cancelled_tenant_transaction_leaves_nothing_on_the_pooled_connection(
     // The next transaction on the same single connection starts clean and sees no trace.
     let mut tx = a.begin().await.unwrap();
     assert_eq!(
-        sqlx::query_scalar::<_, String>("SELECT name FROM monitors")
+        sqlx::query_scalar::<_, String>("SELECT name FROM notes")
             .fetch_all(&mut *tx)
             .await
             .unwrap(),
@@ -307,7 +306,7 @@ async fn the_catalog_lint_catches_a_table_without_forced_rls() {
         "CREATE TABLE shared.leaky (tenant_id uuid NOT NULL, secret text);
          CREATE TABLE shared.half (tenant_id uuid NOT NULL);
          ALTER TABLE shared.half ENABLE ROW LEVEL SECURITY;
-         CREATE POLICY everyone ON shared.monitors USING (true);",
+         CREATE POLICY everyone ON shared.notes USING (true);",
     )
     .execute(&mut conn)
     .await
@@ -316,7 +315,7 @@ async fn the_catalog_lint_catches_a_table_without_forced_rls() {
     assert_eq!(violations.len(), 3, "{violations:?}");
     assert!(violations[0].starts_with("shared.half: row-level security is not forced"));
     assert!(violations[1].starts_with("shared.leaky: row-level security is not enabled"));
-    assert!(violations[2].starts_with("shared.monitors: 2 permissive policies"));
+    assert!(violations[2].starts_with("shared.notes: 2 permissive policies"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,10 +2,10 @@
 
 use sqlx::PgConnection;
 use tenantry_tenancy::{Isolation, TenancyError, TenantId, TenantStatus};
-use tenantry_testkit::{superuser_conn, tenancy};
+use tenantry_testkit::superuser_conn;
 use uuid::Uuid;
 
-use crate::support::{insert_monitor, monitor_names, per_tier, tenant};
+use crate::support::{insert_note, note_names, per_tier, tenancy, tenant};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_door_admits_active_tenants_only() {
@@ -55,7 +55,7 @@ async fn the_door_admits_active_tenants_only() {
 async fn restore_brings_back_the_status_before_deletion_and_the_rows() {
     let engine = tenancy().await;
     let (record, ctx) = tenant(&engine, Isolation::Schema).await;
-    insert_monitor(&ctx, "kept").await;
+    insert_note(&ctx, "kept").await;
     engine.suspend(&record.slug).await.unwrap();
     engine.soft_delete(&record.slug).await.unwrap();
     assert_eq!(
@@ -64,7 +64,7 @@ async fn restore_brings_back_the_status_before_deletion_and_the_rows() {
     );
     engine.activate(&record.slug).await.unwrap();
     let ctx = engine.resolve(&record.slug).await.unwrap();
-    assert_eq!(monitor_names(&ctx).await, ["kept"]);
+    assert_eq!(note_names(&ctx).await, ["kept"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -87,9 +87,9 @@ async fn hard_delete_leaves_no_trace(tier: Isolation) {
     let engine = tenancy().await;
     let (doomed, doomed_ctx) = tenant(&engine, tier).await;
     let (kept, kept_ctx) = tenant(&engine, tier).await;
-    insert_monitor(&doomed_ctx, "doomed-1").await;
-    insert_monitor(&doomed_ctx, "doomed-2").await;
-    insert_monitor(&kept_ctx, "kept-1").await;
+    insert_note(&doomed_ctx, "doomed-1").await;
+    insert_note(&doomed_ctx, "doomed-2").await;
+    insert_note(&kept_ctx, "kept-1").await;
     drop(doomed_ctx);
 
     assert!(matches!(
@@ -125,7 +125,7 @@ async fn hard_delete_leaves_no_trace(tier: Isolation) {
     }
     let mut kept_db = superuser_conn(&kept.database_name).await;
     assert_no_trace(&mut kept_db, doomed.id, "").await;
-    assert_eq!(monitor_names(&kept_ctx).await, ["kept-1"]);
+    assert_eq!(note_names(&kept_ctx).await, ["kept-1"]);
 }
 
 /// No row in any table of the connected database holds `id` in any uuid column, and no schema
@@ -179,7 +179,7 @@ async fn assert_no_trace(conn: &mut PgConnection, id: TenantId, role: &str) {
 async fn an_interrupted_hard_delete_is_finished_at_start() {
     let engine = tenancy().await;
     let (record, ctx) = tenant(&engine, Isolation::Database).await;
-    insert_monitor(&ctx, "gone").await;
+    insert_note(&ctx, "gone").await;
     drop(ctx);
     // The purge flag is set first, as a hard delete does before it removes anything.
     sqlx::query("UPDATE control.tenants SET purging = true, status = 'deleted', deleted_at = now() WHERE id = $1")
@@ -213,7 +213,7 @@ async fn the_retention_purge_deletes_expired_tenants_once() {
     let mut expired = Vec::new();
     for tier in [Isolation::Shared, Isolation::Schema, Isolation::Database] {
         let (record, ctx) = tenant(&engine, tier).await;
-        insert_monitor(&ctx, "old").await;
+        insert_note(&ctx, "old").await;
         drop(ctx);
         engine.soft_delete(&record.slug).await.unwrap();
         expired.push(record);
@@ -221,7 +221,7 @@ async fn the_retention_purge_deletes_expired_tenants_once() {
     let (recent, _) = tenant(&engine, Isolation::Shared).await;
     engine.soft_delete(&recent.slug).await.unwrap();
     let (live, live_ctx) = tenant(&engine, Isolation::Shared).await;
-    insert_monitor(&live_ctx, "live").await;
+    insert_note(&live_ctx, "live").await;
     for record in &expired {
         sqlx::query(
             "UPDATE control.tenants SET deleted_at = now() - interval '31 days' WHERE id = $1",
@@ -260,7 +260,7 @@ async fn the_retention_purge_deletes_expired_tenants_once() {
         engine.find(&recent.slug).await.unwrap().status,
         TenantStatus::Deleted
     );
-    assert_eq!(monitor_names(&live_ctx).await, ["live"]);
+    assert_eq!(note_names(&live_ctx).await, ["live"]);
     assert_eq!(
         engine.find(&live.slug).await.unwrap().status,
         TenantStatus::Active

@@ -9,11 +9,11 @@ use sqlx::PgConnection;
 use tenantry_tenancy::{
     Isolation, MoveOptions, MoveProgress, Tenancy, TenantCtx, TenantRecord, TenantStatus,
 };
-use tenantry_testkit::{superuser_conn, tenancy};
+use tenantry_testkit::superuser_conn;
 use tokio::sync::Mutex;
 use uuid::Uuid;
 
-use crate::support::{insert_monitor, monitor_names, tenant};
+use crate::support::{insert_note, note_names, tenancy, tenant};
 
 macro_rules! per_pair {
     ($($name:ident: $from:ident -> $to:ident,)*) => {
@@ -42,13 +42,12 @@ fn options() -> MoveOptions {
     }
 }
 
-/// Inserts `n` monitors in one statement.
+/// Inserts `n` notes in one statement.
 async fn seed(ctx: &TenantCtx, n: i64) {
     let mut tx = ctx.begin().await.unwrap();
     sqlx::query(
-        "INSERT INTO monitors (tenant_id, id, name, kind, target, interval_seconds, keyword, status)
-         SELECT $1, gen_random_uuid(), 'seeded ' || i, 'keyword', 'https://example.test/' || i,
-                30 + i % 60, 'ok', 'up'
+        "INSERT INTO notes (tenant_id, id, name, body, pinned, priority, status)
+         SELECT $1, gen_random_uuid(), 'seeded ' || i, 'body ' || i, i % 2 = 0, 30 + i % 60, 'done'
          FROM generate_series(1, $2) AS i",
     )
     .bind(ctx.tenant_id().as_uuid())
@@ -63,9 +62,9 @@ async fn seed(ctx: &TenantCtx, n: i64) {
     tx.commit().await.unwrap();
 }
 
-async fn monitor_ids(ctx: &TenantCtx) -> Vec<Uuid> {
+async fn note_ids(ctx: &TenantCtx) -> Vec<Uuid> {
     let mut tx = ctx.begin_read().await.unwrap();
-    let ids = sqlx::query_scalar("SELECT id FROM monitors ORDER BY id")
+    let ids = sqlx::query_scalar("SELECT id FROM notes ORDER BY id")
         .fetch_all(&mut *tx)
         .await
         .unwrap();
@@ -92,9 +91,9 @@ async fn placement_exists(conn: &mut PgConnection, record: &TenantRecord) -> boo
         }
         Isolation::Shared => {
             let rows: i64 = sqlx::query_scalar(
-                "SELECT (SELECT count(*) FROM shared.monitors WHERE tenant_id = $1)
+                "SELECT (SELECT count(*) FROM shared.notes WHERE tenant_id = $1)
                       + (SELECT count(*) FROM shared.tenant_settings WHERE tenant_id = $1)
-                      + (SELECT count(*) FROM shared.audit_log WHERE tenant_id = $1)",
+                      + (SELECT count(*) FROM shared.ledger WHERE tenant_id = $1)",
             )
             .bind(record.id.as_uuid())
             .fetch_one(&mut *conn)
@@ -118,8 +117,8 @@ async fn move_under_load(from: Isolation, to: Isolation) {
     let (record, ctx) = tenant(&engine, from).await;
     let (_, neighbour) = tenant(&engine, from).await;
     seed(&ctx, 2_000).await;
-    insert_monitor(&neighbour, "neighbour's").await;
-    let before = monitor_ids(&ctx).await;
+    insert_note(&neighbour, "neighbour's").await;
+    let before = note_ids(&ctx).await;
 
     // Writers keep inserting through the context they resolved before the move; readers look
     // the tenant up for every read, as requests do.
@@ -135,8 +134,7 @@ async fn move_under_load(from: Isolation, to: Isolation) {
                 let id = Uuid::now_v7();
                 let mut tx = ctx.begin().await.unwrap();
                 sqlx::query(
-                    "INSERT INTO monitors (tenant_id, id, name, kind, target)
-                     VALUES ($1, $2, $3, 'http', 'https://example.test')",
+                    "INSERT INTO notes (tenant_id, id, name, body) VALUES ($1, $2, $3, 'written')",
                 )
                 .bind(ctx.tenant_id().as_uuid())
                 .bind(id)
@@ -158,14 +156,14 @@ async fn move_under_load(from: Isolation, to: Isolation) {
             while !stop.load(Ordering::Relaxed) {
                 let ctx = engine.resolve(&slug).await.unwrap();
                 let mut tx = ctx.begin_read().await.unwrap();
-                let count: i64 = sqlx::query_scalar("SELECT count(*) FROM monitors")
+                let count: i64 = sqlx::query_scalar("SELECT count(*) FROM notes")
                     .fetch_one(&mut *tx)
                     .await
                     .unwrap();
                 tx.commit().await.unwrap();
                 assert!(
                     count >= seen,
-                    "a read went back from {seen} to {count} monitors"
+                    "a read went back from {seen} to {count} notes"
                 );
                 seen = count;
                 reads += 1;
@@ -215,37 +213,33 @@ async fn move_under_load(from: Isolation, to: Isolation) {
     let written = written.lock().await.clone();
     assert!(!written.is_empty());
     let fresh = engine.resolve(&record.slug).await.unwrap();
-    let after = monitor_ids(&fresh).await;
+    let after = note_ids(&fresh).await;
     let mut expected: Vec<Uuid> = before.iter().chain(&written).copied().collect();
     expected.sort();
     assert_eq!(after, expected);
     let mut tx = fresh.begin_read().await.unwrap();
     let (timezone, keyword_rows): (String, i64) = sqlx::query_as(
         "SELECT (SELECT timezone FROM tenant_settings),
-                (SELECT count(*) FROM monitors WHERE keyword = 'ok' AND status = 'up')",
+                (SELECT count(*) FROM notes WHERE status = 'done')",
     )
     .fetch_one(&mut *tx)
     .await
     .unwrap();
     tx.commit().await.unwrap();
     assert_eq!((timezone.as_str(), keyword_rows), ("Europe/Paris", 2_000));
-    let monitors = report
-        .tables
-        .iter()
-        .find(|t| t.table == "monitors")
-        .unwrap();
-    assert!(monitors.rows >= 2_000);
+    let notes = report.tables.iter().find(|t| t.table == "notes").unwrap();
+    assert!(notes.rows >= 2_000);
 
     // The old context still writes: the door follows the tenant.
-    insert_monitor(&ctx, "after the move").await;
+    insert_note(&ctx, "after the move").await;
     assert!(
-        monitor_names(&fresh)
+        note_names(&fresh)
             .await
             .contains(&"after the move".to_string())
     );
 
     // The neighbour is untouched; the old copy, its role and the move record are gone.
-    assert_eq!(monitor_names(&neighbour).await, vec!["neighbour's"]);
+    assert_eq!(note_names(&neighbour).await, vec!["neighbour's"]);
     let mut su = superuser_conn(engine.control_database()).await;
     assert!(!placement_exists(&mut su, &record).await);
     assert!(placement_exists(&mut su, &moved).await);
@@ -302,7 +296,7 @@ async fn a_move_cut_off_while_copying_resumes_and_loses_nothing() {
         engine.find(&record.slug).await.unwrap().isolation,
         Isolation::Schema
     );
-    insert_monitor(&ctx, "written between the attempts").await;
+    insert_note(&ctx, "written between the attempts").await;
 
     // A move elsewhere is refused until this one is finished or abandoned.
     let refused = engine
@@ -318,7 +312,7 @@ async fn a_move_cut_off_while_copying_resumes_and_loses_nothing() {
     assert!(report.resumed);
     let fresh = engine.resolve(&record.slug).await.unwrap();
     assert_eq!(fresh.isolation(), Isolation::Database);
-    let names = monitor_names(&fresh).await;
+    let names = note_names(&fresh).await;
     assert_eq!(names.len(), 501);
     assert!(names.contains(&"written between the attempts".to_string()));
     let mut su = superuser_conn(engine.control_database()).await;
@@ -339,7 +333,7 @@ async fn a_move_cut_off_after_its_switch_finishes_by_removing_the_old_copy() {
         engine.find(&record.slug).await.unwrap().isolation,
         Isolation::Shared
     );
-    insert_monitor(&ctx, "after the switch").await;
+    insert_note(&ctx, "after the switch").await;
     let mut su = superuser_conn(engine.control_database()).await;
     assert!(placement_exists(&mut su, &record).await);
 
@@ -350,7 +344,7 @@ async fn a_move_cut_off_after_its_switch_finishes_by_removing_the_old_copy() {
     assert!(report.resumed);
     assert!(!placement_exists(&mut su, &record).await);
     assert!(!role_exists(&mut su, &engine, &record).await);
-    assert_eq!(monitor_names(&ctx).await.len(), 101);
+    assert_eq!(note_names(&ctx).await.len(), 101);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -376,8 +370,8 @@ async fn an_abandoned_move_leaves_the_tenant_where_it_was() {
     );
     assert!(!placement_exists(&mut su, &target).await);
     assert_eq!(engine.abort_move(&record.slug).await.unwrap(), None);
-    insert_monitor(&ctx, "still here").await;
-    assert_eq!(monitor_names(&ctx).await.len(), 301);
+    insert_note(&ctx, "still here").await;
+    assert_eq!(note_names(&ctx).await.len(), 301);
     assert_eq!(
         engine.find(&record.slug).await.unwrap().isolation,
         Isolation::Shared

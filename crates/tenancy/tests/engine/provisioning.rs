@@ -1,9 +1,9 @@
 //! Provisioning runs in recorded steps and resumes after an interruption at any of them.
 
 use tenantry_tenancy::{Isolation, ProvisionStep, TenancyError, TenantStatus, lint};
-use tenantry_testkit::{superuser_conn, tenancy};
+use tenantry_testkit::superuser_conn;
 
-use crate::support::{insert_monitor, monitor_names, new_tenant, per_tier};
+use crate::support::{insert_note, new_tenant, note_names, per_tier, tenancy};
 
 per_tier!(provisioning_interrupted_at_every_step_is_resumed);
 async fn provisioning_interrupted_at_every_step_is_resumed(tier: Isolation) {
@@ -41,10 +41,10 @@ async fn provisioning_interrupted_at_every_step_is_resumed(tier: Isolation) {
         );
         assert_eq!(resumed.status, TenantStatus::Active);
         assert_eq!(resumed.provision_step, ProvisionStep::Activated);
-        assert_eq!(resumed.schema_version, engine.migrations().latest());
+        assert_eq!(resumed.schema_versions, engine.schema().latest());
         let ctx = engine.resolve(new.slug.as_str()).await.unwrap();
-        insert_monitor(&ctx, "works").await;
-        assert_eq!(monitor_names(&ctx).await, ["works"]);
+        insert_note(&ctx, "works").await;
+        assert_eq!(note_names(&ctx).await, ["works"]);
     }
     let mut conn = superuser_conn(engine.control_database()).await;
     assert!(lint::rls_violations(&mut conn).await.unwrap().is_empty());

@@ -1,10 +1,45 @@
 //! Helpers shared by the engine tests.
 
 use sqlx::{Connection, PgConnection};
-use tenantry_tenancy::{Isolation, NewTenant, Slug, Tenancy, TenantCtx, TenantRecord};
+use tenantry_tenancy::{
+    EngineConfig, Isolation, MigrationSet, NewTenant, Slug, Tenancy, TenantCtx, TenantRecord,
+    TenantSchema, TenantSet,
+};
 use uuid::Uuid;
 
 pub(crate) use tenantry_testkit::per_tier;
+
+/// The toy application of the engine's example: a `notes` table and an append-only `ledger`.
+pub fn notes_set() -> TenantSet {
+    TenantSet::new(
+        "notes",
+        MigrationSet::from_files(&[
+            (
+                "notes/0001_notes.sql",
+                include_str!("../../examples/notes/0001_notes.sql"),
+            ),
+            (
+                "notes/0002_ledger.sql",
+                include_str!("../../examples/notes/0002_ledger.sql"),
+            ),
+        ]),
+    )
+}
+
+/// The engine's tenant tables and the toy application's.
+pub fn schema() -> TenantSchema {
+    TenantSchema::new([notes_set()])
+}
+
+/// A fresh control database, made with [`schema`].
+pub async fn fresh_config() -> EngineConfig {
+    tenantry_testkit::fresh_config_for(&schema(), &[]).await
+}
+
+/// A fresh engine with [`schema`].
+pub async fn tenancy() -> Tenancy {
+    tenantry_testkit::tenancy_with(schema()).await
+}
 
 pub fn new_tenant(tier: Isolation) -> NewTenant {
     let slug = format!("t{}", &Uuid::new_v4().simple().to_string()[..12]);
@@ -23,11 +58,11 @@ pub async fn tenant(engine: &Tenancy, tier: Isolation) -> (TenantRecord, TenantC
     (record, ctx)
 }
 
-/// Inserts a monitor for the context's tenant and returns its id.
-pub async fn insert_monitor(ctx: &TenantCtx, name: &str) -> Uuid {
+/// Inserts a note for the context's tenant and returns its id.
+pub async fn insert_note(ctx: &TenantCtx, name: &str) -> Uuid {
     let mut tx = ctx.begin().await.unwrap();
     let id = Uuid::now_v7();
-    sqlx::query("INSERT INTO monitors (tenant_id, id, name, kind, target) VALUES ($1, $2, $3, 'http', 'https://example.test')")
+    sqlx::query("INSERT INTO notes (tenant_id, id, name, body) VALUES ($1, $2, $3, 'a note')")
         .bind(ctx.tenant_id().as_uuid())
         .bind(id)
         .bind(name)
@@ -38,10 +73,10 @@ pub async fn insert_monitor(ctx: &TenantCtx, name: &str) -> Uuid {
     id
 }
 
-/// The names of the monitors the tenant's transaction sees.
-pub async fn monitor_names(ctx: &TenantCtx) -> Vec<String> {
+/// The names of the notes the tenant's transaction sees.
+pub async fn note_names(ctx: &TenantCtx) -> Vec<String> {
     let mut tx = ctx.begin().await.unwrap();
-    let names = sqlx::query_scalar("SELECT name FROM monitors ORDER BY name")
+    let names = sqlx::query_scalar("SELECT name FROM notes ORDER BY name")
         .fetch_all(&mut *tx)
         .await
         .unwrap();
@@ -59,9 +94,9 @@ pub async fn connect_as(role: &str, database: &str) -> Result<PgConnection, sqlx
     .await
 }
 
-/// The fully qualified monitors table of a tenant, as seen from its own database.
-pub fn monitors_table(record: &TenantRecord) -> String {
-    format!("\"{}\".monitors", record.schema_name)
+/// The fully qualified notes table of a tenant, as seen from its own database.
+pub fn notes_table(record: &TenantRecord) -> String {
+    format!("\"{}\".notes", record.schema_name)
 }
 
 pub fn sqlstate(e: &sqlx::Error) -> Option<String> {

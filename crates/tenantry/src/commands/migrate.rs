@@ -4,7 +4,7 @@ use std::io::IsTerminal;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use indicatif::{ProgressBar, ProgressStyle};
-use tenantry_tenancy::{MigrateProgress, Tenancy};
+use tenantry_tenancy::{MigrateProgress, SchemaVersions, Tenancy};
 
 pub async fn run(tenancy: &Tenancy, jobs: usize, json: bool) -> anyhow::Result<()> {
     let progress = Progress::new(!json && std::io::stderr().is_terminal());
@@ -14,12 +14,12 @@ pub async fn run(tenancy: &Tenancy, jobs: usize, json: bool) -> anyhow::Result<(
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else if report.noop {
         println!(
-            "nothing to migrate: the shared schema and every tenant are at version {}",
+            "nothing to migrate: the shared schema and every tenant are at versions {}",
             report.latest
         );
     } else {
         println!(
-            "shared schema: version {} → {}; tenants migrated: {}; failed: {}",
+            "shared schema: versions {} → {}; tenants migrated: {}; failed: {}",
             report.shared_from,
             report.shared_to,
             report.migrated.len(),
@@ -43,24 +43,49 @@ pub async fn status(tenancy: &Tenancy, jobs: usize, json: bool) -> anyhow::Resul
         println!("{}", serde_json::to_string_pretty(&status)?);
         return Ok(());
     }
-    println!("latest tenant-schema version: {}", status.latest);
+    let sets: Vec<&str> = tenancy.schema().sets().iter().map(|s| s.name()).collect();
+    println!("latest tenant-schema versions: {}", status.latest);
     println!(
-        "shared schema: registry {}, actual {}{}",
-        status.shared.registry_version,
-        status.shared.actual_version,
+        "shared schema: registry {}; actual {}{}",
+        status.shared.registry_versions,
+        status.shared.actual_versions,
         drift_text(&status.shared.drift)
     );
+    if status.tenants.is_empty() {
+        return Ok(());
+    }
+    // One column per migration set: the version the tenant's storage has of it.
+    let width = status
+        .tenants
+        .iter()
+        .map(|t| t.slug.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    let mut header = format!("{:<width$}  {:<8}  {:<12}", "SLUG", "TIER", "STATUS");
+    for set in &sets {
+        header.push_str(&format!(
+            "  {:>w$}",
+            set.to_uppercase(),
+            w = set.len().max(3)
+        ));
+    }
+    println!("{header}  PENDING");
     for t in &status.tenants {
-        println!(
-            "{:<24} {:<8} {:<12} registry {:>3}  actual {:>3}  pending {:>3}{}",
+        let mut line = format!(
+            "{:<width$}  {:<8}  {:<12}",
             t.slug,
             t.isolation.as_str(),
-            t.status.as_str(),
-            t.registry_version,
-            t.actual_version.map_or("-".to_string(), |v| v.to_string()),
-            t.pending,
-            drift_text(&t.drift)
+            t.status.as_str()
         );
+        for set in &sets {
+            let version = t
+                .actual_versions
+                .as_ref()
+                .map_or("-".to_string(), |v| v.get(set).to_string());
+            line.push_str(&format!("  {version:>w$}", w = set.len().max(3)));
+        }
+        println!("{line}  {:>7}{}", t.pending, drift_text(&t.drift));
     }
     Ok(())
 }
@@ -113,7 +138,7 @@ impl MigrateProgress for Progress {
         }
     }
 
-    fn finished(&self, slug: &str, result: &Result<i32, String>) {
+    fn finished(&self, slug: &str, result: &Result<SchemaVersions, String>) {
         let done = self.done.fetch_add(1, Ordering::Relaxed) + 1;
         let total = self.total.load(Ordering::Relaxed);
         match (&self.bar, result) {
@@ -125,7 +150,7 @@ impl MigrateProgress for Progress {
                 bar.println(format!("{slug}: {e}"));
                 bar.inc(1);
             }
-            (None, Ok(version)) => eprintln!("[{done}/{total}] {slug}: version {version}"),
+            (None, Ok(versions)) => eprintln!("[{done}/{total}] {slug}: versions {versions}"),
             (None, Err(e)) => eprintln!("[{done}/{total}] {slug}: FAILED: {e}"),
         }
     }

@@ -12,7 +12,9 @@ use tenantry_monitoring::checks::Checker;
 use tenantry_monitoring::scheduler::Scheduler;
 use tenantry_orgs::Orgs;
 use tenantry_ratelimit::Limiter;
-use tenantry_tenancy::{MigrateProgress, Operator, Tenancy, TenantRecord, TenantStatus};
+use tenantry_tenancy::{
+    MigrateProgress, Operator, SchemaVersions, Tenancy, TenantRecord, TenantStatus,
+};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 use uuid::Uuid;
@@ -250,7 +252,7 @@ async fn start_up(settings: &Settings, tenancy: &Tenancy, limiter: &Limiter) -> 
         .await?;
     if !report.noop {
         tracing::info!(
-            version = report.latest,
+            versions = %report.latest,
             migrated = report.migrated.len(),
             failed = report.failed.len(),
             "tenant schemas migrated"
@@ -304,9 +306,9 @@ impl MigrateProgress for LogProgress {
         tracing::info!(tenants, "migrating tenant schemas");
     }
 
-    fn finished(&self, slug: &str, result: &Result<i32, String>) {
+    fn finished(&self, slug: &str, result: &Result<SchemaVersions, String>) {
         match result {
-            Ok(version) => tracing::info!(%slug, version, "tenant migrated"),
+            Ok(versions) => tracing::info!(%slug, %versions, "tenant migrated"),
             Err(error) => tracing::error!(%slug, %error, "tenant migration failed"),
         }
     }

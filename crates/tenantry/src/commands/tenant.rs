@@ -4,7 +4,9 @@ use anyhow::Context;
 use serde_json::{Map, Value};
 use tenantry_mail::Outbox;
 use tenantry_orgs::{EntitlementChange, LIMIT_KEYS, Orgs, OrgsError};
-use tenantry_tenancy::{NewTenant, Operator, Slug, Tenancy, TenancyError, TenantRecord};
+use tenantry_tenancy::{
+    NewTenant, Operator, SchemaVersions, Slug, Tenancy, TenancyError, TenantRecord,
+};
 
 use crate::cli::{Output, TenantCommand};
 use crate::settings::Settings;
@@ -99,7 +101,7 @@ pub async fn run(
             if output.json {
                 println!("{}", serde_json::to_string_pretty(&records)?);
             } else {
-                print_table(&records);
+                print_table(&records, &tenancy.schema().latest());
             }
             Ok(())
         }
@@ -316,7 +318,7 @@ fn print_one(record: &TenantRecord, output: Output) -> anyhow::Result<()> {
         ),
         ("status", record.status.to_string()),
         ("provisioning step", record.provision_step.to_string()),
-        ("schema version", record.schema_version.to_string()),
+        ("schema versions", record.schema_versions.to_string()),
         ("created", record.created_at.to_rfc3339()),
         ("updated", record.updated_at.to_rfc3339()),
     ];
@@ -332,7 +334,7 @@ fn print_one(record: &TenantRecord, output: Output) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn print_table(records: &[TenantRecord]) {
+fn print_table(records: &[TenantRecord], latest: &SchemaVersions) {
     let width = records
         .iter()
         .map(|r| r.slug.len())
@@ -340,17 +342,21 @@ fn print_table(records: &[TenantRecord]) {
         .unwrap_or(4)
         .max(4);
     println!(
-        "{:<width$}  {:<8}  {:<12}  {:<10}  {:>7}  CREATED",
-        "SLUG", "TIER", "STATUS", "PLAN", "VERSION"
+        "{:<width$}  {:<8}  {:<12}  {:<10}  {:<10}  CREATED",
+        "SLUG", "TIER", "STATUS", "PLAN", "SCHEMA"
     );
     for r in records {
+        let schema = match r.schema_versions.pending(latest) {
+            0 => "current".to_string(),
+            n => format!("{n} behind"),
+        };
         println!(
-            "{:<width$}  {:<8}  {:<12}  {:<10}  {:>7}  {}",
+            "{:<width$}  {:<8}  {:<12}  {:<10}  {:<10}  {}",
             r.slug,
             r.isolation.as_str(),
             r.status.as_str(),
             r.plan,
-            r.schema_version,
+            schema,
             r.created_at.format("%Y-%m-%d %H:%M")
         );
     }

@@ -19,3 +19,4 @@ mod recovery;
 mod serve;
 mod ssrf;
 mod support;
+mod upgrade;

@@ -37,6 +37,14 @@ pub fn command(dir: &Path) -> Command {
 
 /// The engine on the managed cluster of `dir` (a server keeps it running), as the owner role.
 pub async fn engine(dir: &Path) -> tenantry_tenancy::Tenancy {
+    engine_with(dir, tenantry_app::tenant_schema()).await
+}
+
+/// [`engine`] with `schema` as the tenant schema.
+pub async fn engine_with(
+    dir: &Path,
+    schema: tenantry_tenancy::TenantSchema,
+) -> tenantry_tenancy::Tenancy {
     let owner = PgConnectOptions::new()
         .socket(
             std::fs::canonicalize(dir)
@@ -47,12 +55,16 @@ pub async fn engine(dir: &Path) -> tenantry_tenancy::Tenancy {
         .port(5432)
         .username("tenantry_owner")
         .database("postgres");
-    tenantry_tenancy::Tenancy::open(tenantry_tenancy::EngineConfig {
-        owner,
-        control_database: "tenantry".into(),
-        prefix: "tenantry".into(),
-        pools: tenantry_tenancy::PoolConfig::default(),
-    })
+    tenantry_tenancy::Tenancy::open_full(
+        tenantry_tenancy::EngineConfig {
+            owner,
+            control_database: "tenantry".into(),
+            prefix: "tenantry".into(),
+            pools: tenantry_tenancy::PoolConfig::default(),
+        },
+        schema,
+        &tenantry_app::control_schemas(),
+    )
     .await
     .unwrap()
 }

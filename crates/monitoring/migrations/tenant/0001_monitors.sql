@@ -1,13 +1,5 @@
--- The first tenant schema: a tenant's settings row and its monitors. Runs with search_path set
--- to the tenant schema; the same text builds the shared, schema and database tiers.
-
-CREATE TABLE tenant_settings (
-    tenant_id uuid PRIMARY KEY,
-    timezone text NOT NULL DEFAULT 'UTC',
-    data jsonb NOT NULL DEFAULT '{}'::jsonb,
-    created_at timestamptz NOT NULL DEFAULT now(),
-    updated_at timestamptz NOT NULL DEFAULT now()
-);
+-- A tenant's monitors. Runs with search_path set to the tenant schema, after the engine's set
+-- (`tenant_settings`); the same text builds the shared, schema and database tiers.
 
 CREATE TABLE monitors (
     tenant_id uuid NOT NULL,
@@ -24,12 +16,6 @@ CREATE TABLE monitors (
 );
 
 CREATE INDEX monitors_tenant_created_idx ON monitors (tenant_id, created_at, id);
-
-ALTER TABLE tenant_settings ENABLE ROW LEVEL SECURITY;
-ALTER TABLE tenant_settings FORCE ROW LEVEL SECURITY;
-CREATE POLICY tenant_isolation ON tenant_settings
-    USING (tenant_id = (SELECT nullif(current_setting('app.tenant_id', true), '')::uuid))
-    WITH CHECK (tenant_id = (SELECT nullif(current_setting('app.tenant_id', true), '')::uuid));
 
 ALTER TABLE monitors ENABLE ROW LEVEL SECURITY;
 ALTER TABLE monitors FORCE ROW LEVEL SECURITY;
