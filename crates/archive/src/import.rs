@@ -214,7 +214,7 @@ async fn restore(
     tx.commit().await?;
 
     let change = Change {
-        action: "organization.imported",
+        action: tenantry_audit::AuditAction::OrganizationImported,
         target_kind: "organization",
         target_id: Some(org_id.to_string()),
         before: None,

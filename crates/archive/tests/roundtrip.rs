@@ -302,7 +302,7 @@ async fn seed(w: &World, tier: Isolation, slug: &str, name: &str) -> TenantRecor
             &mut tx,
             &who(&w.owner),
             &Change {
-                action: "monitor.updated",
+                action: tenantry_audit::AuditAction::MonitorUpdated,
                 target_kind: "monitor",
                 target_id: Some(format!("m-{n}")),
                 before: (n > 1).then(|| json!({"name": "Before ☕", "interval": n, "ratio": 0.1})),

@@ -1,6 +1,7 @@
 //! Who acted and what changed: the [`AuditContext`] a request (or the CLI) carries, and the
 //! [`Change`] each operation describes.
 
+use crate::action::AuditAction;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -103,8 +104,8 @@ impl AuditContext {
 /// Summaries are JSON; keep secrets (tokens, key material, passwords) out of them.
 #[derive(Clone, Debug)]
 pub struct Change {
-    /// `<noun>.<past participle>`, lowercase: filters match it exactly or by its prefix.
-    pub action: &'static str,
+    /// What was done.
+    pub action: AuditAction,
     /// `member`, `invitation`, `api_key`, `organization`, `monitor`...
     pub target_kind: &'static str,
     pub target_id: Option<String>,

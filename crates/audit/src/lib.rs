@@ -60,12 +60,14 @@
 //!
 //! [`TenantTx`]: tenantry_tenancy::TenantTx
 
+mod action;
 mod append;
 mod chain;
 mod context;
 mod list;
 mod verify;
 
+pub use action::{ActionFilter, AuditAction};
 pub use append::{record, record_in_tenant};
 /// The chain itself, for code that must rebuild a chain under another id (archive import).
 pub use chain::{Chain, Checker, GENESIS, Link, write_canonical};

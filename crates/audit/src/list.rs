@@ -1,6 +1,7 @@
 //! Reading the trail: an organization's two chains merged newest first ([`list`]), or the
 //! platform's ([`list_platform`]), filtered by actor, action and time, one page at a time.
 
+use crate::action::ActionFilter;
 use anyhow::Context;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -55,8 +56,8 @@ pub struct Entry {
 pub struct Filter {
     /// Only this actor's (a user's or an API key's id).
     pub actor: Option<Uuid>,
-    /// An action exactly, or every action starting with a prefix ending in '.' (`member.`).
-    pub action: Option<String>,
+    /// An action exactly, or a family of them (`member.`).
+    pub action: Option<ActionFilter>,
     /// Only entries at or after this time.
     pub since: Option<DateTime<Utc>>,
     /// The page size, 1 to [`MAX_LIMIT`] (values outside are brought inside).
@@ -213,7 +214,7 @@ impl<'a> Query<'a> {
         ))
         .bind(chain.control_key())
         .bind(self.filter.actor)
-        .bind(self.filter.action.as_deref())
+        .bind(self.filter.action.map(|a| a.as_str()))
         .bind(self.filter.since)
         .bind(self.cursor.map(|c| c.at))
         .bind(self.cursor.map(|c| c.id))

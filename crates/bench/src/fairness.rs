@@ -124,7 +124,7 @@ async fn open(bench: &Bench, what: &str) -> anyhow::Result<Tenancy> {
     Tenancy::open_full(
         bench.config(what),
         tenantry_app::tenant_schema(),
-        &[monitoring::control_schema()],
+        &tenantry_app::control_schemas(),
     )
     .await
     .with_context(|| format!("failed to open the engine for {what}"))

@@ -139,9 +139,15 @@ async fn audit_logs(
     if !(1..=200).contains(&limit) {
         return Err(AppError::invalid("limit", "1 to 200"));
     }
+    let action = query
+        .action
+        .as_deref()
+        .map(str::parse)
+        .transpose()
+        .map_err(|e: String| AppError::invalid("action", e))?;
     let filter = tenantry_audit::Filter {
         actor: query.actor,
-        action: query.action,
+        action,
         since: query.since,
         limit,
         cursor: query.cursor,

@@ -169,7 +169,7 @@ pub(crate) async fn download(
                     // read the whole archive finds the entry.
                     let rows: u64 = exported.manifest.files.iter().map(|f| f.rows).sum();
                     let change = tenantry_audit::Change {
-                        action: "organization.exported",
+                        action: tenantry_audit::AuditAction::OrganizationExported,
                         target_kind: "organization",
                         target_id: Some(record.id.to_string()),
                         before: None,

@@ -3,7 +3,6 @@
 //! keys published as a JWKS. No HTTP inside.
 
 mod browser;
-mod email;
 mod error;
 mod keys;
 mod password;
@@ -12,11 +11,11 @@ mod sessions;
 mod users;
 
 pub use browser::{BrowserSession, SessionInfo, SignedInBrowser};
-pub use email::Email;
 pub use error::IdentityError;
 pub use keys::{AccessClaims, SigningKeys};
 pub use password::PasswordHasher;
 pub use service::{Identity, IdentityConfig, NewUser, TokenPair};
+pub use tenantry_base::Email;
 pub use users::User;
 
 use tenantry_tenancy::{ControlSchema, MigrationSet};

@@ -11,12 +11,12 @@ use tenantry_tenancy::{ControlDb, Operator, Tenancy};
 use uuid::Uuid;
 
 use crate::browser::{BrowserSession, SessionInfo, SignedInBrowser};
-use crate::email::Email;
 use crate::error::IdentityError;
 use crate::keys::{AccessClaims, SigningKeys};
 use crate::password::{PasswordHasher, Verified};
 use crate::sessions;
 use crate::users::{self, User};
+use tenantry_base::Email;
 
 #[derive(Debug, Clone)]
 pub struct IdentityConfig {

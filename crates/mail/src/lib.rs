@@ -8,7 +8,6 @@
 mod config;
 mod delivery;
 mod outbox;
-pub mod seal;
 mod sender;
 
 pub use config::{MailConfig, RetryPolicy};

@@ -10,7 +10,13 @@ use sqlx::PgConnection;
 use tenantry_tenancy::{ControlDb, Operator, Tenancy};
 use uuid::Uuid;
 
-use crate::seal::{Keyring, MAIL_KEYS, Sealed};
+use tenantry_base::seal::{KeyTable, Keyring, Sealed};
+
+/// The email bodies' keys.
+const MAIL_KEYS: KeyTable = KeyTable {
+    table: "mail.keys",
+    what: "mail key",
+};
 
 /// The channel `enqueue` notifies on commit; the sender listens on it.
 pub(crate) const CHANNEL: &str = "tenantry_mail";

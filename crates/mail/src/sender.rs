@@ -15,7 +15,7 @@ use uuid::Uuid;
 use crate::config::{MailConfig, RetryPolicy};
 use crate::delivery::{Delivery, Failure};
 use crate::outbox::{CHANNEL, Outbox};
-use crate::seal::Sealed;
+use tenantry_base::seal::Sealed;
 
 /// Sends what the outbox holds.
 #[derive(Debug)]

@@ -16,6 +16,7 @@ mod incidents;
 mod monitors;
 pub mod protocol;
 mod results;
+mod retention;
 pub mod scheduler;
 mod status_pages;
 
@@ -31,13 +32,14 @@ pub use heartbeats::{
 pub use incidents::{Incident, list_incidents, open_incident, open_incidents};
 pub use monitors::{
     DEFAULT_CONFIRMATIONS, DEFAULT_INTERVAL_SECONDS, Invalid, MIN_INTERVAL_SECONDS, Monitor,
-    MonitorInput, create, create_with_id, delete, get, list, lock_and_count, update,
+    MonitorInput, MonitorKind, create, create_with_id, delete, get, list, lock_and_count, update,
 };
 pub use results::{
     After, CheckResult, MAX_ERROR_CHARS, MonitorStatus, Observation, Ping, Recorded, Tally,
     TimeRange, Transition, has_result, list_results, prune_results, record_ping, record_result,
     tally, tally_all,
 };
+pub use retention::{Pruned, prune_expired_results};
 pub use status_pages::{
     MAX_PAGE_MONITORS, PageSlug, PageSpec, PublicMonitor, PublicPage, Replaced, StatusPage,
     StatusPageError, StatusPageInput, UPTIME_WINDOW, create_page, delete_page, get_page,

@@ -1,17 +1,74 @@
 //! Monitors: what they check, how often, and their current status. Every query runs inside a
 //! `TenantTx`, so it sees the caller's tenant only.
 
+use std::fmt;
+use std::str::FromStr;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tenantry_tenancy::TenantTx;
 use uuid::Uuid;
 
+/// What a monitor checks: a URL answering 2xx/3xx (`http`), a URL whose body holds a keyword
+/// (`keyword`), a TCP port accepting connections (`tcp`), or pings arriving in time
+/// (`heartbeat`). Parsed once where a monitor comes in; an unknown kind is refused there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum MonitorKind {
+    Http,
+    Keyword,
+    Tcp,
+    Heartbeat,
+}
+
+impl MonitorKind {
+    pub const ALL: [MonitorKind; 4] = [Self::Http, Self::Keyword, Self::Tcp, Self::Heartbeat];
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Http => "http",
+            Self::Keyword => "keyword",
+            Self::Tcp => "tcp",
+            Self::Heartbeat => "heartbeat",
+        }
+    }
+
+    /// Whether checks of this kind reach out to a target (every kind but a heartbeat, which is
+    /// pinged).
+    pub fn has_target(&self) -> bool {
+        *self != Self::Heartbeat
+    }
+}
+
+impl FromStr for MonitorKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| format!("{s:?} is not one of http, keyword, tcp, heartbeat"))
+    }
+}
+
+impl TryFrom<String> for MonitorKind {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
+impl fmt::Display for MonitorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Monitor {
     pub id: Uuid,
     pub name: String,
-    #[schema(examples("http", "keyword", "tcp", "heartbeat"))]
-    pub kind: String,
+    #[sqlx(try_from = "String")]
+    pub kind: MonitorKind,
     #[schema(examples("https://example.com/health", "db.example.com:5432"))]
     pub target: Option<String>,
     #[schema(example = 60)]
@@ -95,8 +152,13 @@ pub const DEFAULT_CONFIRMATIONS: i32 = 1;
 const MAX_CONFIRMATIONS: i32 = 10;
 
 impl MonitorInput {
-    /// Checks every field against the monitor's kind.
-    pub fn validate(&self) -> Result<(), Invalid> {
+    /// The monitor's kind, or what is wrong with it.
+    pub fn parsed_kind(&self) -> Result<MonitorKind, Invalid> {
+        self.kind.parse().map_err(|e: String| invalid("kind", e))
+    }
+
+    /// Checks every field against the monitor's kind, and returns the kind.
+    pub fn validate(&self) -> Result<MonitorKind, Invalid> {
         let name = self.name.trim();
         if name.is_empty() || name.chars().count() > 200 {
             return Err(invalid("name", "1 to 200 characters"));
@@ -106,18 +168,21 @@ impl MonitorInput {
             .as_deref()
             .map(str::trim)
             .filter(|t| !t.is_empty());
-        match self.kind.as_str() {
-            "http" | "keyword" => {
+        let kind = self.parsed_kind()?;
+        match kind {
+            MonitorKind::Http | MonitorKind::Keyword => {
                 let url = target.ok_or_else(|| invalid("target", "a URL is required"))?;
                 check_url(url)?;
-                if self.kind == "keyword" && self.keyword.as_deref().is_none_or(|k| k.is_empty()) {
+                if kind == MonitorKind::Keyword
+                    && self.keyword.as_deref().is_none_or(|k| k.is_empty())
+                {
                     return Err(invalid("keyword", "required for keyword monitors"));
                 }
             }
-            "tcp" => {
+            MonitorKind::Tcp => {
                 check_host_port(target.ok_or_else(|| invalid("target", "host:port is required"))?)?
             }
-            "heartbeat" => {
+            MonitorKind::Heartbeat => {
                 if target.is_some() {
                     return Err(invalid(
                         "target",
@@ -130,12 +195,6 @@ impl MonitorInput {
                         "heartbeat monitors are pinged: no agent runs them",
                     ));
                 }
-            }
-            other => {
-                return Err(invalid(
-                    "kind",
-                    format!("{other:?} is not one of http, keyword, tcp, heartbeat"),
-                ));
             }
         }
         if let Some(k) = &self.keyword
@@ -161,7 +220,7 @@ impl MonitorInput {
                 format!("1 to {MAX_CONFIRMATIONS} consecutive failures"),
             ));
         }
-        Ok(())
+        Ok(kind)
     }
 }
 
@@ -330,19 +389,25 @@ mod tests {
     fn good_monitors_validate() {
         assert_eq!(
             input("http", Some("https://example.com/health")).validate(),
-            Ok(())
+            Ok(MonitorKind::Http)
         );
-        assert_eq!(input("tcp", Some("db.internal:5432")).validate(), Ok(()));
-        assert_eq!(input("heartbeat", None).validate(), Ok(()));
+        assert_eq!(
+            input("tcp", Some("db.internal:5432")).validate(),
+            Ok(MonitorKind::Tcp)
+        );
+        assert_eq!(
+            input("heartbeat", None).validate(),
+            Ok(MonitorKind::Heartbeat)
+        );
         let mut confirmed = input("heartbeat", None);
         confirmed.confirmations = Some(10);
-        assert_eq!(confirmed.validate(), Ok(()));
+        assert_eq!(confirmed.validate().map(|_| ()), Ok(()));
         let mut k = input("keyword", Some("http://example.com"));
         k.keyword = Some("OK".into());
-        assert_eq!(k.validate(), Ok(()));
+        assert_eq!(k.validate().map(|_| ()), Ok(()));
         let mut remote = input("tcp", Some("10.0.0.5:22"));
         remote.agent_id = Some(Uuid::now_v7());
-        assert_eq!(remote.validate(), Ok(()));
+        assert_eq!(remote.validate().map(|_| ()), Ok(()));
     }
 
     #[test]

@@ -78,7 +78,7 @@ pub async fn claim_checks(
             Some(m) if m.enabled && m.agent_id == Some(agent_id) => checks.push(ClaimedCheck {
                 monitor_id: m.id,
                 due_at: claim.due_at,
-                kind: m.kind,
+                kind: m.kind.to_string(),
                 target: m.target.unwrap_or_default(),
                 keyword: m.keyword,
                 timeout_ms: u64::try_from(m.timeout_seconds.max(1)).unwrap_or(1) * 1000,
@@ -270,6 +270,7 @@ async fn move_slot(
         interval_seconds: monitor.interval_seconds,
         timeout_seconds: monitor.timeout_seconds,
         plan: String::new(),
+        weight: 1,
         planned_at: now,
     };
     let next = Next::Slot {

@@ -32,14 +32,11 @@ use uuid::Uuid;
 
 const WAIT: Duration = Duration::from_secs(60);
 
-fn schemas() -> [tenantry_tenancy::ControlSchema; 2] {
-    [
-        tenantry_mail::control_schema(),
-        monitoring::control_schema(),
-    ]
+fn schemas() -> Vec<tenantry_tenancy::ControlSchema> {
+    tenantry_app::control_schemas()
 }
 
-/// A fresh engine with the mail and monitoring control schemas.
+/// A fresh engine with the application's control schemas.
 async fn engine() -> Tenancy {
     tenantry_testkit::open(tenantry_app::tenant_schema(), &schemas()).await
 }

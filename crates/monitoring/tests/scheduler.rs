@@ -32,7 +32,7 @@ async fn engine() -> Tenancy {
 async fn fresh_config() -> EngineConfig {
     tenantry_testkit::fresh_config_for(
         &tenantry_app::tenant_schema(),
-        &[monitoring::control_schema()],
+        &tenantry_app::control_schemas(),
     )
     .await
 }
@@ -41,7 +41,7 @@ async fn open(config: EngineConfig) -> Tenancy {
     Tenancy::open_full(
         config,
         tenantry_app::tenant_schema(),
-        &[monitoring::control_schema()],
+        &tenantry_app::control_schemas(),
     )
     .await
     .unwrap()

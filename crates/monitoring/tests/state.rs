@@ -19,7 +19,7 @@ use tenantry_testkit::per_tier;
 async fn tenant(tier: Isolation) -> (Tenancy, TenantCtx) {
     let engine = tenantry_testkit::open(
         tenantry_app::tenant_schema(),
-        &[monitoring::control_schema()],
+        &tenantry_app::control_schemas(),
     )
     .await;
     let slug = format!("m{}", &Uuid::new_v4().simple().to_string()[..12]);

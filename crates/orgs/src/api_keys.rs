@@ -160,7 +160,7 @@ impl Orgs {
         .bind(requests_per_minute)
         .fetch_one(&mut *tx)
         .await?;
-        let change = key_change("api_key.created", &key);
+        let change = key_change(tenantry_audit::AuditAction::ApiKeyCreated, &key);
         tenantry_audit::record(&mut tx, Some(org_id), audit, &change).await?;
         tx.commit().await?;
         self.changed();
@@ -198,7 +198,7 @@ impl Orgs {
         let Some(revoked) = revoked else {
             return Err(OrgsError::NotFound);
         };
-        let change = key_change("api_key.revoked", &revoked);
+        let change = key_change(tenantry_audit::AuditAction::ApiKeyRevoked, &revoked);
         tenantry_audit::record(&mut tx, Some(org_id), audit, &change).await?;
         tx.commit().await?;
         self.changed();
@@ -224,7 +224,7 @@ impl Orgs {
         .fetch_all(&mut *tx)
         .await?;
         for key in &revoked {
-            let mut change = key_change("api_key.revoked", key);
+            let mut change = key_change(tenantry_audit::AuditAction::ApiKeyRevoked, key);
             if let Some(after) = change.after.as_mut().and_then(|a| a.as_object_mut()) {
                 after.insert("reason".into(), serde_json::json!(reason));
             }
@@ -318,7 +318,7 @@ impl Orgs {
 }
 
 /// A key as the audit trail records it: never its secret.
-fn key_change(action: &'static str, key: &ApiKey) -> Change {
+fn key_change(action: tenantry_audit::AuditAction, key: &ApiKey) -> Change {
     Change {
         action,
         target_kind: "api_key",

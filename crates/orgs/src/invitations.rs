@@ -14,7 +14,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use sqlx::PgConnection;
 use tenantry_audit::{AuditContext, Change};
-use tenantry_identity::Email;
+use tenantry_base::Email;
 use tenantry_mail::Email as Mail;
 use tenantry_tenancy::TenantStatus;
 use uuid::Uuid;
@@ -160,7 +160,7 @@ impl Orgs {
         };
         self.queue_invitation_email(&mut tx, &invitation, &org.name, inviter, &token)
             .await?;
-        let change = invitation_change("invitation.created", &invitation);
+        let change = invitation_change(tenantry_audit::AuditAction::InvitationCreated, &invitation);
         tenantry_audit::record(&mut tx, Some(org_id), audit, &change).await?;
         tx.commit().await?;
         self.changed();
@@ -200,7 +200,7 @@ impl Orgs {
         let Some(revoked) = revoked else {
             return Err(OrgsError::NotFound);
         };
-        let change = invitation_change("invitation.revoked", &revoked);
+        let change = invitation_change(tenantry_audit::AuditAction::InvitationRevoked, &revoked);
         tenantry_audit::record(&mut tx, Some(org_id), audit, &change).await?;
         tx.commit().await?;
         self.changed();
@@ -257,7 +257,7 @@ impl Orgs {
         .await?;
         self.queue_invitation_email(&mut tx, &invitation, &org.name, inviter, &token)
             .await?;
-        let change = invitation_change("invitation.resent", &invitation);
+        let change = invitation_change(tenantry_audit::AuditAction::InvitationResent, &invitation);
         tenantry_audit::record(&mut tx, Some(org_id), audit, &change).await?;
         tx.commit().await?;
         self.changed();
@@ -334,7 +334,7 @@ impl Orgs {
         .execute(&mut *tx)
         .await?;
         let change = Change {
-            action: "invitation.accepted",
+            action: tenantry_audit::AuditAction::InvitationAccepted,
             target_kind: "invitation",
             target_id: Some(invitation.id.to_string()),
             before: None,
@@ -446,7 +446,7 @@ fn parse_role(role: &str) -> Result<Role, OrgsError> {
 }
 
 /// An invitation as the audit trail records it: never its token.
-fn invitation_change(action: &'static str, invitation: &Invitation) -> Change {
+fn invitation_change(action: tenantry_audit::AuditAction, invitation: &Invitation) -> Change {
     Change {
         action,
         target_kind: "invitation",

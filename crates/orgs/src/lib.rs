@@ -12,7 +12,6 @@ mod limits;
 mod members;
 mod orgs;
 mod plans;
-mod retention;
 mod roles;
 mod team;
 mod usage;
@@ -27,7 +26,6 @@ pub use invitations::{
 pub use members::{Membership, OrgSummary, ProfileChange};
 pub use orgs::{DEFAULT_ORGANIZATION_CAP, Orgs};
 pub use plans::{EntitlementChange, Entitlements, LIMIT_KEYS, OrgDetails, Overrides, Plan};
-pub use retention::Pruned;
 pub use roles::{Action, Role};
 pub use team::Member;
 pub use usage::{OrgCounts, Used};
@@ -71,6 +69,10 @@ pub fn control_schema() -> ControlSchema {
             (
                 "orgs/0008_api_usage_daily.sql",
                 include_str!("../migrations/0008_api_usage_daily.sql"),
+            ),
+            (
+                "orgs/0009_scheduler_weights.sql",
+                include_str!("../migrations/0009_scheduler_weights.sql"),
             ),
         ]),
     }

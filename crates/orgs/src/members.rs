@@ -144,7 +144,7 @@ impl Orgs {
             .execute(&mut *tx)
             .await?;
             let change = Change {
-                action: "organization.created",
+                action: tenantry_audit::AuditAction::OrganizationCreated,
                 target_kind: "organization",
                 target_id: Some(record.id.to_string()),
                 before: None,
@@ -366,7 +366,7 @@ impl Orgs {
             )
             .await?;
         let change = Change {
-            action: "organization.updated",
+            action: tenantry_audit::AuditAction::OrganizationUpdated,
             target_kind: "organization",
             target_id: Some(org_id.to_string()),
             before: Some(profile_of(&before)),
@@ -389,7 +389,7 @@ impl Orgs {
         }
         .await;
         if let Err(e) = recorded {
-            tracing::error!(action = change.action, error = %e, "failed to record an audit entry");
+            tracing::error!(action = %change.action, error = %e, "failed to record an audit entry");
         }
     }
 

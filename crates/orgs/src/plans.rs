@@ -224,7 +224,7 @@ impl Orgs {
         let entitlements = self.entitlements_in(&mut tx, &record).await?;
         let summary = |e: &Entitlements| serde_json::json!({"plan": e.plan, "limits": e.overrides.limits, "features": e.overrides.features});
         let audited = tenantry_audit::Change {
-            action: "plan.changed",
+            action: tenantry_audit::AuditAction::PlanChanged,
             target_kind: "organization",
             target_id: Some(org_id.to_string()),
             before: Some(summary(&before)),

@@ -85,7 +85,12 @@ impl Orgs {
             .bind(role.as_str())
             .execute(&mut *tx)
             .await?;
-        let change = member_change("member.added", user_id, None, Some(role));
+        let change = member_change(
+            tenantry_audit::AuditAction::MemberAdded,
+            user_id,
+            None,
+            Some(role),
+        );
         tenantry_audit::record(&mut tx, Some(org_id), audit, &change).await?;
         // The person is told, in the transaction that adds them.
         let base = self.public_url();
@@ -138,7 +143,12 @@ impl Orgs {
             .bind(role.as_str())
             .execute(&mut *tx)
             .await?;
-        let change = member_change("member.role_changed", user_id, Some(current), Some(role));
+        let change = member_change(
+            tenantry_audit::AuditAction::MemberRoleChanged,
+            user_id,
+            Some(current),
+            Some(role),
+        );
         tenantry_audit::record(&mut tx, Some(org_id), audit, &change).await?;
         // Below the role that makes keys, the keys they made go.
         if !role.may(Action::Administer) && current.may(Action::Administer) {
@@ -209,9 +219,9 @@ impl Orgs {
         .execute(&mut *tx)
         .await?;
         let action = if actor.is_some() {
-            "member.removed"
+            tenantry_audit::AuditAction::MemberRemoved
         } else {
-            "member.left"
+            tenantry_audit::AuditAction::MemberLeft
         };
         let change = member_change(action, user_id, Some(current), None);
         tenantry_audit::record(&mut tx, Some(org_id), audit, &change).await?;
@@ -274,7 +284,7 @@ async fn owners(conn: &mut PgConnection, org_id: Uuid) -> Result<i64, OrgsError>
 
 /// A membership change as the audit trail records it.
 fn member_change(
-    action: &'static str,
+    action: tenantry_audit::AuditAction,
     user_id: Uuid,
     before: Option<Role>,
     after: Option<Role>,

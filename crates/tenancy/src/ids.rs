@@ -192,6 +192,15 @@ text_enum! {
     }
 }
 
+text_enum! {
+    /// Where a move between tiers stands: copying to the new placement (abandoned by an abort),
+    /// or switched to it (only the old copy's removal is left).
+    MovePhase {
+        Copying = "copying",
+        Switched = "switched",
+    }
+}
+
 impl ProvisionStep {
     /// The step that comes after this one, if any.
     pub fn next(&self) -> Option<ProvisionStep> {

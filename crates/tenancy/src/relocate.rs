@@ -25,7 +25,7 @@ use sqlx::{Connection, PgConnection};
 
 use crate::engine::Tenancy;
 use crate::error::TenancyError;
-use crate::ids::{Isolation, ProvisionStep, TenantId, TenantStatus};
+use crate::ids::{Isolation, MovePhase, ProvisionStep, TenantId, TenantStatus};
 use crate::registry::{self, TenantRecord};
 use crate::rows::{self, TableChecksum, TenantTable};
 use crate::schema::SchemaVersions;
@@ -54,7 +54,7 @@ impl Default for MoveOptions {
 pub enum MoveProgress {
     /// A move of this tenant to this tier was cut off; it goes on from where it was.
     Resuming {
-        phase: String,
+        phase: MovePhase,
     },
     Preparing {
         to: Isolation,
@@ -103,7 +103,8 @@ struct MoveRow {
     to_isolation: Isolation,
     to_database: String,
     to_schema: String,
-    phase: String,
+    #[sqlx(try_from = "String")]
+    phase: MovePhase,
     write_pause_ms: Option<f64>,
 }
 
@@ -173,9 +174,7 @@ impl Tenancy {
                 )));
             }
             Some(row) => {
-                progress(MoveProgress::Resuming {
-                    phase: row.phase.clone(),
-                });
+                progress(MoveProgress::Resuming { phase: row.phase });
                 (row, true)
             }
             None => {
@@ -208,7 +207,7 @@ impl Tenancy {
         let source = row.source(&record);
         let target = row.target(&record);
         let tables = self.tenant_tables().await?;
-        if row.phase == "copying" {
+        if row.phase == MovePhase::Copying {
             progress(MoveProgress::Preparing { to });
             let version = self.prepare_target(&target).await?;
             let mut from = self.owner_conn_for(&source).await?;
@@ -275,7 +274,7 @@ impl Tenancy {
         let Some(row) = self.move_row(record.id).await? else {
             return Ok(None);
         };
-        if row.phase != "copying" {
+        if row.phase != MovePhase::Copying {
             return Err(TenancyError::Invalid(format!(
                 "the move of {} to the {} tier has switched already: finish it with --to {}, then move it back",
                 record.slug, row.to_isolation, row.to_isolation
@@ -308,7 +307,7 @@ impl Tenancy {
         let Some(row) = self.move_row(record.id).await? else {
             return Ok(());
         };
-        let other = if row.phase == "copying" {
+        let other = if row.phase == MovePhase::Copying {
             row.target(record)
         } else {
             row.source(record)

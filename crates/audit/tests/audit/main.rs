@@ -54,7 +54,7 @@ pub fn user_ctx(user: Uuid) -> AuditContext {
 
 pub fn change(action: &'static str, target_kind: &'static str, n: u32) -> Change {
     Change {
-        action,
+        action: action.parse().unwrap(),
         target_kind,
         target_id: Some(format!("{target_kind}-{n}")),
         before: (n > 1).then(|| json!({"n": n - 1, "name": "old", "nested": {"b": 2, "a": 1.5}})),

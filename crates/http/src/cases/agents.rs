@@ -36,7 +36,12 @@ pub(crate) async fn register(
         let used = monitoring::lock_and_count_agents(&mut tx).await?;
         tenantry_orgs::Orgs::ensure_room(Limit::MaxAgents, limit, used, 1)?;
         let agent = monitoring::create_agent(&mut tx, id, name).await?;
-        let change = agent_change("agent.created", id, None, Some(&agent));
+        let change = agent_change(
+            tenantry_audit::AuditAction::AgentCreated,
+            id,
+            None,
+            Some(&agent),
+        );
         tenantry_audit::record_in_tenant(&mut tx, &acting.audit, &change).await?;
         // Read again: who registered it comes from the entry just written.
         let agent = monitoring::get_agent(&mut tx, id).await?.unwrap_or(agent);
@@ -65,7 +70,12 @@ pub(crate) async fn remove(
     let Some(agent) = monitoring::delete_agent(&mut tx, id).await? else {
         return Err(AppError::NotFound);
     };
-    let change = agent_change("agent.deleted", id, Some(&agent), None);
+    let change = agent_change(
+        tenantry_audit::AuditAction::AgentDeleted,
+        id,
+        Some(&agent),
+        None,
+    );
     tenantry_audit::record_in_tenant(&mut tx, &acting.audit, &change).await?;
     tx.commit().await?;
     let org_id = acting.ctx.tenant_id().as_uuid();
@@ -88,7 +98,7 @@ async fn forget_token(state: &AppState, org_id: Uuid, id: Uuid) {
 
 /// An agent change as the audit trail records it (never the token).
 fn agent_change(
-    action: &'static str,
+    action: tenantry_audit::AuditAction,
     id: Uuid,
     before: Option<&Agent>,
     after: Option<&Agent>,

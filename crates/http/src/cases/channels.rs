@@ -24,7 +24,7 @@ pub(crate) async fn create_channel(
         .await
         .map_err(app_error)?;
     let change = channel_change(
-        "alert_channel.created",
+        tenantry_audit::AuditAction::AlertChannelCreated,
         saved.channel.id,
         None,
         Some(&saved.channel),
@@ -59,7 +59,7 @@ pub(crate) async fn replace_channel(
         .map_err(app_error)?
         .ok_or(AppError::NotFound)?;
     let change = channel_change(
-        "alert_channel.updated",
+        tenantry_audit::AuditAction::AlertChannelUpdated,
         id,
         before.as_ref(),
         Some(&saved.channel),
@@ -76,7 +76,12 @@ pub(crate) async fn remove_channel(acting: &Acting<'_>, id: Uuid) -> Result<(), 
     let before = alerts::get_channel(&mut tx, id).await?;
     let deleted = alerts::delete_channel(&mut tx, id).await?;
     if deleted {
-        let change = channel_change("alert_channel.deleted", id, before.as_ref(), None);
+        let change = channel_change(
+            tenantry_audit::AuditAction::AlertChannelDeleted,
+            id,
+            before.as_ref(),
+            None,
+        );
         tenantry_audit::record_in_tenant(&mut tx, &acting.audit, &change).await?;
     }
     tx.commit().await?;
@@ -101,7 +106,7 @@ pub(crate) async fn test_channel(
         return Err(AppError::NotFound);
     }
     let change = tenantry_audit::Change {
-        action: "alert_channel.tested",
+        action: tenantry_audit::AuditAction::AlertChannelTested,
         target_kind: "alert_channel",
         target_id: Some(id.to_string()),
         before: None,
@@ -133,7 +138,12 @@ pub(crate) async fn create_page(
         .await?;
     let mut tx = acting.ctx.begin().await?;
     let page = monitoring::create_page(&mut tx, &spec).await?;
-    let change = page_change("status_page.created", page.id, None, Some(&page));
+    let change = page_change(
+        tenantry_audit::AuditAction::StatusPageCreated,
+        page.id,
+        None,
+        Some(&page),
+    );
     tenantry_audit::record_in_tenant(&mut tx, &acting.audit, &change).await?;
     tx.commit().await?;
     Ok(page)
@@ -151,7 +161,12 @@ pub(crate) async fn replace_page(
     let Replaced { before, after } = monitoring::update_page(&mut tx, id, &spec)
         .await?
         .ok_or(AppError::NotFound)?;
-    let change = page_change("status_page.updated", id, Some(&before), Some(&after));
+    let change = page_change(
+        tenantry_audit::AuditAction::StatusPageUpdated,
+        id,
+        Some(&before),
+        Some(&after),
+    );
     tenantry_audit::record_in_tenant(&mut tx, &acting.audit, &change).await?;
     tx.commit().await?;
     Ok(after)
@@ -164,7 +179,12 @@ pub(crate) async fn remove_page(acting: &Acting<'_>, id: Uuid) -> Result<(), App
     let before = monitoring::delete_page(&mut tx, id)
         .await?
         .ok_or(AppError::NotFound)?;
-    let change = page_change("status_page.deleted", id, Some(&before), None);
+    let change = page_change(
+        tenantry_audit::AuditAction::StatusPageDeleted,
+        id,
+        Some(&before),
+        None,
+    );
     tenantry_audit::record_in_tenant(&mut tx, &acting.audit, &change).await?;
     tx.commit().await?;
     Ok(())
@@ -213,7 +233,7 @@ fn app_error(e: AlertError) -> AppError {
 /// A channel change as the audit trail records it: as reads show the channel, so a webhook's
 /// secret only as its hint.
 fn channel_change(
-    action: &'static str,
+    action: tenantry_audit::AuditAction,
     id: Uuid,
     before: Option<&AlertChannel>,
     after: Option<&AlertChannel>,
@@ -230,7 +250,7 @@ fn channel_change(
 
 /// A status page change as the audit trail records it.
 fn page_change(
-    action: &'static str,
+    action: tenantry_audit::AuditAction,
     id: Uuid,
     before: Option<&StatusPage>,
     after: Option<&StatusPage>,

@@ -5,7 +5,7 @@
 //! is deleted; its URL is returned once, by the call that issued it.
 
 use tenantry_audit::AuditContext;
-use tenantry_monitoring::{self as monitoring, Monitor, MonitorInput, scheduler};
+use tenantry_monitoring::{self as monitoring, Monitor, MonitorInput, MonitorKind, scheduler};
 use tenantry_orgs::{Action, Limit, Role};
 use tenantry_tenancy::{TenantCtx, TenantTx};
 use uuid::Uuid;
@@ -42,8 +42,6 @@ pub(crate) struct Issued {
     pub heartbeat_url: Option<String>,
 }
 
-const HEARTBEAT: &str = "heartbeat";
-
 impl Issued {
     fn new(state: &AppState, monitor: Monitor, token: Option<monitoring::HeartbeatToken>) -> Self {
         let base = state.identity.keys().issuer();
@@ -61,13 +59,13 @@ pub(crate) async fn create(
     input: &MonitorInput,
 ) -> Result<Issued, AppError> {
     crate::extract::require(acting.role, Action::ManageMonitoring)?;
-    check(state, acting, input).await?;
+    let kind = check(state, acting, input).await?;
     let org_id = acting.org_id();
     let limit = state.orgs.limit(org_id, Limit::MaxMonitors).await?;
     let id = Uuid::now_v7();
     // The token first, in the control database: should the monitor not commit, what is left is a
     // token naming no monitor (removed below when possible), never a monitor without a token.
-    let token = if input.kind == HEARTBEAT {
+    let token = if kind == MonitorKind::Heartbeat {
         Some(monitoring::issue_heartbeat(state.tenancy.control_db(), org_id, id).await?)
     } else {
         None
@@ -79,7 +77,12 @@ pub(crate) async fn create(
         tenantry_orgs::Orgs::ensure_room(Limit::MaxMonitors, limit, used, 1)?;
         hold_agent(&mut tx, input).await?;
         let monitor = monitoring::create_with_id(&mut tx, id, input).await?;
-        let change = monitor_change("monitor.created", monitor.id, None, Some(&monitor));
+        let change = monitor_change(
+            tenantry_audit::AuditAction::MonitorCreated,
+            monitor.id,
+            None,
+            Some(&monitor),
+        );
         tenantry_audit::record_in_tenant(&mut tx, &acting.audit, &change).await?;
         // Scheduled in the monitor's transaction when the tenant lives in the control database,
         // else just before its commit: a crash in between leaves a row naming no monitor, which
@@ -119,7 +122,12 @@ pub(crate) async fn replace(
     let monitor = monitoring::update(&mut tx, id, input)
         .await?
         .ok_or(AppError::NotFound)?;
-    let change = monitor_change("monitor.updated", id, before.as_ref(), Some(&monitor));
+    let change = monitor_change(
+        tenantry_audit::AuditAction::MonitorUpdated,
+        id,
+        before.as_ref(),
+        Some(&monitor),
+    );
     tenantry_audit::record_in_tenant(&mut tx, &acting.audit, &change).await?;
     let org_id = acting.org_id();
     let pool = state.tenancy.control_db();
@@ -127,8 +135,8 @@ pub(crate) async fn replace(
     scheduler::plan(&mut *control, org_id, &monitor, monitor.agent_id).await?;
     drop(control);
     tx.commit().await?;
-    let was_heartbeat = before.is_some_and(|b| b.kind == HEARTBEAT);
-    let token = if monitor.kind == HEARTBEAT {
+    let was_heartbeat = before.is_some_and(|b| b.kind == MonitorKind::Heartbeat);
+    let token = if monitor.kind == MonitorKind::Heartbeat {
         if monitoring::has_heartbeat_token(pool, org_id, id).await? {
             None
         } else {
@@ -155,7 +163,12 @@ pub(crate) async fn remove(
     let before = monitoring::get(&mut tx, id).await?;
     let deleted = monitoring::delete(&mut tx, id).await?;
     if deleted {
-        let change = monitor_change("monitor.deleted", id, before.as_ref(), None);
+        let change = monitor_change(
+            tenantry_audit::AuditAction::MonitorDeleted,
+            id,
+            before.as_ref(),
+            None,
+        );
         tenantry_audit::record_in_tenant(&mut tx, &acting.audit, &change).await?;
     }
     tx.commit().await?;
@@ -167,7 +180,7 @@ pub(crate) async fn remove(
         // The scheduler drops the row itself when it next finds no monitor.
         tracing::warn!(monitor = %id, error = %e, "failed to unschedule a deleted monitor");
     }
-    if before.is_some_and(|m| m.kind == HEARTBEAT) {
+    if before.is_some_and(|m| m.kind == MonitorKind::Heartbeat) {
         forget_token(state, org_id, id).await;
     }
     Ok(())
@@ -177,7 +190,7 @@ pub(crate) async fn remove(
 pub(crate) fn input_of(monitor: &Monitor, enabled: bool) -> MonitorInput {
     MonitorInput {
         name: monitor.name.clone(),
-        kind: monitor.kind.clone(),
+        kind: monitor.kind.to_string(),
         target: monitor.target.clone(),
         interval_seconds: Some(monitor.interval_seconds),
         timeout_seconds: Some(monitor.timeout_seconds),
@@ -215,8 +228,8 @@ async fn check(
     state: &AppState,
     acting: &Acting<'_>,
     input: &MonitorInput,
-) -> Result<(), AppError> {
-    input
+) -> Result<MonitorKind, AppError> {
+    let kind = input
         .validate()
         .map_err(|e| AppError::invalid(e.field, e.detail))?;
     let org_id = acting.org_id();
@@ -237,13 +250,13 @@ async fn check(
             "interval_seconds",
             format!("at least {least} seconds on this organization's plan (min_check_interval_s)"),
         )),
-        _ => Ok(()),
+        _ => Ok(kind),
     }
 }
 
 /// A monitor change as the audit trail records it.
 fn monitor_change(
-    action: &'static str,
+    action: tenantry_audit::AuditAction,
     id: Uuid,
     before: Option<&Monitor>,
     after: Option<&Monitor>,

@@ -27,14 +27,14 @@ pub(crate) async fn delete(
     crate::extract::require(role, Action::Own)?;
     match hard {
         Some(confirm) => {
-            let change = org_deletion("organization.purged", record);
+            let change = org_deletion(tenantry_audit::AuditAction::OrganizationPurged, record);
             crate::cases::tenants::purge(state, audit, record, confirm, &change).await?;
         }
         None => {
             state
                 .orgs
                 .soft_delete(&record.id.to_string(), audit, false, Some(user_id), |_| {
-                    org_deletion("organization.deleted", record)
+                    org_deletion(tenantry_audit::AuditAction::OrganizationDeleted, record)
                 })
                 .await?;
         }
@@ -42,7 +42,10 @@ pub(crate) async fn delete(
     Ok(())
 }
 
-fn org_deletion(action: &'static str, record: &TenantRecord) -> tenantry_audit::Change {
+fn org_deletion(
+    action: tenantry_audit::AuditAction,
+    record: &TenantRecord,
+) -> tenantry_audit::Change {
     tenantry_audit::Change {
         action,
         target_kind: "organization",

@@ -87,7 +87,12 @@ pub(crate) async fn create(
     tracing::info!(slug = %record.slug, isolation = %record.isolation, "tenant created by a platform admin");
     // Provisioning is made of steps, not one transaction: the creation is recorded once the
     // tenant is active (and its owner invited).
-    let change = tenant_change("tenant.created", &record, None, Some(record.status));
+    let change = tenant_change(
+        tenantry_audit::AuditAction::TenantCreated,
+        &record,
+        None,
+        Some(record.status),
+    );
     state.orgs.record_after(None, audit, &change).await;
     state
         .orgs
@@ -117,15 +122,15 @@ pub(crate) async fn change_status(
     let (changed, action) = match transition {
         Transition::Activate => (
             state.tenancy.activate_in(&mut tx, &key).await?,
-            "tenant.activated",
+            tenantry_audit::AuditAction::TenantActivated,
         ),
         Transition::Suspend => (
             state.tenancy.suspend_in(&mut tx, &key).await?,
-            "tenant.suspended",
+            tenantry_audit::AuditAction::TenantSuspended,
         ),
         Transition::Restore => (
             state.tenancy.restore_in(&mut tx, &key).await?,
-            "tenant.restored",
+            tenantry_audit::AuditAction::TenantRestored,
         ),
     };
     let change = tenant_change(action, &changed, Some(record.status), Some(changed.status));
@@ -147,7 +152,12 @@ pub(crate) async fn delete(
     let record = tenant(state, id).await?;
     match hard {
         Some(confirm) => {
-            let change = tenant_change("tenant.purged", &record, Some(record.status), None);
+            let change = tenant_change(
+                tenantry_audit::AuditAction::TenantPurged,
+                &record,
+                Some(record.status),
+                None,
+            );
             purge(state, audit, &record, confirm, &change).await?;
         }
         None => {
@@ -160,7 +170,12 @@ pub(crate) async fn delete(
                     true,
                     Some(admin.id),
                     |deleted| {
-                        tenant_change("tenant.deleted", deleted, before, Some(deleted.status))
+                        tenant_change(
+                            tenantry_audit::AuditAction::TenantDeleted,
+                            deleted,
+                            before,
+                            Some(deleted.status),
+                        )
                     },
                 )
                 .await?;
@@ -189,7 +204,7 @@ pub(crate) async fn purge(
 }
 
 pub(crate) fn tenant_change(
-    action: &'static str,
+    action: tenantry_audit::AuditAction,
     record: &TenantRecord,
     before: Option<TenantStatus>,
     after: Option<TenantStatus>,
@@ -319,7 +334,7 @@ pub(crate) async fn start_move(
         match report {
             Ok(report) => {
                 let change = tenantry_audit::Change {
-                    action: "organization.moved",
+                    action: tenantry_audit::AuditAction::OrganizationMoved,
                     target_kind: "organization",
                     target_id: Some(record.id.to_string()),
                     before: Some(serde_json::json!({ "isolation": report.from })),

@@ -50,10 +50,16 @@ pub(crate) async fn page(
                 .map_err(|_| AppError::invalid("actor", "choose an actor from the list"))?,
         ),
     };
-    let action = Some(filter.action.trim().to_owned()).filter(|a| !a.is_empty());
+    let action = match filter.action.trim() {
+        "" => None,
+        text => Some(
+            text.parse::<tenantry_audit::ActionFilter>()
+                .map_err(|e| AppError::invalid("action", e))?,
+        ),
+    };
     let query = tenantry_audit::Filter {
         actor,
-        action: action.clone(),
+        action,
         since: None,
         limit: 50,
         cursor: filter.cursor.clone(),

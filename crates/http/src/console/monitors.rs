@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Duration, DurationRound, Utc};
 use maud::{Markup, html};
 use serde::Deserialize;
-use tenantry_monitoring::{self as monitoring, Monitor, MonitorInput, TimeRange};
+use tenantry_monitoring::{self as monitoring, Monitor, MonitorInput, MonitorKind, TimeRange};
 use tenantry_orgs::Action;
 use uuid::Uuid;
 
@@ -122,7 +122,7 @@ impl MonitorForm {
     fn of(m: &Monitor) -> Self {
         MonitorForm {
             name: m.name.clone(),
-            kind: m.kind.clone(),
+            kind: m.kind.to_string(),
             target: m.target.clone().unwrap_or_default(),
             interval_seconds: m.interval_seconds.to_string(),
             keyword: m.keyword.clone().unwrap_or_default(),
@@ -347,7 +347,7 @@ pub(crate) async fn show(
                         }
                     }
                 }
-                @if m.kind == "heartbeat" {
+                @if m.kind == MonitorKind::Heartbeat {
                     p.muted { "Its ping URL was shown once, when it was created. To get a new one, change its type and back, or create a new monitor." }
                 }
             }

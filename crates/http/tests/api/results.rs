@@ -573,7 +573,7 @@ async fn results_past_the_plans_retention_are_pruned_and_unlimited_ones_kept() {
             record(&app, org, id, at, seen).await;
         }
     }
-    let pruned = app.orgs.prune_check_results().await.unwrap();
+    let pruned = prune(&app).await;
     assert_eq!(pruned.results, 2);
     let count = |org: String| {
         let app = &app;
@@ -591,5 +591,19 @@ async fn results_past_the_plans_retention_are_pruned_and_unlimited_ones_kept() {
     assert_eq!(count(free.clone()).await, 1);
     assert_eq!(count(kept.clone()).await, 3);
     // A second pass (another instance's) deletes nothing more.
-    assert_eq!(app.orgs.prune_check_results().await.unwrap().results, 0);
+    assert_eq!(prune(&app).await.results, 0);
+}
+
+/// A pass of the hourly pruning, with the organizations' plans giving the retention.
+async fn prune(app: &TestApp) -> tenantry_monitoring::Pruned {
+    let retention = |id: tenantry_tenancy::TenantId| {
+        app.orgs
+            .limit(id.as_uuid(), tenantry_orgs::Limit::RetentionDays)
+    };
+    tenantry_monitoring::prune_expired_results::<_, _, tenantry_orgs::OrgsError>(
+        &app.tenancy,
+        retention,
+    )
+    .await
+    .unwrap()
 }

@@ -1,5 +1,5 @@
 //! An alert channel as a client sends it, and its validation: the fields each kind needs and
-//! allows, URLs, email addresses (as `tenantry_identity::Email` parses them) and webhook
+//! allows, URLs, email addresses (as `tenantry_base::Email` parses them) and webhook
 //! secrets, generated when absent and shown afterwards only as a hint.
 
 use base64::Engine as _;
@@ -162,7 +162,7 @@ impl AlertChannelInput {
                     .email
                     .as_deref()
                     .ok_or_else(|| invalid("email", "required for email channels"))?;
-                let email = tenantry_identity::Email::parse(email)
+                let email = tenantry_base::Email::parse(email)
                     .map_err(|detail| invalid("email", detail))?;
                 (None, Some(email.as_str().to_string()), None)
             }

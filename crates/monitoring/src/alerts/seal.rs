@@ -1,12 +1,12 @@
-//! Webhook secrets at rest: sealed with the mail crate's [`Keyring`] under keys of their own in
+//! Webhook secrets at rest: sealed with the shared [`Keyring`] under keys of their own in
 //! the control database's `monitoring.alert_keys`, the channel's id as associated data (a sealed
 //! secret copied to another channel does not open).
 
-use tenantry_mail::seal::{KeyTable, Keyring};
+use tenantry_base::seal::{KeyTable, Keyring};
 use tenantry_tenancy::Operator;
 use uuid::Uuid;
 
-pub use tenantry_mail::seal::Sealed;
+pub use tenantry_base::seal::Sealed;
 
 const ALERT_KEYS: KeyTable = KeyTable {
     table: "monitoring.alert_keys",

@@ -34,7 +34,7 @@ use uuid::Uuid;
 pub use plan::{
     Ask, Claim, Claimant, LEASE_SLACK, Next, Reconciled, claim, claim_ahead, extend, finish,
     finish_all, lease_for, leased_to, next_slot, plan, reconcile, release_agent,
-    seconds_to_next_due, unplan, weight_of,
+    seconds_to_next_due, unplan,
 };
 pub use stats::{CheckOutcome, SchedulerMetrics, TenantLabels};
 
@@ -408,7 +408,7 @@ impl Claimer {
             let ready = prepare::prepare(shared, claims, started).await;
             let mut table = shared.table();
             for ready in ready {
-                let weight = weight_of(&ready.claim.plan) as u32;
+                let weight = ready.claim.weight.max(1) as u32;
                 let guess = Duration::from_secs(ready.monitor.timeout_seconds.max(1) as u64);
                 table.push(ready.claim.org_id, weight, ready.claim.due_at, guess, ready);
             }

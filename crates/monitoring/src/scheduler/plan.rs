@@ -21,23 +21,18 @@ pub struct Claim {
     pub due_at: DateTime<Utc>,
     pub interval_seconds: i32,
     pub timeout_seconds: i32,
-    /// The organization's plan (its share of a worker pool: [`weight_of`]).
+    /// The organization's plan.
     pub plan: String,
+    /// The organization's share of a worker pool: its plan's `scheduler_weight` in the plans
+    /// table (`orgs.plans`), 1 for a plan it does not name.
+    pub weight: i32,
     /// When the row was last written from its monitor.
     pub planned_at: DateTime<Utc>,
 }
 
-/// An organization's share of the workers by plan: enterprise 4, pro 2, anything else 1.
-pub fn weight_of(plan: &str) -> i32 {
-    match plan {
-        "enterprise" => 4,
-        "pro" => 2,
-        _ => 1,
-    }
-}
-
-/// The same weights in SQL, over `control.tenants` aliased `t`.
-const WEIGHT_SQL: &str = "CASE t.plan WHEN 'enterprise' THEN 4 WHEN 'pro' THEN 2 ELSE 1 END";
+/// An organization's weight in SQL: its plan's `scheduler_weight`, over `orgs.plans` aliased `p`
+/// (joined on `control.tenants` aliased `t`), 1 when the plans table does not name the plan.
+const WEIGHT_SQL: &str = "coalesce(p.scheduler_weight, 1)";
 
 /// How long a claim stays leased: twice the check's time limit and this slack (by default), so
 /// a check waiting its turn in the instance's queue and then running to its timeout keeps its
@@ -235,6 +230,7 @@ pub async fn claim_ahead(
          ), busiest AS (
              SELECT coalesce(max(b.running / {WEIGHT_SQL}), 0) AS round
              FROM busy b JOIN control.tenants t ON t.id = b.org_id
+             LEFT JOIN orgs.plans p ON p.name = t.plan
          ), due AS (
              SELECT DISTINCT s.org_id
              FROM monitoring.schedule s
@@ -244,6 +240,7 @@ pub async fn claim_ahead(
                     coalesce(b.running, 0) + d.n AS rank
              FROM due o
              JOIN control.tenants t ON t.id = o.org_id
+             LEFT JOIN orgs.plans p ON p.name = t.plan
              LEFT JOIN busy b ON b.org_id = o.org_id
              CROSS JOIN LATERAL (
                  SELECT s.org_id, s.monitor_id, s.next_due_at,
@@ -255,7 +252,7 @@ pub async fn claim_ahead(
              ) d
              WHERE t.status = 'active'
          ), ordered AS (
-             SELECT org_id, monitor_id, plan, next_due_at > now() AS ahead,
+             SELECT org_id, monitor_id, plan, weight, next_due_at > now() AS ahead,
                     (rank - 1) / weight AS round,
                     row_number() OVER (
                         PARTITION BY next_due_at > now()
@@ -264,13 +261,13 @@ pub async fn claim_ahead(
                     ) AS position
              FROM ranked
          ), candidates AS (
-             SELECT org_id, monitor_id, plan FROM ordered
+             SELECT org_id, monitor_id, plan, weight FROM ordered
              WHERE (NOT ahead AND position <= $2
                     AND (position <= $6 OR round < (SELECT round FROM busiest)))
                 OR (ahead AND position <= $8
                     AND (position <= $9 OR round < (SELECT round FROM busiest)))
          ), locked AS (
-             SELECT s.org_id, s.monitor_id, c.plan
+             SELECT s.org_id, s.monitor_id, c.plan, c.weight
              FROM monitoring.schedule s
              JOIN candidates c USING (org_id, monitor_id)
              WHERE {claimable}
@@ -282,7 +279,7 @@ pub async fn claim_ahead(
          FROM locked l
          WHERE s.org_id = l.org_id AND s.monitor_id = l.monitor_id
          RETURNING s.org_id, s.monitor_id, s.next_due_at AS due_at, s.interval_seconds,
-                   s.timeout_seconds, l.plan, s.planned_at"
+                   s.timeout_seconds, l.plan, l.weight::int4 AS weight, s.planned_at"
     ))
     .bind(owner)
     .bind(due)

@@ -18,7 +18,7 @@ use super::timetable::{self, Run};
 use crate::checks::{
     CheckKind, CheckSpec, HeartbeatState, default_grace, heartbeat_deadline, heartbeat_due,
 };
-use crate::monitors::Monitor;
+use crate::monitors::{Monitor, MonitorKind};
 use crate::results::{Observation, Recorded, record_result};
 
 /// How long a slot waits before another try when the tenant's storage failed.
@@ -119,7 +119,9 @@ async fn check(shared: Arc<Shared>, run: Run, ready: Ready) {
     };
     // A heartbeat monitor is judged by its last ping, which may have arrived since it was
     // read; a check that waited for a worker may find its monitor changed.
-    let ready = if ready.monitor.kind == "heartbeat" || ready.claimed.elapsed() > shared.fresh_for {
+    let ready = if ready.monitor.kind == MonitorKind::Heartbeat
+        || ready.claimed.elapsed() > shared.fresh_for
+    {
         hold.claim = None;
         let claimed = ready.claimed;
         match super::prepare::prepare(&shared, vec![ready.claim], claimed)
@@ -207,17 +209,11 @@ async fn observe(
     monitor: &Monitor,
     now: DateTime<Utc>,
 ) -> Option<Observation> {
-    let kind = match monitor.kind.as_str() {
-        "http" => CheckKind::Http,
-        "keyword" => CheckKind::Keyword,
-        "tcp" => CheckKind::Tcp,
-        "heartbeat" => return heartbeat(monitor, now),
-        other => {
-            return Some(Observation::down(
-                now,
-                format!("unknown monitor kind {other:?}"),
-            ));
-        }
+    let kind = match monitor.kind {
+        MonitorKind::Http => CheckKind::Http,
+        MonitorKind::Keyword => CheckKind::Keyword,
+        MonitorKind::Tcp => CheckKind::Tcp,
+        MonitorKind::Heartbeat => return heartbeat(monitor, now),
     };
     let spec = CheckSpec {
         kind,
@@ -273,7 +269,7 @@ pub(super) fn slot_after(
         shared.metrics.skipped(labels, skipped);
         tracing::warn!(tenant = %labels.tenant, monitor = %monitor.id, skipped, "checks are more than an interval behind; slots skipped");
     }
-    if monitor.kind == "heartbeat" {
+    if monitor.kind == MonitorKind::Heartbeat {
         let every = Duration::from_secs(monitor.interval_seconds.max(1) as u64);
         let deadline = heartbeat_deadline(
             monitor.last_ping_at,

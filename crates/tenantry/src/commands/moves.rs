@@ -70,7 +70,7 @@ pub async fn run(tenancy: &Tenancy, args: MoveArgs) -> anyhow::Result<()> {
         Some(record.id.as_uuid()),
         &AuditContext::system(),
         &Change {
-            action: "organization.moved",
+            action: tenantry_audit::AuditAction::OrganizationMoved,
             target_kind: "organization",
             target_id: Some(record.id.to_string()),
             before: Some(serde_json::json!({ "isolation": report.from })),

@@ -10,10 +10,10 @@ use tenantry_mail::{Outbox, Sender};
 use tenantry_monitoring::alerts::{Deliverer, DelivererConfig, SecretKeys};
 use tenantry_monitoring::checks::Checker;
 use tenantry_monitoring::scheduler::Scheduler;
-use tenantry_orgs::Orgs;
+use tenantry_orgs::{Limit, Orgs};
 use tenantry_ratelimit::Limiter;
 use tenantry_tenancy::{
-    MigrateProgress, Operator, SchemaVersions, Tenancy, TenantRecord, TenantStatus,
+    MigrateProgress, Operator, SchemaVersions, Tenancy, TenantId, TenantRecord, TenantStatus,
 };
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
@@ -82,7 +82,7 @@ pub async fn run(
                 let _ = usage_stopped.await;
             }),
     );
-    let pruner = spawn_result_pruning(orgs.clone());
+    let pruner = spawn_result_pruning(tenancy.clone(), orgs.clone());
     let checker = Checker::new(settings.checker())?;
     let app = Application::build(
         settings.listen,
@@ -178,13 +178,14 @@ fn spawn_retention_purge(
 
 /// Deletes check results older than each organization's `retention_days`, a minute after start
 /// and then hourly. Every instance runs it (a second pass deletes nothing more).
-fn spawn_result_pruning(orgs: Orgs) -> tokio::task::JoinHandle<()> {
+fn spawn_result_pruning(tenancy: Tenancy, orgs: Orgs) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         tokio::time::sleep(Duration::from_secs(60)).await;
         let mut every = tokio::time::interval(Duration::from_secs(3600));
         loop {
             every.tick().await;
-            match orgs.prune_check_results().await {
+            let retention = |id: TenantId| orgs.limit(id.as_uuid(), Limit::RetentionDays);
+            match tenantry_monitoring::prune_expired_results(&tenancy, retention).await {
                 Ok(pruned) if pruned.results > 0 => tracing::info!(
                     organizations = pruned.organizations,
                     results = pruned.results,

@@ -188,13 +188,14 @@ async fn change_status(
             "slug": r.slug, "isolation": r.isolation, "plan": r.plan, "status": r.status,
         })
     };
-    let change = |action: &'static str, record: &TenantRecord| tenantry_audit::Change {
-        action,
-        target_kind: "tenant",
-        target_id: Some(record.id.to_string()),
-        before: Some(summary(&before)),
-        after: Some(summary(record)),
-    };
+    let change =
+        |action: tenantry_audit::AuditAction, record: &TenantRecord| tenantry_audit::Change {
+            action,
+            target_kind: "tenant",
+            target_id: Some(record.id.to_string()),
+            before: Some(summary(&before)),
+            after: Some(summary(record)),
+        };
     let system = tenantry_audit::AuditContext::system();
     if let Status::Delete = status {
         let outbox = Outbox::open(tenancy, &Operator::new(tenancy)).await?;
@@ -202,7 +203,7 @@ async fn change_status(
             .with_deleted_retention_days(settings.deleted_retention_days);
         return orgs
             .soft_delete(slug, &system, true, None, |deleted| {
-                change("tenant.deleted", deleted)
+                change(tenantry_audit::AuditAction::TenantDeleted, deleted)
             })
             .await
             .map_err(|e| match e {
@@ -214,10 +215,20 @@ async fn change_status(
             });
     }
     let mut tx = tenancy.begin_registry().await?;
+    use tenantry_audit::AuditAction;
     let (record, action) = match status {
-        Status::Suspend => (tenancy.suspend_in(&mut tx, slug).await, "tenant.suspended"),
-        Status::Activate => (tenancy.activate_in(&mut tx, slug).await, "tenant.activated"),
-        Status::Restore => (tenancy.restore_in(&mut tx, slug).await, "tenant.restored"),
+        Status::Suspend => (
+            tenancy.suspend_in(&mut tx, slug).await,
+            AuditAction::TenantSuspended,
+        ),
+        Status::Activate => (
+            tenancy.activate_in(&mut tx, slug).await,
+            AuditAction::TenantActivated,
+        ),
+        Status::Restore => (
+            tenancy.restore_in(&mut tx, slug).await,
+            AuditAction::TenantRestored,
+        ),
         Status::Delete => unreachable!("handled above"),
     };
     let record = record.map_err(explain)?;

@@ -68,7 +68,7 @@ async fn a_tenant_exported_to_a_file_imports_into_another_tier() {
         .await
         .unwrap();
         let change = Change {
-            action: "monitor.created",
+            action: tenantry_audit::AuditAction::MonitorCreated,
             target_kind: "monitor",
             target_id: Some(n.to_string()),
             before: None,
@@ -92,7 +92,7 @@ async fn a_tenant_exported_to_a_file_imports_into_another_tier() {
     .unwrap();
     let mut tx = engine.control_db().begin().await.unwrap();
     let added = Change {
-        action: "member.added",
+        action: tenantry_audit::AuditAction::MemberAdded,
         target_kind: "member",
         target_id: None,
         before: None,

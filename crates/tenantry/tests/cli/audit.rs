@@ -8,7 +8,7 @@ use crate::support::{Server, connect, create_tenant, data_dir, engine, stdout, t
 
 fn change(action: &'static str, n: u32) -> Change {
     Change {
-        action,
+        action: action.parse().unwrap(),
         target_kind: action.split('.').next().unwrap(),
         target_id: Some(n.to_string()),
         before: None,

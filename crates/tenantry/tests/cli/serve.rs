@@ -165,7 +165,7 @@ async fn the_cli_without_a_server_starts_the_cluster_and_stops_it_afterwards() {
         &["migrate", "--status", "--json"],
     )))
     .unwrap();
-    assert_eq!(status["shared"]["actual_version"], status["latest"]);
+    assert_eq!(status["shared"]["actual_versions"], status["latest"]);
     assert!(postgres_processes(dir.path()).is_empty());
 }
 

@@ -1,8 +1,8 @@
 //! Text at rest: sealed with ChaCha20-Poly1305 under a key kept in a table of the control
-//! database ([`KeyTable`]: `mail.keys` for email bodies, `monitoring.alert_keys` for webhook
-//! secrets), a random nonce per seal, and the row's id as associated data (a sealed text moved
-//! to another row does not open). The first key is made at first use; concurrent first uses end
-//! up with the same one.
+//! database ([`KeyTable`], named by each user: the email outbox's `mail.keys`, the webhook
+//! secrets' `monitoring.alert_keys`), a random nonce per seal, and the row's id as associated
+//! data (a sealed text moved to another row does not open). The first key is made at first use;
+//! concurrent first uses end up with the same one.
 
 use std::collections::BTreeMap;
 
@@ -20,12 +20,6 @@ pub struct KeyTable {
     pub table: &'static str,
     pub what: &'static str,
 }
-
-/// The email outbox's keys.
-pub const MAIL_KEYS: KeyTable = KeyTable {
-    table: "mail.keys",
-    what: "mail key",
-};
 
 /// A sealed text: the key that sealed it, the nonce, and the ciphertext with its tag. Its
 /// `Debug` shows only the key.
