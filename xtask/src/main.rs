@@ -3,13 +3,16 @@
 //! the whole suite, the tenancy engine's example program), and stops and removes it. With
 //! `TENANTRY_TEST_DATABASE_URL` already set, it uses that server instead.
 //! `cargo xtask door-lint` checks that only the tenancy engine sets the tenant or reaches its
-//! pools (see `door_lint.rs`).
+//! pools (see `door_lint.rs`). `cargo xtask architecture` checks that every invariant of
+//! ARCHITECTURE.md names the tests or lints that enforce it, and that they exist (see
+//! `architecture.rs`).
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, ExitCode, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+mod architecture;
 mod door_lint;
 
 use anyhow::{Context, bail};
@@ -41,7 +44,19 @@ fn run() -> anyhow::Result<ExitCode> {
                 ExitCode::FAILURE
             })
         }
-        _ => bail!("usage: cargo xtask test [ARGS FOR cargo test] | cargo xtask door-lint"),
+        Some("architecture") => {
+            let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .parent()
+                .context("xtask has no parent folder")?;
+            Ok(if architecture::run(root)? {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        _ => bail!(
+            "usage: cargo xtask test [ARGS FOR cargo test] | cargo xtask door-lint | cargo xtask architecture"
+        ),
     }
 }
 

@@ -1,5 +1,8 @@
 //! Reading an archive file: its entries in order, each as lines whose bytes are hashed and
 //! counted as they are read. Blocking: called on blocking threads.
+//!
+//! The manifest, which holds every file's SHA-256, can only come last, so an import reads the
+//! archive three times (the manifest, the check, the restore) rather than hold it.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};

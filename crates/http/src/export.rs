@@ -2,6 +2,10 @@
 //! organization owns, streamed as it is read (`tenantry_archive::export`). It also answers
 //! while the organization is soft-deleted, within its retention: that is how an export is
 //! offered before the data goes.
+//!
+//! The door refuses a soft-deleted tenant, so the export reads the tenant's storage as the owner
+//! role, scoped to the tenant, in a read-only transaction: the one request path that uses the
+//! owner role, and it cannot write.
 
 use std::collections::HashSet;
 use std::io;

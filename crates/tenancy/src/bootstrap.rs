@@ -1,6 +1,11 @@
 //! Creating what the engine runs on: the owner role of a managed cluster, the control database,
 //! the control schema, the runtime role and the shared tenant schema. Every step is idempotent and
 //! safe to run from several processes at once.
+//!
+//! A managed cluster trusts local connections on its socket, inside the data folder's `0700`
+//! socket directory, and listens on no TCP port; its bootstrap superuser `postgres` is left
+//! without login once the owner role exists (`postgres --single`, run as the PostgreSQL user,
+//! regains it).
 
 use anyhow::Context;
 use sqlx::postgres::PgConnectOptions;

@@ -1,5 +1,11 @@
 //! Catalog checks behind the isolation promise: every table with `tenant_id` has row-level
 //! security enabled and forced with a policy on `app.tenant_id`, and no login role bypasses it.
+//!
+//! The policy reads `nullif(current_setting('app.tenant_id', true), '')`: once a
+//! transaction-scoped setting ends, PostgreSQL leaves it at `''` rather than unset, and without
+//! `nullif` the `::uuid` cast would raise an error instead of showing no rows. Tables of the
+//! application's control schemas are read across tenants, so they name an organization as
+//! `org_id` (referencing `control.tenants`, cascading on a hard delete), never `tenant_id`.
 
 use sqlx::PgConnection;
 
@@ -105,6 +111,35 @@ pub async fn relations_owned_by(
          WHERE r.rolname = $1 ORDER BY 1",
     )
     .bind(role)
+    .fetch_all(&mut *conn)
+    .await?)
+}
+
+/// Keys of the tables of `schema` that carry `tenant_id` and do not begin with it: a primary key,
+/// unique constraint or foreign key whose first column is another, or a foreign key whose first
+/// referenced column is another. With `tenant_id` leading every key, a tenant's rows never refer
+/// across tenants, the tiers are interchangeable, and the shared schema can be distributed by
+/// `tenant_id` with every key co-located.
+pub async fn keys_not_led_by_tenant_id(
+    conn: &mut PgConnection,
+    schema: &str,
+) -> anyhow::Result<Vec<String>> {
+    Ok(sqlx::query_scalar(
+        "SELECT format('%I.%I: %s', n.nspname, c.relname, pg_get_constraintdef(k.oid))
+         FROM pg_constraint k
+         JOIN pg_class c ON c.oid = k.conrelid
+         JOIN pg_namespace n ON n.oid = c.relnamespace
+         LEFT JOIN pg_attribute first ON first.attrelid = k.conrelid AND first.attnum = k.conkey[1]
+         LEFT JOIN pg_attribute referenced
+             ON referenced.attrelid = k.confrelid AND referenced.attnum = k.confkey[1]
+         WHERE n.nspname = $1 AND k.contype IN ('p', 'u', 'f')
+           AND EXISTS (SELECT 1 FROM pg_attribute a
+                       WHERE a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped)
+           AND (first.attname IS DISTINCT FROM 'tenant_id'
+                OR (k.contype = 'f' AND referenced.attname IS DISTINCT FROM 'tenant_id'))
+         ORDER BY 1",
+    )
+    .bind(schema)
     .fetch_all(&mut *conn)
     .await?)
 }

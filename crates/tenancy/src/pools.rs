@@ -1,6 +1,12 @@
 //! Connection pools: the owner and runtime pools of the control database, and a bounded LRU cache
 //! of database-tier tenant pools that keeps every tenant pool together under one connection
 //! budget.
+//!
+//! Shared- and schema-tier tenants live in the control database, on the runtime pool, so a
+//! tenant's change and a control-table write can share one transaction. A pool evicted from the
+//! cache closes once its connections in use come back, so under churn the budget is briefly
+//! exceeded. Each tenant lock (provisioning, deletion, migration) holds an owner connection, and
+//! at most `owner_max - 1` are held at once, so the work under them always finds one.
 
 use std::collections::HashMap;
 use std::sync::Mutex;

@@ -3,6 +3,11 @@
 //! tokens. Pages call the same services as the JSON API: where a use case holds more than one
 //! call, it lives in [`crate::cases`] and both call it there.
 //!
+//! Why `maud` rather than askama or minijinja: a page is built from many small parts taking
+//! typed arguments, and a Rust function is the natural unit for that. The compiler checks every
+//! template (a missing variable or a wrong type fails the build), output is escaped by default,
+//! and there are no template files to keep in step with structs.
+//!
 //! Routes: `/` (the start: the default organization, or creating one), `/signup`, `/login`,
 //! `/logout`, `/account/sessions`, `/orgs/new`, `/invitations/{token}` (the emailed link),
 //! every organization page under `/o/{org_slug}/…` (so two tabs can show two organizations),

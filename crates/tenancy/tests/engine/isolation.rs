@@ -299,6 +299,44 @@ async fn every_tenant_table_in_every_database_has_forced_rls() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_key_begins_with_tenant_id_and_the_lint_catches_one_that_does_not() {
+    let engine = tenancy().await;
+    let (record, _) = tenant(&engine, Isolation::Schema).await;
+    let mut conn = superuser_conn(engine.control_database()).await;
+    for schema in ["shared", record.schema_name.as_str()] {
+        let bad = lint::keys_not_led_by_tenant_id(&mut conn, schema)
+            .await
+            .unwrap();
+        assert!(bad.is_empty(), "{schema}: {bad:?}");
+    }
+    sqlx::raw_sql(
+        "CREATE TABLE shared.by_id (id uuid PRIMARY KEY, tenant_id uuid NOT NULL);
+         CREATE TABLE shared.refers (tenant_id uuid NOT NULL, note uuid NOT NULL,
+             PRIMARY KEY (tenant_id, note), UNIQUE (note, tenant_id),
+             FOREIGN KEY (note) REFERENCES shared.by_id (id));",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let bad = lint::keys_not_led_by_tenant_id(&mut conn, "shared")
+        .await
+        .unwrap();
+    assert_eq!(bad.len(), 3, "{bad:?}");
+    assert!(
+        bad[0].starts_with("shared.by_id: PRIMARY KEY (id)"),
+        "{bad:?}"
+    );
+    assert!(
+        bad.iter().any(|b| b.contains("FOREIGN KEY (note)")),
+        "{bad:?}"
+    );
+    assert!(
+        bad.iter().any(|b| b.contains("UNIQUE (note, tenant_id)")),
+        "{bad:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_catalog_lint_catches_a_table_without_forced_rls() {
     let engine = tenancy().await;
     let mut conn = superuser_conn(engine.control_database()).await;
