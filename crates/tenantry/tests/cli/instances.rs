@@ -103,9 +103,22 @@ async fn two_servers_run_each_slot_once_and_a_killed_one_s_slots_are_taken_over(
         .await
         .unwrap();
 
-    // Three intervals and more, then a moment with no check in flight: as many requests as
-    // results, and no new result for a second.
-    tokio::time::sleep(Duration::from_secs(3 * INTERVAL as u64 + 2)).await;
+    // Three slots of every monitor, then a moment with no check in flight: as many requests as
+    // results, and no new result meanwhile.
+    tenantry_testkit::eventually(
+        "three slots of every monitor recorded",
+        Duration::from_secs(120),
+        async || {
+            let recorded = slots(&ctx).await;
+            let done = recorded.values().filter(|s| s.len() >= 3).count();
+            if done == MONITORS {
+                Ok(())
+            } else {
+                Err(format!("{done} of {MONITORS} monitors have three slots"))
+            }
+        },
+    )
+    .await;
     let mut quiet = None;
     for _ in 0..200 {
         let before = slots(&ctx).await;
