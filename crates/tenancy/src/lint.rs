@@ -4,8 +4,8 @@
 //! The policy reads `nullif(current_setting('app.tenant_id', true), '')`: once a
 //! transaction-scoped setting ends, PostgreSQL leaves it at `''` rather than unset, and without
 //! `nullif` the `::uuid` cast would raise an error instead of showing no rows. Tables of the
-//! application's control schemas are read across tenants, so they name an organization as
-//! `org_id` (referencing `control.tenants`, cascading on a hard delete), never `tenant_id`.
+//! application's control schemas are read across tenants, so they name a tenant by another
+//! column (referencing `control.tenants`, cascading on a hard delete), never `tenant_id`.
 
 use sqlx::PgConnection;
 
