@@ -5,27 +5,24 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::{TestApp, caller, platform_admin, problem, send};
+use crate::{TestApp, caller, platform_admin};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_admin_api_does_not_exist_for_anyone_else() {
     let app = TestApp::spawn().await;
     let ada = caller(&app, "ada@example.com").await;
     let root = platform_admin(&app).await;
-    let created: Value = send(
-        &app,
-        Method::POST,
-        "/api/v1/admin/tenants",
-        &root,
-        None,
-        Some(json!({"name": "Acme", "slug": "acme", "admin_email": "boss@acme.test"})),
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
+    let tenants = app.as_(&root).admin_tenants();
+    let created = tenants
+        .create(json!({"name": "Acme", "slug": "acme", "admin_email": "boss@acme.test"}))
+        .await;
     let id = created["id"].as_str().unwrap();
-    let unknown_route = problem(app.get("/api/v1/nothing-here").await, 404).await;
+    let unknown_route = app
+        .anonymous()
+        .request(Method::GET, "/api/v1/nothing-here")
+        .send()
+        .await
+        .problem(404);
     let routes = [
         (Method::GET, "/api/v1/admin/tenants".to_string()),
         (Method::POST, "/api/v1/admin/tenants".to_string()),
@@ -38,38 +35,17 @@ async fn the_admin_api_does_not_exist_for_anyone_else() {
     ];
     for (method, path) in routes {
         let body = matches!(method, Method::POST | Method::PUT).then(|| json!({}));
-        let as_user = send(&app, method.clone(), &path, &ada.token, None, body.clone()).await;
-        assert_eq!(
-            problem(as_user, 404).await,
-            unknown_route,
-            "{method} {path}"
-        );
-        let mut anonymous = app
-            .client
-            .request(method.clone(), format!("{}{path}", app.base));
-        if let Some(body) = &body {
-            anonymous = anonymous.json(body);
+        for who in [app.as_(&ada), app.anonymous()] {
+            let answer = who
+                .request(method.clone(), &path)
+                .body(body.clone())
+                .send()
+                .await;
+            assert_eq!(answer.problem(404), unknown_route, "{method} {path}");
         }
-        let anonymous = anonymous.send().await.unwrap();
-        assert_eq!(
-            problem(anonymous, 404).await,
-            unknown_route,
-            "{method} {path}"
-        );
     }
     // Nothing changed.
-    let read: Value = send(
-        &app,
-        Method::GET,
-        &format!("/api/v1/admin/tenants/{id}"),
-        &root,
-        None,
-        None,
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
+    let read = tenants.get(id).await;
     assert_eq!(read["status"], "active");
 }
 
@@ -77,25 +53,18 @@ async fn the_admin_api_does_not_exist_for_anyone_else() {
 async fn tenants_are_created_in_every_tier_and_their_admin_joins_from_the_email() {
     let app = TestApp::spawn().await;
     let root = platform_admin(&app).await;
+    let tenants = app.as_(&root).admin_tenants();
     for tier in ["shared", "schema", "database"] {
         let email = format!("boss-{tier}@acme.test");
-        let created = send(
-            &app,
-            Method::POST,
-            "/api/v1/admin/tenants",
-            &root,
-            None,
-            Some(json!({
+        let created = tenants
+            .create(json!({
                 "name": format!("Acme {tier}"),
                 "slug": format!("acme-{tier}"),
                 "admin_email": email,
                 "plan": "pro",
                 "isolation": tier,
-            })),
-        )
-        .await;
-        assert_eq!(created.status(), 201);
-        let created: Value = created.json().await.unwrap();
+            }))
+            .await;
         assert_eq!(created["isolation"], tier);
         assert_eq!(created["status"], "active");
         assert_eq!(created["plan"], "pro");
@@ -107,38 +76,20 @@ async fn tenants_are_created_in_every_tier_and_their_admin_joins_from_the_email(
 
         let token = app.invitation_token(&email, 0).await;
         let accepted = app
-            .post(
-                &format!("/api/v1/invitations/{token}/accept"),
-                &json!({"name": "Boss", "password": "boss password"}),
-            )
+            .anonymous()
+            .invitation(&token)
+            .accept_signing_up("Boss", "boss password")
             .await;
-        assert_eq!(accepted.status(), 200);
-        let accepted: Value = accepted.json().await.unwrap();
         assert_eq!(accepted["membership"]["role"], "owner");
         let owner = accepted["access_token"].as_str().unwrap();
-        let monitor = send(
-            &app,
-            Method::POST,
-            "/api/v1/monitors",
-            owner,
-            None,
-            Some(json!({"name": "Site", "kind": "http", "target": "https://acme.test"})),
-        )
-        .await;
+        let monitor = app
+            .as_(owner)
+            .monitors()
+            .try_create(json!({"name": "Site", "kind": "http", "target": "https://acme.test"}))
+            .await;
         assert_eq!(monitor.status(), 201, "{tier}");
     }
-    let listed: Value = send(
-        &app,
-        Method::GET,
-        "/api/v1/admin/tenants",
-        &root,
-        None,
-        None,
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
+    let listed = tenants.list().await;
     let slugs: Vec<&str> = listed["items"]
         .as_array()
         .unwrap()
@@ -150,16 +101,10 @@ async fn tenants_are_created_in_every_tier_and_their_admin_joins_from_the_email(
     }
 
     // Bad input changes nothing.
-    let taken = send(
-        &app,
-        Method::POST,
-        "/api/v1/admin/tenants",
-        &root,
-        None,
-        Some(json!({"name": "Again", "slug": "acme-shared", "admin_email": "x@acme.test"})),
-    )
-    .await;
-    assert_eq!(problem(taken, 409).await["code"], "conflict");
+    let taken = tenants
+        .try_create(json!({"name": "Again", "slug": "acme-shared", "admin_email": "x@acme.test"}))
+        .await;
+    assert_eq!(taken.problem(409)["code"], "conflict");
     for (body, field) in [
         (
             json!({"name": "X", "slug": "x-1", "admin_email": "nope"}),
@@ -174,41 +119,16 @@ async fn tenants_are_created_in_every_tier_and_their_admin_joins_from_the_email(
             "plan",
         ),
     ] {
-        let refused = send(
-            &app,
-            Method::POST,
-            "/api/v1/admin/tenants",
-            &root,
-            None,
-            Some(body),
+        let refused = tenants.try_create(body).await;
+        assert_eq!(refused.problem(422)["field"], field);
+    }
+    let tier = tenants
+        .try_create(
+            json!({"name": "X", "slug": "x-3", "admin_email": "x@acme.test", "isolation": "cloud"}),
         )
         .await;
-        assert_eq!(problem(refused, 422).await["field"], field);
-    }
-    let tier = send(
-        &app,
-        Method::POST,
-        "/api/v1/admin/tenants",
-        &root,
-        None,
-        Some(
-            json!({"name": "X", "slug": "x-3", "admin_email": "x@acme.test", "isolation": "cloud"}),
-        ),
-    )
-    .await;
     assert_eq!(tier.status(), 422);
-    let after: Value = send(
-        &app,
-        Method::GET,
-        "/api/v1/admin/tenants",
-        &root,
-        None,
-        None,
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
+    let after = tenants.list().await;
     assert_eq!(after["items"].as_array().unwrap().len(), 3);
 }
 
@@ -217,41 +137,31 @@ async fn plans_and_limits_merge_key_by_key() {
     let app = TestApp::spawn().await;
     let root = platform_admin(&app).await;
     let ada = caller(&app, "ada@example.com").await;
-    let org: Value = app
-        .post_as(
-            "/api/v1/organizations",
-            &ada.token,
-            &json!({"name": "Acme"}),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
-    let path = format!("/api/v1/admin/tenants/{}", org["id"].as_str().unwrap());
+    let org = app
+        .as_(&ada)
+        .organizations()
+        .create(json!({"name": "Acme"}))
+        .await;
+    let id = org["id"].as_str().unwrap();
+    let tenants = app.as_(&root).admin_tenants();
 
-    let read: Value = send(&app, Method::GET, &path, &root, None, None)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let read = tenants.get(id).await;
     assert_eq!(read["plan"], "free");
     assert_eq!(read["limits"]["max_monitors"], 20);
     assert_eq!(read["usage"]["members"], 1);
 
-    let put = |body: Value| send(&app, Method::PUT, &path, &root, None, Some(body));
-    let changed: Value = put(json!({"plan": "pro", "limits": {"max_monitors": 3}}))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let changed = tenants
+        .update(id, json!({"plan": "pro", "limits": {"max_monitors": 3}}))
+        .await;
     assert_eq!(changed["plan"], "pro");
     assert_eq!(changed["limits"]["max_monitors"], 3);
     assert_eq!(changed["limits"]["max_users"], 50);
-    let changed: Value = put(json!({"limits": {"max_users": null}, "features": {"agents": false}}))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let changed = tenants
+        .update(
+            id,
+            json!({"limits": {"max_users": null}, "features": {"agents": false}}),
+        )
+        .await;
     assert_eq!(
         changed["limits"]["max_monitors"], 3,
         "earlier overrides stay"
@@ -273,29 +183,15 @@ async fn plans_and_limits_merge_key_by_key() {
         (json!({"limits": {"max_users": -1}}), "limits"),
         (json!({"features": {"agents": "yes"}}), "features"),
     ] {
-        assert_eq!(problem(put(body).await, 422).await["field"], field);
+        let refused = tenants.try_update(id, body).await;
+        assert_eq!(refused.problem(422)["field"], field);
     }
-    let unchanged: Value = send(&app, Method::GET, &path, &root, None, None)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let unchanged = tenants.get(id).await;
     assert_eq!(unchanged["limits"], changed["limits"]);
     assert_eq!(unchanged["plan"], "pro");
 
     // The members see the plan and limits too.
-    let seen: Value = send(
-        &app,
-        Method::GET,
-        &format!("/api/v1/organizations/{}", org["id"].as_str().unwrap()),
-        &ada.token,
-        None,
-        None,
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
+    let seen = app.as_(&ada).organizations().get(id).await;
     assert_eq!(seen["plan"], "pro");
     assert_eq!(seen["limits"]["max_monitors"], 3);
 }
@@ -305,139 +201,45 @@ async fn suspend_activate_delete_restore_and_purge() {
     let app = TestApp::spawn().await;
     let root = platform_admin(&app).await;
     let ada = caller(&app, "ada@example.com").await;
-    let org: Value = app
-        .post_as(
-            "/api/v1/organizations",
-            &ada.token,
-            &json!({"name": "Acme"}),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
+    let orgs = app.as_(&ada).organizations();
+    let org = orgs.create(json!({"name": "Acme"})).await;
     let id = org["id"].as_str().unwrap();
-    let admin = format!("/api/v1/admin/tenants/{id}");
-    let key: Value = send(
-        &app,
-        Method::POST,
-        &format!("/api/v1/organizations/{id}/api-keys"),
-        &ada.token,
-        None,
-        Some(json!({"name": "ci", "role": "member"})),
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
-    let key = key["secret"].as_str().unwrap();
-    let monitors = || send(&app, Method::GET, "/api/v1/monitors", key, None, None);
-    assert_eq!(monitors().await.status(), 200);
+    let tenants = app.as_(&root).admin_tenants();
+    let key = orgs
+        .api_keys(id)
+        .create(json!({"name": "ci", "role": "member"}))
+        .await;
+    let monitors = app.as_(key["secret"].as_str().unwrap()).monitors();
+    assert_eq!(monitors.try_list().await.status(), 200);
 
-    let suspended: Value = send(
-        &app,
-        Method::POST,
-        &format!("{admin}/suspend"),
-        &root,
-        None,
-        None,
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
+    let suspended = tenants.suspend(id).await;
     assert_eq!(suspended["status"], "suspended");
     assert_eq!(
-        problem(monitors().await, 403).await["code"],
+        monitors.try_list().await.problem(403)["code"],
         "tenant_suspended"
     );
     // Its members still see the organization, and that it is suspended.
-    let as_member: Value = send(
-        &app,
-        Method::GET,
-        &format!("/api/v1/organizations/{id}"),
-        &ada.token,
-        None,
-        None,
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
+    let as_member = orgs.get(id).await;
     assert_eq!(as_member["status"], "suspended");
-    let activated: Value = send(
-        &app,
-        Method::POST,
-        &format!("{admin}/activate"),
-        &root,
-        None,
-        None,
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
+    let activated = tenants.activate(id).await;
     assert_eq!(activated["status"], "active");
-    assert_eq!(monitors().await.status(), 200);
+    assert_eq!(monitors.try_list().await.status(), 200);
 
-    assert_eq!(
-        send(&app, Method::DELETE, &admin, &root, None, None)
-            .await
-            .status(),
-        204
-    );
-    assert_eq!(problem(monitors().await, 404).await["code"], "not_found");
-    let deleted: Value = send(&app, Method::GET, &admin, &root, None, None)
-        .await
-        .json()
-        .await
-        .unwrap();
+    tenants.delete(id).await;
+    assert_eq!(monitors.try_list().await.problem(404)["code"], "not_found");
+    let deleted = tenants.get(id).await;
     assert_eq!(deleted["status"], "deleted");
-    let restored: Value = send(
-        &app,
-        Method::POST,
-        &format!("{admin}/restore"),
-        &root,
-        None,
-        None,
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
+    let restored = tenants.restore(id).await;
     assert_eq!(restored["status"], "active");
-    assert_eq!(monitors().await.status(), 200);
+    assert_eq!(monitors.try_list().await.status(), 200);
 
-    let wrong = send(
-        &app,
-        Method::DELETE,
-        &format!("{admin}?hard=true"),
-        &root,
-        None,
-        Some(json!({"confirm": "nope"})),
-    )
-    .await;
-    assert_eq!(problem(wrong, 422).await["field"], "confirm");
-    assert_eq!(monitors().await.status(), 200);
-    let purged = send(
-        &app,
-        Method::DELETE,
-        &format!("{admin}?hard=true"),
-        &root,
-        None,
-        Some(json!({"confirm": org["slug"]})),
-    )
-    .await;
-    assert_eq!(purged.status(), 204);
+    let wrong = tenants.try_hard_delete(id, "nope").await;
+    assert_eq!(wrong.problem(422)["field"], "confirm");
+    assert_eq!(monitors.try_list().await.status(), 200);
+    tenants.hard_delete(id, org["slug"].clone()).await;
+    assert_eq!(tenants.try_get(id).await.problem(404)["code"], "not_found");
     assert_eq!(
-        problem(
-            send(&app, Method::GET, &admin, &root, None, None).await,
-            404
-        )
-        .await["code"],
-        "not_found"
-    );
-    assert_eq!(
-        monitors().await.status(),
+        monitors.try_list().await.status(),
         401,
         "the key went with its organization"
     );
@@ -449,16 +251,8 @@ async fn a_soft_deleted_organization_is_gone_for_its_members_but_its_export() {
     let root = platform_admin(&app).await;
     let ada = crate::caller(&app, "ada@example.com").await;
     let org = crate::new_org(&app, &ada, "Acme").await;
-    let deleted = send(
-        &app,
-        Method::DELETE,
-        &format!("/api/v1/organizations/{org}"),
-        &ada.token,
-        None,
-        None,
-    )
-    .await;
-    assert_eq!(deleted.status(), 204);
+    let orgs = app.as_(&ada).organizations();
+    orgs.delete(&org).await;
     let base = format!("/api/v1/organizations/{org}");
     for (method, path) in [
         (Method::GET, base.clone()),
@@ -473,40 +267,18 @@ async fn a_soft_deleted_organization_is_gone_for_its_members_but_its_export() {
         (Method::DELETE, base.clone()),
     ] {
         let body = (method == Method::PUT).then(|| json!({"name": "Renamed"}));
-        let response = send(&app, method.clone(), &path, &ada.token, None, body).await;
+        let response = app
+            .as_(&ada)
+            .request(method.clone(), &path)
+            .body(body)
+            .send()
+            .await;
         assert_eq!(response.status(), 404, "{method} {path}");
     }
-    let monitors = send(
-        &app,
-        Method::GET,
-        "/api/v1/monitors",
-        &ada.token,
-        Some(&org),
-        None,
-    )
-    .await;
+    let monitors = app.as_(&ada).org(&org).monitors().try_list().await;
     assert_eq!(monitors.status(), 404);
     // The export stays for its owners until the purge, and a platform admin can restore it.
-    let export = send(
-        &app,
-        Method::GET,
-        &format!("{base}/export"),
-        &ada.token,
-        None,
-        None,
-    )
-    .await;
-    assert_eq!(export.status(), 200);
-    let restored = send(
-        &app,
-        Method::POST,
-        &format!("/api/v1/admin/tenants/{org}/restore"),
-        &root,
-        None,
-        None,
-    )
-    .await;
-    assert_eq!(restored.status(), 200);
-    let back = send(&app, Method::GET, &base, &ada.token, None, None).await;
-    assert_eq!(back.status(), 200);
+    orgs.export(&org).await;
+    app.as_(&root).admin_tenants().restore(&org).await;
+    orgs.get(&org).await;
 }

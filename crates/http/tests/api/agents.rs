@@ -19,40 +19,19 @@ use tenantry_monitoring::scheduler::{self, Claimant, LEASE_SLACK};
 use tenantry_tenancy::Isolation;
 use uuid::Uuid;
 
-use crate::{Caller, TestApp, caller, org_in, problem, send, success_json};
+use crate::{Answer, Caller, TestApp, caller, org_in};
 
 /// Registers an agent named `name` in `org` as `who`; the 201 body (with its token).
 async fn register(app: &TestApp, who: &Caller, org: &str, name: &str) -> Value {
     // The free plan has no agents.
     app.allow(org, "agents").await;
-    let response = send(
-        app,
-        Method::POST,
-        "/api/v1/agents",
-        &who.token,
-        Some(org),
-        Some(json!({"name": name})),
-    )
-    .await;
-    assert_eq!(response.status(), 201);
-    response.json().await.unwrap()
+    let agents = app.as_(who).org(org).agents();
+    agents.create(json!({"name": name})).await
 }
 
 /// Creates a monitor in `org` and returns the 201 body.
 async fn monitor(app: &TestApp, who: &Caller, org: &str, body: Value) -> Value {
-    let response = send(
-        app,
-        Method::POST,
-        "/api/v1/monitors",
-        &who.token,
-        Some(org),
-        Some(body),
-    )
-    .await;
-    let status = response.status();
-    let body = response.text().await.unwrap();
-    assert_eq!(status, 201, "{body}");
-    serde_json::from_str(&body).unwrap()
+    app.as_(who).org(org).monitors().create(body).await
 }
 
 fn id_of(value: &Value) -> String {
@@ -60,13 +39,18 @@ fn id_of(value: &Value) -> String {
 }
 
 /// A request to an agent route with `token`.
-async fn as_agent(app: &TestApp, path: &str, token: &str, body: Value) -> reqwest::Response {
-    app.post_as(path, token, &body).await
+async fn as_agent(app: &TestApp, path: &str, token: &str, body: Value) -> Answer {
+    app.as_(token)
+        .request(Method::POST, path)
+        .body(body)
+        .send()
+        .await
 }
 
 async fn claim(app: &TestApp, token: &str, max: i64) -> Vec<Value> {
-    let claimed =
-        success_json(as_agent(app, "/api/v1/agent/claims", token, json!({"max": max})).await).await;
+    let claimed = as_agent(app, "/api/v1/agent/claims", token, json!({"max": max}))
+        .await
+        .expect(200);
     claimed["checks"].as_array().unwrap().clone()
 }
 
@@ -97,18 +81,8 @@ async fn tenant_rows_containing(app: &TestApp, org: &str, table: &str, needle: &
 
 /// The results of monitor `id` as `who` sees them, newest first.
 async fn results_of(app: &TestApp, who: &Caller, org: &str, id: &str) -> Vec<Value> {
-    let page = success_json(
-        send(
-            app,
-            Method::GET,
-            &format!("/api/v1/monitors/{id}/results?limit=200"),
-            &who.token,
-            Some(org),
-            None,
-        )
-        .await,
-    )
-    .await;
+    let monitors = app.as_(who).org(org).monitors();
+    let page = monitors.results(id).list_with("limit=200").await;
     page["items"].as_array().unwrap().clone()
 }
 
@@ -130,7 +104,7 @@ async fn an_agent_is_registered_read_listed_and_deleted_and_its_token_shown_once
     let ada = caller(&app, "ada@example.com").await;
     let org = org_in(&app, &ada, "Acme", Isolation::Shared).await;
     app.set_limit(&org, "max_agents", json!(5)).await;
-    let t = Some(org.as_str());
+    let agents = app.as_(&ada).org(&org).agents();
 
     let created = register(&app, &ada, &org, "  datacenter-1 ").await;
     let token = created["token"].as_str().unwrap().to_string();
@@ -142,8 +116,7 @@ async fn an_agent_is_registered_read_listed_and_deleted_and_its_token_shown_once
     let id = id_of(&created);
 
     // Shown once: reads and lists never carry it.
-    let path = format!("/api/v1/agents/{id}");
-    let read = success_json(send(&app, Method::GET, &path, &ada.token, t, None).await).await;
+    let read = agents.get(&id).await;
     assert!(read.get("token").is_none(), "{read}");
     let mut expected = created.clone();
     expected.as_object_mut().unwrap().remove("token");
@@ -151,31 +124,9 @@ async fn an_agent_is_registered_read_listed_and_deleted_and_its_token_shown_once
     for i in 2..=3 {
         register(&app, &ada, &org, &format!("datacenter-{i}")).await;
     }
-    let first = success_json(
-        send(
-            &app,
-            Method::GET,
-            "/api/v1/agents?limit=2",
-            &ada.token,
-            t,
-            None,
-        )
-        .await,
-    )
-    .await;
+    let first = agents.list_with("limit=2").await;
     let cursor = first["next_cursor"].as_str().unwrap();
-    let second = success_json(
-        send(
-            &app,
-            Method::GET,
-            &format!("/api/v1/agents?limit=2&cursor={cursor}"),
-            &ada.token,
-            t,
-            None,
-        )
-        .await,
-    )
-    .await;
+    let second = agents.list_with(&format!("limit=2&cursor={cursor}")).await;
     let names: Vec<&str> = first["items"]
         .as_array()
         .unwrap()
@@ -225,36 +176,15 @@ async fn an_agent_is_registered_read_listed_and_deleted_and_its_token_shown_once
     );
 
     // Invalid input names the field.
-    let blank = send(
-        &app,
-        Method::POST,
-        "/api/v1/agents",
-        &ada.token,
-        t,
-        Some(json!({"name": "   "})),
-    )
-    .await;
-    assert_eq!(problem(blank, 422).await["field"], "name");
+    let blank = agents.try_create(json!({"name": "   "})).await;
+    assert_eq!(blank.problem(422)["field"], "name");
 
     // Deleted: gone, its token refused and removed, the deletion audited.
-    let deleted = send(&app, Method::DELETE, &path, &ada.token, t, None).await;
-    assert_eq!(deleted.status(), 204);
-    assert_eq!(
-        problem(
-            send(&app, Method::GET, &path, &ada.token, t, None).await,
-            404
-        )
-        .await["code"],
-        "not_found"
-    );
-    assert_eq!(
-        send(&app, Method::DELETE, &path, &ada.token, t, None)
-            .await
-            .status(),
-        404
-    );
+    agents.delete(&id).await;
+    assert_eq!(agents.try_get(&id).await.problem(404)["code"], "not_found");
+    assert_eq!(agents.try_delete(&id).await.status(), 404);
     let refused = as_agent(&app, "/api/v1/agent/claims", &token, json!({"max": 1})).await;
-    assert_eq!(problem(refused, 401).await["code"], "invalid_token");
+    assert_eq!(refused.problem(401)["code"], "invalid_token");
     let left: i64 =
         sqlx::query_scalar("SELECT count(*) FROM monitoring.agent_tokens WHERE agent_id = $1")
             .bind(id.parse::<Uuid>().unwrap())
@@ -275,22 +205,14 @@ async fn parallel_registrations_against_room_for_three_make_three_and_usage_coun
     let org = org_in(&app, &ada, "Acme", Isolation::Schema).await;
     app.set_limit(&org, "max_agents", json!(3)).await;
     app.allow(&org, "agents").await;
-    let registrations = (0..20).map(|i| {
-        send(
-            &app,
-            Method::POST,
-            "/api/v1/agents",
-            &ada.token,
-            Some(&org),
-            Some(json!({"name": format!("agent-{i}")})),
-        )
-    });
+    let agents = app.as_(&ada).org(&org).agents();
+    let registrations = (0..20).map(|i| agents.try_create(json!({"name": format!("agent-{i}")})));
     let mut created = Vec::new();
     for response in join_all(registrations).await {
         if response.status().is_success() {
-            created.push(response.json::<Value>().await.unwrap());
+            created.push(response.json());
         } else {
-            let body = problem(response, 403).await;
+            let body = response.problem(403);
             assert_eq!(body["code"], "limit_exceeded");
             assert_eq!(body["limit"], "max_agents");
         }
@@ -305,27 +227,16 @@ async fn parallel_registrations_against_room_for_three_make_three_and_usage_coun
             .unwrap();
     assert_eq!(tokens, 3);
 
-    let usage = || {
-        let app = &app;
-        let path = format!("/api/v1/organizations/{org}/usage");
-        let token = ada.token.clone();
-        async move {
-            let body = success_json(send(app, Method::GET, &path, &token, None, None).await).await;
-            body["usage"]["agents"].clone()
-        }
-    };
-    assert_eq!(usage().await, json!({"used": 3, "limit": 3}));
-    let gone = send(
-        &app,
-        Method::DELETE,
-        &format!("/api/v1/agents/{}", id_of(&created[0])),
-        &ada.token,
-        Some(&org),
-        None,
-    )
-    .await;
-    assert_eq!(gone.status(), 204);
-    assert_eq!(usage().await, json!({"used": 2, "limit": 3}));
+    let orgs = app.as_(&ada).organizations();
+    assert_eq!(
+        orgs.usage(&org).await["usage"]["agents"],
+        json!({"used": 3, "limit": 3})
+    );
+    agents.delete(id_of(&created[0])).await;
+    assert_eq!(
+        orgs.usage(&org).await["usage"]["agents"],
+        json!({"used": 2, "limit": 3})
+    );
     // Room again for one.
     register(&app, &ada, &org, "replacement").await;
 }
@@ -341,28 +252,15 @@ async fn a_monitor_names_an_agent_of_its_own_organization_and_never_for_a_heartb
     let theirs = id_of(&register(&app, &bob, &globex, "theirs").await);
 
     let tcp = |agent: &str| json!({"name": "db", "kind": "tcp", "target": "10.0.0.5:5432", "agent_id": agent});
+    let monitors = app.as_(&ada).org(&acme).monitors();
     for wrong in [theirs.clone(), Uuid::new_v4().to_string()] {
-        let refused = send(
-            &app,
-            Method::POST,
-            "/api/v1/monitors",
-            &ada.token,
-            Some(&acme),
-            Some(tcp(&wrong)),
-        )
-        .await;
-        assert_eq!(problem(refused, 422).await["field"], "agent_id", "{wrong}");
+        let refused = monitors.try_create(tcp(&wrong)).await;
+        assert_eq!(refused.problem(422)["field"], "agent_id", "{wrong}");
     }
-    let heartbeat = send(
-        &app,
-        Method::POST,
-        "/api/v1/monitors",
-        &ada.token,
-        Some(&acme),
-        Some(json!({"name": "cron", "kind": "heartbeat", "agent_id": ours})),
-    )
-    .await;
-    assert_eq!(problem(heartbeat, 422).await["field"], "agent_id");
+    let heartbeat = monitors
+        .try_create(json!({"name": "cron", "kind": "heartbeat", "agent_id": ours}))
+        .await;
+    assert_eq!(heartbeat.problem(422)["field"], "agent_id");
 
     let created = monitor(&app, &ada, &acme, tcp(&ours)).await;
     assert_eq!(created["agent_id"], ours.as_str());
@@ -371,59 +269,22 @@ async fn a_monitor_names_an_agent_of_its_own_organization_and_never_for_a_heartb
         scheduled_agent(&app, &id).await,
         Some(Some(ours.parse().unwrap()))
     );
-    let agent = success_json(
-        send(
-            &app,
-            Method::GET,
-            &format!("/api/v1/agents/{ours}"),
-            &ada.token,
-            Some(&acme),
-            None,
-        )
-        .await,
-    )
-    .await;
+    let agent = app.as_(&ada).org(&acme).agents().get(&ours).await;
     assert_eq!(agent["monitor_ids"], json!([id]));
 
     // Replaced: to another organization's agent, refused and unchanged; to the servers, and
     // back to the agent, the schedule follows.
-    let path = format!("/api/v1/monitors/{id}");
-    let stolen = send(
-        &app,
-        Method::PUT,
-        &path,
-        &ada.token,
-        Some(&acme),
-        Some(tcp(&theirs)),
-    )
-    .await;
-    assert_eq!(problem(stolen, 422).await["field"], "agent_id");
-    let servers = success_json(
-        send(
-            &app,
-            Method::PUT,
-            &path,
-            &ada.token,
-            Some(&acme),
-            Some(json!({"name": "db", "kind": "tcp", "target": "10.0.0.5:5432"})),
+    let stolen = monitors.try_update(&id, tcp(&theirs)).await;
+    assert_eq!(stolen.problem(422)["field"], "agent_id");
+    let servers = monitors
+        .update(
+            &id,
+            json!({"name": "db", "kind": "tcp", "target": "10.0.0.5:5432"}),
         )
-        .await,
-    )
-    .await;
+        .await;
     assert_eq!(servers["agent_id"], Value::Null);
     assert_eq!(scheduled_agent(&app, &id).await, Some(None));
-    success_json(
-        send(
-            &app,
-            Method::PUT,
-            &path,
-            &ada.token,
-            Some(&acme),
-            Some(tcp(&ours)),
-        )
-        .await,
-    )
-    .await;
+    monitors.update(&id, tcp(&ours)).await;
     assert_eq!(
         scheduled_agent(&app, &id).await,
         Some(Some(ours.parse().unwrap()))
@@ -451,28 +312,9 @@ async fn deleting_an_agent_gives_its_monitors_back_to_the_servers() {
     let claimed = claim(&app, token, 10).await;
     assert_eq!(claimed.len(), 1);
 
-    let deleted = send(
-        &app,
-        Method::DELETE,
-        &format!("/api/v1/agents/{agent_id}"),
-        &ada.token,
-        Some(&org),
-        None,
-    )
-    .await;
-    assert_eq!(deleted.status(), 204);
-    let read = success_json(
-        send(
-            &app,
-            Method::GET,
-            &format!("/api/v1/monitors/{id}"),
-            &ada.token,
-            Some(&org),
-            None,
-        )
-        .await,
-    )
-    .await;
+    let acme = app.as_(&ada).org(&org);
+    acme.agents().delete(&agent_id).await;
+    let read = acme.monitors().get(&id).await;
     assert_eq!(read["agent_id"], Value::Null);
     assert_eq!(scheduled_agent(&app, &id).await, Some(None));
     // The servers' instances may take it at once: the agent's lease went with it.
@@ -487,7 +329,7 @@ async fn deleting_an_agent_gives_its_monitors_back_to_the_servers() {
     .unwrap();
     assert!(instances.iter().any(|c| c.monitor_id == monitor_id));
     let refused = as_agent(&app, "/api/v1/agent/claims", token, json!({"max": 1})).await;
-    assert_eq!(problem(refused, 401).await["code"], "invalid_token");
+    assert_eq!(refused.problem(401)["code"], "invalid_token");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -497,29 +339,20 @@ async fn agent_routes_refuse_every_token_but_a_current_one_alike() {
     let org = org_in(&app, &ada, "Acme", Isolation::Shared).await;
     let agent = register(&app, &ada, &org, "dc").await;
     let token = agent["token"].as_str().unwrap().to_string();
-    let key = success_json(
-        send(
-            &app,
-            Method::POST,
-            &format!("/api/v1/organizations/{org}/api-keys"),
-            &ada.token,
-            None,
-            Some(json!({"name": "ci", "role": "admin"})),
-        )
-        .await,
+    let key = app
+        .as_(&ada)
+        .organizations()
+        .api_keys(&org)
+        .create(json!({"name": "ci", "role": "admin"}))
+        .await;
+    let reference = as_agent(
+        &app,
+        "/api/v1/agent/claims",
+        &format!("tagt_{}", "A".repeat(43)),
+        json!({"max": 1}),
     )
-    .await;
-    let reference = problem(
-        as_agent(
-            &app,
-            "/api/v1/agent/claims",
-            &format!("tagt_{}", "A".repeat(43)),
-            json!({"max": 1}),
-        )
-        .await,
-        401,
-    )
-    .await;
+    .await
+    .problem(401);
     assert_eq!(reference["code"], "invalid_token");
     let others = [
         "tagt_short".to_string(),
@@ -530,38 +363,32 @@ async fn agent_routes_refuse_every_token_but_a_current_one_alike() {
         for other in &others {
             let body = json!({"max": 1, "results": []});
             let response = as_agent(&app, path, other, body).await;
-            assert_eq!(problem(response, 401).await, reference, "{path}");
+            assert_eq!(response.problem(401), reference, "{path}");
         }
-        let anonymous = app.post(path, &json!({"max": 1, "results": []})).await;
-        assert_eq!(problem(anonymous, 401).await, reference, "{path}");
+        let anonymous = app
+            .anonymous()
+            .request(Method::POST, path)
+            .body(json!({"max": 1, "results": []}))
+            .send()
+            .await;
+        assert_eq!(anonymous.problem(401), reference, "{path}");
     }
 
     // A current token works; its organization suspended, it is refused alike.
     assert!(claim(&app, &token, 5).await.is_empty());
     app.tenancy.suspend(&org).await.unwrap();
     let suspended = as_agent(&app, "/api/v1/agent/claims", &token, json!({"max": 1})).await;
-    assert_eq!(problem(suspended, 401).await, reference);
+    assert_eq!(suspended.problem(401), reference);
     app.tenancy.activate(&org).await.unwrap();
     assert!(claim(&app, &token, 5).await.is_empty());
     // Claiming marks the agent as seen.
-    let seen = success_json(
-        send(
-            &app,
-            Method::GET,
-            &format!("/api/v1/agents/{}", id_of(&agent)),
-            &ada.token,
-            Some(&org),
-            None,
-        )
-        .await,
-    )
-    .await;
+    let seen = app.as_(&ada).org(&org).agents().get(id_of(&agent)).await;
     assert!(seen["last_seen_at"].is_string(), "{seen}");
 
     // Malformed requests name the field.
     for max in [0, 101] {
         let response = as_agent(&app, "/api/v1/agent/claims", &token, json!({"max": max})).await;
-        assert_eq!(problem(response, 422).await["field"], "max");
+        assert_eq!(response.problem(422)["field"], "max");
     }
     let flood: Vec<Value> = (0..101)
         .map(|_| result_for(&Uuid::new_v4().to_string(), &Utc::now().to_rfc3339(), true))
@@ -573,7 +400,7 @@ async fn agent_routes_refuse_every_token_but_a_current_one_alike() {
         json!({"results": flood}),
     )
     .await;
-    assert_eq!(problem(response, 422).await["field"], "results");
+    assert_eq!(response.problem(422)["field"], "results");
 }
 
 async fn agents_reach_only_their_own_organization(tier: Isolation) {
@@ -603,46 +430,18 @@ async fn agents_reach_only_their_own_organization(tier: Isolation) {
 
     // Another organization's agent is the same 404 as a missing one; deleting it changes
     // nothing.
-    let their_path = format!("/api/v1/agents/{}", id_of(&theirs));
-    let missing_path = format!("/api/v1/agents/{}", Uuid::new_v4());
-    for method in [Method::GET, Method::DELETE] {
-        let theirs = send(
-            &app,
-            method.clone(),
-            &their_path,
-            &ada.token,
-            Some(&acme),
-            None,
-        )
-        .await;
-        let missing = send(&app, method, &missing_path, &ada.token, Some(&acme), None).await;
-        assert_eq!(problem(theirs, 404).await, problem(missing, 404).await);
-    }
-    let listed = success_json(
-        send(
-            &app,
-            Method::GET,
-            "/api/v1/agents",
-            &ada.token,
-            Some(&acme),
-            None,
-        )
-        .await,
-    )
-    .await;
+    let agents = app.as_(&ada).org(&acme).agents();
+    let their_id = id_of(&theirs);
+    let missing_id = Uuid::new_v4();
+    let theirs = agents.try_get(&their_id).await;
+    let missing = agents.try_get(missing_id).await;
+    assert_eq!(theirs.problem(404), missing.problem(404));
+    let theirs = agents.try_delete(&their_id).await;
+    let missing = agents.try_delete(missing_id).await;
+    assert_eq!(theirs.problem(404), missing.problem(404));
+    let listed = agents.list().await;
     assert_eq!(listed["items"].as_array().unwrap().len(), 1);
-    let still = success_json(
-        send(
-            &app,
-            Method::GET,
-            &their_path,
-            &bob.token,
-            Some(&globex),
-            None,
-        )
-        .await,
-    )
-    .await;
+    let still = app.as_(&bob).org(&globex).agents().get(&their_id).await;
     assert_eq!(still["monitor_ids"], json!([their_monitor]));
 
     // Each token claims its own agent's monitors only.
@@ -668,8 +467,9 @@ async fn agents_reach_only_their_own_organization(tier: Isolation) {
         result_for(&server_run, &due_at, false),
         result_for(&our_monitor, &due_at, true),
     ]});
-    let answer =
-        success_json(as_agent(&app, "/api/v1/agent/results", our_token, batch.clone()).await).await;
+    let answer = as_agent(&app, "/api/v1/agent/results", our_token, batch.clone())
+        .await
+        .expect(200);
     assert_eq!(answer["recorded"], 1, "{answer}");
     assert_eq!(answer["duplicates"], 0);
     let mut rejected: Vec<&str> = answer["rejected"]
@@ -692,7 +492,9 @@ async fn agents_reach_only_their_own_organization(tier: Isolation) {
     assert_eq!(ours_recorded.len(), 1);
     assert_eq!(ours_recorded[0]["ok"], true);
     // Posted again: a duplicate, nothing changes.
-    let again = success_json(as_agent(&app, "/api/v1/agent/results", our_token, batch).await).await;
+    let again = as_agent(&app, "/api/v1/agent/results", our_token, batch)
+        .await
+        .expect(200);
     assert_eq!(
         (again["recorded"].as_u64(), again["duplicates"].as_u64()),
         (Some(0), Some(1))
@@ -701,16 +503,14 @@ async fn agents_reach_only_their_own_organization(tier: Isolation) {
     // The slot moved on: nothing is due for the agent now.
     assert!(claim(&app, our_token, 100).await.is_empty());
     // The other organization's agent still works, on its own monitor.
-    let theirs_posted = success_json(
-        as_agent(
-            &app,
-            "/api/v1/agent/results",
-            their_token,
-            json!({"results": [result_for(&their_monitor, &their_due, true)]}),
-        )
-        .await,
+    let theirs_posted = as_agent(
+        &app,
+        "/api/v1/agent/results",
+        their_token,
+        json!({"results": [result_for(&their_monitor, &their_due, true)]}),
     )
-    .await;
+    .await
+    .expect(200);
     assert_eq!(theirs_posted["recorded"], 1);
 }
 
@@ -813,13 +613,8 @@ async fn an_agent_runs_its_monitors_checks_end_to_end() {
     let up = wait_for_results(&app, &ada, &org, &id, |r| !r.is_empty()).await;
     assert_eq!(up[0]["ok"], true, "{up:?}");
     assert_eq!(up[0]["status_code"], 200);
-    let read = || {
-        let app = &app;
-        let path = format!("/api/v1/monitors/{id}");
-        let (token, org) = (ada.token.clone(), org.clone());
-        async move { success_json(send(app, Method::GET, &path, &token, Some(&org), None).await).await }
-    };
-    assert_eq!(read().await["status"], "up");
+    let acme = app.as_(&ada).org(&org);
+    assert_eq!(acme.monitors().get(&id).await["status"], "up");
 
     // The target fails: the next slot's check says so, and the monitor goes down.
     status.store(503, Ordering::SeqCst);
@@ -829,34 +624,12 @@ async fn an_agent_runs_its_monitors_checks_end_to_end() {
     .await;
     assert_eq!(down[0]["status_code"], 503, "{down:?}");
     assert!(down.iter().skip(1).all(|r| r["ok"] == true));
-    let now_down = read().await;
+    let now_down = acme.monitors().get(&id).await;
     assert_eq!(now_down["status"], "down", "{now_down}");
-    let incidents = success_json(
-        send(
-            &app,
-            Method::GET,
-            &format!("/api/v1/monitors/{id}/incidents"),
-            &ada.token,
-            Some(&org),
-            None,
-        )
-        .await,
-    )
-    .await;
+    let incidents = acme.monitors().incidents(&id).list().await;
     assert_eq!(incidents["items"].as_array().unwrap().len(), 1);
 
-    let seen = success_json(
-        send(
-            &app,
-            Method::GET,
-            &format!("/api/v1/agents/{}", id_of(&agent)),
-            &ada.token,
-            Some(&org),
-            None,
-        )
-        .await,
-    )
-    .await;
+    let seen = acme.agents().get(id_of(&agent)).await;
     assert!(seen["last_seen_at"].is_string());
     assert_eq!(seen["monitor_ids"], json!([id]));
 
@@ -978,7 +751,9 @@ async fn an_agent_posts_results_only_for_slots_leased_to_it() {
         result_for(&mine, &(due - chrono::Duration::milliseconds(1)).to_rfc3339(), false),
         result_for(&other, &their_due, false),
     ]});
-    let answer = success_json(as_agent(&app, "/api/v1/agent/results", token, forged).await).await;
+    let answer = as_agent(&app, "/api/v1/agent/results", token, forged)
+        .await
+        .expect(200);
     assert_eq!(answer["recorded"], 0, "{answer}");
     assert_eq!(answer["rejected"].as_array().unwrap().len(), 3, "{answer}");
     assert!(results_of(&app, &ada, &org, &mine).await.is_empty());
@@ -987,23 +762,28 @@ async fn an_agent_posts_results_only_for_slots_leased_to_it() {
 
     // The leased slot is recorded; posted again once it has moved on, a duplicate.
     let leased = json!({"results": [result_for(&mine, &due.to_rfc3339(), true)]});
-    let answer =
-        success_json(as_agent(&app, "/api/v1/agent/results", token, leased.clone()).await).await;
+    let answer = as_agent(&app, "/api/v1/agent/results", token, leased.clone())
+        .await
+        .expect(200);
     assert_eq!(answer["recorded"], 1, "{answer}");
-    let again = success_json(as_agent(&app, "/api/v1/agent/results", token, leased).await).await;
+    let again = as_agent(&app, "/api/v1/agent/results", token, leased)
+        .await
+        .expect(200);
     assert_eq!(again["duplicates"], 1, "{again}");
     assert_eq!(again["rejected"], json!([]), "{again}");
     assert_eq!(results_of(&app, &ada, &org, &mine).await.len(), 1);
     // The next slot is not leased until claimed.
     let next = json!({"results": [result_for(&mine, &(due + chrono::Duration::seconds(60)).to_rfc3339(), true)]});
-    let answer = success_json(as_agent(&app, "/api/v1/agent/results", token, next).await).await;
+    let answer = as_agent(&app, "/api/v1/agent/results", token, next)
+        .await
+        .expect(200);
     assert_eq!(answer["rejected"].as_array().unwrap().len(), 1, "{answer}");
     assert_eq!(rejected_count(&app).await, rejected_before + 4.0);
 }
 
 /// `tenantry_agent_results_rejected_total` on `/metrics`.
 async fn rejected_count(app: &TestApp) -> f64 {
-    let text = app.metrics().await.text().await.unwrap();
+    let text = app.metrics().await.text();
     text.lines()
         .find_map(|l| l.strip_prefix("tenantry_agent_results_rejected_total "))
         .and_then(|v| v.trim().parse().ok())
@@ -1018,16 +798,8 @@ async fn agents_are_listed_with_who_registered_them_and_outlive_their_membership
     let owner = caller(&app, "owner@example.com").await;
     let ada = caller(&app, "ada@example.com").await;
     let org = org_in(&app, &owner, "Acme", Isolation::Schema).await;
-    let added = send(
-        &app,
-        Method::POST,
-        &format!("/api/v1/organizations/{org}/members"),
-        &owner.token,
-        None,
-        Some(json!({"user_id": ada.id, "role": "admin"})),
-    )
-    .await;
-    assert_eq!(added.status(), 201);
+    let members = app.as_(&owner).organizations().members(&org);
+    members.add(ada.id, "admin").await;
     let agent = register(&app, &ada, &org, "rack-1").await;
     assert_eq!(
         agent["registered_by"],
@@ -1037,28 +809,8 @@ async fn agents_are_listed_with_who_registered_them_and_outlive_their_membership
     let token = agent["token"].as_str().unwrap().to_string();
     id_of(&monitor(&app, &owner, &org, json!({"name": "db", "kind": "tcp", "target": "10.0.0.5:5432", "agent_id": agent["id"]})).await);
 
-    let removed = send(
-        &app,
-        Method::DELETE,
-        &format!("/api/v1/organizations/{org}/members/{}", ada.id),
-        &owner.token,
-        None,
-        None,
-    )
-    .await;
-    assert_eq!(removed.status(), 204);
-    let listed = success_json(
-        send(
-            &app,
-            Method::GET,
-            "/api/v1/agents",
-            &owner.token,
-            Some(&org),
-            None,
-        )
-        .await,
-    )
-    .await;
+    members.remove(ada.id).await;
+    let listed = app.as_(&owner).org(&org).agents().list().await;
     assert_eq!(
         listed["items"][0]["registered_by"],
         json!({"kind": "user", "id": ada.id}),

@@ -1,24 +1,14 @@
 //! API keys: shown once, stored as hashes, acting in their own organization only, revocable.
 
-use reqwest::Method;
 use serde_json::{Value, json};
 use tenantry_tenancy::Isolation;
 use uuid::Uuid;
 
-use crate::{Caller, TestApp, caller, org_in, problem, send, success_json};
+use crate::{Caller, TestApp, caller, org_in};
 
 async fn new_key(app: &TestApp, owner: &Caller, org: &str, role: &str) -> Value {
-    let response = send(
-        app,
-        Method::POST,
-        &format!("/api/v1/organizations/{org}/api-keys"),
-        &owner.token,
-        None,
-        Some(json!({"name": "ci", "role": role})),
-    )
-    .await;
-    assert_eq!(response.status(), 201);
-    response.json().await.unwrap()
+    let keys = app.as_(owner).organizations().api_keys(org);
+    keys.create(json!({"name": "ci", "role": role})).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -29,18 +19,7 @@ async fn a_key_is_shown_once_stored_as_a_hash_and_acts_in_its_organization() {
     let created = new_key(&app, &ada, &acme, "member").await;
     let secret = created["secret"].as_str().unwrap();
     assert!(secret.starts_with("tnt_") && secret.len() > 40, "{secret}");
-    let listed: Value = send(
-        &app,
-        Method::GET,
-        &format!("/api/v1/organizations/{acme}/api-keys"),
-        &ada.token,
-        None,
-        None,
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
+    let listed = app.as_(&ada).organizations().api_keys(&acme).list().await;
     let listed = &listed["items"][0];
     assert!(listed.get("secret").is_none());
     assert_eq!(listed["role"], "member");
@@ -51,31 +30,15 @@ async fn a_key_is_shown_once_stored_as_a_hash_and_acts_in_its_organization() {
     assert_eq!(stored.len(), 32);
 
     // No X-Tenant needed: the key's organization is the context.
-    let made = send(
-        &app,
-        Method::POST,
-        "/api/v1/monitors",
-        secret,
-        None,
-        Some(json!({"name": "k", "kind": "heartbeat"})),
-    )
-    .await;
-    assert_eq!(made.status(), 201);
-    let listed: Value = send(&app, Method::GET, "/api/v1/monitors", secret, None, None)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let monitors = app.as_(secret).monitors();
+    monitors
+        .create(json!({"name": "k", "kind": "heartbeat"}))
+        .await;
+    let listed = monitors.list().await;
     assert_eq!(listed["items"].as_array().unwrap().len(), 1);
     // Keys are not users.
-    assert_eq!(
-        problem(
-            send(&app, Method::GET, "/api/v1/user", secret, None, None).await,
-            401
-        )
-        .await["code"],
-        "unauthorized"
-    );
+    let user = app.as_(secret).user().try_get().await;
+    assert_eq!(user.problem(401)["code"], "unauthorized");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -87,54 +50,21 @@ async fn a_key_never_reaches_another_organization_in_any_tier() {
         let b = org_in(&app, &ada, "Ada's other", tier).await;
         let key = new_key(&app, &ada, &a, "owner").await;
         let secret = key["secret"].as_str().unwrap();
-        let theirs: Value = send(
-            &app,
-            Method::POST,
-            "/api/v1/monitors",
-            &ada.token,
-            Some(&b),
-            Some(json!({"name": "b", "kind": "heartbeat"})),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
-        let theirs = format!("/api/v1/monitors/{}", theirs["id"].as_str().unwrap());
-        let missing = format!("/api/v1/monitors/{}", Uuid::new_v4());
-        let by_id = problem(
-            send(&app, Method::GET, &theirs, secret, None, None).await,
-            404,
-        )
-        .await;
-        assert_eq!(
-            by_id,
-            problem(
-                send(&app, Method::GET, &missing, secret, None, None).await,
-                404
-            )
-            .await,
-            "{tier}"
-        );
+        let theirs = app
+            .as_(&ada)
+            .org(&b)
+            .monitors()
+            .create(json!({"name": "b", "kind": "heartbeat"}))
+            .await;
+        let theirs = theirs["id"].as_str().unwrap();
+        let with_key = app.as_(secret);
+        let by_id = with_key.monitors().try_get(theirs).await.problem(404);
+        let missing = with_key.monitors().try_get(Uuid::new_v4()).await;
+        assert_eq!(by_id, missing.problem(404), "{tier}");
         // Even though its maker belongs to B, the key does not.
-        let via_header = send(
-            &app,
-            Method::GET,
-            "/api/v1/monitors",
-            secret,
-            Some(&b),
-            None,
-        )
-        .await;
+        let via_header = with_key.org(&b).monitors().try_list().await;
         assert_eq!(via_header.status(), 404, "{tier}");
-        let own_header = send(
-            &app,
-            Method::GET,
-            "/api/v1/monitors",
-            secret,
-            Some(&a),
-            None,
-        )
-        .await;
+        let own_header = with_key.org(&a).monitors().try_list().await;
         assert_eq!(own_header.status(), 200, "{tier}");
     }
 }
@@ -145,7 +75,6 @@ async fn roles_bound_keys_and_revocation_takes_effect_at_once() {
     let ada = caller(&app, "ada@example.com").await;
     let max = caller(&app, "max@example.com").await;
     let acme = org_in(&app, &ada, "Acme", Isolation::Shared).await;
-    let keys = format!("/api/v1/organizations/{acme}/api-keys");
     for (user, role) in [(&max, "member"), (&max, "admin")] {
         sqlx::query("INSERT INTO orgs.memberships (org_id, user_id, role) VALUES ($1, $2, $3) ON CONFLICT (org_id, user_id) DO UPDATE SET role = $3")
             .bind(acme.parse::<Uuid>().unwrap())
@@ -155,17 +84,14 @@ async fn roles_bound_keys_and_revocation_takes_effect_at_once() {
             .await
             .unwrap();
         let wanted = if role == "member" { "viewer" } else { "owner" };
-        let refused = send(
-            &app,
-            Method::POST,
-            &keys,
-            &max.token,
-            None,
-            Some(json!({"name": "x", "role": wanted})),
-        )
-        .await;
+        let refused = app
+            .as_(&max)
+            .organizations()
+            .api_keys(&acme)
+            .try_create(json!({"name": "x", "role": wanted}))
+            .await;
         assert_eq!(
-            problem(refused, 403).await["code"],
+            refused.problem(403)["code"],
             "forbidden",
             "{role} making a {wanted} key"
         );
@@ -173,50 +99,23 @@ async fn roles_bound_keys_and_revocation_takes_effect_at_once() {
 
     let viewer = new_key(&app, &ada, &acme, "viewer").await;
     let secret = viewer["secret"].as_str().unwrap();
-    assert_eq!(
-        send(&app, Method::GET, "/api/v1/monitors", secret, None, None)
-            .await
-            .status(),
-        200
-    );
-    let write = send(
-        &app,
-        Method::POST,
-        "/api/v1/monitors",
-        secret,
-        None,
-        Some(json!({"name": "no", "kind": "heartbeat"})),
-    )
-    .await;
-    assert_eq!(problem(write, 403).await["code"], "forbidden");
+    let monitors = app.as_(secret).monitors();
+    assert_eq!(monitors.try_list().await.status(), 200);
+    let write = monitors
+        .try_create(json!({"name": "no", "kind": "heartbeat"}))
+        .await;
+    assert_eq!(write.problem(403)["code"], "forbidden");
 
-    let path = format!("{keys}/{}", viewer["id"].as_str().unwrap());
-    assert_eq!(
-        send(&app, Method::DELETE, &path, &ada.token, None, None)
-            .await
-            .status(),
-        204
-    );
-    let after = send(&app, Method::GET, "/api/v1/monitors", secret, None, None).await;
-    assert_eq!(problem(after, 401).await["code"], "invalid_token");
-    assert_eq!(
-        send(&app, Method::DELETE, &path, &ada.token, None, None)
-            .await
-            .status(),
-        404
-    );
+    let keys = app.as_(&ada).organizations().api_keys(&acme);
+    let id = viewer["id"].as_str().unwrap();
+    keys.revoke(id).await;
+    let after = monitors.try_list().await;
+    assert_eq!(after.problem(401)["code"], "invalid_token");
+    assert_eq!(keys.try_revoke(id).await.status(), 404);
     let stranger = caller(&app, "eve@example.com").await;
     let elsewhere = org_in(&app, &stranger, "Eve's", Isolation::Shared).await;
-    let foreign = format!(
-        "/api/v1/organizations/{elsewhere}/api-keys/{}",
-        viewer["id"].as_str().unwrap()
-    );
-    assert_eq!(
-        send(&app, Method::DELETE, &foreign, &stranger.token, None, None)
-            .await
-            .status(),
-        404
-    );
+    let foreign = app.as_(&stranger).organizations().api_keys(&elsewhere);
+    assert_eq!(foreign.try_revoke(id).await.status(), 404);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -237,38 +136,21 @@ async fn a_key_may_have_a_rate_limit_of_its_own_set_at_creation_and_audited() {
         )
         .await
         .unwrap();
-    let keys = format!("/api/v1/organizations/{acme}/api-keys");
-    let limited = success_json(
-        send(
-            &app,
-            Method::POST,
-            &keys,
-            &ada.token,
-            None,
-            Some(json!({"name": "limited", "role": "member", "requests_per_minute": 30})),
-        )
-        .await,
-    )
-    .await;
+    let orgs = app.as_(&ada).organizations();
+    let keys = orgs.api_keys(&acme);
+    let limited = keys
+        .create(json!({"name": "limited", "role": "member", "requests_per_minute": 30}))
+        .await;
     assert_eq!(limited["requests_per_minute"], 30);
     // Absent or null: the organization's budget only.
     let plain = new_key(&app, &ada, &acme, "member").await;
     assert_eq!(plain["requests_per_minute"], Value::Null);
-    let explicit_null = success_json(
-        send(
-            &app,
-            Method::POST,
-            &keys,
-            &ada.token,
-            None,
-            Some(json!({"name": "null", "role": "viewer", "requests_per_minute": null})),
-        )
-        .await,
-    )
-    .await;
+    let explicit_null = keys
+        .create(json!({"name": "null", "role": "viewer", "requests_per_minute": null}))
+        .await;
     assert_eq!(explicit_null["requests_per_minute"], Value::Null);
 
-    let listed = success_json(send(&app, Method::GET, &keys, &ada.token, None, None).await).await;
+    let listed = keys.list().await;
     let budgets: Vec<&Value> = listed["items"]
         .as_array()
         .unwrap()
@@ -278,18 +160,10 @@ async fn a_key_may_have_a_rate_limit_of_its_own_set_at_creation_and_audited() {
     assert_eq!(budgets, [&json!(30), &Value::Null, &Value::Null]);
 
     // The audit entry of the creation records the limit.
-    let trail = success_json(
-        send(
-            &app,
-            Method::GET,
-            &format!("/api/v1/organizations/{acme}/audit-logs?action=api_key.created"),
-            &ada.token,
-            None,
-            None,
-        )
-        .await,
-    )
-    .await;
+    let trail = orgs
+        .audit_logs(&acme)
+        .list_with("action=api_key.created")
+        .await;
     let entry = trail["items"]
         .as_array()
         .unwrap()
@@ -309,20 +183,14 @@ async fn a_key_may_have_a_rate_limit_of_its_own_set_at_creation_and_audited() {
         json!(2_147_483_648_i64),
         json!(u64::MAX),
     ] {
-        let refused = send(
-            &app,
-            Method::POST,
-            &keys,
-            &ada.token,
-            None,
-            Some(json!({"name": "bad", "role": "member", "requests_per_minute": bad})),
-        )
-        .await;
-        let body = problem(refused, 422).await;
+        let refused = keys
+            .try_create(json!({"name": "bad", "role": "member", "requests_per_minute": bad}))
+            .await;
+        let body = refused.problem(422);
         assert_eq!(body["code"], "validation_failed", "{bad}");
         assert_eq!(body["field"], "requests_per_minute", "{bad}");
     }
-    let listed = success_json(send(&app, Method::GET, &keys, &ada.token, None, None).await).await;
+    let listed = keys.list().await;
     assert_eq!(listed["items"].as_array().unwrap().len(), 3);
 }
 
@@ -336,48 +204,23 @@ async fn keys_die_with_their_creators_access() {
         let org = org_in(&app, &ada, &format!("Org {tier}"), *tier).await;
         app.set_limit(&org, "max_api_keys", Value::Null).await;
         app.set_limit(&org, "max_users", Value::Null).await;
-        let members = format!("/api/v1/organizations/{org}/members");
+        let orgs = app.as_(&ada).organizations();
+        let members = orgs.members(&org);
         for who in [&bob, &carl] {
-            let added = send(
-                &app,
-                Method::POST,
-                &members,
-                &ada.token,
-                None,
-                Some(json!({"user_id": who.id, "role": "admin"})),
-            )
-            .await;
-            assert_eq!(added.status(), 201);
+            members.add(who.id, "admin").await;
         }
         let bobs = new_key(&app, &bob, &org, "admin").await;
         let carls = new_key(&app, &carl, &org, "member").await;
         let adas = new_key(&app, &ada, &org, "member").await;
+        let monitors_with = |key: &Value| app.as_(key["secret"].as_str().unwrap()).monitors();
         for key in [&bobs, &carls, &adas] {
-            let secret = key["secret"].as_str().unwrap();
-            let r = send(&app, Method::GET, "/api/v1/monitors", secret, None, None).await;
+            let r = monitors_with(key).try_list().await;
             assert_eq!(r.status(), 200);
         }
 
         // Bob demoted below the role that makes keys: his key stops at once.
-        let demoted = send(
-            &app,
-            Method::PATCH,
-            &format!("{members}/{}", bob.id),
-            &ada.token,
-            None,
-            Some(json!({"role": "member"})),
-        )
-        .await;
-        assert_eq!(demoted.status(), 200);
-        let r = send(
-            &app,
-            Method::GET,
-            "/api/v1/monitors",
-            bobs["secret"].as_str().unwrap(),
-            None,
-            None,
-        )
-        .await;
+        members.change_role(bob.id, "member").await;
+        let r = monitors_with(&bobs).try_list().await;
         assert_eq!(
             r.status(),
             401,
@@ -385,54 +228,18 @@ async fn keys_die_with_their_creators_access() {
         );
 
         // Carl removed: his key stops too; Ada's goes on.
-        let removed = send(
-            &app,
-            Method::DELETE,
-            &format!("{members}/{}", carl.id),
-            &ada.token,
-            None,
-            None,
-        )
-        .await;
-        assert_eq!(removed.status(), 204);
-        let r = send(
-            &app,
-            Method::GET,
-            "/api/v1/monitors",
-            carls["secret"].as_str().unwrap(),
-            None,
-            None,
-        )
-        .await;
+        members.remove(carl.id).await;
+        let r = monitors_with(&carls).try_list().await;
         assert_eq!(
             r.status(),
             401,
             "{tier}: a removed creator's key still works"
         );
-        let r = send(
-            &app,
-            Method::GET,
-            "/api/v1/monitors",
-            adas["secret"].as_str().unwrap(),
-            None,
-            None,
-        )
-        .await;
+        let r = monitors_with(&adas).try_list().await;
         assert_eq!(r.status(), 200);
 
         // The list shows only Ada's key, and the log says why the others went.
-        let listed = success_json(
-            send(
-                &app,
-                Method::GET,
-                &format!("/api/v1/organizations/{org}/api-keys"),
-                &ada.token,
-                None,
-                None,
-            )
-            .await,
-        )
-        .await;
+        let listed = orgs.api_keys(&org).list().await;
         let ids: Vec<&str> = listed["items"]
             .as_array()
             .unwrap()
@@ -440,18 +247,10 @@ async fn keys_die_with_their_creators_access() {
             .map(|k| k["id"].as_str().unwrap())
             .collect();
         assert_eq!(ids, [adas["id"].as_str().unwrap()]);
-        let log = success_json(
-            send(
-                &app,
-                Method::GET,
-                &format!("/api/v1/organizations/{org}/audit-logs?action=api_key.revoked"),
-                &ada.token,
-                None,
-                None,
-            )
-            .await,
-        )
-        .await;
+        let log = orgs
+            .audit_logs(&org)
+            .list_with("action=api_key.revoked")
+            .await;
         let reasons: Vec<String> = log["items"]
             .as_array()
             .unwrap()

@@ -4,189 +4,77 @@
 
 use std::collections::BTreeSet;
 
-use reqwest::Method;
-use serde_json::{Value, json};
+use serde_json::json;
 use tenantry_tenancy::Isolation;
 use uuid::Uuid;
 
-use crate::{TestApp, caller, org_in, problem, success_json};
+use crate::{Client, TestApp, caller, org_in};
 
-/// A request as `token`, with a request id, a user agent and `X-Tenant` when given.
-async fn act(
-    app: &TestApp,
-    method: Method,
-    path: &str,
-    token: &str,
-    tenant: Option<&str>,
-    body: Option<Value>,
-    request_id: &str,
-) -> reqwest::Response {
-    let mut request = app
-        .client
-        .request(method, format!("{}{path}", app.base))
-        .bearer_auth(token)
-        .header("X-Request-Id", request_id)
-        .header("User-Agent", "audit-test/1.0");
-    if let Some(tenant) = tenant {
-        request = request.header("X-Tenant", tenant);
-    }
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    request.send().await.unwrap()
+/// `who`, sending request id `request_id` and a user agent.
+fn acting<'a>(who: &Client<'a>, request_id: &str) -> Client<'a> {
+    who.header("X-Request-Id", request_id)
+        .header("User-Agent", "audit-test/1.0")
 }
 
 async fn trail_of(app: &TestApp, tier: Isolation) {
     let ada = caller(app, "ada@example.com").await;
     let bob = caller(app, "bob@example.com").await;
     let org = org_in(app, &ada, "Acme", tier).await;
-    let base = format!("/api/v1/organizations/{org}");
-    let (token, org_ref) = (ada.token.as_str(), org.as_str());
-    let a = move |m: Method, p: String, b: Option<Value>, id: &'static str| async move {
-        act(app, m, &p, token, Some(org_ref), b, id).await
-    };
+    let ada_in_org = app.as_(&ada).org(&org);
+    let a = |request_id: &str| acting(&ada_in_org, request_id);
 
-    success_json(
-        a(
-            Method::POST,
-            format!("{base}/members"),
-            Some(json!({"user_id": bob.id, "role": "member"})),
-            "r-add",
-        )
-        .await,
-    )
-    .await;
+    let members_as = |request_id: &str| a(request_id).organizations().members(&org);
+    members_as("r-add").add(bob.id, "member").await;
     // Refused: no entry.
-    let twice = a(
-        Method::POST,
-        format!("{base}/members"),
-        Some(json!({"user_id": bob.id, "role": "member"})),
-        "r-twice",
-    )
-    .await;
+    let twice = members_as("r-twice").try_add(bob.id, "member").await;
     assert_eq!(twice.status(), 409);
-    success_json(
-        a(
-            Method::PATCH,
-            format!("{base}/members/{}", bob.id),
-            Some(json!({"role": "viewer"})),
-            "r-role",
-        )
-        .await,
-    )
-    .await;
-    let invitation = success_json(
-        a(
-            Method::POST,
-            format!("{base}/invitations"),
-            Some(json!({"email": "c@example.com", "role": "member"})),
-            "r-invite",
-        )
-        .await,
-    )
-    .await;
+    members_as("r-role").change_role(bob.id, "viewer").await;
+    let invitation = a("r-invite")
+        .organizations()
+        .invitations(&org)
+        .invite("c@example.com", "member")
+        .await;
     let iid = invitation["id"].as_str().unwrap();
-    success_json(
-        a(
-            Method::DELETE,
-            format!("{base}/invitations/{iid}"),
-            None,
-            "r-revoke-inv",
-        )
-        .await,
-    )
-    .await;
-    success_json(
-        a(
-            Method::PUT,
-            base.clone(),
-            Some(json!({"name": "Acme Corp"})),
-            "r-profile",
-        )
-        .await,
-    )
-    .await;
-    let key = success_json(
-        a(
-            Method::POST,
-            format!("{base}/api-keys"),
-            Some(json!({"name": "ci", "role": "member"})),
-            "r-key",
-        )
-        .await,
-    )
-    .await;
+    a("r-revoke-inv")
+        .organizations()
+        .invitations(&org)
+        .revoke(iid)
+        .await;
+    a("r-profile")
+        .organizations()
+        .update(&org, json!({"name": "Acme Corp"}))
+        .await;
+    let key = a("r-key")
+        .organizations()
+        .api_keys(&org)
+        .create(json!({"name": "ci", "role": "member"}))
+        .await;
     let secret = key["secret"].as_str().unwrap().to_string();
     let key_id = key["id"].as_str().unwrap().to_string();
     // Monitors through the key: the actor is the key.
-    let monitor = success_json(
-        act(
-            app,
-            Method::POST,
-            "/api/v1/monitors",
-            &secret,
-            None,
-            Some(json!({"name": "site", "kind": "tcp", "target": "example.com:443"})),
-            "r-mon",
-        )
-        .await,
-    )
-    .await;
+    let with_key = app.as_(&secret);
+    let monitor = acting(&with_key, "r-mon")
+        .monitors()
+        .create(json!({"name": "site", "kind": "tcp", "target": "example.com:443"}))
+        .await;
     let mid = monitor["id"].as_str().unwrap();
-    success_json(
-        act(
-            app,
-            Method::PUT,
-            &format!("/api/v1/monitors/{mid}"),
-            &secret,
-            None,
-            Some(json!({"name": "site 2", "kind": "tcp", "target": "example.com:443"})),
-            "r-mon-up",
+    acting(&with_key, "r-mon-up")
+        .monitors()
+        .update(
+            mid,
+            json!({"name": "site 2", "kind": "tcp", "target": "example.com:443"}),
         )
-        .await,
-    )
-    .await;
-    success_json(
-        a(
-            Method::DELETE,
-            format!("/api/v1/monitors/{mid}"),
-            None,
-            "r-mon-del",
-        )
-        .await,
-    )
-    .await;
-    success_json(
-        a(
-            Method::DELETE,
-            format!("{base}/api-keys/{key_id}"),
-            None,
-            "r-key-revoke",
-        )
-        .await,
-    )
-    .await;
-    success_json(
-        a(
-            Method::DELETE,
-            format!("{base}/members/{}", bob.id),
-            None,
-            "r-remove",
-        )
-        .await,
-    )
-    .await;
+        .await;
+    a("r-mon-del").monitors().delete(mid).await;
+    a("r-key-revoke")
+        .organizations()
+        .api_keys(&org)
+        .revoke(&key_id)
+        .await;
+    members_as("r-remove").remove(bob.id).await;
 
-    let trail = success_json(
-        a(
-            Method::GET,
-            format!("{base}/audit-logs?limit=200"),
-            None,
-            "r-read",
-        )
-        .await,
-    )
-    .await;
+    let trail_as = |request_id: &str| a(request_id).organizations().audit_logs(&org);
+    let trail = trail_as("r-read").list_with("limit=200").await;
     let items = trail["items"].as_array().unwrap();
     let actions: Vec<&str> = items
         .iter()
@@ -238,16 +126,7 @@ async fn trail_of(app: &TestApp, tier: Isolation) {
     );
 
     // Filters and pages.
-    let members = success_json(
-        a(
-            Method::GET,
-            format!("{base}/audit-logs?action=member."),
-            None,
-            "r",
-        )
-        .await,
-    )
-    .await;
+    let members = trail_as("r").list_with("action=member.").await;
     let member_actions: Vec<&str> = members["items"]
         .as_array()
         .unwrap()
@@ -258,36 +137,18 @@ async fn trail_of(app: &TestApp, tier: Isolation) {
         member_actions,
         ["member.removed", "member.role_changed", "member.added"]
     );
-    let by_key = success_json(
-        a(
-            Method::GET,
-            format!("{base}/audit-logs?actor={key_id}"),
-            None,
-            "r",
-        )
-        .await,
-    )
-    .await;
+    let by_key = trail_as("r").list_with(&format!("actor={key_id}")).await;
     assert_eq!(by_key["items"].as_array().unwrap().len(), 2);
-    let future = success_json(
-        a(
-            Method::GET,
-            format!("{base}/audit-logs?since=2999-01-01T00:00:00Z"),
-            None,
-            "r",
-        )
-        .await,
-    )
-    .await;
+    let future = trail_as("r").list_with("since=2999-01-01T00:00:00Z").await;
     assert_eq!(future["items"], json!([]));
     let mut seen = BTreeSet::new();
     let mut cursor: Option<String> = None;
     loop {
-        let path = match &cursor {
-            Some(c) => format!("{base}/audit-logs?limit=5&cursor={c}"),
-            None => format!("{base}/audit-logs?limit=5"),
+        let query = match &cursor {
+            Some(c) => format!("limit=5&cursor={c}"),
+            None => "limit=5".to_string(),
         };
-        let page = success_json(a(Method::GET, path, None, "r").await).await;
+        let page = trail_as("r").list_with(&query).await;
         for e in page["items"].as_array().unwrap() {
             assert!(
                 seen.insert(e["id"].as_str().unwrap().to_string()),
@@ -300,60 +161,27 @@ async fn trail_of(app: &TestApp, tier: Isolation) {
         }
     }
     assert_eq!(seen.len(), expected.len());
-    let bad = a(
-        Method::GET,
-        format!("{base}/audit-logs?cursor=nonsense"),
-        None,
-        "r",
-    )
-    .await;
-    assert_eq!(problem(bad, 422).await["field"], "cursor");
+    let bad = trail_as("r").try_list_with("cursor=nonsense").await;
+    assert_eq!(bad.problem(422)["field"], "cursor");
 
     // Admins only; another organization's trail is a 404 like a missing one.
     let carol = caller(app, "carol@example.com").await;
-    success_json(
-        a(
-            Method::POST,
-            format!("{base}/members"),
-            Some(json!({"user_id": carol.id, "role": "member"})),
-            "r",
-        )
-        .await,
-    )
-    .await;
-    let as_member = act(
-        app,
-        Method::GET,
-        &format!("{base}/audit-logs"),
-        &carol.token,
-        None,
-        None,
-        "r",
-    )
-    .await;
-    assert_eq!(problem(as_member, 403).await["code"], "forbidden");
+    a("r")
+        .organizations()
+        .members(&org)
+        .add(carol.id, "member")
+        .await;
+    let as_member = acting(&app.as_(&carol), "r")
+        .organizations()
+        .audit_logs(&org)
+        .try_list()
+        .await;
+    assert_eq!(as_member.problem(403)["code"], "forbidden");
     let eve = caller(app, "eve@example.com").await;
-    let theirs = act(
-        app,
-        Method::GET,
-        &format!("{base}/audit-logs"),
-        &eve.token,
-        None,
-        None,
-        "r",
-    )
-    .await;
-    let nowhere = act(
-        app,
-        Method::GET,
-        &format!("/api/v1/organizations/{}/audit-logs", Uuid::new_v4()),
-        &eve.token,
-        None,
-        None,
-        "r",
-    )
-    .await;
-    assert_eq!(problem(theirs, 404).await, problem(nowhere, 404).await);
+    let eve = acting(&app.as_(&eve), "r").organizations();
+    let theirs = eve.audit_logs(&org).try_list().await;
+    let nowhere = eve.audit_logs(Uuid::new_v4()).try_list().await;
+    assert_eq!(theirs.problem(404), nowhere.problem(404));
 
     // Both chains verify.
     let record = app.tenancy.find(&org).await.unwrap();

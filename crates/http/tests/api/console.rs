@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::{TestApp, caller, new_org, send};
+use crate::{TestApp, caller, new_org};
 
 /// A browser without a browser: keeps its cookies, follows no redirect.
 struct Console {
@@ -212,18 +212,10 @@ async fn another_organizations_pages_are_the_same_404_page_as_missing_ones() {
     let globex = new_org(&app, &bob, "Globex").await;
     let acme_slug = slug_of(&app, &acme).await;
     let globex_slug = slug_of(&app, &globex).await;
-    let monitor: serde_json::Value = send(
-        &app,
-        reqwest::Method::POST,
-        "/api/v1/monitors",
-        &ada.token,
-        Some(&acme),
-        Some(json!({"name": "Homepage", "kind": "http", "target": "https://example.com", "interval_seconds": 60})),
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
+    let monitors = app.as_(&ada).org(&acme).monitors();
+    let monitor = monitors
+        .create(json!({"name": "Homepage", "kind": "http", "target": "https://example.com", "interval_seconds": 60}))
+        .await;
     let monitor = monitor["id"].as_str().unwrap();
     let mut browser = Console::new(&app);
     browser.log_in("bob@example.com").await;
@@ -280,29 +272,15 @@ async fn another_organizations_pages_are_the_same_404_page_as_missing_ones() {
         assert_eq!(answer.status(), 404, "{path}");
         assert_eq!(answer.text().await.unwrap(), missing, "{path}");
     }
-    let still = send(
-        &app,
-        reqwest::Method::GET,
-        &format!("/api/v1/monitors/{monitor}"),
-        &ada.token,
-        Some(&acme),
-        None,
-    )
-    .await;
-    assert_eq!(still.status(), 200);
-    let invited = send(
-        &app,
-        reqwest::Method::GET,
-        &format!("/api/v1/organizations/{acme}/invitations"),
-        &ada.token,
-        None,
-        None,
-    )
-    .await;
-    assert_eq!(
-        invited.json::<serde_json::Value>().await.unwrap()["items"],
-        json!([])
-    );
+    // The monitor is still there, and nobody was invited.
+    monitors.get(monitor).await;
+    let invited = app
+        .as_(&ada)
+        .organizations()
+        .invitations(&acme)
+        .list()
+        .await;
+    assert_eq!(invited["items"], json!([]));
     // Unknown paths outside the console and the API: the same page for a browser; under /api:
     // problem JSON.
     let elsewhere = browser
@@ -524,21 +502,11 @@ async fn an_organizations_event_stream_never_carries_another_organizations_monit
     let acme = new_org(&app, &ada, "Acme").await;
     let globex = new_org(&app, &ada, "Globex").await;
     let create = |org: String, name: &'static str| {
-        let app = &app;
-        let token = ada.token.clone();
+        let monitors = app.as_(&ada).org(&org).monitors();
         async move {
-            let body: serde_json::Value = send(
-                app,
-                reqwest::Method::POST,
-                "/api/v1/monitors",
-                &token,
-                Some(&org),
-                Some(json!({"name": name, "kind": "http", "target": "https://example.com", "interval_seconds": 60})),
-            )
-            .await
-            .json()
-            .await
-            .unwrap();
+            let body = monitors
+                .create(json!({"name": name, "kind": "http", "target": "https://example.com", "interval_seconds": 60}))
+                .await;
             body["id"].as_str().unwrap().to_string()
         }
     };
@@ -715,24 +683,8 @@ async fn an_invitation_is_accepted_signed_in_and_a_revoked_one_says_so() {
     caller(&app, "bob@example.com").await;
     let org = new_org(&app, &ada, "Acme").await;
     let slug = slug_of(&app, &org).await;
-    let invite = |email: &'static str| {
-        let app = &app;
-        let token = ada.token.clone();
-        let org = org.clone();
-        async move {
-            let response = send(
-                app,
-                reqwest::Method::POST,
-                &format!("/api/v1/organizations/{org}/invitations"),
-                &token,
-                None,
-                Some(json!({"email": email, "role": "admin"})),
-            )
-            .await;
-            assert_eq!(response.status(), 201);
-            response.json::<serde_json::Value>().await.unwrap()
-        }
-    };
+    let invitations = app.as_(&ada).organizations().invitations(&org);
+    let invite = |email: &'static str| invitations.invite(email, "admin");
     invite("bob@example.com").await;
     let token = app.invitation_token("bob@example.com", 0).await;
     let page = format!("/invitations/{token}");
@@ -779,19 +731,7 @@ async fn an_invitation_is_accepted_signed_in_and_a_revoked_one_says_so() {
     // Revoked, and unknown.
     let invitation = invite("dan@example.com").await;
     let token = app.invitation_token("dan@example.com", 0).await;
-    let revoked = send(
-        &app,
-        reqwest::Method::DELETE,
-        &format!(
-            "/api/v1/organizations/{org}/invitations/{}",
-            invitation["id"].as_str().unwrap()
-        ),
-        &ada.token,
-        None,
-        None,
-    )
-    .await;
-    assert_eq!(revoked.status(), 204);
+    invitations.revoke(invitation["id"].as_str().unwrap()).await;
     let mut visitor = Console::new(&app);
     let gone = visitor.get(&format!("/invitations/{token}")).await;
     assert_eq!(gone.status(), 410);
@@ -844,16 +784,7 @@ async fn a_platform_admin_moves_a_tenant_between_tiers_and_follows_its_progress(
     let record = app.tenancy.find(&slug).await.unwrap();
     assert_eq!(record.isolation, tenantry_tenancy::Isolation::Schema);
     // The tenant's members go on using it.
-    let monitors = send(
-        &app,
-        reqwest::Method::GET,
-        "/api/v1/monitors",
-        &ada.token,
-        Some(&org),
-        None,
-    )
-    .await;
-    assert_eq!(monitors.status(), 200);
+    app.as_(&ada).org(&org).monitors().list().await;
     // The purge asks for the slug, as the CLI does.
     let refused = admin
         .submit(
@@ -967,16 +898,11 @@ async fn the_audit_log_page_shows_whether_its_chains_verify() {
     let org = new_org(&app, &ada, "Acme").await;
     let slug = slug_of(&app, &org).await;
     app.allow(&org, "audit_log").await;
-    let created = send(
-        &app,
-        reqwest::Method::POST,
-        "/api/v1/monitors",
-        &ada.token,
-        Some(&org),
-        Some(json!({"name": "Homepage", "kind": "http", "target": "https://example.com", "interval_seconds": 60})),
-    )
-    .await;
-    assert_eq!(created.status(), 201);
+    app.as_(&ada)
+        .org(&org)
+        .monitors()
+        .create(json!({"name": "Homepage", "kind": "http", "target": "https://example.com", "interval_seconds": 60}))
+        .await;
     let mut browser = Console::new(&app);
     browser.log_in("ada@example.com").await;
     let audit = format!("/o/{slug}/audit");

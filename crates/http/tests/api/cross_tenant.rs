@@ -8,24 +8,15 @@ use serde_json::{Value, json};
 use tenantry_tenancy::Isolation;
 use uuid::Uuid;
 
-use crate::{Caller, TestApp, caller, org_in, problem, send, success_json};
+use crate::{Caller, Client, TestApp, caller, org_in};
 
-/// Sends as `token` (with `tenant` as `X-Tenant` when given) and returns the 404 body.
-async fn not_found(
-    app: &TestApp,
-    method: Method,
-    path: &str,
-    token: &str,
-    tenant: Option<&str>,
-    body: Option<Value>,
-) -> Value {
-    let response = send(app, method.clone(), path, token, tenant, body).await;
-    assert_eq!(
-        response.status(),
-        404,
-        "{method} {path} (X-Tenant {tenant:?})"
-    );
-    problem(response, 404).await
+/// Sends `method` `path` (with `body`) as `who` and returns the 404 body.
+async fn not_found(who: &Client<'_>, method: Method, path: &str, body: Option<Value>) -> Value {
+    who.request(method, path)
+        .body(body)
+        .send()
+        .await
+        .problem(404)
 }
 
 async fn across_tiers(tier: Isolation) {
@@ -34,133 +25,54 @@ async fn across_tiers(tier: Isolation) {
     let bob = caller(&app, "bob@example.com").await;
     let a = org_in(&app, &ada, "Ada's", tier).await;
     let b = org_in(&app, &bob, "Bob's", tier).await;
-    let b_slug = success_json(
-        send(
-            &app,
-            Method::GET,
-            &format!("/api/v1/organizations/{b}"),
-            &bob.token,
-            None,
-            None,
-        )
-        .await,
-    )
-    .await["slug"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let a_slug = success_json(
-        send(
-            &app,
-            Method::GET,
-            &format!("/api/v1/organizations/{a}"),
-            &ada.token,
-            None,
-            None,
-        )
-        .await,
-    )
-    .await["slug"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (adas, bobs) = (app.as_(&ada).organizations(), app.as_(&bob).organizations());
+    let b_slug = bobs.get(&b).await["slug"].as_str().unwrap().to_string();
+    let a_slug = adas.get(&a).await["slug"].as_str().unwrap().to_string();
 
     // Bob's organization has a monitor, a key, a member and an invitation.
-    let monitor = success_json(
-        send(
-            &app,
-            Method::POST,
-            "/api/v1/monitors",
-            &bob.token,
-            Some(&b),
-            Some(json!({"name": "bob-1", "kind": "tcp", "target": "example.com:443"})),
-        )
-        .await,
-    )
-    .await["id"]
+    let monitor = app
+        .as_(&bob)
+        .org(&b)
+        .monitors()
+        .create(json!({"name": "bob-1", "kind": "tcp", "target": "example.com:443"}))
+        .await["id"]
         .as_str()
         .unwrap()
         .to_string();
-    let bob_key = success_json(
-        send(
-            &app,
-            Method::POST,
-            &format!("/api/v1/organizations/{b}/api-keys"),
-            &bob.token,
-            None,
-            Some(json!({"name": "bob", "role": "admin"})),
-        )
-        .await,
-    )
-    .await["id"]
+    let bob_key = bobs
+        .api_keys(&b)
+        .create(json!({"name": "bob", "role": "admin"}))
+        .await["id"]
         .as_str()
         .unwrap()
         .to_string();
     let carl = caller(&app, "carl@example.com").await;
-    success_json(
-        send(
-            &app,
-            Method::POST,
-            &format!("/api/v1/organizations/{b}/members"),
-            &bob.token,
-            None,
-            Some(json!({"user_id": carl.id, "role": "member"})),
-        )
-        .await,
-    )
-    .await;
-    let invitation = success_json(
-        send(
-            &app,
-            Method::POST,
-            &format!("/api/v1/organizations/{b}/invitations"),
-            &bob.token,
-            None,
-            Some(json!({"email": "dora@example.com", "role": "member"})),
-        )
-        .await,
-    )
-    .await["id"]
+    bobs.members(&b).add(carl.id, "member").await;
+    let invitation = bobs
+        .invitations(&b)
+        .invite("dora@example.com", "member")
+        .await["id"]
         .as_str()
         .unwrap()
         .to_string();
 
     // Ada's ways in: her org by header (id, slug), her org by claim, her org's API key.
-    let ada_in_a = success_json(
-        send(
-            &app,
-            Method::POST,
-            &format!("/api/v1/organizations/{a}/switch"),
-            &ada.token,
-            None,
-            None,
-        )
-        .await,
-    )
-    .await["access_token"]
+    let ada_in_a = adas.switch(&a).await["access_token"]
         .as_str()
         .unwrap()
         .to_string();
-    let ada_key = success_json(
-        send(
-            &app,
-            Method::POST,
-            &format!("/api/v1/organizations/{a}/api-keys"),
-            &ada.token,
-            None,
-            Some(json!({"name": "ada", "role": "admin"})),
-        )
-        .await,
-    )
-    .await["secret"]
+    let ada_key = adas
+        .api_keys(&a)
+        .create(json!({"name": "ada", "role": "admin"}))
+        .await["secret"]
         .as_str()
         .unwrap()
         .to_string();
-    let ways: [(&str, &str, Option<&str>); 4] = [
-        ("header id", ada.token.as_str(), Some(a.as_str())),
-        ("header slug", ada.token.as_str(), Some(a_slug.as_str())),
-        ("claim", ada_in_a.as_str(), None),
-        ("api key", ada_key.as_str(), None),
+    let ways = [
+        ("header id", app.as_(&ada).org(&a)),
+        ("header slug", app.as_(&ada).org(&a_slug)),
+        ("claim", app.as_(&ada_in_a)),
+        ("api key", app.as_(&ada_key)),
     ];
 
     // Tenant-scoped: Bob's monitor by id, each way, is as missing as a made-up id.
@@ -182,18 +94,16 @@ async fn across_tiers(tier: Isolation) {
             ),
         ]
     };
-    for (way, token, tenant) in ways {
+    for (way, who) in &ways {
         for ((method, theirs, body), (_, made_up, _)) in monitor_routes(&monitor)
             .into_iter()
             .zip(monitor_routes(&missing.to_string()))
         {
-            let got = not_found(&app, method.clone(), &theirs, token, tenant, body.clone()).await;
-            let reference = not_found(&app, method.clone(), &made_up, token, tenant, body).await;
+            let got = not_found(who, method.clone(), &theirs, body.clone()).await;
+            let reference = not_found(who, method.clone(), &made_up, body).await;
             assert_eq!(got, reference, "{way}: {method} {theirs}");
         }
-        let listed =
-            success_json(send(&app, Method::GET, "/api/v1/monitors", token, tenant, None).await)
-                .await;
+        let listed = who.monitors().list().await;
         assert_eq!(listed["items"], json!([]), "{way}");
     }
 
@@ -209,25 +119,11 @@ async fn across_tiers(tier: Isolation) {
             Some(json!({"name": "x", "kind": "tcp", "target": "example.com:1"})),
         )])
     {
-        let reference = not_found(
-            &app,
-            method.clone(),
-            &path,
-            &ada.token,
-            Some(&nowhere),
-            body.clone(),
-        )
-        .await;
+        let in_nowhere = app.as_(&ada).org(&nowhere);
+        let reference = not_found(&in_nowhere, method.clone(), &path, body.clone()).await;
         for header in [b.as_str(), b_slug.as_str()] {
-            let got = not_found(
-                &app,
-                method.clone(),
-                &path,
-                &ada.token,
-                Some(header),
-                body.clone(),
-            )
-            .await;
+            let in_header = app.as_(&ada).org(header);
+            let got = not_found(&in_header, method.clone(), &path, body.clone()).await;
             assert_eq!(got, reference, "{method} {path} as {header}");
         }
     }
@@ -320,46 +216,20 @@ async fn across_tiers(tier: Isolation) {
             ),
         ]
     };
+    let as_ada = app.as_(&ada);
     for ((method, theirs, body), (_, made_up, made_up_body)) in org_routes(&b)
         .into_iter()
         .chain(org_routes(&b_slug))
         .zip(org_routes(&nowhere).into_iter().chain(org_routes(&nowhere)))
     {
-        let got = not_found(&app, method.clone(), &theirs, &ada.token, None, body).await;
-        let reference = not_found(
-            &app,
-            method.clone(),
-            &made_up,
-            &ada.token,
-            None,
-            made_up_body,
-        )
-        .await;
+        let got = not_found(&as_ada, method.clone(), &theirs, body).await;
+        let reference = not_found(&as_ada, method.clone(), &made_up, made_up_body).await;
         assert_eq!(got, reference, "{method} {theirs}");
     }
-    let default = send(
-        &app,
-        Method::PUT,
-        "/api/v1/user/default-organization",
-        &ada.token,
-        None,
-        Some(json!({"org_id": b})),
-    )
-    .await;
+    let default = as_ada.user().try_set_default_organization(&b).await;
     assert_eq!(default.status(), 422);
-    let default_nowhere = send(
-        &app,
-        Method::PUT,
-        "/api/v1/user/default-organization",
-        &ada.token,
-        None,
-        Some(json!({"org_id": nowhere})),
-    )
-    .await;
-    assert_eq!(
-        problem(default, 422).await,
-        problem(default_nowhere, 422).await
-    );
+    let default_nowhere = as_ada.user().try_set_default_organization(&nowhere).await;
+    assert_eq!(default.problem(422), default_nowhere.problem(422));
 
     // Bob's members, keys and invitations through Ada's own organization: not found.
     for (method, theirs, made_up, body) in [
@@ -397,16 +267,8 @@ async fn across_tiers(tier: Isolation) {
             None,
         ),
     ] {
-        let got = not_found(
-            &app,
-            method.clone(),
-            &theirs,
-            &ada.token,
-            None,
-            body.clone(),
-        )
-        .await;
-        let reference = not_found(&app, method.clone(), &made_up, &ada.token, None, body).await;
+        let got = not_found(&as_ada, method.clone(), &theirs, body.clone()).await;
+        let reference = not_found(&as_ada, method.clone(), &made_up, body).await;
         assert_eq!(got, reference, "{method} {theirs}");
     }
 
@@ -415,88 +277,27 @@ async fn across_tiers(tier: Isolation) {
     heartbeats_stay_in_their_organization(&app, (&ada, &a), (&bob, &b), &monitor).await;
 
     // Bob's organization is untouched.
-    let kept = success_json(
-        send(
-            &app,
-            Method::GET,
-            &format!("/api/v1/monitors/{monitor}"),
-            &bob.token,
-            Some(&b),
-            None,
-        )
-        .await,
-    )
-    .await;
+    let kept = app.as_(&bob).org(&b).monitors().get(&monitor).await;
     assert_eq!(kept["name"], "bob-1");
-    let org = success_json(
-        send(
-            &app,
-            Method::GET,
-            &format!("/api/v1/organizations/{b}"),
-            &bob.token,
-            None,
-            None,
-        )
-        .await,
-    )
-    .await;
+    let org = bobs.get(&b).await;
     assert_eq!(org["status"], "active");
     assert_eq!(org["name"], "Bob's");
-    let members = success_json(
-        send(
-            &app,
-            Method::GET,
-            &format!("/api/v1/organizations/{b}/members"),
-            &bob.token,
-            None,
-            None,
-        )
-        .await,
-    )
-    .await;
+    let members = bobs.members(&b).list().await;
     assert_eq!(members["items"].as_array().unwrap().len(), 2);
-    let keys = success_json(
-        send(
-            &app,
-            Method::GET,
-            &format!("/api/v1/organizations/{b}/api-keys"),
-            &bob.token,
-            None,
-            None,
-        )
-        .await,
-    )
-    .await;
+    let keys = bobs.api_keys(&b).list().await;
     assert_eq!(keys["items"][0]["id"], bob_key.as_str());
-    let invitations = success_json(
-        send(
-            &app,
-            Method::GET,
-            &format!("/api/v1/organizations/{b}/invitations"),
-            &bob.token,
-            None,
-            None,
-        )
-        .await,
-    )
-    .await;
+    let invitations = bobs.invitations(&b).list().await;
     assert_eq!(invitations["items"][0]["id"], invitation.as_str());
 }
 
 /// A heartbeat monitor in `org` as `who`: its id and the path of its `heartbeat_url`.
 async fn heartbeat_monitor(app: &TestApp, who: &Caller, org: &str) -> (String, String) {
-    let created = success_json(
-        send(
-            app,
-            Method::POST,
-            "/api/v1/monitors",
-            &who.token,
-            Some(org),
-            Some(json!({"name": "push", "kind": "heartbeat"})),
-        )
-        .await,
-    )
-    .await;
+    let created = app
+        .as_(who)
+        .org(org)
+        .monitors()
+        .create(json!({"name": "push", "kind": "heartbeat"}))
+        .await;
     (
         created["id"].as_str().unwrap().to_string(),
         crate::results::heartbeat_path(created["heartbeat_url"].as_str().unwrap()),
@@ -504,19 +305,7 @@ async fn heartbeat_monitor(app: &TestApp, who: &Caller, org: &str) -> (String, S
 }
 
 async fn last_ping(app: &TestApp, who: &Caller, org: &str, id: &str) -> Value {
-    success_json(
-        send(
-            app,
-            Method::GET,
-            &format!("/api/v1/monitors/{id}"),
-            &who.token,
-            Some(org),
-            None,
-        )
-        .await,
-    )
-    .await["last_ping_at"]
-        .clone()
+    app.as_(who).org(org).monitors().get(id).await["last_ping_at"].clone()
 }
 
 async fn heartbeats_stay_in_their_organization(
@@ -529,27 +318,22 @@ async fn heartbeats_stay_in_their_organization(
     let (bob_hb, _) = heartbeat_monitor(app, bob, b).await;
     // Pinged with headers naming Bob's organization: the token alone decides.
     let pinged = app
-        .client
-        .post(format!("{}{ada_path}", app.base))
-        .header("X-Tenant", b)
-        .bearer_auth(&bob.token)
+        .as_(bob)
+        .org(b)
+        .request(Method::POST, &ada_path)
         .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(pinged.status(), 200);
     assert!(last_ping(app, ada, a, &ada_hb).await.is_string());
     assert_eq!(last_ping(app, bob, b, &bob_hb).await, Value::Null);
     // What an unknown token gets.
-    let reference = problem(
-        crate::results::ping(
-            app,
-            Method::GET,
-            &format!("/api/v1/heartbeat/{}", "z".repeat(43)),
-        )
-        .await,
-        404,
+    let reference = crate::results::ping(
+        app,
+        Method::GET,
+        &format!("/api/v1/heartbeat/{}", "z".repeat(43)),
     )
-    .await;
+    .await
+    .problem(404);
     // A token whose control row leads to Ada's organization but names Bob's monitors.
     for theirs in [bob_hb.as_str(), bob_tcp] {
         let token = format!("{:0>43}", Uuid::new_v4().simple());
@@ -565,7 +349,7 @@ async fn heartbeats_stay_in_their_organization(
         for method in [Method::GET, Method::POST] {
             let response =
                 crate::results::ping(app, method, &format!("/api/v1/heartbeat/{token}")).await;
-            assert_eq!(problem(response, 404).await, reference, "{theirs}");
+            assert_eq!(response.problem(404), reference, "{theirs}");
         }
     }
     assert_eq!(last_ping(app, bob, b, &bob_hb).await, Value::Null);

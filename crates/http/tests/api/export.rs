@@ -5,12 +5,11 @@
 use std::collections::BTreeMap;
 use std::io::Read;
 
-use reqwest::Method;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tenantry_tenancy::Isolation;
 
-use crate::{TestApp, caller, new_org, problem, send, success_json};
+use crate::{Answer, TestApp, caller, new_org};
 
 /// The archive's files by path, and their order.
 fn unpack(bytes: &[u8]) -> (BTreeMap<String, Vec<u8>>, Vec<String>) {
@@ -32,16 +31,8 @@ fn text(files: &BTreeMap<String, Vec<u8>>, path: &str) -> String {
     String::from_utf8(files[path].clone()).unwrap()
 }
 
-async fn download(app: &TestApp, org: &str, token: &str) -> reqwest::Response {
-    send(
-        app,
-        Method::GET,
-        &format!("/api/v1/organizations/{org}/export"),
-        token,
-        None,
-        None,
-    )
-    .await
+async fn download(app: &TestApp, org: &str, token: &str) -> Answer {
+    app.as_(token).organizations().try_export(org).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -51,57 +42,32 @@ async fn the_owner_downloads_everything_the_organization_owns_and_no_secret() {
     let bob = caller(&app, "bob@example.com").await;
     let org = new_org(&app, &ada, "Ada Labs").await;
     let other = new_org(&app, &bob, "Bob Zebra Works").await;
-    let path = format!("/api/v1/organizations/{org}");
-    let as_ada = |method: Method, path: String, body: Option<Value>| {
-        let (app, ada, org) = (&app, &ada, org.clone());
-        async move { success_json(send(app, method, &path, &ada.token, Some(&org), body).await).await }
-    };
-    as_ada(
-        Method::POST,
-        "/api/v1/monitors".into(),
-        Some(json!({"name": "Homepage ☕", "kind": "http", "target": "https://example.com"})),
-    )
-    .await;
-    as_ada(
-        Method::POST,
-        format!("{path}/members"),
-        Some(json!({"user_id": bob.id, "role": "viewer"})),
-    )
-    .await;
-    let key = as_ada(
-        Method::POST,
-        format!("{path}/api-keys"),
-        Some(json!({"name": "ci", "role": "member"})),
-    )
-    .await;
+    let as_ada = app.as_(&ada).org(&org);
+    let orgs = as_ada.organizations();
+    as_ada
+        .monitors()
+        .create(json!({"name": "Homepage ☕", "kind": "http", "target": "https://example.com"}))
+        .await;
+    orgs.members(&org).add(bob.id, "viewer").await;
+    let key = orgs
+        .api_keys(&org)
+        .create(json!({"name": "ci", "role": "member"}))
+        .await;
     let secret = key["secret"].as_str().unwrap().to_string();
-    as_ada(
-        Method::POST,
-        format!("{path}/invitations"),
-        Some(json!({"email": "carol@example.com", "role": "member"})),
-    )
-    .await;
+    orgs.invitations(&org)
+        .invite("carol@example.com", "member")
+        .await;
     let invitation = app.invitation_token("carol@example.com", 0).await;
-    success_json(
-        send(
-            &app,
-            Method::POST,
-            "/api/v1/monitors",
-            &bob.token,
-            Some(&other),
-            Some(json!({"name": "zebra-monitor", "kind": "tcp", "target": "zebra.example.com:1"})),
-        )
-        .await,
-    )
-    .await;
+    app.as_(&bob)
+        .org(&other)
+        .monitors()
+        .create(json!({"name": "zebra-monitor", "kind": "tcp", "target": "zebra.example.com:1"}))
+        .await;
 
     let response = download(&app, &org, &ada.token).await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["content-type"], "application/gzip");
-    let slug = as_ada(Method::GET, path.clone(), None).await["slug"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let slug = orgs.get(&org).await["slug"].as_str().unwrap().to_string();
     assert_eq!(
         response.headers()["content-disposition"],
         format!(
@@ -110,8 +76,8 @@ async fn the_owner_downloads_everything_the_organization_owns_and_no_secret() {
         )
         .as_str()
     );
-    let bytes = response.bytes().await.unwrap();
-    let (files, order) = unpack(&bytes);
+    let bytes = response.bytes();
+    let (files, order) = unpack(bytes);
     assert_eq!(order.last().map(String::as_str), Some("manifest.json"));
     for path in [
         "organization.json",
@@ -178,18 +144,12 @@ async fn the_owner_downloads_everything_the_organization_owns_and_no_secret() {
     }
 
     // The export is in the trail, with the archive's manifest checksum.
-    let trail = success_json(
-        send(
-            &app,
-            Method::GET,
-            &format!("{path}/audit-logs?action=organization.exported"),
-            &ada.token,
-            None,
-            None,
-        )
-        .await,
-    )
-    .await;
+    let trail = app
+        .as_(&ada)
+        .organizations()
+        .audit_logs(&org)
+        .list_with("action=organization.exported")
+        .await;
     let entry = &trail["items"][0];
     assert_eq!(entry["action"], "organization.exported");
     assert_eq!(entry["actor_id"], ada.id.to_string());
@@ -201,7 +161,7 @@ async fn the_owner_downloads_everything_the_organization_owns_and_no_secret() {
     // What the route gives, `tenantry tenant import` restores.
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("ada.tar.gz");
-    std::fs::write(&file, &bytes).unwrap();
+    std::fs::write(&file, bytes).unwrap();
     let report = tenantry_archive::import(
         &app.tenancy,
         &file,
@@ -215,18 +175,7 @@ async fn the_owner_downloads_everything_the_organization_owns_and_no_secret() {
     .await
     .unwrap();
     assert_eq!(report.members_restored.len(), 2);
-    let copy = success_json(
-        send(
-            &app,
-            Method::GET,
-            "/api/v1/monitors",
-            &ada.token,
-            Some("ada-restored"),
-            None,
-        )
-        .await,
-    )
-    .await;
+    let copy = app.as_(&ada).org("ada-restored").monitors().list().await;
     assert_eq!(copy["items"][0]["name"], "Homepage ☕");
 }
 
@@ -240,60 +189,35 @@ async fn a_deleted_organization_is_exported_for_its_owners_only_until_purged() {
     let ada = caller(&app, "ada@example.com").await;
     let bob = caller(&app, "bob@example.com").await;
     let org = new_org(&app, &ada, "Ada Labs").await;
-    let path = format!("/api/v1/organizations/{org}");
-    success_json(
-        send(
-            &app,
-            Method::POST,
-            &format!("{path}/members"),
-            &ada.token,
-            None,
-            Some(json!({"user_id": bob.id, "role": "admin"})),
-        )
-        .await,
-    )
-    .await;
-    let forbidden = problem(download(&app, &org, &bob.token).await, 403).await;
+    let orgs = app.as_(&ada).organizations();
+    orgs.members(&org).add(bob.id, "admin").await;
+    let forbidden = download(&app, &org, &bob.token).await.problem(403);
     assert_eq!(forbidden["code"], "forbidden");
 
-    success_json(send(&app, Method::DELETE, &path, &ada.token, None, None).await).await;
+    orgs.delete(&org).await;
     // The organization is gone for the other organization routes, and for the admin.
-    problem(
-        send(
-            &app,
-            Method::GET,
-            &format!("{path}/members"),
-            &ada.token,
-            None,
-            None,
-        )
-        .await,
-        404,
-    )
-    .await;
-    let missing = problem(download(&app, &org, &bob.token).await, 404).await;
+    orgs.members(&org).try_list().await.problem(404);
+    let missing = download(&app, &org, &bob.token).await.problem(404);
     // Its owner can still take the archive.
     let response = download(&app, &org, &ada.token).await;
     assert_eq!(response.status(), 200);
-    let (files, _) = unpack(&response.bytes().await.unwrap());
+    let (files, _) = unpack(response.bytes());
     assert!(files.contains_key("manifest.json"));
 
     // Suspended organizations refuse everyone, as on every other route.
     let other = new_org(&app, &ada, "Suspended One").await;
     app.tenancy.suspend(&other).await.unwrap();
-    let suspended = problem(download(&app, &other, &ada.token).await, 403).await;
+    let suspended = download(&app, &other, &ada.token).await.problem(403);
     assert_eq!(suspended["code"], "tenant_suspended");
 
     // Purged: the same 404 as an organization that never existed.
     let record = app.tenancy.find(&org).await.unwrap();
     app.tenancy.hard_delete(&org, &record.slug).await.unwrap();
-    let purged = problem(download(&app, &org, &ada.token).await, 404).await;
+    let purged = download(&app, &org, &ada.token).await.problem(404);
     assert_eq!(purged, missing);
-    let nowhere = problem(
-        download(&app, &uuid::Uuid::new_v4().to_string(), &ada.token).await,
-        404,
-    )
-    .await;
+    let nowhere = download(&app, &uuid::Uuid::new_v4().to_string(), &ada.token)
+        .await
+        .problem(404);
     assert_eq!(purged, nowhere);
 }
 
@@ -312,12 +236,12 @@ async fn exports_past_the_servers_slots_are_refused_until_one_ends() {
     let refused = download(&app, &org, &ada.token).await;
     assert_eq!(refused.status(), 503);
     assert_eq!(refused.headers()["retry-after"], "30");
-    assert_eq!(problem(refused, 503).await["code"], "export_busy");
+    assert_eq!(refused.problem(503)["code"], "export_busy");
     // One ends: the next export goes through, and gives its slot back when it is done.
     drop(held);
     let done = download(&app, &org, &ada.token).await;
     assert_eq!(done.status(), 200);
-    assert!(!done.bytes().await.unwrap().is_empty());
+    assert!(!done.bytes().is_empty());
     let slots = app.export_slots.clone();
     let all_back = async {
         while slots.available_permits() < tenantry_http::EXPORT_SLOTS {
@@ -388,11 +312,11 @@ async fn a_stalled_download_holds_only_its_own_organization_and_is_cut() {
     for _ in 0..3 {
         let refused = download(&app, &org, &ada.token).await;
         assert_eq!(refused.status(), 409);
-        assert_eq!(problem(refused, 409).await["code"], "export_in_progress");
+        assert_eq!(refused.problem(409)["code"], "export_in_progress");
     }
     let beta = download(&app, &other, &ada.token).await;
     assert_eq!(beta.status(), 200);
-    let (files, _) = unpack(&beta.bytes().await.unwrap());
+    let (files, _) = unpack(beta.bytes());
     assert!(files.contains_key("manifest.json"));
 
     // Cut after 30 s without progress: the organization exports again, in full.
@@ -400,7 +324,7 @@ async fn a_stalled_download_holds_only_its_own_organization_and_is_cut() {
     for _ in 0..90 {
         let response = download(&app, &org, &ada.token).await;
         if response.status() == 200 {
-            exported = Some(response.bytes().await.unwrap());
+            exported = Some(response.bytes().to_vec());
             break;
         }
         assert_eq!(response.status(), 409);

@@ -6,10 +6,10 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use tenantry_tenancy::Isolation;
 
-use crate::{TestApp, caller, org_in, problem, send, success_json};
+use crate::{Answer, TestApp, caller, org_in};
 
-async fn refused(response: reqwest::Response, feature: &str) {
-    let body = problem(response, 403).await;
+fn refused(response: Answer, feature: &str) {
+    let body = response.problem(403);
     assert_eq!(body["code"], "feature_unavailable");
     assert_eq!(body["feature"], feature);
 }
@@ -19,93 +19,39 @@ async fn what_a_plan_excludes_is_refused_and_what_exists_stops_working() {
     let app = TestApp::spawn().await;
     let ada = caller(&app, "ada@example.com").await;
     let org = org_in(&app, &ada, "Acme", Isolation::Shared).await;
-    let slug = success_json(
-        send(
-            &app,
-            Method::GET,
-            &format!("/api/v1/organizations/{org}"),
-            &ada.token,
-            None,
-            None,
-        )
-        .await,
-    )
-    .await["slug"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let orgs = app.as_(&ada).organizations();
+    let slug = orgs.get(&org).await["slug"].as_str().unwrap().to_string();
+    let acme = app.as_(&ada).org(&org);
 
     // The free plan has no agents.
-    let agent = send(
-        &app,
-        Method::POST,
-        "/api/v1/agents",
-        &ada.token,
-        Some(&org),
-        Some(json!({"name": "dc"})),
-    )
-    .await;
-    refused(agent, "agents").await;
+    let agent = acme.agents().try_create(json!({"name": "dc"})).await;
+    refused(agent, "agents");
 
     // With every feature on, everything is made.
     app.set_feature(&org, "agents", true).await;
-    let agent = success_json(
-        send(
-            &app,
-            Method::POST,
-            "/api/v1/agents",
-            &ada.token,
-            Some(&org),
-            Some(json!({"name": "dc"})),
-        )
-        .await,
-    )
-    .await;
+    let agent = acme.agents().create(json!({"name": "dc"})).await;
     let agent_token = agent["token"].as_str().unwrap().to_string();
     let claims = |token: String| {
         let app = &app;
         async move {
-            app.client
-                .post(format!("{}/api/v1/agent/claims", app.base))
-                .bearer_auth(token)
-                .json(&json!({"max": 1}))
+            app.as_(&token)
+                .request(Method::POST, "/api/v1/agent/claims")
+                .body(json!({"max": 1}))
                 .send()
                 .await
-                .unwrap()
         }
     };
     assert_eq!(claims(agent_token.clone()).await.status(), 200);
-    let monitor = success_json(
-        send(
-            &app,
-            Method::POST,
-            "/api/v1/monitors",
-            &ada.token,
-            Some(&org),
-            Some(json!({"name": "db", "kind": "tcp", "target": "db.example.com:5432"})),
-        )
-        .await,
-    )
-    .await;
-    let page = send(
-        &app,
-        Method::POST,
-        "/api/v1/status-pages",
-        &ada.token,
-        Some(&org),
-        Some(json!({"slug": "status", "title": "Acme", "monitor_ids": [monitor["id"]], "public": true})),
-    )
-    .await;
-    assert_eq!(page.status(), 201);
+    let monitor = acme
+        .monitors()
+        .create(json!({"name": "db", "kind": "tcp", "target": "db.example.com:5432"}))
+        .await;
+    acme.status_pages()
+        .create(json!({"slug": "status", "title": "Acme", "monitor_ids": [monitor["id"]], "public": true}))
+        .await;
     let public = |path: String| {
         let app = &app;
-        async move {
-            app.client
-                .get(format!("{}{path}", app.base))
-                .send()
-                .await
-                .unwrap()
-        }
+        async move { app.anonymous().request(Method::GET, path).send().await }
     };
     assert_eq!(public(format!("/status/{slug}/status")).await.status(), 200);
 
@@ -120,18 +66,13 @@ async fn what_a_plan_excludes_is_refused_and_what_exists_stops_working() {
     ] {
         app.set_feature(&org, feature, false).await;
     }
-    refused(claims(agent_token).await, "agents").await;
+    refused(claims(agent_token).await, "agents");
     assert_eq!(public(format!("/status/{slug}/status")).await.status(), 404);
-    let page = send(
-        &app,
-        Method::POST,
-        "/api/v1/status-pages",
-        &ada.token,
-        Some(&org),
-        Some(json!({"slug": "other", "title": "Other", "monitor_ids": [], "public": true})),
-    )
-    .await;
-    refused(page, "status_pages").await;
+    let page = acme
+        .status_pages()
+        .try_create(json!({"slug": "other", "title": "Other", "monitor_ids": [], "public": true}))
+        .await;
+    refused(page, "status_pages");
     for (kind, body, feature) in [
         (
             "webhook",
@@ -144,70 +85,16 @@ async fn what_a_plan_excludes_is_refused_and_what_exists_stops_working() {
             "email_alerts",
         ),
     ] {
-        let channel = send(
-            &app,
-            Method::POST,
-            "/api/v1/alert-channels",
-            &ada.token,
-            Some(&org),
-            Some(body),
-        )
-        .await;
+        let channel = acme.alert_channels().try_create(body).await;
         assert_eq!(channel.status(), 403, "{kind}");
-        refused(channel, feature).await;
+        refused(channel, feature);
     }
-    refused(
-        send(
-            &app,
-            Method::GET,
-            &format!("/api/v1/organizations/{org}/audit-logs"),
-            &ada.token,
-            None,
-            None,
-        )
-        .await,
-        "audit_log",
-    )
-    .await;
-    refused(
-        send(
-            &app,
-            Method::GET,
-            &format!("/api/v1/organizations/{org}/export"),
-            &ada.token,
-            None,
-            None,
-        )
-        .await,
-        "export",
-    )
-    .await;
+    refused(orgs.audit_logs(&org).try_list().await, "audit_log");
+    refused(orgs.try_export(&org).await, "export");
     // Kept: the agent and the page are still listed.
-    let agents = success_json(
-        send(
-            &app,
-            Method::GET,
-            "/api/v1/agents",
-            &ada.token,
-            Some(&org),
-            None,
-        )
-        .await,
-    )
-    .await;
+    let agents = acme.agents().list().await;
     assert_eq!(agents["items"].as_array().unwrap().len(), 1);
-    let pages = success_json(
-        send(
-            &app,
-            Method::GET,
-            "/api/v1/status-pages",
-            &ada.token,
-            Some(&org),
-            None,
-        )
-        .await,
-    )
-    .await;
+    let pages = acme.status_pages().list().await;
     assert_eq!(pages["items"].as_array().unwrap().len(), 1);
 }
 

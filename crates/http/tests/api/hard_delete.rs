@@ -12,7 +12,6 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use reqwest::Method;
 use serde_json::{Map, Value, json};
 use sqlx::{Connection, PgConnection, Row};
 use tenantry_orgs::EntitlementChange;
@@ -21,9 +20,7 @@ use tenantry_tenancy::Isolation;
 use tenantry_testkit::smtp::SinkMode;
 use uuid::Uuid;
 
-use crate::{
-    Caller, PUBLIC_URL, Spawn, TestApp, caller, platform_admin, problem, send, success_json,
-};
+use crate::{Caller, PUBLIC_URL, Spawn, TestApp, caller, platform_admin};
 
 use tenantry_testkit::per_tier;
 
@@ -64,24 +61,17 @@ async fn create_org(
     owner_email: &str,
     tier: Isolation,
 ) -> Org {
-    let created = success_json(
-        send(
-            app,
-            Method::POST,
-            "/api/v1/admin/tenants",
-            root,
-            None,
-            Some(json!({
-                "name": format!("Org {slug}"),
-                "slug": slug,
-                "admin_email": owner_email,
-                "plan": "pro",
-                "isolation": tier,
-            })),
-        )
-        .await,
-    )
-    .await;
+    let created = app
+        .as_(root)
+        .admin_tenants()
+        .create(json!({
+            "name": format!("Org {slug}"),
+            "slug": slug,
+            "admin_email": owner_email,
+            "plan": "pro",
+            "isolation": tier,
+        }))
+        .await;
     let id: Uuid = created["id"].as_str().unwrap().parse().unwrap();
     // Before the organization's first counted request: budgets are remembered 30 s.
     let mut limits = Map::new();
@@ -98,14 +88,11 @@ async fn create_org(
         .await
         .unwrap();
     let token = app.invitation_token(owner_email, 0).await;
-    let accepted = success_json(
-        app.post(
-            &format!("/api/v1/invitations/{token}/accept"),
-            &json!({"name": "Owner", "password": "owner password"}),
-        )
-        .await,
-    )
-    .await;
+    let accepted = app
+        .anonymous()
+        .invitation(&token)
+        .accept_signing_up("Owner", "owner password")
+        .await;
     Org {
         id,
         slug: slug.to_string(),
@@ -122,47 +109,26 @@ async fn create_org(
 /// mail), API keys, and requests made with them (Redis keys, the key's own included); then
 /// flushes the request counters. Nine requests of the organization's budget.
 async fn populate(app: &TestApp, org: &mut Org, member: &Caller, invitee: &str) {
-    let base = format!("/api/v1/organizations/{}", org.id);
-    let owner = org.owner.token.clone();
-    let call = |method: Method, path: String, body: Option<Value>| {
-        let owner = owner.clone();
-        async move { success_json(send(app, method, &path, &owner, None, body).await).await }
-    };
-    call(
-        Method::POST,
-        format!("{base}/members"),
-        Some(json!({"user_id": member.id, "role": "member"})),
-    )
-    .await;
+    let owner = app.as_(&org.owner);
+    let orgs = owner.organizations();
+    orgs.members(org.id).add(member.id, "member").await;
     for name in ["Home", "Api"] {
-        call(
-            Method::POST,
-            "/api/v1/monitors".to_string(),
-            Some(json!({"name": name, "kind": "http", "target": "https://example.test"})),
-        )
-        .await;
+        owner
+            .monitors()
+            .create(json!({"name": name, "kind": "http", "target": "https://example.test"}))
+            .await;
     }
-    call(
-        Method::POST,
-        format!("{base}/invitations"),
-        Some(json!({"email": invitee, "role": "viewer"})),
-    )
-    .await;
-    let limited = call(
-        Method::POST,
-        format!("{base}/api-keys"),
-        Some(json!({"name": "limited", "role": "member", "requests_per_minute": 1})),
-    )
-    .await;
-    let plain = call(
-        Method::POST,
-        format!("{base}/api-keys"),
-        Some(json!({"name": "plain", "role": "viewer"})),
-    )
-    .await;
+    orgs.invitations(org.id).invite(invitee, "viewer").await;
+    let keys = orgs.api_keys(org.id);
+    let limited = keys
+        .create(json!({"name": "limited", "role": "member", "requests_per_minute": 1}))
+        .await;
+    let plain = keys
+        .create(json!({"name": "plain", "role": "viewer"}))
+        .await;
     for key in [&limited, &plain] {
         let secret = key["secret"].as_str().unwrap();
-        success_json(send(app, Method::GET, "/api/v1/monitors", secret, None, None).await).await;
+        app.as_(secret).monitors().list().await;
     }
     org.keys = vec![limited, plain];
     app.orgs.flush_requests().await.unwrap();
@@ -378,16 +344,7 @@ async fn a_hard_delete_leaves_nothing_of_the_organization_and_spares_its_neighbo
     populate(&app, &mut gone, &bob, "carol@example.com").await;
     populate(&app, &mut kept, &bob, "dave@example.com").await;
     // Bob's logins start in the organization about to go.
-    let response = send(
-        &app,
-        Method::PUT,
-        "/api/v1/user/default-organization",
-        &bob.token,
-        None,
-        Some(json!({"org_id": gone.id})),
-    )
-    .await;
-    assert_eq!(response.status(), 200);
+    app.as_(&bob).user().set_default_organization(gone.id).await;
 
     // The organization is everywhere.
     let mut control = tenantry_testkit::superuser_conn(app.tenancy.control_database()).await;
@@ -453,16 +410,10 @@ async fn a_hard_delete_leaves_nothing_of_the_organization_and_spares_its_neighbo
     };
     let kept_outbox = outbox_statuses(&app, kept.id).await;
 
-    let deleted = send(
-        &app,
-        Method::DELETE,
-        &format!("/api/v1/organizations/{}?hard=true", gone.id),
-        &gone.owner.token,
-        None,
-        Some(json!({"confirm": gone.slug})),
-    )
-    .await;
-    assert_eq!(deleted.status(), 204);
+    app.as_(&gone.owner)
+        .organizations()
+        .hard_delete(gone.id, gone.slug.as_str())
+        .await;
 
     // Nothing left: no row naming it in any table of any schema, no schema, database or
     // role, no Redis key, no email.
@@ -500,21 +451,10 @@ async fn a_hard_delete_leaves_nothing_of_the_organization_and_spares_its_neighbo
             .await
             .contains(&format!("tenantry:{}:api_key:{kept_key}", kept.id))
     );
-    let monitors = success_json(
-        send(
-            &app,
-            Method::GET,
-            "/api/v1/monitors",
-            &kept.owner.token,
-            None,
-            None,
-        )
-        .await,
-    )
-    .await;
+    let monitors = app.as_(&kept.owner).monitors().list().await;
     assert_eq!(monitors["items"].as_array().unwrap().len(), 2);
     // Bob is a member of the neighbour only now, and starts nowhere in particular.
-    let mine = success_json(app.get_as("/api/v1/user/organizations", &bob.token).await).await;
+    let mine = app.as_(&bob).user().organizations().await;
     let ids: Vec<&str> = mine
         .as_array()
         .or_else(|| mine["items"].as_array())
@@ -523,7 +463,7 @@ async fn a_hard_delete_leaves_nothing_of_the_organization_and_spares_its_neighbo
         .map(|o| o["id"].as_str().unwrap())
         .collect();
     assert_eq!(ids, [kept.id.to_string()]);
-    let me = success_json(app.get_as("/api/v1/user", &bob.token).await).await;
+    let me = app.as_(&bob).user().get().await;
     assert_eq!(me["default_org_id"], Value::Null);
     control.close().await.unwrap();
 }
@@ -542,44 +482,22 @@ async fn the_admin_hard_delete_removes_the_redis_keys_and_a_redis_down_stops_no_
     assert_eq!(redis_keys(&server, second.id).await.len(), 2);
 
     // The platform admin's hard delete removes the keys too.
-    let deleted = send(
-        &app,
-        Method::DELETE,
-        &format!("/api/v1/admin/tenants/{}?hard=true", first.id),
-        &root,
-        None,
-        Some(json!({"confirm": first.slug})),
-    )
-    .await;
-    assert_eq!(deleted.status(), 204);
+    app.as_(&root)
+        .admin_tenants()
+        .hard_delete(first.id, first.slug.as_str())
+        .await;
     assert_eq!(redis_keys(&server, first.id).await, Vec::<String>::new());
     assert_eq!(redis_keys(&server, second.id).await.len(), 2);
 
     // Redis down: the hard delete still happens (the keys would expire on their own).
     server.stop().await;
-    let deleted = send(
-        &app,
-        Method::DELETE,
-        &format!("/api/v1/organizations/{}?hard=true", second.id),
-        &second.owner.token,
-        None,
-        Some(json!({"confirm": second.slug})),
-    )
-    .await;
-    assert_eq!(deleted.status(), 204);
+    let orgs = app.as_(&second.owner).organizations();
+    orgs.hard_delete(second.id, second.slug.as_str()).await;
     let mut control = tenantry_testkit::superuser_conn(app.tenancy.control_database()).await;
     let after = references(&mut control, second.id, &second.slug).await;
     assert!(after.is_empty(), "left behind: {after:?}");
-    let gone = send(
-        &app,
-        Method::GET,
-        &format!("/api/v1/organizations/{}", second.id),
-        &second.owner.token,
-        None,
-        None,
-    )
-    .await;
-    assert_eq!(problem(gone, 404).await["code"], "not_found");
+    let gone = orgs.try_get(second.id).await;
+    assert_eq!(gone.problem(404)["code"], "not_found");
     control.close().await.unwrap();
 }
 
@@ -590,40 +508,15 @@ async fn a_soft_delete_emails_every_owner_the_purge_date_and_the_export_link() {
     let sam = caller(&app, "sam@example.com").await;
     let bob = caller(&app, "bob@example.com").await;
     let acme = crate::new_org(&app, &ada, "Acme Widgets").await;
+    let orgs = app.as_(&ada).organizations();
+    let members = orgs.members(&acme);
     for (user, role) in [(&sam, "owner"), (&bob, "admin")] {
         // Owners are made by promotion.
-        let added = send(
-            &app,
-            Method::POST,
-            &format!("/api/v1/organizations/{acme}/members"),
-            &ada.token,
-            None,
-            Some(json!({"user_id": user.id, "role": "member"})),
-        )
-        .await;
-        assert_eq!(added.status(), 201);
-        let promoted = send(
-            &app,
-            Method::PATCH,
-            &format!("/api/v1/organizations/{acme}/members/{}", user.id),
-            &ada.token,
-            None,
-            Some(json!({"role": role})),
-        )
-        .await;
-        assert_eq!(promoted.status(), 200);
+        members.add(user.id, "member").await;
+        members.change_role(user.id, role).await;
     }
 
-    let deleted = send(
-        &app,
-        Method::DELETE,
-        &format!("/api/v1/organizations/{acme}"),
-        &ada.token,
-        None,
-        None,
-    )
-    .await;
-    assert_eq!(deleted.status(), 204);
+    orgs.delete(&acme).await;
     let deleted_at: chrono::DateTime<chrono::Utc> =
         sqlx::query_scalar("SELECT deleted_at FROM control.tenants WHERE id = $1")
             .bind(acme.parse::<Uuid>().unwrap())

@@ -2,21 +2,20 @@
 //! and the rest are `403 limit_exceeded` naming the limit.
 
 use futures::future::join_all;
-use reqwest::Method;
 use serde_json::{Value, json};
 use tenantry_tenancy::Isolation;
 use uuid::Uuid;
 
-use crate::{Caller, TestApp, caller, org_in, problem, send};
+use crate::{Answer, Caller, TestApp, caller, org_in};
 
 /// Checks that exactly `room` of the responses succeeded and the others were refused for `limit`.
-async fn exactly(responses: Vec<reqwest::Response>, room: usize, limit: &str) {
+fn exactly(responses: Vec<Answer>, room: usize, limit: &str) {
     let mut created = 0;
     for response in responses {
         if response.status().is_success() {
             created += 1;
         } else {
-            let body = problem(response, 403).await;
+            let body = response.problem(403);
             assert_eq!(body["code"], "limit_exceeded");
             assert_eq!(body["limit"], limit);
         }
@@ -39,18 +38,13 @@ async fn fifty_parallel_invitations_against_room_for_five_make_five() {
     let org = org_in(&app, &ada, "Acme", Isolation::Shared).await;
     // The owner is one user: room for five more.
     app.set_limit(&org, "max_users", json!(6)).await;
-    let path = format!("/api/v1/organizations/{org}/invitations");
-    let invites = (0..50).map(|i| {
-        send(
-            &app,
-            Method::POST,
-            &path,
-            &ada.token,
-            None,
-            Some(json!({"email": format!("user{i}@example.com"), "role": "member"})),
-        )
-    });
-    exactly(join_all(invites).await, 5, "max_users").await;
+    let orgs = app.as_(&ada).organizations();
+    let invitations = orgs.invitations(&org);
+    let emails: Vec<String> = (0..50).map(|i| format!("user{i}@example.com")).collect();
+    let invites = emails
+        .iter()
+        .map(|email| invitations.try_invite(email, "member"));
+    exactly(join_all(invites).await, 5, "max_users");
     let pending = count(
         &app,
         "SELECT count(*) FROM orgs.invitations WHERE org_id = $1 AND accepted_at IS NULL AND revoked_at IS NULL",
@@ -61,36 +55,13 @@ async fn fifty_parallel_invitations_against_room_for_five_make_five() {
 
     // Pending invitations count: adding a member is refused too, and revoking one makes room.
     let bob = caller(&app, "bob@example.com").await;
-    let members = format!("/api/v1/organizations/{org}/members");
-    let add = json!({"user_id": bob.id, "role": "viewer"});
-    let refused = send(
-        &app,
-        Method::POST,
-        &members,
-        &ada.token,
-        None,
-        Some(add.clone()),
-    )
-    .await;
-    assert_eq!(problem(refused, 403).await["limit"], "max_users");
-    let listed: Value = send(&app, Method::GET, &path, &ada.token, None, None)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let members = orgs.members(&org);
+    let refused = members.try_add(bob.id, "viewer").await;
+    assert_eq!(refused.problem(403)["limit"], "max_users");
+    let listed = invitations.list().await;
     let first = listed["items"][0]["id"].as_str().unwrap();
-    let revoked = send(
-        &app,
-        Method::DELETE,
-        &format!("{path}/{first}"),
-        &ada.token,
-        None,
-        None,
-    )
-    .await;
-    assert_eq!(revoked.status(), 204);
-    let added = send(&app, Method::POST, &members, &ada.token, None, Some(add)).await;
-    assert_eq!(added.status(), 201);
+    invitations.revoke(first).await;
+    members.add(bob.id, "viewer").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -103,18 +74,9 @@ async fn parallel_member_adds_stop_at_the_limit() {
     for i in 0..16 {
         users.push(caller(&app, &format!("user{i}@example.com")).await);
     }
-    let path = format!("/api/v1/organizations/{org}/members");
-    let adds = users.iter().map(|user| {
-        send(
-            &app,
-            Method::POST,
-            &path,
-            &ada.token,
-            None,
-            Some(json!({"user_id": user.id, "role": "member"})),
-        )
-    });
-    exactly(join_all(adds).await, 3, "max_users").await;
+    let members = app.as_(&ada).organizations().members(&org);
+    let adds = users.iter().map(|user| members.try_add(user.id, "member"));
+    exactly(join_all(adds).await, 3, "max_users");
     let members = count(
         &app,
         "SELECT count(*) FROM orgs.memberships WHERE org_id = $1",
@@ -130,18 +92,10 @@ async fn fifty_parallel_api_keys_against_room_for_five_make_five() {
     let ada = caller(&app, "ada@example.com").await;
     let org = org_in(&app, &ada, "Acme", Isolation::Shared).await;
     app.set_limit(&org, "max_api_keys", json!(5)).await;
-    let path = format!("/api/v1/organizations/{org}/api-keys");
-    let creates = (0..50).map(|i| {
-        send(
-            &app,
-            Method::POST,
-            &path,
-            &ada.token,
-            None,
-            Some(json!({"name": format!("key {i}"), "role": "viewer"})),
-        )
-    });
-    exactly(join_all(creates).await, 5, "max_api_keys").await;
+    let keys = app.as_(&ada).organizations().api_keys(&org);
+    let creates =
+        (0..50).map(|i| keys.try_create(json!({"name": format!("key {i}"), "role": "viewer"})));
+    exactly(join_all(creates).await, 5, "max_api_keys");
     let keys = count(
         &app,
         "SELECT count(*) FROM orgs.api_keys WHERE org_id = $1 AND revoked_at IS NULL",
@@ -156,43 +110,21 @@ async fn monitors_stop_at_the_limit(tier: Isolation) {
     let ada = caller(&app, "ada@example.com").await;
     let org = org_in(&app, &ada, "Acme", tier).await;
     app.set_limit(&org, "max_monitors", json!(5)).await;
+    let monitors = app.as_(&ada).org(&org).monitors();
     let creates = (0..50).map(|i| {
-        send(
-            &app,
-            Method::POST,
-            "/api/v1/monitors",
-            &ada.token,
-            Some(&org),
-            Some(json!({"name": format!("m{i}"), "kind": "tcp", "target": "example.com:443"})),
+        monitors.try_create(
+            json!({"name": format!("m{i}"), "kind": "tcp", "target": "example.com:443"}),
         )
     });
-    exactly(join_all(creates).await, 5, "max_monitors").await;
-    let listed: Value = send(
-        &app,
-        Method::GET,
-        "/api/v1/monitors",
-        &ada.token,
-        Some(&org),
-        None,
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
+    exactly(join_all(creates).await, 5, "max_monitors");
+    let listed = monitors.list().await;
     assert_eq!(listed["items"].as_array().unwrap().len(), 5);
 
     // Unlimited again: creates pass.
     app.set_limit(&org, "max_monitors", Value::Null).await;
-    let more = send(
-        &app,
-        Method::POST,
-        "/api/v1/monitors",
-        &ada.token,
-        Some(&org),
-        Some(json!({"name": "more", "kind": "tcp", "target": "example.com:443"})),
-    )
-    .await;
-    assert_eq!(more.status(), 201);
+    monitors
+        .create(json!({"name": "more", "kind": "tcp", "target": "example.com:443"}))
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -216,56 +148,19 @@ async fn the_check_interval_may_not_go_below_the_plans_minimum() {
     let ada = caller(&app, "ada@example.com").await;
     let org = org_in(&app, &ada, "Acme", Isolation::Shared).await;
     let monitor = |interval: i64| json!({"name": "fast", "kind": "tcp", "target": "example.com:443", "interval_seconds": interval});
+    let monitors = app.as_(&ada).org(&org).monitors();
     // `free` allows 60 s at least.
-    let fast = send(
-        &app,
-        Method::POST,
-        "/api/v1/monitors",
-        &ada.token,
-        Some(&org),
-        Some(monitor(30)),
-    )
-    .await;
-    let body = problem(fast, 422).await;
+    let fast = monitors.try_create(monitor(30)).await;
+    let body = fast.problem(422);
     assert_eq!(body["field"], "interval_seconds");
-    let ok = send(
-        &app,
-        Method::POST,
-        "/api/v1/monitors",
-        &ada.token,
-        Some(&org),
-        Some(monitor(60)),
-    )
-    .await;
-    assert_eq!(ok.status(), 201);
-    let id = ok.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let path = format!("/api/v1/monitors/{id}");
-    let faster = send(
-        &app,
-        Method::PUT,
-        &path,
-        &ada.token,
-        Some(&org),
-        Some(monitor(30)),
-    )
-    .await;
-    assert_eq!(problem(faster, 422).await["field"], "interval_seconds");
+    let ok = monitors.create(monitor(60)).await;
+    let id = ok["id"].as_str().unwrap().to_string();
+    let faster = monitors.try_update(&id, monitor(30)).await;
+    assert_eq!(faster.problem(422)["field"], "interval_seconds");
 
     // An override lowers the floor.
     app.set_limit(&org, "min_check_interval_s", json!(10)).await;
-    let faster = send(
-        &app,
-        Method::PUT,
-        &path,
-        &ada.token,
-        Some(&org),
-        Some(monitor(30)),
-    )
-    .await;
-    assert_eq!(faster.status(), 200);
+    monitors.update(&id, monitor(30)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -275,16 +170,10 @@ async fn a_user_owns_at_most_the_platforms_cap_of_organizations() {
     let bodies: Vec<Value> = (0..20)
         .map(|i| json!({"name": format!("Org {i}")}))
         .collect();
-    let creates = bodies
-        .iter()
-        .map(|body| app.post_as("/api/v1/organizations", &ada.token, body));
-    exactly(join_all(creates).await, 5, "max_organizations_per_user").await;
-    let listed: Value = app
-        .get_as("/api/v1/organizations", &ada.token)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let orgs = app.as_(&ada).organizations();
+    let creates = bodies.iter().map(|body| orgs.try_create(body.clone()));
+    exactly(join_all(creates).await, 5, "max_organizations_per_user");
+    let listed = orgs.list().await;
     assert_eq!(listed["items"].as_array().unwrap().len(), 5);
 }
 
@@ -294,44 +183,25 @@ async fn usage_counts(tier: Isolation) {
     let org = org_in(&app, &ada, "Acme", tier).await;
     app.set_limit(&org, "max_monitors", json!(7)).await;
     let bob = caller(&app, "bob@example.com").await;
-    let post = |path: String, body: Value| {
-        let org = org.clone();
-        let token = ada.token.clone();
-        let app = &app;
-        async move {
-            let response = send(app, Method::POST, &path, &token, Some(&org), Some(body)).await;
-            assert!(response.status().is_success(), "{path}");
-        }
-    };
-    post(
-        format!("/api/v1/organizations/{org}/members"),
-        json!({"user_id": bob.id, "role": "viewer"}),
-    )
-    .await;
-    post(
-        format!("/api/v1/organizations/{org}/invitations"),
-        json!({"email": "c@example.com", "role": "member"}),
-    )
-    .await;
-    post(
-        format!("/api/v1/organizations/{org}/api-keys"),
-        json!({"name": "ci", "role": "viewer"}),
-    )
-    .await;
-    for i in 0..3 {
-        post(
-            "/api/v1/monitors".to_string(),
-            json!({"name": format!("m{i}"), "kind": "tcp", "target": "example.com:443"}),
-        )
+    // As Ada, naming the organization in `X-Tenant` on every request.
+    let in_org = app.as_(&ada).org(&org);
+    let orgs = in_org.organizations();
+    orgs.members(&org).add(bob.id, "viewer").await;
+    orgs.invitations(&org)
+        .invite("c@example.com", "member")
         .await;
+    orgs.api_keys(&org)
+        .create(json!({"name": "ci", "role": "viewer"}))
+        .await;
+    for i in 0..3 {
+        in_org
+            .monitors()
+            .create(json!({"name": format!("m{i}"), "kind": "tcp", "target": "example.com:443"}))
+            .await;
     }
-    let path = format!("/api/v1/organizations/{org}/usage");
     // Any member reads it.
-    let usage: Value = send(&app, Method::GET, &path, &bob.token, None, None)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let bobs = app.as_(&bob).organizations();
+    let usage = bobs.usage(&org).await;
     assert_eq!(usage["plan"], "free");
     assert!(
         usage["period_start"]
@@ -354,26 +224,18 @@ async fn usage_counts(tier: Isolation) {
     // organization, counted.
     let requests = counts["api_requests"]["used"].as_i64().unwrap();
     assert!(requests >= 6, "{usage}");
-    let again: Value = send(&app, Method::GET, &path, &bob.token, None, None)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let again = bobs.usage(&org).await;
     assert!(again["usage"]["api_requests"]["used"].as_i64().unwrap() > requests);
     assert!(counts["storage_bytes"].as_i64().unwrap() > 0, "{usage}");
 
     let stranger = caller(&app, "eve@example.com").await;
-    let theirs = send(&app, Method::GET, &path, &stranger.token, None, None).await;
-    let nowhere = send(
-        &app,
-        Method::GET,
-        &format!("/api/v1/organizations/{}/usage", Uuid::new_v4()),
-        &stranger.token,
-        None,
-        None,
-    )
-    .await;
-    assert_eq!(problem(theirs, 404).await, problem(nowhere, 404).await);
+    let theirs = app.as_(&stranger).organizations().try_usage(&org).await;
+    let nowhere = app
+        .as_(&stranger)
+        .organizations()
+        .try_usage(Uuid::new_v4())
+        .await;
+    assert_eq!(theirs.problem(404), nowhere.problem(404));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,5 +1,6 @@
 //! The HTTP application from outside, against a real engine: the operational endpoints and the
-//! conventions every response follows.
+//! conventions every response follows. Tests call the API through the typed client of
+//! [`client`] (`app.as_(&ada).org(&org).monitors().create(body)`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -9,6 +10,7 @@ mod alert_channels;
 mod api_keys;
 mod audit;
 mod auth;
+mod client;
 mod console;
 mod cross_tenant;
 mod export;
@@ -41,6 +43,8 @@ use tenantry_ratelimit::Limiter;
 use tenantry_tenancy::{EngineConfig, PoolConfig, Tenancy};
 use tenantry_testkit::smtp::SmtpSink;
 use uuid::Uuid;
+
+pub use client::{Answer, Client, Listing};
 
 /// The token `/metrics` asks for in these tests.
 pub const METRICS_TOKEN: &str = "test-metrics-token";
@@ -182,7 +186,13 @@ impl TestApp {
         TestApp {
             base,
             tenancy,
-            client: reqwest::Client::new(),
+            // Idle connections are dropped before the server's keep-alive ends
+            // (`connections::HEADER_READ_TIMEOUT`), or a request could go out on a connection
+            // the server is closing.
+            client: reqwest::Client::builder()
+                .pool_idle_timeout(std::time::Duration::from_secs(5))
+                .build()
+                .unwrap(),
             orgs,
             mail,
             limiter,
@@ -217,56 +227,18 @@ impl TestApp {
     }
 
     /// `GET /metrics` with the metrics token.
-    pub async fn metrics(&self) -> reqwest::Response {
-        self.get_as("/metrics", METRICS_TOKEN).await
-    }
-
-    pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.client
-            .get(format!("{}{path}", self.base))
+    pub async fn metrics(&self) -> Answer {
+        let scraper = self.as_(METRICS_TOKEN);
+        scraper
+            .request(reqwest::Method::GET, "/metrics")
             .send()
             .await
-            .unwrap()
-    }
-
-    pub async fn get_as(&self, path: &str, token: &str) -> reqwest::Response {
-        self.client
-            .get(format!("{}{path}", self.base))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap()
-    }
-
-    pub async fn post(&self, path: &str, body: &Value) -> reqwest::Response {
-        self.client
-            .post(format!("{}{path}", self.base))
-            .json(body)
-            .send()
-            .await
-            .unwrap()
-    }
-
-    pub async fn post_as(&self, path: &str, token: &str, body: &Value) -> reqwest::Response {
-        self.client
-            .post(format!("{}{path}", self.base))
-            .bearer_auth(token)
-            .json(body)
-            .send()
-            .await
-            .unwrap()
     }
 
     /// Signs up `email` and returns the response body (user and tokens).
     pub async fn signup(&self, email: &str) -> Value {
-        let response = self
-            .post(
-                "/api/v1/auth/signup",
-                &json!({"email": email, "password": "correct horse", "name": "Test User"}),
-            )
-            .await;
-        assert_eq!(response.status(), 201);
-        response.json().await.unwrap()
+        let body = json!({"email": email, "password": "correct horse", "name": "Test User"});
+        self.anonymous().auth().signup(body).await
     }
 
     /// Turns `feature` on for organization `org` (its id), whatever its plan says.
@@ -309,16 +281,6 @@ impl TestApp {
     }
 }
 
-/// The body of a problem response, after checking its status and media type.
-pub async fn problem(response: reqwest::Response, status: u16) -> Value {
-    assert_eq!(response.status(), status);
-    assert_eq!(
-        response.headers()["content-type"],
-        "application/problem+json"
-    );
-    response.json().await.unwrap()
-}
-
 /// A signed-up user: their id and access token.
 pub struct Caller {
     pub id: Uuid,
@@ -331,28 +293,6 @@ pub async fn caller(app: &TestApp, email: &str) -> Caller {
         id: body["user"]["id"].as_str().unwrap().parse().unwrap(),
         token: body["access_token"].as_str().unwrap().to_string(),
     }
-}
-
-/// A request as `token`, in organization `tenant` (the `X-Tenant` header) when given.
-pub async fn send(
-    app: &TestApp,
-    method: reqwest::Method,
-    path: &str,
-    token: &str,
-    tenant: Option<&str>,
-    body: Option<Value>,
-) -> reqwest::Response {
-    let mut request = app
-        .client
-        .request(method, format!("{}{path}", app.base))
-        .bearer_auth(token);
-    if let Some(tenant) = tenant {
-        request = request.header("X-Tenant", tenant);
-    }
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    request.send().await.unwrap()
 }
 
 /// Part `i` of a JWT (0 the header, 1 the claims), decoded.
@@ -400,15 +340,8 @@ pub async fn org_in(
 
 /// An organization named `name` created by `owner` through the API; returns its id.
 pub async fn new_org(app: &TestApp, owner: &Caller, name: &str) -> String {
-    let response = app
-        .post_as(
-            "/api/v1/organizations",
-            &owner.token,
-            &json!({"name": name}),
-        )
-        .await;
-    assert_eq!(response.status(), 201);
-    let body: Value = response.json().await.unwrap();
+    let orgs = app.as_(owner).organizations();
+    let body = orgs.create(json!({"name": name})).await;
     body["id"].as_str().unwrap().to_string()
 }
 
@@ -432,23 +365,10 @@ pub async fn platform_admin(app: &TestApp) -> String {
     )
     .await
     .unwrap();
-    let login: Value = app
-        .post(
-            "/api/v1/auth/login",
-            &json!({"email": "root@example.com", "password": "root password"}),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
+    let login = app
+        .anonymous()
+        .auth()
+        .login("root@example.com", "root password")
+        .await;
     login["access_token"].as_str().unwrap().to_string()
-}
-
-/// The JSON body of a successful response (`null` when it has none, as a 204), after checking
-/// the status; a failure shows the body.
-pub async fn success_json(response: reqwest::Response) -> Value {
-    let status = response.status();
-    let body = response.text().await.unwrap();
-    assert!(status.is_success(), "{status}: {body}");
-    serde_json::from_str(&body).unwrap_or(Value::Null)
 }

@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::{TestApp, caller, jwt_claims as claims, new_org, problem, send};
+use crate::{TestApp, caller, jwt_claims as claims, new_org};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn roles_change_and_the_last_owner_is_protected() {
@@ -12,120 +12,32 @@ async fn roles_change_and_the_last_owner_is_protected() {
     let ada = caller(&app, "ada@example.com").await;
     let bob = caller(&app, "bob@example.com").await;
     let org = new_org(&app, &ada, "Acme").await;
-    let members = format!("/api/v1/organizations/{org}/members");
+    let by_ada = app.as_(&ada).organizations().members(&org);
+    let by_bob = app.as_(&bob).organizations().members(&org);
 
-    let added = send(
-        &app,
-        reqwest::Method::POST,
-        &members,
-        &ada.token,
-        None,
-        Some(json!({"user_id": bob.id, "role": "admin"})),
-    )
-    .await;
-    assert_eq!(added.status(), 201);
-    let twice = send(
-        &app,
-        reqwest::Method::POST,
-        &members,
-        &ada.token,
-        None,
-        Some(json!({"user_id": bob.id, "role": "admin"})),
-    )
-    .await;
-    assert_eq!(problem(twice, 409).await["code"], "conflict");
-    let listed: Value = send(&app, reqwest::Method::GET, &members, &bob.token, None, None)
-        .await
-        .json()
-        .await
-        .unwrap();
+    by_ada.add(bob.id, "admin").await;
+    let twice = by_ada.try_add(bob.id, "admin").await;
+    assert_eq!(twice.problem(409)["code"], "conflict");
+    let listed = by_bob.list().await;
     assert_eq!(listed["items"].as_array().unwrap().len(), 2);
 
     // An admin cannot make owners, nor touch one.
-    let bob_path = format!("{members}/{}", bob.id);
-    let ada_path = format!("{members}/{}", ada.id);
-    let refused = send(
-        &app,
-        reqwest::Method::PATCH,
-        &bob_path,
-        &bob.token,
-        None,
-        Some(json!({"role": "owner"})),
-    )
-    .await;
-    assert_eq!(problem(refused, 403).await["code"], "forbidden");
-    let refused = send(
-        &app,
-        reqwest::Method::DELETE,
-        &ada_path,
-        &bob.token,
-        None,
-        None,
-    )
-    .await;
-    assert_eq!(problem(refused, 403).await["code"], "forbidden");
+    let refused = by_bob.try_change_role(bob.id, "owner").await;
+    assert_eq!(refused.problem(403)["code"], "forbidden");
+    let refused = by_bob.try_remove(ada.id).await;
+    assert_eq!(refused.problem(403)["code"], "forbidden");
     // The last owner can neither be demoted nor leave.
-    let last = send(
-        &app,
-        reqwest::Method::PATCH,
-        &ada_path,
-        &ada.token,
-        None,
-        Some(json!({"role": "admin"})),
-    )
-    .await;
-    assert_eq!(problem(last, 409).await["code"], "conflict");
-    let leave = send(
-        &app,
-        reqwest::Method::POST,
-        &format!("/api/v1/organizations/{org}/leave"),
-        &ada.token,
-        None,
-        None,
-    )
-    .await;
-    assert_eq!(problem(leave, 409).await["code"], "conflict");
+    let last = by_ada.try_change_role(ada.id, "admin").await;
+    assert_eq!(last.problem(409)["code"], "conflict");
+    let leave = app.as_(&ada).organizations().try_leave(&org).await;
+    assert_eq!(leave.problem(409)["code"], "conflict");
 
     // With a second owner, the first can step down.
-    let promoted = send(
-        &app,
-        reqwest::Method::PATCH,
-        &bob_path,
-        &ada.token,
-        None,
-        Some(json!({"role": "owner"})),
-    )
-    .await;
-    assert_eq!(promoted.status(), 200);
-    let stepped = send(
-        &app,
-        reqwest::Method::PATCH,
-        &ada_path,
-        &ada.token,
-        None,
-        Some(json!({"role": "member"})),
-    )
-    .await;
-    assert_eq!(stepped.status(), 200);
-    let bad_role = send(
-        &app,
-        reqwest::Method::PATCH,
-        &ada_path,
-        &bob.token,
-        None,
-        Some(json!({"role": "god"})),
-    )
-    .await;
-    assert_eq!(problem(bad_role, 422).await["code"], "validation_failed");
-    let unknown = send(
-        &app,
-        reqwest::Method::PATCH,
-        &format!("{members}/{}", Uuid::new_v4()),
-        &bob.token,
-        None,
-        Some(json!({"role": "viewer"})),
-    )
-    .await;
+    by_ada.change_role(bob.id, "owner").await;
+    by_ada.change_role(ada.id, "member").await;
+    let bad_role = by_bob.try_change_role(ada.id, "god").await;
+    assert_eq!(bad_role.problem(422)["code"], "validation_failed");
+    let unknown = by_bob.try_change_role(Uuid::new_v4(), "viewer").await;
     assert_eq!(unknown.status(), 404);
 }
 
@@ -135,56 +47,17 @@ async fn two_owners_demoting_each_other_at_once_leave_one_owner() {
     let ada = caller(&app, "ada@example.com").await;
     let bob = caller(&app, "bob@example.com").await;
     let org = new_org(&app, &ada, "Acme").await;
-    let members = format!("/api/v1/organizations/{org}/members");
-    send(
-        &app,
-        reqwest::Method::POST,
-        &members,
-        &ada.token,
-        None,
-        Some(json!({"user_id": bob.id, "role": "member"})),
-    )
-    .await;
-    let (bob_path, ada_path) = (
-        format!("{members}/{}", bob.id),
-        format!("{members}/{}", ada.id),
-    );
-    let promoted = send(
-        &app,
-        reqwest::Method::PATCH,
-        &bob_path,
-        &ada.token,
-        None,
-        Some(json!({"role": "owner"})),
-    )
-    .await;
-    assert_eq!(promoted.status(), 200);
-    let demote = json!({"role": "admin"});
+    let by_ada = app.as_(&ada).organizations().members(&org);
+    let by_bob = app.as_(&bob).organizations().members(&org);
+    by_ada.add(bob.id, "member").await;
+    by_ada.change_role(bob.id, "owner").await;
     let (a, b) = tokio::join!(
-        send(
-            &app,
-            reqwest::Method::PATCH,
-            &bob_path,
-            &ada.token,
-            None,
-            Some(demote.clone())
-        ),
-        send(
-            &app,
-            reqwest::Method::PATCH,
-            &ada_path,
-            &bob.token,
-            None,
-            Some(demote.clone())
-        ),
+        by_ada.try_change_role(bob.id, "admin"),
+        by_bob.try_change_role(ada.id, "admin"),
     );
     let statuses = [a.status().as_u16(), b.status().as_u16()];
     assert!(statuses.contains(&200), "{statuses:?}");
-    let listed: Value = send(&app, reqwest::Method::GET, &members, &ada.token, None, None)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let listed = by_ada.list().await;
     let owners = listed["items"]
         .as_array()
         .unwrap()
@@ -200,76 +73,17 @@ async fn a_removed_member_loses_access_at_once() {
     let ada = caller(&app, "ada@example.com").await;
     let bob = caller(&app, "bob@example.com").await;
     let org = new_org(&app, &ada, "Acme").await;
-    let members = format!("/api/v1/organizations/{org}/members");
-    send(
-        &app,
-        reqwest::Method::POST,
-        &members,
-        &ada.token,
-        None,
-        Some(json!({"user_id": bob.id, "role": "member"})),
-    )
-    .await;
-    let switched: Value = send(
-        &app,
-        reqwest::Method::POST,
-        &format!("/api/v1/organizations/{org}/switch"),
-        &bob.token,
-        None,
-        None,
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
+    let members = app.as_(&ada).organizations().members(&org);
+    members.add(bob.id, "member").await;
+    let switched = app.as_(&bob).organizations().switch(&org).await;
     let bob_in_org = switched["access_token"].as_str().unwrap().to_string();
     assert_eq!(claims(&bob_in_org)["org_id"], org);
-    assert_eq!(
-        send(
-            &app,
-            reqwest::Method::GET,
-            "/api/v1/monitors",
-            &bob_in_org,
-            None,
-            None
-        )
-        .await
-        .status(),
-        200
-    );
+    let monitors = app.as_(&bob_in_org).monitors();
+    assert_eq!(monitors.try_list().await.status(), 200);
 
-    let removed = send(
-        &app,
-        reqwest::Method::DELETE,
-        &format!("{members}/{}", bob.id),
-        &ada.token,
-        None,
-        None,
-    )
-    .await;
-    assert_eq!(removed.status(), 204);
-    assert_eq!(
-        send(
-            &app,
-            reqwest::Method::GET,
-            "/api/v1/monitors",
-            &bob_in_org,
-            None,
-            None
-        )
-        .await
-        .status(),
-        404
-    );
-    let switch = send(
-        &app,
-        reqwest::Method::POST,
-        &format!("/api/v1/organizations/{org}/switch"),
-        &bob.token,
-        None,
-        None,
-    )
-    .await;
+    members.remove(bob.id).await;
+    assert_eq!(monitors.try_list().await.status(), 404);
+    let switch = app.as_(&bob).organizations().try_switch(&org).await;
     assert_eq!(switch.status(), 404);
 }
 
@@ -279,89 +93,34 @@ async fn login_starts_in_the_default_organization() {
     let ada = caller(&app, "ada@example.com").await;
     let org = new_org(&app, &ada, "Acme").await;
     let stranger = new_org(&app, &caller(&app, "eve@example.com").await, "Eve's").await;
-    let refused = send(
-        &app,
-        reqwest::Method::PUT,
-        "/api/v1/user/default-organization",
-        &ada.token,
-        None,
-        Some(json!({"org_id": stranger})),
-    )
-    .await;
-    assert_eq!(problem(refused, 422).await["field"], "org_id");
-    let set = send(
-        &app,
-        reqwest::Method::PUT,
-        "/api/v1/user/default-organization",
-        &ada.token,
-        None,
-        Some(json!({"org_id": org})),
-    )
-    .await;
-    assert_eq!(set.status(), 200);
-    assert_eq!(set.json::<Value>().await.unwrap()["default_org_id"], org);
-    let login: Value = app
-        .post(
-            "/api/v1/auth/login",
-            &json!({"email": "ada@example.com", "password": "correct horse"}),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
+    let refused = app
+        .as_(&ada)
+        .user()
+        .try_set_default_organization(&stranger)
+        .await;
+    assert_eq!(refused.problem(422)["field"], "org_id");
+    let set = app.as_(&ada).user().set_default_organization(&org).await;
+    assert_eq!(set["default_org_id"], org);
+    let login = app
+        .anonymous()
+        .auth()
+        .login("ada@example.com", "correct horse")
+        .await;
     let token = login["access_token"].as_str().unwrap();
     assert_eq!(claims(token)["org_id"], org);
-    assert_eq!(
-        send(
-            &app,
-            reqwest::Method::GET,
-            "/api/v1/monitors",
-            token,
-            None,
-            None
-        )
-        .await
-        .status(),
-        200
-    );
+    assert_eq!(app.as_(token).monitors().try_list().await.status(), 200);
 
     // Bob made Acme his default, then was removed: his next login starts nowhere.
     let bob = caller(&app, "bob@example.com").await;
-    let members = format!("/api/v1/organizations/{org}/members");
-    let body = json!({"user_id": bob.id, "role": "member"});
-    send(
-        &app,
-        reqwest::Method::POST,
-        &members,
-        &ada.token,
-        None,
-        Some(body),
-    )
-    .await;
-    let body = json!({"org_id": org});
-    let path = "/api/v1/user/default-organization";
-    let set = send(
-        &app,
-        reqwest::Method::PUT,
-        path,
-        &bob.token,
-        None,
-        Some(body),
-    )
-    .await;
-    assert_eq!(set.status(), 200);
-    let path = format!("{members}/{}", bob.id);
-    let removed = send(&app, reqwest::Method::DELETE, &path, &ada.token, None, None).await;
-    assert_eq!(removed.status(), 204);
-    let login: Value = app
-        .post(
-            "/api/v1/auth/login",
-            &json!({"email": "bob@example.com", "password": "correct horse"}),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
+    let members = app.as_(&ada).organizations().members(&org);
+    members.add(bob.id, "member").await;
+    app.as_(&bob).user().set_default_organization(&org).await;
+    members.remove(bob.id).await;
+    let login = app
+        .anonymous()
+        .auth()
+        .login("bob@example.com", "correct horse")
+        .await;
     assert_eq!(login["user"]["default_org_id"], Value::Null);
     assert_eq!(
         claims(login["access_token"].as_str().unwrap())["org_id"],
@@ -375,58 +134,21 @@ async fn only_owners_delete_and_a_hard_delete_needs_the_slug() {
     let ada = caller(&app, "ada@example.com").await;
     let bob = caller(&app, "bob@example.com").await;
     let org = new_org(&app, &ada, "Doomed").await;
-    let path = format!("/api/v1/organizations/{org}");
-    send(
-        &app,
-        reqwest::Method::POST,
-        &format!("{path}/members"),
-        &ada.token,
-        None,
-        Some(json!({"user_id": bob.id, "role": "admin"})),
-    )
-    .await;
-    let refused = send(&app, reqwest::Method::DELETE, &path, &bob.token, None, None).await;
-    assert_eq!(problem(refused, 403).await["code"], "forbidden");
+    let orgs = app.as_(&ada).organizations();
+    orgs.members(&org).add(bob.id, "admin").await;
+    let refused = app.as_(&bob).organizations().try_delete(&org).await;
+    assert_eq!(refused.problem(403)["code"], "forbidden");
 
+    orgs.delete(&org).await;
     assert_eq!(
-        send(&app, reqwest::Method::DELETE, &path, &ada.token, None, None)
-            .await
-            .status(),
-        204
-    );
-    assert_eq!(
-        send(&app, reqwest::Method::GET, &path, &ada.token, None, None)
-            .await
-            .status(),
+        orgs.try_get(&org).await.status(),
         404,
         "a soft-deleted organization is gone for its members"
     );
-    let wrong = send(
-        &app,
-        reqwest::Method::DELETE,
-        &format!("{path}?hard=true"),
-        &ada.token,
-        None,
-        Some(json!({"confirm": "nope"})),
-    )
-    .await;
-    assert_eq!(problem(wrong, 422).await["field"], "confirm");
-    let purged = send(
-        &app,
-        reqwest::Method::DELETE,
-        &format!("{path}?hard=true"),
-        &ada.token,
-        None,
-        Some(json!({"confirm": "doomed"})),
-    )
-    .await;
-    assert_eq!(purged.status(), 204);
-    assert_eq!(
-        send(&app, reqwest::Method::GET, &path, &ada.token, None, None)
-            .await
-            .status(),
-        404
-    );
+    let wrong = orgs.try_hard_delete(&org, "nope").await;
+    assert_eq!(wrong.problem(422)["field"], "confirm");
+    orgs.hard_delete(&org, "doomed").await;
+    assert_eq!(orgs.try_get(&org).await.status(), 404);
     let memberships: i64 =
         sqlx::query_scalar("SELECT count(*) FROM orgs.memberships WHERE org_id = $1")
             .bind(org.parse::<Uuid>().unwrap())
@@ -443,132 +165,52 @@ async fn admins_update_the_profile_and_others_cannot() {
     let max = caller(&app, "max@example.com").await;
     let org = new_org(&app, &ada, "Acme").await;
     new_org(&app, &ada, "Taken").await;
-    let path = format!("/api/v1/organizations/{org}");
-    send(
-        &app,
-        reqwest::Method::POST,
-        &format!("{path}/members"),
-        &ada.token,
-        None,
-        Some(json!({"user_id": max.id, "role": "member"})),
-    )
-    .await;
+    let orgs = app.as_(&ada).organizations();
+    orgs.members(&org).add(max.id, "member").await;
 
     let change = json!({"name": "Acme Inc", "slug": "acme-inc", "logo_url": "https://cdn.example.com/acme.png",
         "billing_email": "billing@acme.test", "settings": {"timezone": "Europe/Paris"}});
-    let refused = send(
-        &app,
-        reqwest::Method::PUT,
-        &path,
-        &max.token,
-        None,
-        Some(change.clone()),
-    )
-    .await;
-    assert_eq!(problem(refused, 403).await["code"], "forbidden");
-    let updated = send(
-        &app,
-        reqwest::Method::PUT,
-        &path,
-        &ada.token,
-        None,
-        Some(change),
-    )
-    .await;
-    assert_eq!(updated.status(), 200);
-    let updated: Value = updated.json().await.unwrap();
+    let refused = app
+        .as_(&max)
+        .organizations()
+        .try_update(&org, change.clone())
+        .await;
+    assert_eq!(refused.problem(403)["code"], "forbidden");
+    let updated = orgs.update(&org, change).await;
     assert_eq!(
         (updated["name"].as_str(), updated["slug"].as_str()),
         (Some("Acme Inc"), Some("acme-inc"))
     );
     assert_eq!(updated["billing_email"], "billing@acme.test");
     assert_eq!(updated["settings"]["timezone"], "Europe/Paris");
-    assert_eq!(
-        send(
-            &app,
-            reqwest::Method::GET,
-            "/api/v1/organizations/acme-inc",
-            &ada.token,
-            None,
-            None
-        )
-        .await
-        .status(),
-        200
-    );
-    assert_eq!(
-        send(
-            &app,
-            reqwest::Method::GET,
-            "/api/v1/organizations/acme",
-            &ada.token,
-            None,
-            None
-        )
-        .await
-        .status(),
-        404
-    );
+    assert_eq!(orgs.try_get("acme-inc").await.status(), 200);
+    assert_eq!(orgs.try_get("acme").await.status(), 404);
 
     // Only what is sent changes.
-    let renamed: Value = send(
-        &app,
-        reqwest::Method::PUT,
-        &path,
-        &ada.token,
-        None,
-        Some(json!({"name": "Acme"})),
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
+    let renamed = orgs.update(&org, json!({"name": "Acme"})).await;
     assert_eq!(
         (renamed["slug"].as_str(), renamed["billing_email"].as_str()),
         (Some("acme-inc"), Some("billing@acme.test"))
     );
 
-    let taken = send(
-        &app,
-        reqwest::Method::PUT,
-        &path,
-        &ada.token,
-        None,
-        Some(json!({"slug": "taken"})),
-    )
-    .await;
-    assert_eq!(problem(taken, 409).await["code"], "conflict");
+    let taken = orgs.try_update(&org, json!({"slug": "taken"})).await;
+    assert_eq!(taken.problem(409)["code"], "conflict");
     for (body, field) in [
         (json!({"billing_email": "nope"}), "billing_email"),
         (json!({"logo_url": "javascript:alert(1)"}), "logo_url"),
         (json!({"settings": [1, 2]}), "settings"),
         (json!({"name": " "}), "name"),
     ] {
-        let bad = send(
-            &app,
-            reqwest::Method::PUT,
-            &path,
-            &ada.token,
-            None,
-            Some(body),
-        )
-        .await;
-        assert_eq!(problem(bad, 422).await["field"], field);
+        let bad = orgs.try_update(&org, body).await;
+        assert_eq!(bad.problem(422)["field"], field);
     }
     let stranger = caller(&app, "eve@example.com").await;
-    assert_eq!(
-        send(
-            &app,
-            reqwest::Method::PUT,
-            &path,
-            &stranger.token,
-            None,
-            Some(json!({"name": "x"}))
-        )
-        .await
-        .status(),
-        404
-    );
+    let theirs = app
+        .as_(&stranger)
+        .organizations()
+        .try_update(&org, json!({"name": "x"}))
+        .await;
+    assert_eq!(theirs.status(), 404);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -577,37 +219,15 @@ async fn nobody_is_added_as_owner_and_an_added_member_is_told_by_email() {
     let ada = caller(&app, "ada@example.com").await;
     let bob = caller(&app, "bob@example.com").await;
     let org = new_org(&app, &ada, "Acme").await;
-    let members = format!("/api/v1/organizations/{org}/members");
-    let refused = send(
-        &app,
-        reqwest::Method::POST,
-        &members,
-        &ada.token,
-        None,
-        Some(json!({"user_id": bob.id, "role": "owner"})),
-    )
-    .await;
-    let problem = crate::problem(refused, 422).await;
+    let members = app.as_(&ada).organizations().members(&org);
+    let problem = members.try_add(bob.id, "owner").await.problem(422);
     assert_eq!(problem["code"], "validation_failed");
     assert_eq!(problem["field"], "role");
     // Nothing changed: bob is no member, and was not told anything.
-    let listed: Value = send(&app, reqwest::Method::GET, &members, &ada.token, None, None)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let listed = members.list().await;
     assert_eq!(listed["items"].as_array().unwrap().len(), 1);
 
-    let added = send(
-        &app,
-        reqwest::Method::POST,
-        &members,
-        &ada.token,
-        None,
-        Some(json!({"user_id": bob.id, "role": "admin"})),
-    )
-    .await;
-    assert_eq!(added.status(), 201);
+    members.add(bob.id, "admin").await;
     let messages = app
         .mail
         .wait_for(

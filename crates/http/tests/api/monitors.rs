@@ -5,9 +5,9 @@ use serde_json::{Value, json};
 use tenantry_tenancy::Isolation;
 use uuid::Uuid;
 
-use crate::{TestApp, caller, org_in, problem, send};
+use crate::{TestApp, caller, org_in};
 
-/// An organization of `tier` owned by `owner`, returning its id.
+/// The body of a heartbeat monitor named `name`.
 fn heartbeat(name: &str) -> Value {
     json!({"name": name, "kind": "heartbeat"})
 }
@@ -16,79 +16,36 @@ fn heartbeat(name: &str) -> Value {
 async fn creating_an_organization_makes_the_caller_its_owner() {
     let app = TestApp::spawn().await;
     let ada = caller(&app, "ada@example.com").await;
-    let created = app
-        .post_as(
-            "/api/v1/organizations",
-            &ada.token,
-            &json!({"name": "Acme Corp"}),
-        )
-        .await;
-    assert_eq!(created.status(), 201);
-    let created: Value = created.json().await.unwrap();
+    let orgs = app.as_(&ada).organizations();
+    let created = orgs.create(json!({"name": "Acme Corp"})).await;
     assert_eq!(
         (created["slug"].as_str(), created["role"].as_str()),
         (Some("acme-corp"), Some("owner"))
     );
     assert_eq!(created["isolation"], "shared");
-    let again: Value = app
-        .post_as(
-            "/api/v1/organizations",
-            &ada.token,
-            &json!({"name": "Acme Corp"}),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
+    let again = orgs.create(json!({"name": "Acme Corp"})).await;
     assert_eq!(again["slug"], "acme-corp-2");
-    let taken = app
-        .post_as(
-            "/api/v1/organizations",
-            &ada.token,
-            &json!({"name": "X", "slug": "acme-corp"}),
-        )
+    let taken = orgs
+        .try_create(json!({"name": "X", "slug": "acme-corp"}))
         .await;
-    assert_eq!(problem(taken, 409).await["code"], "conflict");
-    let bad = app
-        .post_as(
-            "/api/v1/organizations",
-            &ada.token,
-            &json!({"name": "X", "slug": "Not A Slug"}),
-        )
+    assert_eq!(taken.problem(409)["code"], "conflict");
+    let bad = orgs
+        .try_create(json!({"name": "X", "slug": "Not A Slug"}))
         .await;
-    assert_eq!(problem(bad, 422).await["field"], "slug");
+    assert_eq!(bad.problem(422)["field"], "slug");
 
-    let mine: Value = app
-        .get_as("/api/v1/organizations", &ada.token)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let mine = orgs.list().await;
     assert_eq!(mine["items"].as_array().unwrap().len(), 2);
     let id = created["id"].as_str().unwrap();
     for key in [id, "acme-corp"] {
-        let read = app
-            .get_as(&format!("/api/v1/organizations/{key}"), &ada.token)
-            .await;
+        let read = orgs.try_get(key).await;
         assert_eq!(read.status(), 200);
     }
     // Someone else's organization and a missing one look the same.
     let bob = caller(&app, "bob@example.com").await;
-    let theirs = problem(
-        app.get_as(&format!("/api/v1/organizations/{id}"), &bob.token)
-            .await,
-        404,
-    )
-    .await;
-    let missing = problem(
-        app.get_as(
-            &format!("/api/v1/organizations/{}", Uuid::new_v4()),
-            &bob.token,
-        )
-        .await,
-        404,
-    )
-    .await;
+    let bobs = app.as_(&bob).organizations();
+    let theirs = bobs.try_get(id).await.problem(404);
+    let missing = bobs.try_get(Uuid::new_v4()).await.problem(404);
     assert_eq!(theirs, missing);
 }
 
@@ -96,16 +53,8 @@ async fn creating_an_organization_makes_the_caller_its_owner() {
 async fn monitors_need_an_organization_in_context() {
     let app = TestApp::spawn().await;
     let ada = caller(&app, "ada@example.com").await;
-    let response = send(
-        &app,
-        reqwest::Method::GET,
-        "/api/v1/monitors",
-        &ada.token,
-        None,
-        None,
-    )
-    .await;
-    assert_eq!(problem(response, 400).await["code"], "tenant_required");
+    let response = app.as_(&ada).monitors().try_list().await;
+    assert_eq!(response.problem(400)["code"], "tenant_required");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -113,18 +62,10 @@ async fn monitors_are_created_read_updated_listed_in_pages_and_deleted() {
     let app = TestApp::spawn().await;
     let ada = caller(&app, "ada@example.com").await;
     let acme = org_in(&app, &ada, "Acme", Isolation::Shared).await;
-    let t = Some(acme.as_str());
-    let created = send(
-        &app,
-        reqwest::Method::POST,
-        "/api/v1/monitors",
-        &ada.token,
-        t,
-        Some(json!({"name": "site", "kind": "http", "target": "https://example.com"})),
-    )
-    .await;
-    assert_eq!(created.status(), 201);
-    let created: Value = created.json().await.unwrap();
+    let monitors = app.as_(&ada).org(&acme).monitors();
+    let created = monitors
+        .create(json!({"name": "site", "kind": "http", "target": "https://example.com"}))
+        .await;
     assert_eq!(
         (
             created["interval_seconds"].as_i64(),
@@ -134,63 +75,26 @@ async fn monitors_are_created_read_updated_listed_in_pages_and_deleted() {
     );
     let id = created["id"].as_str().unwrap();
 
-    let path = format!("/api/v1/monitors/{id}");
-    let updated = send(&app, reqwest::Method::PUT, &path, &ada.token, t,
-        Some(json!({"name": "site", "kind": "keyword", "target": "https://example.com", "keyword": "OK", "interval_seconds": 120}))).await;
-    assert_eq!(updated.status(), 200);
-    let read: Value = send(&app, reqwest::Method::GET, &path, &ada.token, t, None)
-        .await
-        .json()
-        .await
-        .unwrap();
+    monitors.update(id, json!({"name": "site", "kind": "keyword", "target": "https://example.com", "keyword": "OK", "interval_seconds": 120})).await;
+    let read = monitors.get(id).await;
     assert_eq!(
         (read["kind"].as_str(), read["keyword"].as_str()),
         (Some("keyword"), Some("OK"))
     );
-    let results: Value = send(
-        &app,
-        reqwest::Method::GET,
-        &format!("{path}/results"),
-        &ada.token,
-        t,
-        None,
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
+    let results = monitors.results(id).list().await;
     assert_eq!(results, json!({"items": [], "next_cursor": null}));
 
     for i in 0..4 {
-        send(
-            &app,
-            reqwest::Method::POST,
-            "/api/v1/monitors",
-            &ada.token,
-            t,
-            Some(heartbeat(&format!("hb-{i}"))),
-        )
-        .await;
+        monitors.create(heartbeat(&format!("hb-{i}"))).await;
     }
     let mut seen = Vec::new();
     let mut cursor: Option<String> = None;
     loop {
         let query = match &cursor {
-            Some(c) => format!("?limit=2&cursor={c}"),
-            None => "?limit=2".to_string(),
+            Some(c) => format!("limit=2&cursor={c}"),
+            None => "limit=2".to_string(),
         };
-        let page: Value = send(
-            &app,
-            reqwest::Method::GET,
-            &format!("/api/v1/monitors{query}"),
-            &ada.token,
-            t,
-            None,
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
+        let page = monitors.list_with(&query).await;
         for m in page["items"].as_array().unwrap() {
             seen.push(m["name"].as_str().unwrap().to_string());
         }
@@ -201,24 +105,12 @@ async fn monitors_are_created_read_updated_listed_in_pages_and_deleted() {
     }
     assert_eq!(seen, ["site", "hb-0", "hb-1", "hb-2", "hb-3"]);
 
-    let invalid = send(
-        &app,
-        reqwest::Method::POST,
-        "/api/v1/monitors",
-        &ada.token,
-        t,
-        Some(json!({"name": "fast", "kind": "heartbeat", "interval_seconds": 1})),
-    )
-    .await;
-    assert_eq!(problem(invalid, 422).await["field"], "interval_seconds");
-    let deleted = send(&app, reqwest::Method::DELETE, &path, &ada.token, t, None).await;
-    assert_eq!(deleted.status(), 204);
-    assert_eq!(
-        send(&app, reqwest::Method::GET, &path, &ada.token, t, None)
-            .await
-            .status(),
-        404
-    );
+    let invalid = monitors
+        .try_create(json!({"name": "fast", "kind": "heartbeat", "interval_seconds": 1}))
+        .await;
+    assert_eq!(invalid.problem(422)["field"], "interval_seconds");
+    monitors.delete(id).await;
+    assert_eq!(monitors.try_get(id).await.status(), 404);
 }
 
 async fn another_organizations_monitor_is_not_found(tier: Isolation) {
@@ -227,118 +119,51 @@ async fn another_organizations_monitor_is_not_found(tier: Isolation) {
     let bob = caller(&app, "bob@example.com").await;
     let a = org_in(&app, &ada, "Ada's", tier).await;
     let b = org_in(&app, &bob, "Bob's", tier).await;
-    let theirs: Value = send(
-        &app,
-        reqwest::Method::POST,
-        "/api/v1/monitors",
-        &bob.token,
-        Some(&b),
-        Some(heartbeat("bob-1")),
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
-    let theirs = format!("/api/v1/monitors/{}", theirs["id"].as_str().unwrap());
-    let missing = format!("/api/v1/monitors/{}", Uuid::new_v4());
+    let bobs = app.as_(&bob).org(&b).monitors();
+    let theirs = bobs.create(heartbeat("bob-1")).await;
+    let theirs = theirs["id"].as_str().unwrap();
+    let missing = Uuid::new_v4();
 
     // Ada in her own organization: Bob's monitor is as missing as a made-up id.
-    for method in [
-        reqwest::Method::GET,
-        reqwest::Method::PUT,
-        reqwest::Method::DELETE,
-    ] {
-        let body = (method == reqwest::Method::PUT).then(|| heartbeat("stolen"));
-        let for_theirs = problem(
-            send(
-                &app,
-                method.clone(),
-                &theirs,
-                &ada.token,
-                Some(&a),
-                body.clone(),
-            )
-            .await,
-            404,
-        )
-        .await;
-        let for_missing = problem(
-            send(&app, method.clone(), &missing, &ada.token, Some(&a), body).await,
-            404,
-        )
-        .await;
-        assert_eq!(for_theirs, for_missing, "{method}");
+    let adas = app.as_(&ada).org(&a).monitors();
+    let attempts = [
+        (
+            "GET",
+            adas.try_get(theirs).await,
+            adas.try_get(missing).await,
+        ),
+        (
+            "PUT",
+            adas.try_update(theirs, heartbeat("stolen")).await,
+            adas.try_update(missing, heartbeat("stolen")).await,
+        ),
+        (
+            "DELETE",
+            adas.try_delete(theirs).await,
+            adas.try_delete(missing).await,
+        ),
+    ];
+    for (method, for_theirs, for_missing) in attempts {
+        assert_eq!(
+            for_theirs.problem(404),
+            for_missing.problem(404),
+            "{method}"
+        );
     }
-    let listed: Value = send(
-        &app,
-        reqwest::Method::GET,
-        "/api/v1/monitors",
-        &ada.token,
-        Some(&a),
-        None,
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
+    let listed = adas.list().await;
     assert_eq!(listed["items"], json!([]));
 
     // Ada naming Bob's organization: the same 404 as an organization that does not exist.
-    let via_header = problem(
-        send(
-            &app,
-            reqwest::Method::GET,
-            &theirs,
-            &ada.token,
-            Some(&b),
-            None,
-        )
-        .await,
-        404,
-    )
-    .await;
-    let nowhere = problem(
-        send(
-            &app,
-            reqwest::Method::GET,
-            &theirs,
-            &ada.token,
-            Some(&Uuid::new_v4().to_string()),
-            None,
-        )
-        .await,
-        404,
-    )
-    .await;
-    assert_eq!(via_header, nowhere);
-    let listing = problem(
-        send(
-            &app,
-            reqwest::Method::GET,
-            "/api/v1/monitors",
-            &ada.token,
-            Some(&b),
-            None,
-        )
-        .await,
-        404,
-    )
-    .await;
+    let via_header = app.as_(&ada).org(&b).monitors();
+    let nowhere = app.as_(&ada).org(&Uuid::new_v4().to_string()).monitors();
+    let via_header_read = via_header.try_get(theirs).await.problem(404);
+    let nowhere = nowhere.try_get(theirs).await.problem(404);
+    assert_eq!(via_header_read, nowhere);
+    let listing = via_header.try_list().await.problem(404);
     assert_eq!(listing, nowhere);
 
     // Bob still has his monitor, unchanged.
-    let kept: Value = send(
-        &app,
-        reqwest::Method::GET,
-        &theirs,
-        &bob.token,
-        Some(&b),
-        None,
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
+    let kept = bobs.get(theirs).await;
     assert_eq!(kept["name"], "bob-1");
 }
 
@@ -369,60 +194,20 @@ async fn viewers_read_members_write_and_suspended_organizations_are_refused() {
         .execute(tenantry_tenancy::Operator::new(&app.tenancy).control())
         .await
         .unwrap();
-    let t = Some(acme.as_str());
-    assert_eq!(
-        send(
-            &app,
-            reqwest::Method::GET,
-            "/api/v1/monitors",
-            &vic.token,
-            t,
-            None
-        )
-        .await
-        .status(),
-        200
-    );
-    let refused = send(
-        &app,
-        reqwest::Method::POST,
-        "/api/v1/monitors",
-        &vic.token,
-        t,
-        Some(heartbeat("no")),
-    )
-    .await;
-    assert_eq!(problem(refused, 403).await["code"], "forbidden");
+    let by_vic = app.as_(&vic).org(&acme).monitors();
+    assert_eq!(by_vic.try_list().await.status(), 200);
+    let refused = by_vic.try_create(heartbeat("no")).await;
+    assert_eq!(refused.problem(403)["code"], "forbidden");
 
-    // Removed: refused on the very next request.
-    sqlx::query("DELETE FROM orgs.memberships WHERE user_id = $1")
-        .bind(vic.id)
-        .execute(tenantry_tenancy::Operator::new(&app.tenancy).control())
-        .await
-        .unwrap();
-    assert_eq!(
-        send(
-            &app,
-            reqwest::Method::GET,
-            "/api/v1/monitors",
-            &vic.token,
-            t,
-            None
-        )
-        .await
-        .status(),
-        404
-    );
+    // Removed by an admin: refused on the very next request.
+    app.as_(&ada)
+        .organizations()
+        .members(&acme)
+        .remove(vic.id)
+        .await;
+    assert_eq!(by_vic.try_list().await.status(), 404);
 
     app.tenancy.suspend(&acme).await.unwrap();
-    let suspended = send(
-        &app,
-        reqwest::Method::GET,
-        "/api/v1/monitors",
-        &ada.token,
-        t,
-        None,
-    )
-    .await;
-    assert_eq!(problem(suspended, 403).await["code"], "tenant_suspended");
+    let suspended = app.as_(&ada).org(&acme).monitors().try_list().await;
+    assert_eq!(suspended.problem(403)["code"], "tenant_suspended");
 }

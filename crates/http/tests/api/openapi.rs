@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use serde_json::{Value, json};
 
-use crate::{TestApp, caller, platform_admin, send};
+use crate::{TestApp, caller, platform_admin};
 
 /// Every operation the route modules serve (method, path). A new route joins this list.
 const OPERATIONS: &[(&str, &str)] = &[
@@ -88,7 +88,11 @@ const METHODS: &[&str] = &[
 ];
 
 async fn document(app: &TestApp) -> Value {
-    let response = app.get("/api/openapi.json").await;
+    let response = app
+        .anonymous()
+        .request(reqwest::Method::GET, "/api/openapi.json")
+        .send()
+        .await;
     assert_eq!(response.status(), 200);
     assert!(
         response.headers()["content-type"]
@@ -96,7 +100,7 @@ async fn document(app: &TestApp) -> Value {
             .unwrap()
             .starts_with("application/json")
     );
-    response.json().await.unwrap()
+    response.json()
 }
 
 /// Every `(method, path, operation)` of the document.
@@ -235,7 +239,12 @@ async fn docs_are_served_from_the_server_itself() {
     let app = TestApp::spawn().await;
     // `/api/docs` itself works (it redirects to `/api/docs/`, where relative assets resolve).
     for path in ["/api/docs", "/api/docs/"] {
-        let response = app.get(path).await;
+        // The raw response, for the address it was redirected to.
+        let response = app
+            .anonymous()
+            .request(reqwest::Method::GET, path)
+            .response()
+            .await;
         assert_eq!(response.status(), 200, "{path}");
         assert_eq!(response.url().path(), "/api/docs/");
         assert!(
@@ -266,7 +275,11 @@ async fn docs_are_served_from_the_server_itself() {
             assert_eq!(loaded.status(), 200, "{url}");
         }
     }
-    let bundle = app.get("/api/docs/swagger-ui-bundle.js").await;
+    let bundle = app
+        .anonymous()
+        .request(reqwest::Method::GET, "/api/docs/swagger-ui-bundle.js")
+        .send()
+        .await;
     assert_eq!(bundle.status(), 200);
     assert!(
         bundle.headers()["content-type"]
@@ -274,11 +287,15 @@ async fn docs_are_served_from_the_server_itself() {
             .unwrap()
             .contains("javascript")
     );
-    assert!(bundle.text().await.unwrap().len() > 100_000);
+    assert!(bundle.text().len() > 100_000);
     // The UI is pointed at this server's document.
-    let init = app.get("/api/docs/swagger-initializer.js").await;
+    let init = app
+        .anonymous()
+        .request(reqwest::Method::GET, "/api/docs/swagger-initializer.js")
+        .send()
+        .await;
     assert_eq!(init.status(), 200);
-    assert!(init.text().await.unwrap().contains("/api/openapi.json"));
+    assert!(init.text().contains("/api/openapi.json"));
 }
 
 /// The values of the `names` attributes in `html`.
@@ -366,24 +383,17 @@ async fn conforming(
     token: Option<&str>,
     body: Option<Value>,
 ) -> Value {
-    let response = match token {
-        Some(token) => send(app, method.clone(), path, token, None, body).await,
-        None => {
-            let mut request = app
-                .client
-                .request(method.clone(), format!("{}{path}", app.base));
-            if let Some(body) = body {
-                request = request.json(&body);
-            }
-            request.send().await.unwrap()
-        }
+    let who = match token {
+        Some(token) => app.as_(token),
+        None => app.anonymous(),
     };
+    let response = who.request(method.clone(), path).body(body).send().await;
     let status = response.status().as_u16().to_string();
     let content_type = response.headers()["content-type"]
         .to_str()
         .unwrap()
         .to_string();
-    let value: Value = response.json().await.unwrap();
+    let value = response.json();
     let operation = &doc["paths"][documented_path][method.as_str().to_lowercase()];
     let mut documented = operation["responses"][&status].clone();
     if let Some(r) = documented.get("$ref").and_then(Value::as_str) {
@@ -571,20 +581,10 @@ async fn invitation_responses_carry_only_documented_fields() {
     let doc = document(&app).await;
     let owner = caller(&app, "owner@example.com").await;
     let bob = caller(&app, "bob@example.com").await;
-    let org: Value = app
-        .post_as(
-            "/api/v1/organizations",
-            &owner.token,
-            &json!({"name": "Invites"}),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
-    let invitations = format!(
-        "/api/v1/organizations/{}/invitations",
-        org["id"].as_str().unwrap()
-    );
+    let orgs = app.as_(&owner).organizations();
+    let org = orgs.create(json!({"name": "Invites"})).await;
+    let org_id = org["id"].as_str().unwrap();
+    let invitations = format!("/api/v1/organizations/{org_id}/invitations");
 
     let invitation = conforming(
         &app,
@@ -641,7 +641,11 @@ async fn invitation_responses_carry_only_documented_fields() {
     assert_eq!(replaced["code"], "gone");
 
     // The page the email links to is HTML, as documented, with no sign-in.
-    let page = app.get(&format!("/invitations/{token}")).await;
+    let page = app
+        .anonymous()
+        .request(reqwest::Method::GET, format!("/invitations/{token}"))
+        .send()
+        .await;
     assert_eq!(page.status(), 200);
     let media = page.headers()["content-type"].to_str().unwrap().to_string();
     assert!(media.starts_with("text/html"), "{media}");
@@ -694,12 +698,9 @@ async fn invitation_responses_carry_only_documented_fields() {
     .await;
     assert_eq!(used["code"], "gone");
 
-    app.post_as(
-        &invitations,
-        &owner.token,
-        &json!({"email": "bob@example.com", "role": "viewer"}),
-    )
-    .await;
+    orgs.invitations(org_id)
+        .invite("bob@example.com", "viewer")
+        .await;
     let token = app.invitation_token("bob@example.com", 0).await;
     let accept = format!("/api/v1/invitations/{token}/accept");
     let mismatch = conforming(
@@ -833,16 +834,15 @@ async fn admin_responses_carry_only_documented_fields() {
 async fn a_malformed_query_is_problem_json() {
     let app = TestApp::spawn().await;
     let owner = caller(&app, "query@example.com").await;
-    let response = send(
-        &app,
-        reqwest::Method::DELETE,
-        "/api/v1/organizations/acme?hard=maybe",
-        &owner.token,
-        None,
-        None,
-    )
-    .await;
-    assert_eq!(crate::problem(response, 400).await["code"], "bad_request");
+    let response = app
+        .as_(&owner)
+        .request(
+            reqwest::Method::DELETE,
+            "/api/v1/organizations/acme?hard=maybe",
+        )
+        .send()
+        .await;
+    assert_eq!(response.problem(400)["code"], "bad_request");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -918,18 +918,7 @@ async fn monitoring_responses_carry_only_documented_fields() {
 
 /// An access token of `who` whose `org_id` is `org`.
 async fn token_in(app: &TestApp, who: &crate::Caller, org: &str) -> String {
-    let switched = crate::success_json(
-        send(
-            app,
-            reqwest::Method::POST,
-            &format!("/api/v1/organizations/{org}/switch"),
-            &who.token,
-            None,
-            None,
-        )
-        .await,
-    )
-    .await;
+    let switched = app.as_(who).organizations().switch(org).await;
     switched["access_token"].as_str().unwrap().to_string()
 }
 
@@ -1007,18 +996,7 @@ async fn status_page_responses_carry_only_documented_fields() {
     )
     .await;
     let slug = page["slug"].as_str().unwrap();
-    let org_slug: Value = crate::success_json(
-        send(
-            &app,
-            reqwest::Method::GET,
-            &format!("/api/v1/organizations/{org}"),
-            &token,
-            None,
-            None,
-        )
-        .await,
-    )
-    .await;
+    let org_slug = app.as_(&token).organizations().get(&org).await;
     let org_slug = org_slug["slug"].as_str().unwrap();
     // The public page, as JSON: shown, and missing.
     let operation = &doc["paths"]["/status/{org_slug}/{page_slug}"]["get"];
@@ -1035,15 +1013,14 @@ async fn status_page_responses_carry_only_documented_fields() {
         ),
     ] {
         let response = app
-            .client
-            .get(format!("{}{path}", app.base))
+            .anonymous()
+            .request(reqwest::Method::GET, &path)
             .header("Accept", "application/json")
             .send()
-            .await
-            .unwrap();
+            .await;
         assert_eq!(response.status().as_str(), status, "{path}");
         assert_eq!(response.headers()["content-type"], media, "{path}");
-        let value: Value = response.json().await.unwrap();
+        let value = response.json();
         let schema = &operation["responses"][status]["content"][media]["schema"];
         assert!(schema.is_object(), "{status} {media} is not documented");
         conforms(&doc, schema, &value, &path);

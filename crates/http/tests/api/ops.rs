@@ -1,32 +1,36 @@
+//! The operational endpoints: health and readiness, request ids on every response, the 404 of
+//! unknown paths, and `/metrics` behind its token.
+
 use tenantry_tenancy::{Isolation, NewTenant, Slug};
 
-use crate::TestApp;
+use reqwest::Method;
+
+use crate::{Answer, TestApp};
+
+/// `GET path`, without authentication.
+async fn get(app: &TestApp, path: &str) -> Answer {
+    app.anonymous().request(Method::GET, path).send().await
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_and_readiness_answer() {
     let app = TestApp::spawn().await;
-    let health = app.get("/healthz").await;
+    let health = get(&app, "/healthz").await;
     assert_eq!(health.status(), 200);
-    assert_eq!(
-        health.json::<serde_json::Value>().await.unwrap()["status"],
-        "ok"
-    );
-    let ready = app.get("/readyz").await;
+    assert_eq!(health.json()["status"], "ok");
+    let ready = get(&app, "/readyz").await;
     assert_eq!(ready.status(), 200);
-    assert_eq!(
-        ready.json::<serde_json::Value>().await.unwrap()["status"],
-        "ready"
-    );
+    assert_eq!(ready.json()["status"], "ready");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readiness_fails_when_the_control_database_is_gone() {
     let app = TestApp::spawn().await;
     app.tenancy.close().await;
-    let ready = app.get("/readyz").await;
+    let ready = get(&app, "/readyz").await;
     assert_eq!(ready.status(), 503);
     assert_eq!(ready.headers()["content-type"], "application/problem+json");
-    let body: serde_json::Value = ready.json().await.unwrap();
+    let body = ready.json();
     assert_eq!(body["code"], "not_ready");
     assert_eq!(body["status"], 503);
 }
@@ -34,38 +38,36 @@ async fn readiness_fails_when_the_control_database_is_gone() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_response_carries_a_request_id_echoed_when_sent() {
     let app = TestApp::spawn().await;
-    let generated = app.get("/healthz").await;
+    let generated = get(&app, "/healthz").await;
     let id = generated.headers()["x-request-id"].to_str().unwrap();
     assert!(uuid::Uuid::parse_str(id).is_ok(), "{id}");
     let echoed = app
-        .client
-        .get(format!("{}/healthz", app.base))
+        .anonymous()
+        .request(Method::GET, "/healthz")
         .header("X-Request-Id", "client-chosen-42")
         .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(echoed.headers()["x-request-id"], "client-chosen-42");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_paths_are_problem_json_404() {
     let app = TestApp::spawn().await;
-    let response = app.get("/no/such/path").await;
+    let response = get(&app, "/no/such/path").await;
     assert_eq!(response.status(), 404);
     assert!(response.headers().contains_key("x-request-id"));
-    let body: serde_json::Value = response.json().await.unwrap();
+    let body = response.json();
     assert_eq!(body["code"], "not_found");
     assert_eq!(body["title"], "Not found");
     // A browser gets the console's page instead.
     let page = app
-        .client
-        .get(format!("{}/no/such/path", app.base))
+        .anonymous()
+        .request(Method::GET, "/no/such/path")
         .header("accept", "text/html,application/xhtml+xml")
         .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(page.status(), 404);
-    assert!(page.text().await.unwrap().contains("Page not found"));
+    assert!(page.text().contains("Page not found"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -86,11 +88,11 @@ async fn metrics_count_tenants_pools_and_requests() {
             .unwrap();
     }
     app.tenancy.suspend("m-db").await.unwrap();
-    app.get("/healthz").await;
-    app.get("/nowhere").await;
+    get(&app, "/healthz").await;
+    get(&app, "/nowhere").await;
     let response = app.metrics().await;
     assert_eq!(response.status(), 200);
-    let text = response.text().await.unwrap();
+    let text = response.text();
     for line in [
         "tenantry_tenants{isolation=\"shared\",status=\"active\"} 1",
         "tenantry_tenants{isolation=\"database\",status=\"suspended\"} 1",
@@ -120,19 +122,10 @@ async fn per_tenant_request_metrics_have_bounded_labels() {
     for (i, org) in orgs.iter().enumerate() {
         let times = if i == 0 { 5 } else { 1 };
         for _ in 0..times {
-            let listed = crate::send(
-                &app,
-                reqwest::Method::GET,
-                "/api/v1/monitors",
-                &ada.token,
-                Some(org),
-                None,
-            )
-            .await;
-            assert_eq!(listed.status(), 200);
+            app.as_(&ada).org(org).monitors().list().await;
         }
     }
-    let text = app.metrics().await.text().await.unwrap();
+    let text = app.metrics().await.text();
     let lines: Vec<&str> = text
         .lines()
         .filter(|l| l.starts_with("tenantry_tenant_api_requests_period{"))
@@ -163,18 +156,18 @@ async fn metrics_need_the_metrics_token() {
         ("a user's access token", Some(ada.token.as_str())),
         ("a prefix", Some("test-metrics")),
     ] {
-        let mut request = app.client.get(format!("{}/metrics", app.base));
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        let response = request.send().await.unwrap();
+        let scraper = match token {
+            Some(token) => app.as_(token),
+            None => app.anonymous(),
+        };
+        let response = scraper.request(Method::GET, "/metrics").send().await;
         assert_eq!(response.status(), 401, "{what}");
         assert_eq!(
             response.headers()["content-type"],
             "application/problem+json",
             "{what}"
         );
-        let problem: serde_json::Value = response.json().await.unwrap();
+        let problem = response.json();
         assert_eq!(problem["code"], "unauthorized", "{what}");
         assert!(
             problem["detail"]
@@ -186,5 +179,5 @@ async fn metrics_need_the_metrics_token() {
     }
     let response = app.metrics().await;
     assert_eq!(response.status(), 200);
-    assert!(response.text().await.unwrap().contains("tenantry_tenants"));
+    assert!(response.text().contains("tenantry_tenants"));
 }

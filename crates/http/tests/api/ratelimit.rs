@@ -5,13 +5,13 @@
 //! and small, so no request is refilled during a test: the tests count requests, never time.
 
 use futures::future::join_all;
-use reqwest::{Method, Response};
+use reqwest::Method;
 use serde_json::{Map, Value, json};
 use tenantry_orgs::EntitlementChange;
 use tenantry_ratelimit::server::RedisServer;
 use tenantry_tenancy::Isolation;
 
-use crate::{Caller, Spawn, TestApp, caller, org_in, problem, send};
+use crate::{Answer, Caller, Spawn, TestApp, caller, org_in};
 
 /// Sets the organization's `api_requests_per_minute` (before its first request: the server
 /// remembers a budget for 30 s).
@@ -32,20 +32,12 @@ async fn set_budget(app: &TestApp, org: &str, per_minute: Value) {
 }
 
 /// A tenant-scoped request in `org`.
-async fn list_monitors(app: &TestApp, who: &Caller, org: &str) -> Response {
-    send(
-        app,
-        Method::GET,
-        "/api/v1/monitors",
-        &who.token,
-        Some(org),
-        None,
-    )
-    .await
+async fn list_monitors(app: &TestApp, who: &Caller, org: &str) -> Answer {
+    app.as_(who).org(org).monitors().try_list().await
 }
 
 /// The value of a numeric header.
-fn header(response: &Response, name: &str) -> u64 {
+fn header(response: &Answer, name: &str) -> u64 {
     response
         .headers()
         .get(name)
@@ -56,7 +48,7 @@ fn header(response: &Response, name: &str) -> u64 {
         .unwrap()
 }
 
-fn admitted(responses: &[Response]) -> usize {
+fn admitted(responses: &[Answer]) -> usize {
     responses
         .iter()
         .inspect(|r| assert!(r.status() == 200 || r.status() == 429, "{}", r.status()))
@@ -106,26 +98,23 @@ async fn admitted_requests_carry_the_budget_and_past_it_the_answer_is_429() {
     assert_eq!(header(&refused, "ratelimit-remaining"), 0);
     assert!((49..=60).contains(&header(&refused, "ratelimit-reset")));
     assert!(refused.headers().contains_key("x-request-id"));
-    let body = problem(refused, 429).await;
+    let body = refused.problem(429);
     assert_eq!(body["code"], "rate_limited");
     assert_eq!(body["status"], 429);
     assert_eq!(body["limit"], "api_requests_per_minute");
 
     // Organization routes count against the same budget.
-    let members = send(
-        &app,
-        Method::GET,
-        &format!("/api/v1/organizations/{acme}/members"),
-        &ada.token,
-        None,
-        None,
-    )
-    .await;
+    let members = app
+        .as_(&ada)
+        .organizations()
+        .members(&acme)
+        .try_list()
+        .await;
     assert_eq!(header(&members, "ratelimit-limit"), 5);
-    assert_eq!(problem(members, 429).await["code"], "rate_limited");
+    assert_eq!(members.problem(429)["code"], "rate_limited");
 
     // Routes outside any organization are not limited, and carry no RateLimit headers.
-    let me = app.get_as("/api/v1/user", &ada.token).await;
+    let me = app.as_(&ada).user().try_get().await;
     assert_eq!(me.status(), 200);
     assert!(me.headers().get("ratelimit-limit").is_none());
 
@@ -167,61 +156,28 @@ async fn api_key_requests_count_against_their_organization() {
     let acme = org_in(&app, &ada, "Acme", Isolation::Shared).await;
     set_budget(&app, &acme, json!(5)).await;
     // Creating the key is the organization's first request.
-    let created: Value = send(
-        &app,
-        Method::POST,
-        &format!("/api/v1/organizations/{acme}/api-keys"),
-        &ada.token,
-        None,
-        Some(json!({"name": "ci", "role": "member"})),
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
-    let key = Caller {
-        id: ada.id,
-        token: created["secret"].as_str().unwrap().to_string(),
-    };
-    for remaining in [3, 2] {
-        let response = send(
-            &app,
-            Method::GET,
-            "/api/v1/monitors",
-            &key.token,
-            None,
-            None,
-        )
+    let created = app
+        .as_(&ada)
+        .organizations()
+        .api_keys(&acme)
+        .create(json!({"name": "ci", "role": "member"}))
         .await;
+    let with_key = app.as_(created["secret"].as_str().unwrap()).monitors();
+    for remaining in [3, 2] {
+        let response = with_key.try_list().await;
         assert_eq!(response.status(), 200);
         assert_eq!(header(&response, "ratelimit-remaining"), remaining);
     }
     // The member's own requests come out of the same budget...
     let response = list_monitors(&app, &ada, &acme).await;
     assert_eq!(header(&response, "ratelimit-remaining"), 1);
-    let response = send(
-        &app,
-        Method::GET,
-        "/api/v1/monitors",
-        &key.token,
-        None,
-        None,
-    )
-    .await;
+    let response = with_key.try_list().await;
     assert_eq!(header(&response, "ratelimit-remaining"), 0);
     // ...and once it is spent, both are refused.
-    let refused = send(
-        &app,
-        Method::GET,
-        "/api/v1/monitors",
-        &key.token,
-        None,
-        None,
-    )
-    .await;
-    assert_eq!(problem(refused, 429).await["code"], "rate_limited");
+    let refused = with_key.try_list().await;
+    assert_eq!(refused.problem(429)["code"], "rate_limited");
     let refused = list_monitors(&app, &ada, &acme).await;
-    assert_eq!(problem(refused, 429).await["code"], "rate_limited");
+    assert_eq!(refused.problem(429)["code"], "rate_limited");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -322,7 +278,12 @@ async fn a_redis_that_goes_away_leaves_local_limits_and_is_used_again_when_back(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_openapi_document_lists_429_on_tenant_scoped_routes() {
     let app = TestApp::spawn().await;
-    let doc: Value = app.get("/api/openapi.json").await.json().await.unwrap();
+    let doc = app
+        .anonymous()
+        .request(Method::GET, "/api/openapi.json")
+        .send()
+        .await
+        .json();
     let response = &doc["paths"]["/api/v1/monitors"]["get"]["responses"]["429"];
     assert_eq!(response["$ref"], "#/components/responses/RateLimited");
     let headers = &doc["components"]["responses"]["RateLimited"]["headers"];
@@ -339,30 +300,17 @@ async fn the_openapi_document_lists_429_on_tenant_scoped_routes() {
 /// Makes an API key in `org` with `body` (`name`, `role`, `requests_per_minute`); returns the
 /// created key (with its `secret`).
 async fn create_key(app: &TestApp, owner: &Caller, org: &str, body: Value) -> Value {
-    let response = send(
-        app,
-        Method::POST,
-        &format!("/api/v1/organizations/{org}/api-keys"),
-        &owner.token,
-        None,
-        Some(body),
-    )
-    .await;
-    assert_eq!(response.status(), 201);
-    response.json().await.unwrap()
+    app.as_(owner)
+        .organizations()
+        .api_keys(org)
+        .create(body)
+        .await
 }
 
 /// A tenant-scoped request made with API key `key` (a created key, with its secret).
-async fn with_key(app: &TestApp, key: &Value) -> Response {
-    send(
-        app,
-        Method::GET,
-        "/api/v1/monitors",
-        key["secret"].as_str().unwrap(),
-        None,
-        None,
-    )
-    .await
+async fn with_key(app: &TestApp, key: &Value) -> Answer {
+    let secret = key["secret"].as_str().unwrap();
+    app.as_(secret).monitors().try_list().await
 }
 
 /// Lifts the organization's `max_api_keys`, so a test may make the keys it needs.
@@ -428,7 +376,7 @@ async fn a_key_past_its_own_budget_is_refused_while_other_keys_and_members_go_on
     assert!((1..=30).contains(&retry_after), "{retry_after}");
     let reset = header(&refused, "ratelimit-reset");
     assert!((31..=60).contains(&reset), "{reset}");
-    let body = problem(refused, 429).await;
+    let body = refused.problem(429);
     assert_eq!(body["code"], "rate_limited");
     assert_eq!(body["limit"], "requests_per_minute");
     assert!(
@@ -463,12 +411,12 @@ async fn a_key_past_its_own_budget_is_refused_while_other_keys_and_members_go_on
     assert_eq!(header(&refused, "ratelimit-limit"), 9);
     assert_eq!(header(&refused, "ratelimit-remaining"), 0);
     assert!(header(&refused, "retry-after") >= 1);
-    let body = problem(refused, 429).await;
+    let body = refused.problem(429);
     assert_eq!(body["code"], "rate_limited");
     assert_eq!(body["limit"], "api_requests_per_minute");
     let refused = with_key(&app, &other).await;
     assert_eq!(header(&refused, "ratelimit-limit"), 9);
-    assert_eq!(problem(refused, 429).await["code"], "rate_limited");
+    assert_eq!(refused.problem(429)["code"], "rate_limited");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,7 +5,7 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::{Caller, TestApp, caller, problem, send};
+use crate::{Caller, TestApp, caller};
 
 const ROLES: [&str; 4] = ["viewer", "member", "admin", "owner"];
 
@@ -453,80 +453,40 @@ async fn fixture(
     n: usize,
 ) -> Fixture {
     let [target, newcomer] = others;
-    let created: Value = app
-        .post_as(
-            "/api/v1/organizations",
-            &owner.token,
-            &json!({"name": format!("Org {n}")}),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
+    let created = app
+        .as_(owner)
+        .organizations()
+        .create(json!({"name": format!("Org {n}")}))
+        .await;
     let org = created["id"].as_str().unwrap().to_string();
     app.allow(&org, "agents").await;
-    let as_owner = |method: Method, path: String, body: Value| {
-        let org = org.clone();
-        async move {
-            let response = send(app, method, &path, &owner.token, Some(&org), Some(body)).await;
-            assert!(
-                response.status().is_success(),
-                "{path}: {}",
-                response.status()
-            );
-            response.json::<Value>().await.unwrap()
-        }
-    };
-    let members = format!("/api/v1/organizations/{org}/members");
+    let in_org = app.as_(owner).org(&org);
+    let orgs = in_org.organizations();
+    let members = orgs.members(&org);
     // Owners are made by promotion.
-    as_owner(
-        Method::POST,
-        members.clone(),
-        json!({"user_id": actor.id, "role": "member"}),
-    )
-    .await;
-    as_owner(
-        Method::PATCH,
-        format!("{members}/{}", actor.id),
-        json!({"role": role}),
-    )
-    .await;
-    as_owner(
-        Method::POST,
-        members,
-        json!({"user_id": target.id, "role": "member"}),
-    )
-    .await;
-    let invitation = as_owner(
-        Method::POST,
-        format!("/api/v1/organizations/{org}/invitations"),
-        json!({"email": format!("invitee-{n}@example.com"), "role": "member"}),
-    )
-    .await;
-    let key = as_owner(
-        Method::POST,
-        format!("/api/v1/organizations/{org}/api-keys"),
-        json!({"name": "fixture", "role": "viewer"}),
-    )
-    .await;
-    let monitor = as_owner(
-        Method::POST,
-        "/api/v1/monitors".to_string(),
-        json!({"name": "Fixture", "kind": "tcp", "target": "example.com:443"}),
-    )
-    .await;
-    let status_page = as_owner(
-        Method::POST,
-        "/api/v1/status-pages".to_string(),
-        json!({"slug": "fixture", "title": "Fixture", "monitor_ids": [monitor["id"]]}),
-    )
-    .await;
-    let alert_channel = as_owner(
-        Method::POST,
-        "/api/v1/alert-channels".to_string(),
-        json!({"name": "Fixture", "kind": "webhook", "url": "https://hooks.example.com/f"}),
-    )
-    .await;
+    members.add(actor.id, "member").await;
+    members.change_role(actor.id, role).await;
+    members.add(target.id, "member").await;
+    let invitation = orgs
+        .invitations(&org)
+        .invite(&format!("invitee-{n}@example.com"), "member")
+        .await;
+    let key = orgs
+        .api_keys(&org)
+        .create(json!({"name": "fixture", "role": "viewer"}))
+        .await;
+    let monitor = in_org
+        .monitors()
+        .create(json!({"name": "Fixture", "kind": "tcp", "target": "example.com:443"}))
+        .await;
+    let status_page = in_org
+        .status_pages()
+        .create(json!({"slug": "fixture", "title": "Fixture", "monitor_ids": [monitor["id"]]}))
+        .await;
+    let alert_channel = in_org
+        .alert_channels()
+        .create(json!({"name": "Fixture", "kind": "webhook", "url": "https://hooks.example.com/f"}))
+        .await;
     // Room for the fixture's agent and one more (the free plan allows one).
     app.orgs
         .change_entitlements(
@@ -542,12 +502,7 @@ async fn fixture(
         )
         .await
         .unwrap();
-    let agent = as_owner(
-        Method::POST,
-        "/api/v1/agents".to_string(),
-        json!({"name": "Fixture"}),
-    )
-    .await;
+    let agent = in_org.agents().create(json!({"name": "Fixture"})).await;
     Fixture {
         agent: agent["id"].as_str().unwrap().to_string(),
         slug: created["slug"].as_str().unwrap().to_string(),
@@ -579,15 +534,13 @@ async fn every_route_by_every_role() {
             n += 1;
             let f = fixture(&app, &owner, actor, role, &[&target, &newcomer], n).await;
             let (method, path, body) = (route.call)(&f);
-            let response = send(
-                &app,
-                method.clone(),
-                &path,
-                &actor.token,
-                Some(&f.org),
-                body,
-            )
-            .await;
+            let response = app
+                .as_(actor)
+                .org(&f.org)
+                .request(method, path)
+                .body(body)
+                .send()
+                .await;
             let status = response.status().as_u16();
             let allowed = rank(role) >= rank(route.least);
             if allowed {
@@ -600,7 +553,7 @@ async fn every_route_by_every_role() {
             } else if status != 403 {
                 failures.push(format!("{} as {role}: {status}, expected 403", route.name));
             } else {
-                let body = problem(response, 403).await;
+                let body = response.problem(403);
                 if body["code"] != "forbidden" {
                     failures.push(format!("{} as {role}: {body}", route.name));
                 }

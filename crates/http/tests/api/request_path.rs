@@ -3,25 +3,16 @@
 //! on another one of the same deployment.
 
 use reqwest::Method;
-use serde_json::{Value, json};
+use serde_json::json;
 use tenantry_tenancy::Isolation;
 
-use crate::{Caller, TestApp, caller, org_in, platform_admin, send, success_json};
+use crate::client::Request;
+use crate::{Caller, TestApp, caller, org_in, platform_admin};
 
 /// A new API key of `org`: its id and secret.
 async fn new_key_with_id(app: &TestApp, owner: &Caller, org: &str, role: &str) -> (String, String) {
-    let created = success_json(
-        send(
-            app,
-            Method::POST,
-            &format!("/api/v1/organizations/{org}/api-keys"),
-            &owner.token,
-            None,
-            Some(json!({"name": "ci", "role": role})),
-        )
-        .await,
-    )
-    .await;
+    let keys = app.as_(owner).organizations().api_keys(org);
+    let created = keys.create(json!({"name": "ci", "role": role})).await;
     (
         created["id"].as_str().unwrap().to_string(),
         created["secret"].as_str().unwrap().to_string(),
@@ -32,20 +23,16 @@ async fn new_key(app: &TestApp, owner: &Caller, org: &str, role: &str) -> String
     new_key_with_id(app, owner, org, role).await.1
 }
 
-type Step<'a> = (Method, String, String, Option<&'a str>, Option<Value>);
-
 /// Sends every request of `pass`, each of which must succeed; returns those that used an
 /// owner-role connection.
-async fn run(app: &TestApp, pass: &[Step<'_>]) -> Vec<String> {
+async fn run(app: &TestApp, pass: Vec<Request<'_>>) -> Vec<String> {
     let mut owner_used = Vec::new();
-    for (method, path, token, tenant, body) in pass {
+    for request in pass {
         let before = app.tenancy.owner_role_uses();
-        let response = send(app, method.clone(), path, token, *tenant, body.clone()).await;
-        let status = response.status();
-        let text = response.text().await.unwrap();
-        assert!(status.is_success(), "{method} {path}: {status} {text}");
+        let response = request.send().await;
+        assert!(response.status().is_success(), "{response}");
         if app.tenancy.owner_role_uses() != before {
-            owner_used.push(format!("{method} {path}"));
+            owner_used.push(format!("{} {}", response.method(), response.path()));
         }
     }
     owner_used
@@ -62,25 +49,15 @@ async fn no_owner_role_connection_serves_a_request() {
         let key = new_key(&app, &ada, &org, "admin").await;
         orgs.push((org, key));
     }
+    let as_ada = app.as_(&ada);
     // Warm: what the first request of a process reads once.
     for (org, key) in &orgs {
+        let with_key = app.as_(key);
         run(
             &app,
-            &[
-                (
-                    Method::GET,
-                    "/api/v1/monitors".into(),
-                    key.clone(),
-                    None,
-                    None,
-                ),
-                (
-                    Method::GET,
-                    format!("/api/v1/organizations/{org}"),
-                    ada.token.clone(),
-                    None,
-                    None,
-                ),
+            vec![
+                with_key.request(Method::GET, "/api/v1/monitors"),
+                as_ada.request(Method::GET, format!("/api/v1/organizations/{org}")),
             ],
         )
         .await;
@@ -89,269 +66,71 @@ async fn no_owner_role_connection_serves_a_request() {
     let before = app.tenancy.owner_role_uses();
     for (org, key) in &orgs {
         // Tenant data, with an API key and with the user's token.
-        let monitor = success_json(
-            send(
-                &app,
-                Method::POST,
-                "/api/v1/monitors",
-                key,
-                None,
-                Some(json!({"name": "api", "kind": "http", "target": "https://example.com"})),
-            )
-            .await,
-        )
-        .await;
+        let with_key = app.as_(key);
+        let monitor = with_key
+            .monitors()
+            .create(json!({"name": "api", "kind": "http", "target": "https://example.com"}))
+            .await;
         let monitor = monitor["id"].as_str().unwrap().to_string();
-        let channel = success_json(
-            send(
-                &app,
-                Method::POST,
-                "/api/v1/alert-channels",
-                key,
-                None,
-                Some(json!({"name": "ops", "kind": "email", "email": "ops@example.com"})),
-            )
-            .await,
-        )
-        .await;
+        let channel = with_key
+            .alert_channels()
+            .create(json!({"name": "ops", "kind": "email", "email": "ops@example.com"}))
+            .await;
         let channel = channel["id"].as_str().unwrap().to_string();
-        let page = success_json(
-            send(
-                &app,
-                Method::POST,
-                "/api/v1/status-pages",
-                key,
-                None,
-                Some(json!({"slug": "public", "title": "Status", "monitor_ids": [monitor], "public": true})),
-            )
-            .await,
-        )
-        .await;
+        let page = with_key
+            .status_pages()
+            .create(json!({"slug": "public", "title": "Status", "monitor_ids": [monitor], "public": true}))
+            .await;
         let page = page["id"].as_str().unwrap().to_string();
-        let user = Some(org.as_str());
+        let (ada_in_org, bob_in_org) = (as_ada.org(org), app.as_(&bob).org(org));
+        let organization = format!("/api/v1/organizations/{org}");
         let used = run(
             &app,
-            &[
-                (
-                    Method::GET,
-                    "/api/v1/monitors".into(),
-                    key.clone(),
-                    None,
-                    None,
-                ),
-                (
-                    Method::GET,
-                    format!("/api/v1/monitors/{monitor}"),
-                    key.clone(),
-                    None,
-                    None,
-                ),
-                (
-                    Method::PUT,
-                    format!("/api/v1/monitors/{monitor}"),
-                    key.clone(),
-                    None,
-                    Some(
+            vec![
+                with_key.request(Method::GET, "/api/v1/monitors"),
+                with_key.request(Method::GET, format!("/api/v1/monitors/{monitor}")),
+                with_key
+                    .request(Method::PUT, format!("/api/v1/monitors/{monitor}"))
+                    .body(
                         json!({"name": "renamed", "kind": "http", "target": "https://example.com"}),
                     ),
-                ),
-                (
-                    Method::GET,
-                    format!("/api/v1/monitors/{monitor}/results"),
-                    key.clone(),
-                    None,
-                    None,
-                ),
-                (
-                    Method::GET,
-                    format!("/api/v1/monitors/{monitor}/incidents"),
-                    key.clone(),
-                    None,
-                    None,
-                ),
-                (
-                    Method::GET,
-                    "/api/v1/monitors".into(),
-                    ada.token.clone(),
-                    user,
-                    None,
-                ),
-                (
-                    Method::GET,
-                    format!("/api/v1/monitors/{monitor}"),
-                    ada.token.clone(),
-                    user,
-                    None,
-                ),
-                (
-                    Method::GET,
-                    "/api/v1/alert-channels".into(),
-                    key.clone(),
-                    None,
-                    None,
-                ),
-                (
-                    Method::GET,
-                    format!("/api/v1/alert-channels/{channel}"),
-                    key.clone(),
-                    None,
-                    None,
-                ),
-                (
-                    Method::GET,
-                    "/api/v1/status-pages".into(),
-                    key.clone(),
-                    None,
-                    None,
-                ),
-                (
-                    Method::GET,
-                    format!("/api/v1/status-pages/{page}"),
-                    key.clone(),
-                    None,
-                    None,
-                ),
-                (
-                    Method::DELETE,
-                    format!("/api/v1/status-pages/{page}"),
-                    key.clone(),
-                    None,
-                    None,
-                ),
-                (
-                    Method::DELETE,
-                    format!("/api/v1/alert-channels/{channel}"),
-                    key.clone(),
-                    None,
-                    None,
-                ),
-                (
-                    Method::DELETE,
-                    format!("/api/v1/monitors/{monitor}"),
-                    key.clone(),
-                    None,
-                    None,
-                ),
-                (
-                    Method::GET,
-                    "/api/v1/agents".into(),
-                    key.clone(),
-                    None,
-                    None,
-                ),
+                with_key.request(Method::GET, format!("/api/v1/monitors/{monitor}/results")),
+                with_key.request(Method::GET, format!("/api/v1/monitors/{monitor}/incidents")),
+                ada_in_org.request(Method::GET, "/api/v1/monitors"),
+                ada_in_org.request(Method::GET, format!("/api/v1/monitors/{monitor}")),
+                with_key.request(Method::GET, "/api/v1/alert-channels"),
+                with_key.request(Method::GET, format!("/api/v1/alert-channels/{channel}")),
+                with_key.request(Method::GET, "/api/v1/status-pages"),
+                with_key.request(Method::GET, format!("/api/v1/status-pages/{page}")),
+                with_key.request(Method::DELETE, format!("/api/v1/status-pages/{page}")),
+                with_key.request(Method::DELETE, format!("/api/v1/alert-channels/{channel}")),
+                with_key.request(Method::DELETE, format!("/api/v1/monitors/{monitor}")),
+                with_key.request(Method::GET, "/api/v1/agents"),
                 // The organization, its members, keys, invitations, usage and audit trail.
-                (
-                    Method::GET,
-                    format!("/api/v1/organizations/{org}"),
-                    ada.token.clone(),
-                    None,
-                    None,
-                ),
-                (
-                    Method::GET,
-                    format!("/api/v1/organizations/{org}/members"),
-                    ada.token.clone(),
-                    None,
-                    None,
-                ),
-                (
-                    Method::POST,
-                    format!("/api/v1/organizations/{org}/members"),
-                    ada.token.clone(),
-                    None,
-                    Some(json!({"user_id": bob.id, "role": "member"})),
-                ),
-                (
-                    Method::PATCH,
-                    format!("/api/v1/organizations/{org}/members/{}", bob.id),
-                    ada.token.clone(),
-                    None,
-                    Some(json!({"role": "viewer"})),
-                ),
-                (
-                    Method::GET,
-                    "/api/v1/monitors".into(),
-                    bob.token.clone(),
-                    user,
-                    None,
-                ),
-                (
-                    Method::DELETE,
-                    format!("/api/v1/organizations/{org}/members/{}", bob.id),
-                    ada.token.clone(),
-                    None,
-                    None,
-                ),
-                (
-                    Method::GET,
-                    format!("/api/v1/organizations/{org}/api-keys"),
-                    ada.token.clone(),
-                    None,
-                    None,
-                ),
-                (
-                    Method::POST,
-                    format!("/api/v1/organizations/{org}/invitations"),
-                    ada.token.clone(),
-                    None,
-                    Some(json!({"email": "carol@example.com", "role": "member"})),
-                ),
-                (
-                    Method::GET,
-                    format!("/api/v1/organizations/{org}/invitations"),
-                    ada.token.clone(),
-                    None,
-                    None,
-                ),
-                (
-                    Method::GET,
-                    format!("/api/v1/organizations/{org}/usage"),
-                    ada.token.clone(),
-                    None,
-                    None,
-                ),
-                (
-                    Method::GET,
-                    format!("/api/v1/organizations/{org}/audit-logs"),
-                    ada.token.clone(),
-                    None,
-                    None,
-                ),
-                (
-                    Method::PUT,
-                    format!("/api/v1/organizations/{org}"),
-                    ada.token.clone(),
-                    None,
-                    Some(json!({"billing_email": "billing@example.com"})),
-                ),
-                (
-                    Method::POST,
-                    format!("/api/v1/organizations/{org}/switch"),
-                    ada.token.clone(),
-                    None,
-                    None,
-                ),
-                (
-                    Method::GET,
-                    "/api/v1/user".into(),
-                    ada.token.clone(),
-                    None,
-                    None,
-                ),
-                (
-                    Method::GET,
-                    "/api/v1/user/organizations".into(),
-                    ada.token.clone(),
-                    None,
-                    None,
-                ),
-                (
-                    Method::GET,
-                    "/api/v1/organizations".into(),
-                    ada.token.clone(),
-                    None,
-                    None,
-                ),
+                as_ada.request(Method::GET, organization.clone()),
+                as_ada.request(Method::GET, format!("{organization}/members")),
+                as_ada
+                    .request(Method::POST, format!("{organization}/members"))
+                    .body(json!({"user_id": bob.id, "role": "member"})),
+                as_ada
+                    .request(Method::PATCH, format!("{organization}/members/{}", bob.id))
+                    .body(json!({"role": "viewer"})),
+                bob_in_org.request(Method::GET, "/api/v1/monitors"),
+                as_ada.request(Method::DELETE, format!("{organization}/members/{}", bob.id)),
+                as_ada.request(Method::GET, format!("{organization}/api-keys")),
+                as_ada
+                    .request(Method::POST, format!("{organization}/invitations"))
+                    .body(json!({"email": "carol@example.com", "role": "member"})),
+                as_ada.request(Method::GET, format!("{organization}/invitations")),
+                as_ada.request(Method::GET, format!("{organization}/usage")),
+                as_ada.request(Method::GET, format!("{organization}/audit-logs")),
+                as_ada
+                    .request(Method::PUT, organization.clone())
+                    .body(json!({"billing_email": "billing@example.com"})),
+                as_ada.request(Method::POST, format!("{organization}/switch")),
+                as_ada.request(Method::GET, "/api/v1/user"),
+                as_ada.request(Method::GET, "/api/v1/user/organizations"),
+                as_ada.request(Method::GET, "/api/v1/organizations"),
             ],
         )
         .await;
@@ -368,18 +147,13 @@ async fn no_owner_role_connection_serves_a_request() {
 
 /// The organization's row as the admin API shows it, with a new `api_requests_per_minute`.
 async fn set_budget(app: &TestApp, admin: &str, org: &str, per_minute: u32) {
-    success_json(
-        send(
-            app,
-            Method::PUT,
-            &format!("/api/v1/admin/tenants/{org}"),
-            admin,
-            None,
-            Some(json!({"limits": {"api_requests_per_minute": per_minute}})),
+    let tenants = app.as_(admin).admin_tenants();
+    tenants
+        .update(
+            org,
+            json!({"limits": {"api_requests_per_minute": per_minute}}),
         )
-        .await,
-    )
-    .await;
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -389,22 +163,19 @@ async fn a_lowered_budget_counts_from_the_very_next_request() {
     let ada = caller(&app, "ada@example.com").await;
     let org = org_in(&app, &ada, "Acme", Isolation::Shared).await;
     let key = new_key(&app, &ada, &org, "member").await;
+    let monitors = app.as_(&key).monitors();
     // The budget is read (and cached) by these.
     for _ in 0..3 {
-        let response = send(&app, Method::GET, "/api/v1/monitors", &key, None, None).await;
+        let response = monitors.try_list().await;
         assert_eq!(response.status(), 200);
     }
     set_budget(&app, &admin, &org, 2).await;
-    let first = send(&app, Method::GET, "/api/v1/monitors", &key, None, None).await;
+    let first = monitors.try_list().await;
     assert_eq!(first.status(), 200);
     assert_eq!(first.headers()["ratelimit-limit"], "2");
     let statuses = [
-        send(&app, Method::GET, "/api/v1/monitors", &key, None, None)
-            .await
-            .status(),
-        send(&app, Method::GET, "/api/v1/monitors", &key, None, None)
-            .await
-            .status(),
+        monitors.try_list().await.status(),
+        monitors.try_list().await.status(),
     ];
     assert!(
         statuses.contains(&reqwest::StatusCode::TOO_MANY_REQUESTS),
@@ -424,107 +195,44 @@ async fn removed_members_revoked_keys_and_suspended_organizations_are_refused_at
         let org = org_in(&one, &ada, &format!("Org {tier}"), *tier).await;
         let (kid, key) = new_key_with_id(&one, &ada, &org, "member").await;
         let other_key = new_key(&one, &ada, &org, "member").await;
-        success_json(
-            send(
-                &one,
-                Method::POST,
-                &format!("/api/v1/organizations/{org}/members"),
-                &ada.token,
-                None,
-                Some(json!({"user_id": bob.id, "role": "member"})),
-            )
-            .await,
-        )
-        .await;
+        let orgs = one.as_(&ada).organizations();
+        orgs.members(&org).add(bob.id, "member").await;
         // Both instances have everything cached.
         for app in [&one, &two] {
             for _ in 0..2 {
                 for token in [&key, &other_key] {
-                    let r = send(app, Method::GET, "/api/v1/monitors", token, None, None).await;
+                    let r = app.as_(token).monitors().try_list().await;
                     assert_eq!(r.status(), 200);
                 }
-                let r = send(
-                    app,
-                    Method::GET,
-                    "/api/v1/monitors",
-                    &bob.token,
-                    Some(&org),
-                    None,
-                )
-                .await;
+                let r = app.as_(&bob).org(&org).monitors().try_list().await;
                 assert_eq!(r.status(), 200);
             }
         }
 
         // A removed member: refused on the next request, on both.
-        let removed = send(
-            &one,
-            Method::DELETE,
-            &format!("/api/v1/organizations/{org}/members/{}", bob.id),
-            &ada.token,
-            None,
-            None,
-        )
-        .await;
-        assert_eq!(removed.status(), 204);
+        orgs.members(&org).remove(bob.id).await;
         for app in [&one, &two] {
-            let r = send(
-                app,
-                Method::GET,
-                "/api/v1/monitors",
-                &bob.token,
-                Some(&org),
-                None,
-            )
-            .await;
+            let r = app.as_(&bob).org(&org).monitors().try_list().await;
             assert_eq!(r.status(), 404, "{tier}: a removed member was served");
         }
 
         // A revoked key.
-        let revoked = send(
-            &one,
-            Method::DELETE,
-            &format!("/api/v1/organizations/{org}/api-keys/{kid}"),
-            &ada.token,
-            None,
-            None,
-        )
-        .await;
-        assert_eq!(revoked.status(), 204);
+        orgs.api_keys(&org).revoke(&kid).await;
         for app in [&one, &two] {
-            let r = send(app, Method::GET, "/api/v1/monitors", &key, None, None).await;
+            let r = app.as_(&key).monitors().try_list().await;
             assert_eq!(r.status(), 401, "{tier}: a revoked key was served");
         }
 
         // A suspended organization.
-        success_json(
-            send(
-                &one,
-                Method::POST,
-                &format!("/api/v1/admin/tenants/{org}/suspend"),
-                &admin,
-                None,
-                None,
-            )
-            .await,
-        )
-        .await;
+        one.as_(&admin).admin_tenants().suspend(&org).await;
         for app in [&one, &two] {
-            let r = send(app, Method::GET, "/api/v1/monitors", &other_key, None, None).await;
+            let r = app.as_(&other_key).monitors().try_list().await;
             assert_eq!(
                 r.status(),
                 403,
                 "{tier}: a suspended organization was served"
             );
-            let r = send(
-                app,
-                Method::GET,
-                "/api/v1/monitors",
-                &ada.token,
-                Some(&org),
-                None,
-            )
-            .await;
+            let r = app.as_(&ada).org(&org).monitors().try_list().await;
             assert_eq!(
                 r.status(),
                 403,
@@ -540,21 +248,12 @@ async fn a_logged_out_session_is_refused_at_once_on_every_instance() {
     let two = one.another_instance(None).await;
     let ada = caller(&one, "ada@example.com").await;
     for app in [&one, &two] {
-        let r = send(app, Method::GET, "/api/v1/user", &ada.token, None, None).await;
+        let r = app.as_(&ada).user().try_get().await;
         assert_eq!(r.status(), 200);
     }
-    let out = send(
-        &one,
-        Method::POST,
-        "/api/v1/auth/logout",
-        &ada.token,
-        None,
-        None,
-    )
-    .await;
-    assert_eq!(out.status(), 204);
+    one.as_(&ada).auth().logout().await;
     for app in [&one, &two] {
-        let r = send(app, Method::GET, "/api/v1/user", &ada.token, None, None).await;
+        let r = app.as_(&ada).user().try_get().await;
         assert_eq!(r.status(), 401);
     }
 }

@@ -11,7 +11,7 @@ use tenantry_orgs::EntitlementChange;
 use tenantry_tenancy::Isolation;
 use uuid::Uuid;
 
-use crate::{Caller, TestApp, caller, org_in, problem, send, success_json};
+use crate::{Answer, Caller, Listing, TestApp, caller, org_in};
 
 /// Records `seen` as monitor `id`'s check due at `due_at`, through the monitoring crate.
 pub async fn record(app: &TestApp, org: &str, id: &str, due_at: DateTime<Utc>, seen: Observation) {
@@ -34,18 +34,17 @@ fn slot(origin: DateTime<Utc>, n: i64) -> DateTime<Utc> {
     origin + TimeDelta::minutes(n)
 }
 
-/// Every item of a list, following `next_cursor` with pages of `limit`.
-async fn all_pages(app: &TestApp, who: &Caller, org: &str, path: &str, limit: u32) -> Vec<Value> {
+/// Every item of `list` with `query`, following `next_cursor` with pages of `limit`.
+async fn all_pages(list: &Listing<'_>, query: &str, limit: u32) -> Vec<Value> {
     let mut items = Vec::new();
     let mut cursor: Option<String> = None;
-    let joiner = if path.contains('?') { '&' } else { '?' };
+    let joiner = if query.is_empty() { "" } else { "&" };
     loop {
         let query = match &cursor {
-            Some(c) => format!("{path}{joiner}limit={limit}&cursor={c}"),
-            None => format!("{path}{joiner}limit={limit}"),
+            Some(c) => format!("{query}{joiner}limit={limit}&cursor={c}"),
+            None => format!("{query}{joiner}limit={limit}"),
         };
-        let page =
-            success_json(send(app, Method::GET, &query, &who.token, Some(org), None).await).await;
+        let page = list.list_with(&query).await;
         let got = page["items"].as_array().unwrap();
         assert!(got.len() <= limit as usize);
         items.extend(got.iter().cloned());
@@ -59,17 +58,7 @@ async fn all_pages(app: &TestApp, who: &Caller, org: &str, path: &str, limit: u3
 
 /// Creates a monitor in `org` and returns the 201 body.
 async fn create(app: &TestApp, who: &Caller, org: &str, body: Value) -> Value {
-    let response = send(
-        app,
-        Method::POST,
-        "/api/v1/monitors",
-        &who.token,
-        Some(org),
-        Some(body),
-    )
-    .await;
-    assert_eq!(response.status(), 201);
-    response.json().await.unwrap()
+    app.as_(who).org(org).monitors().create(body).await
 }
 
 /// The path of a `heartbeat_url` (the host is the public URL, not the test server's).
@@ -79,12 +68,8 @@ pub fn heartbeat_path(url: &str) -> String {
 }
 
 /// Pings `path` with `method`, without authentication.
-pub async fn ping(app: &TestApp, method: Method, path: &str) -> reqwest::Response {
-    app.client
-        .request(method, format!("{}{path}", app.base))
-        .send()
-        .await
-        .unwrap()
+pub async fn ping(app: &TestApp, method: Method, path: &str) -> Answer {
+    app.anonymous().request(method, path).send().await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -119,14 +104,9 @@ async fn results_and_incidents_are_listed_newest_first_in_pages() {
         record(&app, &org, &id, at, seen).await;
     }
 
-    let results = all_pages(
-        &app,
-        &ada,
-        &org,
-        &format!("/api/v1/monitors/{id}/results"),
-        2,
-    )
-    .await;
+    let in_org = app.as_(&ada).org(&org);
+    let monitors = in_org.monitors();
+    let results = all_pages(&monitors.results(&id), "", 2).await;
     let times: Vec<DateTime<Utc>> = results
         .iter()
         .map(|r| r["checked_at"].as_str().unwrap().parse().unwrap())
@@ -149,22 +129,15 @@ async fn results_and_incidents_are_listed_newest_first_in_pages() {
 
     // A time range: since included, until excluded.
     let range = format!(
-        "/api/v1/monitors/{id}/results?since={}&until={}",
+        "since={}&until={}",
         slot(t0, 1).to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
         slot(t0, 3).to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
     );
-    let within = all_pages(&app, &ada, &org, &range, 50).await;
+    let within = all_pages(&monitors.results(&id), &range, 50).await;
     let within: Vec<&Value> = within.iter().map(|r| &r["error"]).collect();
     assert_eq!(within, [&Value::Null, &json!("failure 1")]);
 
-    let incidents = all_pages(
-        &app,
-        &ada,
-        &org,
-        &format!("/api/v1/monitors/{id}/incidents"),
-        1,
-    )
-    .await;
+    let incidents = all_pages(&monitors.incidents(&id), "", 1).await;
     assert_eq!(incidents.len(), 2);
     assert_eq!(incidents[0]["resolved_at"], Value::Null);
     assert_eq!(incidents[0]["cause"], "failure 4");
@@ -187,18 +160,7 @@ async fn results_and_incidents_are_listed_newest_first_in_pages() {
         ["cause", "id", "monitor_id", "resolved_at", "started_at"]
     );
 
-    let read = success_json(
-        send(
-            &app,
-            Method::GET,
-            &format!("/api/v1/monitors/{id}"),
-            &ada.token,
-            Some(&org),
-            None,
-        )
-        .await,
-    )
-    .await;
+    let read = monitors.get(&id).await;
     assert_eq!(read["status"], "down");
     assert_eq!(
         read["last_checked_at"]
@@ -218,28 +180,18 @@ async fn results_and_incidents_are_listed_newest_first_in_pages() {
         ("results?until=2025-13-01T00:00:00Z", "until"),
         ("incidents?cursor=bm9wZQ", "cursor"),
     ] {
-        let response = send(
-            &app,
-            Method::GET,
-            &format!("/api/v1/monitors/{id}/{query}"),
-            &ada.token,
-            Some(&org),
-            None,
-        )
-        .await;
-        assert_eq!(problem(response, 422).await["field"], field, "{query}");
+        let response = in_org
+            .request(Method::GET, format!("/api/v1/monitors/{id}/{query}"))
+            .send()
+            .await;
+        assert_eq!(response.problem(422)["field"], field, "{query}");
     }
-    for list in ["results", "incidents"] {
-        let response = send(
-            &app,
-            Method::GET,
-            &format!("/api/v1/monitors/{}/{list}", Uuid::new_v4()),
-            &ada.token,
-            Some(&org),
-            None,
-        )
-        .await;
-        assert_eq!(problem(response, 404).await["code"], "not_found");
+    for list in [
+        monitors.results(Uuid::new_v4()),
+        monitors.incidents(Uuid::new_v4()),
+    ] {
+        let response = list.try_list().await;
+        assert_eq!(response.problem(404)["code"], "not_found");
     }
 }
 
@@ -256,61 +208,30 @@ async fn confirmations_are_one_to_ten() {
     )
     .await;
     assert_eq!(plain["confirmations"], 1);
-    let path = format!("/api/v1/monitors/{}", plain["id"].as_str().unwrap());
+    let id = plain["id"].as_str().unwrap();
+    let monitors = app.as_(&ada).org(&org).monitors();
     for wrong in [json!(0), json!(11), json!(-3)] {
         let body = json!({"name": "a", "kind": "tcp", "target": "h:1", "confirmations": wrong});
-        for (method, path) in [
-            (Method::POST, "/api/v1/monitors"),
-            (Method::PUT, path.as_str()),
-        ] {
-            let response = send(
-                &app,
-                method,
-                path,
-                &ada.token,
-                Some(&org),
-                Some(body.clone()),
-            )
-            .await;
-            assert_eq!(
-                problem(response, 422).await["field"],
-                "confirmations",
-                "{wrong}"
-            );
+        let created = monitors.try_create(body.clone()).await;
+        let replaced = monitors.try_update(id, body.clone()).await;
+        for response in [created, replaced] {
+            assert_eq!(response.problem(422)["field"], "confirmations", "{wrong}");
         }
     }
-    let changed = success_json(
-        send(
-            &app,
-            Method::PUT,
-            &path,
-            &ada.token,
-            Some(&org),
-            Some(json!({"name": "a", "kind": "tcp", "target": "h:1", "confirmations": 10})),
+    let changed = monitors
+        .update(
+            id,
+            json!({"name": "a", "kind": "tcp", "target": "h:1", "confirmations": 10}),
         )
-        .await,
-    )
-    .await;
+        .await;
     assert_eq!(changed["confirmations"], 10);
-    let read =
-        success_json(send(&app, Method::GET, &path, &ada.token, Some(&org), None).await).await;
+    let read = monitors.get(id).await;
     assert_eq!(read["confirmations"], 10);
 }
 
 /// The monitor as its organization reads it.
 async fn read(app: &TestApp, who: &Caller, org: &str, id: &str) -> Value {
-    success_json(
-        send(
-            app,
-            Method::GET,
-            &format!("/api/v1/monitors/{id}"),
-            &who.token,
-            Some(org),
-            None,
-        )
-        .await,
-    )
-    .await
+    app.as_(who).org(org).monitors().get(id).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -347,7 +268,7 @@ async fn a_heartbeat_monitor_is_pinged_at_the_url_its_creation_showed() {
     let pinged = ping(&app, Method::POST, &path).await;
     assert_eq!(pinged.status(), 200);
     assert!(pinged.headers().contains_key("ratelimit-limit"));
-    assert_eq!(pinged.json::<Value>().await.unwrap(), json!({"ok": true}));
+    assert_eq!(pinged.json(), json!({"ok": true}));
     let after_post = read(&app, &ada, &org, &id).await;
     assert_eq!(after_post["status"], "up");
     let first: DateTime<Utc> = after_post["last_ping_at"]
@@ -361,92 +282,49 @@ async fn a_heartbeat_monitor_is_pinged_at_the_url_its_creation_showed() {
     let second: DateTime<Utc> = after_get["last_ping_at"].as_str().unwrap().parse().unwrap();
     assert!(second >= first);
     // The first ping brought it up (a result); the second, on an up monitor, only noted the time.
-    let results = all_pages(
-        &app,
-        &ada,
-        &org,
-        &format!("/api/v1/monitors/{id}/results"),
-        50,
-    )
-    .await;
+    let monitors = app.as_(&ada).org(&org).monitors();
+    let results = all_pages(&monitors.results(&id), "", 50).await;
     assert_eq!(results.len(), 1);
     assert_eq!(results[0]["ok"], true);
 
     // Unknown and malformed tokens: 404, the same body.
-    let reference = problem(
-        ping(
-            &app,
-            Method::GET,
-            &format!("/api/v1/heartbeat/{}", "x".repeat(43)),
-        )
-        .await,
-        404,
+    let reference = ping(
+        &app,
+        Method::GET,
+        &format!("/api/v1/heartbeat/{}", "x".repeat(43)),
     )
-    .await;
+    .await
+    .problem(404);
     for other in ["short", "a%20b", &"A".repeat(43)] {
         for method in [Method::GET, Method::POST] {
             let response = ping(&app, method, &format!("/api/v1/heartbeat/{other}")).await;
-            assert_eq!(problem(response, 404).await, reference, "{other}");
+            assert_eq!(response.problem(404), reference, "{other}");
         }
     }
 
     // Disabled: 404; enabled again: pinged again.
     let replace =
         |enabled: bool| json!({"name": "nightly", "kind": "heartbeat", "enabled": enabled});
-    let disabled = success_json(
-        send(
-            &app,
-            Method::PUT,
-            &format!("/api/v1/monitors/{id}"),
-            &ada.token,
-            Some(&org),
-            Some(replace(false)),
-        )
-        .await,
-    )
-    .await;
+    let disabled = monitors.update(&id, replace(false)).await;
     // Still a heartbeat monitor with its token: no new URL.
     assert!(disabled.get("heartbeat_url").is_none());
     assert_eq!(
-        problem(ping(&app, Method::POST, &path).await, 404).await,
+        ping(&app, Method::POST, &path).await.problem(404),
         reference
     );
-    success_json(
-        send(
-            &app,
-            Method::PUT,
-            &format!("/api/v1/monitors/{id}"),
-            &ada.token,
-            Some(&org),
-            Some(replace(true)),
-        )
-        .await,
-    )
-    .await;
+    monitors.update(&id, replace(true)).await;
     assert_eq!(ping(&app, Method::POST, &path).await.status(), 200);
 
     // Suspended organization: 404 alike; active again: pinged again.
     app.tenancy.suspend(&org).await.unwrap();
-    assert_eq!(
-        problem(ping(&app, Method::GET, &path).await, 404).await,
-        reference
-    );
+    assert_eq!(ping(&app, Method::GET, &path).await.problem(404), reference);
     app.tenancy.activate(&org).await.unwrap();
     assert_eq!(ping(&app, Method::GET, &path).await.status(), 200);
 
     // Deleted: 404, and its token is gone from the control database.
-    let deleted = send(
-        &app,
-        Method::DELETE,
-        &format!("/api/v1/monitors/{id}"),
-        &ada.token,
-        Some(&org),
-        None,
-    )
-    .await;
-    assert_eq!(deleted.status(), 204);
+    monitors.delete(&id).await;
     assert_eq!(
-        problem(ping(&app, Method::POST, &path).await, 404).await,
+        ping(&app, Method::POST, &path).await.problem(404),
         reference
     );
     let left: i64 = sqlx::query_scalar("SELECT count(*) FROM monitoring.heartbeats")
@@ -470,28 +348,19 @@ async fn a_monitor_turned_into_a_heartbeat_monitor_shows_its_new_url_once() {
     .await;
     let id = created["id"].as_str().unwrap().to_string();
     let old = heartbeat_path(created["heartbeat_url"].as_str().unwrap());
-    let monitor = format!("/api/v1/monitors/{id}");
-    let put = |body: Value| {
-        send(
-            &app,
-            Method::PUT,
-            &monitor,
-            &ada.token,
-            Some(&org),
-            Some(body),
-        )
-    };
+    let monitors = app.as_(&ada).org(&org).monitors();
+    let put = |body: Value| monitors.update(&id, body);
     // No longer a heartbeat monitor: its token stops working.
-    let tcp = success_json(put(json!({"name": "job", "kind": "tcp", "target": "h:1"})).await).await;
+    let tcp = put(json!({"name": "job", "kind": "tcp", "target": "h:1"})).await;
     assert!(tcp.get("heartbeat_url").is_none());
     assert_eq!(ping(&app, Method::GET, &old).await.status(), 404);
     // A heartbeat monitor again: a new URL, in this response only; the old one stays dead.
-    let back = success_json(put(json!({"name": "job", "kind": "heartbeat"})).await).await;
+    let back = put(json!({"name": "job", "kind": "heartbeat"})).await;
     let new = heartbeat_path(back["heartbeat_url"].as_str().unwrap());
     assert_ne!(new, old);
     assert_eq!(ping(&app, Method::GET, &old).await.status(), 404);
     assert_eq!(ping(&app, Method::GET, &new).await.status(), 200);
-    let again = success_json(put(json!({"name": "job", "kind": "heartbeat"})).await).await;
+    let again = put(json!({"name": "job", "kind": "heartbeat"})).await;
     assert!(again.get("heartbeat_url").is_none());
     assert_eq!(ping(&app, Method::GET, &new).await.status(), 200);
 }
@@ -528,7 +397,7 @@ async fn pings_count_against_the_organizations_rate_limit() {
     }
     let refused = ping(&app, Method::POST, &path).await;
     assert!(refused.headers().contains_key("retry-after"));
-    assert_eq!(problem(refused, 429).await["code"], "rate_limited");
+    assert_eq!(refused.problem(429)["code"], "rate_limited");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

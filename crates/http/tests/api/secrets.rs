@@ -3,10 +3,9 @@
 //! included, cannot read them); webhook URLs, which often carry a credential in their path, are
 //! shown in full to admins and owners only.
 
-use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::{TestApp, caller, new_org, send, success_json};
+use crate::{TestApp, caller, new_org};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_serving_role_cannot_read_signing_or_sealing_keys() {
@@ -14,16 +13,11 @@ async fn the_serving_role_cannot_read_signing_or_sealing_keys() {
     // The server signs and seals all the same: keys were loaded by the owner role at start.
     let ada = caller(&app, "ada@example.com").await;
     let org = new_org(&app, &ada, "Acme").await;
-    let created = send(
-        &app,
-        Method::POST,
-        "/api/v1/alert-channels",
-        &ada.token,
-        Some(&org),
-        Some(json!({"name": "Hook", "kind": "webhook", "url": "https://hooks.example.com/t"})),
-    )
-    .await;
-    assert_eq!(created.status(), 201);
+    app.as_(&ada)
+        .org(&org)
+        .alert_channels()
+        .create(json!({"name": "Hook", "kind": "webhook", "url": "https://hooks.example.com/t"}))
+        .await;
 
     for table in [
         "identity.signing_keys",
@@ -49,47 +43,20 @@ async fn webhook_urls_are_shown_in_full_to_admins_only() {
     let owner = caller(&app, "owner@example.com").await;
     let org = new_org(&app, &owner, "Acme").await;
     let url = "https://hooks.example.com:8443/services/T000/B000/XXXXSECRETXXXX?token=abc";
-    let created = success_json(
-        send(
-            &app,
-            Method::POST,
-            "/api/v1/alert-channels",
-            &owner.token,
-            Some(&org),
-            Some(json!({"name": "Hook", "kind": "webhook", "url": url})),
-        )
-        .await,
-    )
-    .await;
-    let path = format!("/api/v1/alert-channels/{}", created["id"].as_str().unwrap());
+    let channels = app.as_(&owner).org(&org).alert_channels();
+    let created = channels
+        .create(json!({"name": "Hook", "kind": "webhook", "url": url}))
+        .await;
+    let id = created["id"].as_str().unwrap();
 
     for role in ["viewer", "member", "admin"] {
         let someone = caller(&app, &format!("{role}@example.com")).await;
-        let added = send(
-            &app,
-            Method::POST,
-            &format!("/api/v1/organizations/{org}/members"),
-            &owner.token,
-            None,
-            Some(json!({"user_id": someone.id, "role": role})),
-        )
-        .await;
+        let members = app.as_(&owner).organizations().members(&org);
+        let added = members.try_add(someone.id, role).await;
         assert_eq!(added.status(), 201, "{role}");
-        let read =
-            success_json(send(&app, Method::GET, &path, &someone.token, Some(&org), None).await)
-                .await;
-        let listed = success_json(
-            send(
-                &app,
-                Method::GET,
-                "/api/v1/alert-channels",
-                &someone.token,
-                Some(&org),
-                None,
-            )
-            .await,
-        )
-        .await;
+        let theirs = app.as_(&someone).org(&org).alert_channels();
+        let read = theirs.get(id).await;
+        let listed = theirs.list().await;
         let listed: &Value = &listed["items"][0];
         let expected = if role == "admin" {
             url
@@ -100,7 +67,6 @@ async fn webhook_urls_are_shown_in_full_to_admins_only() {
         assert_eq!(listed["url"], expected, "{role}");
         assert!(!read.to_string().contains("XXXXSECRETXXXX") || role == "admin");
     }
-    let read =
-        success_json(send(&app, Method::GET, &path, &owner.token, Some(&org), None).await).await;
+    let read = channels.get(id).await;
     assert_eq!(read["url"], url);
 }

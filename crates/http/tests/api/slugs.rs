@@ -2,34 +2,19 @@
 //! else gets it meanwhile (`409`), the organization that renamed away may take it back, and after
 //! 30 days it is free again.
 
-use reqwest::Method;
 use serde_json::json;
 use sqlx::Connection as _;
 
-use crate::{TestApp, caller, send, success_json};
+use crate::{Answer, TestApp, caller};
 
-async fn create(app: &TestApp, token: &str, slug: &str) -> reqwest::Response {
-    send(
-        app,
-        Method::POST,
-        "/api/v1/organizations",
-        token,
-        None,
-        Some(json!({"name": format!("Org {slug}"), "slug": slug})),
-    )
-    .await
+async fn create(app: &TestApp, token: &str, slug: &str) -> Answer {
+    let body = json!({"name": format!("Org {slug}"), "slug": slug});
+    app.as_(token).organizations().try_create(body).await
 }
 
-async fn rename(app: &TestApp, token: &str, id: &str, slug: &str) -> reqwest::Response {
-    send(
-        app,
-        Method::PUT,
-        &format!("/api/v1/organizations/{id}"),
-        token,
-        None,
-        Some(json!({"slug": slug})),
-    )
-    .await
+async fn rename(app: &TestApp, token: &str, id: &str, slug: &str) -> Answer {
+    let body = json!({"slug": slug});
+    app.as_(token).organizations().try_update(id, body).await
 }
 
 /// Ages the reservation of `slug` by `days`.
@@ -52,7 +37,7 @@ async fn a_released_slug_is_reserved_for_30_days() {
     let app = TestApp::spawn().await;
     let ada = caller(&app, "ada@example.com").await;
     let bob = caller(&app, "bob@example.com").await;
-    let acme = success_json(create(&app, &ada.token, "acme").await).await;
+    let acme = create(&app, &ada.token, "acme").await.expect(201);
     let acme_id = acme["id"].as_str().unwrap().to_string();
 
     // Renamed away: nobody else may take it, by creating or by renaming.
@@ -64,13 +49,13 @@ async fn a_released_slug_is_reserved_for_30_days() {
     );
     let taken = create(&app, &bob.token, "acme").await;
     assert_eq!(taken.status(), 409);
-    let problem: serde_json::Value = taken.json().await.unwrap();
+    let problem = taken.json();
     assert_eq!(problem["code"], "conflict");
     assert!(
         problem["detail"].as_str().unwrap().contains("30 days"),
         "{problem}"
     );
-    let bobs = success_json(create(&app, &bob.token, "bob-co").await).await;
+    let bobs = create(&app, &bob.token, "bob-co").await.expect(201);
     let bobs_id = bobs["id"].as_str().unwrap().to_string();
     assert_eq!(
         rename(&app, &bob.token, &bobs_id, "acme").await.status(),
@@ -83,16 +68,8 @@ async fn a_released_slug_is_reserved_for_30_days() {
     );
 
     // Purged: reserved too, for everyone.
-    let deleted = send(
-        &app,
-        Method::DELETE,
-        &format!("/api/v1/organizations/{acme_id}?hard=true"),
-        &ada.token,
-        None,
-        Some(json!({"confirm": "acme"})),
-    )
-    .await;
-    assert_eq!(deleted.status(), 204);
+    let orgs = app.as_(&ada).organizations();
+    orgs.hard_delete(&acme_id, "acme").await;
     assert_eq!(create(&app, &bob.token, "acme").await.status(), 409);
     assert_eq!(create(&app, &ada.token, "acme").await.status(), 409);
 

@@ -10,19 +10,15 @@ use crate::{TestApp, caller};
 async fn thirty_wrong_passwords_in_a_row_are_mostly_refused_and_the_address_is_counted_too() {
     let app = TestApp::spawn().await;
     caller(&app, "ada@example.com").await;
+    let auth = app.anonymous().auth();
     let mut refused = 0;
     for _ in 0..30 {
-        let response = app
-            .post(
-                "/api/v1/auth/login",
-                &json!({"email": "ada@example.com", "password": "wrong password"}),
-            )
-            .await;
+        let response = auth.try_login("ada@example.com", "wrong password").await;
         match response.status().as_u16() {
             401 => {}
             429 => {
                 assert!(response.headers().contains_key("retry-after"));
-                let problem = crate::problem(response, 429).await;
+                let problem = response.problem(429);
                 assert_eq!(problem["code"], "too_many_attempts");
                 refused += 1;
             }
@@ -35,12 +31,7 @@ async fn thirty_wrong_passwords_in_a_row_are_mostly_refused_and_the_address_is_c
     caller(&app, "bob@example.com").await;
     let mut bob_refused = 0;
     for _ in 0..15 {
-        let response = app
-            .post(
-                "/api/v1/auth/login",
-                &json!({"email": "bob@example.com", "password": "wrong password"}),
-            )
-            .await;
+        let response = auth.try_login("bob@example.com", "wrong password").await;
         if response.status() == 429 {
             bob_refused += 1;
         }
@@ -53,31 +44,16 @@ async fn a_success_resets_the_address_so_the_owner_gets_back_in() {
     let app = TestApp::spawn().await;
     caller(&app, "ada@example.com").await;
     caller(&app, "bob@example.com").await;
+    let auth = app.anonymous().auth();
     // A few failures for ada, under the email's budget, then her success.
     for _ in 0..5 {
-        let response = app
-            .post(
-                "/api/v1/auth/login",
-                &json!({"email": "ada@example.com", "password": "wrong password"}),
-            )
-            .await;
+        let response = auth.try_login("ada@example.com", "wrong password").await;
         assert_eq!(response.status(), 401);
     }
-    let ok = app
-        .post(
-            "/api/v1/auth/login",
-            &json!({"email": "ada@example.com", "password": "correct horse"}),
-        )
-        .await;
-    assert_eq!(ok.status(), 200);
+    auth.login("ada@example.com", "correct horse").await;
     // The address starts afresh: bob's mistakes are counted from zero.
     for _ in 0..9 {
-        let response = app
-            .post(
-                "/api/v1/auth/login",
-                &json!({"email": "bob@example.com", "password": "wrong password"}),
-            )
-            .await;
+        let response = auth.try_login("bob@example.com", "wrong password").await;
         assert_eq!(response.status(), 401);
     }
 }
@@ -113,13 +89,12 @@ async fn token_guesses_and_sign_ups_are_throttled_per_address() {
     ] {
         let mut refused = 0;
         for _ in 0..60 {
-            let mut request = app
-                .client
-                .request(method.clone(), format!("{}{path}", app.base));
-            if let Some(body) = &body {
-                request = request.json(body);
-            }
-            let response = request.send().await.unwrap();
+            let response = app
+                .anonymous()
+                .request(method.clone(), &path)
+                .body(body.clone())
+                .send()
+                .await;
             if response.status() == 429 {
                 assert!(response.headers().contains_key("retry-after"), "{what}");
                 refused += 1;
@@ -134,12 +109,10 @@ async fn token_guesses_and_sign_ups_are_throttled_per_address() {
         assert!(refused >= 20, "{what}: {refused} of 60 refused");
     }
     let mut refused = 0;
+    let auth = app.anonymous().auth();
     for n in 0..40 {
-        let response = app
-            .post(
-                "/api/v1/auth/signup",
-                &json!({"email": format!("u{n}@example.com"), "password": "correct horse", "name": "U"}),
-            )
+        let response = auth
+            .try_signup(json!({"email": format!("u{n}@example.com"), "password": "correct horse", "name": "U"}))
             .await;
         if response.status() == 429 {
             refused += 1;
