@@ -235,6 +235,56 @@ impl Scheduler {
         self.shared.owner
     }
 
+    /// One step, driven by the caller instead of [`Scheduler::run`]'s clock: claims the checks
+    /// due now (as many as the workers), runs them through the same path as `run` (the
+    /// timetable, the check, its recording), moves their slots on, and returns how many ran.
+    /// For tests and tools that step the scheduler; not to be mixed with `run`.
+    pub async fn tick(&mut self) -> anyhow::Result<usize> {
+        let shared = &self.shared;
+        let control = shared.tenancy.control_db();
+        let claims = claim_ahead(
+            control,
+            Claimant::Instances,
+            shared.owner,
+            &Ask::due(shared.workers as i64),
+            self.config.lease_slack,
+        )
+        .await?;
+        let mut started = Vec::new();
+        if !claims.is_empty() {
+            let ready = prepare::prepare(shared, claims, Instant::now()).await;
+            let mut table = shared.table();
+            for ready in ready {
+                let weight = ready.claim.weight.max(1) as u32;
+                let guess = Duration::from_secs(ready.monitor.timeout_seconds.max(1) as u64);
+                table.push(ready.claim.org_id, weight, ready.claim.due_at, guess, ready);
+            }
+            while let timetable::Next::Start(run, ready) = table.next(Utc::now()) {
+                started.push((run, ready));
+            }
+        }
+        let ran = started.len();
+        let mut checks = tokio::task::JoinSet::new();
+        for (run, ready) in started {
+            checks.spawn(work::check(shared.clone(), run, ready));
+        }
+        while checks.join_next().await.is_some() {}
+        // What the checks (and the claims skipped while preparing) handed to the releaser.
+        let mut slots = Vec::new();
+        while let Ok(release) = self.releases.try_recv() {
+            match release {
+                Release::Slot(claim, next) => slots.push((claim, next)),
+                Release::Flush(done) => {
+                    let _ = done.send(());
+                }
+            }
+        }
+        if !slots.is_empty() {
+            finish_all(control, shared.owner, &slots).await?;
+        }
+        Ok(ran)
+    }
+
     /// Claims and runs checks until `shutdown` completes; then claims no more, gives back the
     /// checks not started (due again at once, for any instance) and lets the running ones
     /// finish.

@@ -110,7 +110,7 @@ impl Drop for Hold {
 }
 
 /// Runs one started check, records it and releases its slot.
-async fn check(shared: Arc<Shared>, run: Run, ready: Ready) {
+pub(super) async fn check(shared: Arc<Shared>, run: Run, ready: Ready) {
     let mut hold = Hold {
         shared: shared.clone(),
         run,
