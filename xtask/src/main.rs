@@ -1,6 +1,7 @@
 //! Project tasks. `cargo xtask test [ARGS]` starts a throwaway PostgreSQL cluster (as an
-//! unprivileged user when run as root), runs `cargo test --workspace ARGS` against it (and, for
-//! the whole suite, the tenancy engine's example program), and stops and removes it. With
+//! unprivileged user when run as root), runs `cargo test --workspace ARGS` against it (the whole
+//! suite as two `cargo test` processes at once, then the tenancy engine's example program), and
+//! stops and removes it. With
 //! `TENANTRY_TEST_DATABASE_URL` already set, it uses that server instead.
 //! `cargo xtask door-lint` checks that only the tenancy engine sets the tenant or reaches its
 //! pools (see `door_lint.rs`). `cargo xtask architecture` checks that every invariant of
@@ -105,21 +106,67 @@ fn test(args: Vec<String>) -> anyhow::Result<ExitCode> {
     result
 }
 
+/// The whole suite runs as two `cargo test` processes at once: the binary's tests (real
+/// `tenantry` processes and browsers, mostly waiting on them) beside every other crate's, so
+/// the one's waits overlap the other's work. A run naming packages is one process.
+const GROUPS: [(&str, &[&str]); 2] = [
+    ("the tenantry binary", &["-p", "tenantry"]),
+    ("the libraries", &["--workspace", "--exclude", "tenantry"]),
+];
+
 fn cargo_test(args: &[String], url: Option<&str>) -> anyhow::Result<ExitCode> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
-    let mut command = Command::new(cargo);
-    command.arg("test");
-    if !args.iter().any(|a| a == "-p" || a.starts_with("--package")) {
-        command.arg("--workspace");
+    let selects = args
+        .iter()
+        .any(|a| a == "-p" || a.starts_with("--package") || a == "--workspace");
+    if selects {
+        return run_tests("the selected tests", &[], args, url);
     }
-    command.args(args);
-    if let Some(url) = url {
-        command.env(URL_VAR, url);
+    // Built once, before the groups start, so they do not wait on each other's build.
+    let build = Command::new(cargo())
+        .args(["test", "--workspace", "--no-run"])
+        .args(args.iter().take_while(|a| *a != "--"))
+        .status()
+        .context("failed to build the tests")?;
+    if !build.success() {
+        return Ok(ExitCode::FAILURE);
     }
-    // cargo test's own closing line is that of its last binary (often the doc tests, with 0
-    // tests); the sum over every binary is printed last.
-    command.stdout(Stdio::piped());
-    let mut child = command.spawn().context("failed to run cargo test")?;
+    let results: Vec<anyhow::Result<(bool, Totals, Vec<String>)>> = std::thread::scope(|scope| {
+        let runs: Vec<_> = GROUPS
+            .iter()
+            .map(|(_, select)| scope.spawn(move || group(select, args, url)))
+            .collect();
+        runs.into_iter()
+            .map(|run| {
+                run.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a test group panicked")))
+            })
+            .collect()
+    });
+    let mut totals = Totals::default();
+    let mut success = true;
+    for ((name, _), result) in GROUPS.iter().zip(results) {
+        let (ok, counted, lines) = result?;
+        println!("xtask: the tests of {name}");
+        for line in lines {
+            println!("{line}");
+        }
+        totals.merge(&counted);
+        success &= ok;
+    }
+    Ok(summary(&totals, success))
+}
+
+/// One `cargo test` run, its output printed as it comes.
+fn run_tests(
+    name: &str,
+    select: &[&str],
+    args: &[String],
+    url: Option<&str>,
+) -> anyhow::Result<ExitCode> {
+    let mut command = test_command(select, args, url);
+    let mut child = command
+        .spawn()
+        .with_context(|| format!("failed to run {name}"))?;
     let mut totals = Totals::default();
     if let Some(stdout) = child.stdout.take() {
         for line in BufReader::new(stdout).lines() {
@@ -129,15 +176,61 @@ fn cargo_test(args: &[String], url: Option<&str>) -> anyhow::Result<ExitCode> {
         }
     }
     let status = child.wait().context("failed to wait for cargo test")?;
+    Ok(summary(&totals, status.success()))
+}
+
+/// One group of the whole suite, its output kept to be printed once it is done (the progress
+/// of each test binary still shows on stderr).
+fn group(
+    select: &[&str],
+    args: &[String],
+    url: Option<&str>,
+) -> anyhow::Result<(bool, Totals, Vec<String>)> {
+    let mut child = test_command(select, args, url)
+        .spawn()
+        .context("failed to run cargo test")?;
+    let (mut totals, mut lines) = (Totals::default(), Vec::new());
+    if let Some(stdout) = child.stdout.take() {
+        for line in BufReader::new(stdout).lines() {
+            let line = line.context("failed to read cargo test's output")?;
+            totals.add(&line);
+            lines.push(line);
+        }
+    }
+    let status = child.wait().context("failed to wait for cargo test")?;
+    Ok((status.success(), totals, lines))
+}
+
+fn test_command(select: &[&str], args: &[String], url: Option<&str>) -> Command {
+    let mut command = Command::new(cargo());
+    command.arg("test").args(select);
+    if select.is_empty() && !args.iter().any(|a| a == "-p" || a.starts_with("--package")) {
+        command.arg("--workspace");
+    }
+    command.args(args);
+    if let Some(url) = url {
+        command.env(URL_VAR, url);
+    }
+    command.stdout(Stdio::piped());
+    command
+}
+
+/// cargo test's own closing line is that of its last binary (often the doc tests, with 0
+/// tests); the sum over every binary is printed last.
+fn summary(totals: &Totals, success: bool) -> ExitCode {
     println!(
         "summary: {} passed, {} failed, {} skipped",
         totals.passed, totals.failed, totals.ignored
     );
-    Ok(if status.success() {
+    if success {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
-    })
+    }
+}
+
+fn cargo() -> String {
+    std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string())
 }
 
 /// After the whole suite passed: `cargo run -p tenantry-tenancy --example notes`, the engine
@@ -147,8 +240,7 @@ fn run_example(args: &[String], url: &str, tests: ExitCode) -> anyhow::Result<Ex
         return Ok(tests);
     }
     println!("xtask: running the tenancy engine's example (crates/tenancy/examples/notes.rs)");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
-    let status = Command::new(cargo)
+    let status = Command::new(cargo())
         .args([
             "run",
             "--quiet",
@@ -178,6 +270,12 @@ struct Totals {
 }
 
 impl Totals {
+    fn merge(&mut self, other: &Totals) {
+        self.passed += other.passed;
+        self.failed += other.failed;
+        self.ignored += other.ignored;
+    }
+
     fn add(&mut self, line: &str) {
         let Some(rest) = line.strip_prefix("test result: ") else {
             return;
