@@ -39,7 +39,8 @@ pub struct TenantRecord {
 }
 
 pub(crate) const COLUMNS: &str = "id, slug, name, plan, isolation, server, database_name, schema_name, \
-    status, provision_step, last_error, purging, schema_versions, settings, created_at, \
+    status, provision_step, last_error, purging, coalesce(schema_versions, '{}') AS schema_versions, \
+    settings, created_at, \
     updated_at, deleted_at";
 
 /// A row to insert for a new tenant.
