@@ -19,13 +19,18 @@ async fn redis() -> RedisServer {
 
 /// Waits (up to a deadline, not a measured time) until the limiter uses Redis again.
 async fn until_shared(limiter: &Limiter) {
-    for _ in 0..600 {
-        if limiter.is_shared() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the limiter did not go back to Redis within 30 s");
+    tenantry_testkit::eventually(
+        "the limiter going back to Redis",
+        Duration::from_secs(30),
+        async || {
+            if limiter.is_shared() {
+                Ok(())
+            } else {
+                Err("still counting in process".to_string())
+            }
+        },
+    )
+    .await
 }
 
 async fn ttl_ms(server: &RedisServer, key: &str) -> i64 {

@@ -555,14 +555,22 @@ async fn wait_for_results(
     id: &str,
     done: impl Fn(&[Value]) -> bool,
 ) -> Vec<Value> {
-    for _ in 0..600 {
-        let results = results_of(app, who, org, id).await;
-        if done(&results) {
-            return results;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    panic!("the agent's results did not arrive");
+    tenantry_testkit::eventually(
+        "the agent's results",
+        Duration::from_secs(120),
+        async || {
+            let results = results_of(app, who, org, id).await;
+            if done(&results) {
+                Ok(results)
+            } else {
+                Err(match results.first() {
+                    Some(newest) => format!("{} results, the newest {newest}", results.len()),
+                    None => "no result".to_string(),
+                })
+            }
+        },
+    )
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Read;
+use std::time::Duration;
 
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -242,15 +243,22 @@ async fn exports_past_the_servers_slots_are_refused_until_one_ends() {
     let done = download(&app, &org, &ada.token).await;
     assert_eq!(done.status(), 200);
     assert!(!done.bytes().is_empty());
-    let slots = app.export_slots.clone();
-    let all_back = async {
-        while slots.available_permits() < tenantry_http::EXPORT_SLOTS {
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
-    };
-    tokio::time::timeout(std::time::Duration::from_secs(30), all_back)
-        .await
-        .expect("the export's slot is given back once its archive is written");
+    tenantry_testkit::eventually(
+        "the export's slot given back once its archive is written",
+        Duration::from_secs(30),
+        async || {
+            let free = app.export_slots.available_permits();
+            if free >= tenantry_http::EXPORT_SLOTS {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{free} of {} slots free",
+                    tenantry_http::EXPORT_SLOTS
+                ))
+            }
+        },
+    )
+    .await;
 }
 
 /// A client that asks for an export and then reads nothing: the server cuts it after 30 s
@@ -320,17 +328,19 @@ async fn a_stalled_download_holds_only_its_own_organization_and_is_cut() {
     assert!(files.contains_key("manifest.json"));
 
     // Cut after 30 s without progress: the organization exports again, in full.
-    let mut exported = None;
-    for _ in 0..90 {
-        let response = download(&app, &org, &ada.token).await;
-        if response.status() == 200 {
-            exported = Some(response.bytes().to_vec());
-            break;
-        }
-        assert_eq!(response.status(), 409);
-        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-    }
-    let exported = exported.expect("the stalled export was never cut");
+    let exported = tenantry_testkit::eventually(
+        "the stalled export cut and the next one through",
+        Duration::from_secs(90),
+        async || {
+            let response = download(&app, &org, &ada.token).await;
+            if response.status() == 200 {
+                return Ok(response.bytes().to_vec());
+            }
+            assert_eq!(response.status(), 409, "{response}");
+            Err(response.to_string())
+        },
+    )
+    .await;
     let (files, _) = unpack(&exported);
     assert_eq!(text(&files, "tenant/monitors.jsonl").lines().count(), 60000);
     // The stalled client got part of the archive, then the connection closed.
@@ -344,14 +354,18 @@ async fn a_stalled_download_holds_only_its_own_organization_and_is_cut() {
     );
     // No connection stays in the export's transaction: no more in use than before it (the
     // mail sender and the cache listener hold theirs, briefly, at any time).
-    let mut released = false;
-    for _ in 0..100 {
-        let now = in_use(app.tenancy.pool_stats());
-        if now.0 <= before.0 && now.1 <= before.1 && now.2 <= before.2 {
-            released = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    assert!(released, "{before:?} {:?}", app.tenancy.pool_stats());
+    tenantry_testkit::eventually(
+        "the export's connections given back",
+        Duration::from_secs(10),
+        async || {
+            let stats = app.tenancy.pool_stats();
+            let now = in_use(stats.clone());
+            if now.0 <= before.0 && now.1 <= before.1 && now.2 <= before.2 {
+                Ok(())
+            } else {
+                Err(format!("{now:?} in use, {before:?} before: {stats:?}"))
+            }
+        },
+    )
+    .await;
 }

@@ -273,17 +273,16 @@ async fn outbox_statuses(app: &TestApp, id: Uuid) -> Vec<String> {
 /// Waits (up to a deadline, nothing is measured) until the organization's outbox holds a sent
 /// email and a queued one.
 async fn until_sent_and_queued(app: &TestApp, id: Uuid) -> Vec<String> {
-    for _ in 0..600 {
+    let what = format!("a sent and a queued email in the outbox of {id}");
+    tenantry_testkit::eventually(&what, Duration::from_secs(30), async || {
         let statuses = outbox_statuses(app, id).await;
         if statuses.iter().any(|s| s == "sent") && statuses.iter().any(|s| s == "queued") {
-            return statuses;
+            Ok(statuses)
+        } else {
+            Err(format!("{statuses:?}"))
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!(
-        "the outbox of {id} never held a sent and a queued email: {:?}",
-        outbox_statuses(app, id).await
-    );
+    })
+    .await
 }
 
 /// Rows of every table of the tenant's own database (database tier), by table.

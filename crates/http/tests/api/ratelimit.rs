@@ -64,13 +64,18 @@ async fn redis() -> RedisServer {
 
 /// Waits, up to a deadline (nothing is measured), until the instance uses Redis again.
 async fn until_shared(app: &TestApp) {
-    for _ in 0..600 {
-        if app.limiter.is_shared() {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    panic!("the instance did not go back to Redis within 30 s");
+    tenantry_testkit::eventually(
+        "the instance going back to Redis",
+        std::time::Duration::from_secs(30),
+        async || {
+            if app.limiter.is_shared() {
+                Ok(())
+            } else {
+                Err("the instance counts on its own budgets".to_string())
+            }
+        },
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

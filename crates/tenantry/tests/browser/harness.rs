@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use fantoccini::elements::Element;
 use fantoccini::{Client, ClientBuilder, Locator};
@@ -88,7 +88,7 @@ pub struct Driver {
 }
 
 impl Driver {
-    pub fn start() -> Driver {
+    pub async fn start() -> Driver {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -100,12 +100,16 @@ impl Driver {
             .stderr(Stdio::null())
             .spawn()
             .expect("chromedriver is not installed: apt-get install chromium chromium-driver");
-        let deadline = Instant::now() + PATIENCE;
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "chromedriver did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Driver { child, port }
+        // Held from here, so that chromedriver is stopped if it never answers.
+        let driver = Driver { child, port };
+        tenantry_testkit::eventually("chromedriver listening", PATIENCE, async || {
+            tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .map(drop)
+                .map_err(|e| e.to_string())
+        })
+        .await;
+        driver
     }
 }
 

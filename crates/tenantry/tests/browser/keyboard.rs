@@ -59,7 +59,7 @@ async fn tab_to(browser: &Browser, target: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_main_pages_work_with_the_keyboard_alone() {
     let site = Site::start().await;
-    let driver = Driver::start();
+    let driver = Driver::start().await;
     let setup = Browser::open(&driver, &site, 1280).await;
     sign_up(&setup, "Ada Lovelace", "ada@example.com").await;
     let acme = create_org(&setup, "Acme").await;

@@ -51,7 +51,7 @@ async fn still_marked(browser: &Browser) -> bool {
 async fn monitors_are_seen_going_down_and_up_without_a_reload() {
     let site = Site::start().await;
     let target = Target::start().await;
-    let driver = Driver::start();
+    let driver = Driver::start().await;
     let ada = Browser::open(&driver, &site, 1280).await;
     sign_up(&ada, "Ada Lovelace", "ada@example.com").await;
     let acme = create_org(&ada, "Acme").await;

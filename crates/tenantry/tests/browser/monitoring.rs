@@ -8,7 +8,7 @@ use crate::harness::{Browser, Driver, Site, Target, create_monitor, create_org, 
 async fn monitors_channels_and_status_pages_are_managed_from_the_console() {
     let site = Site::start().await;
     let target = Target::start().await;
-    let driver = Driver::start();
+    let driver = Driver::start().await;
     let ada = Browser::open(&driver, &site, 1280).await;
     sign_up(&ada, "Ada Lovelace", "ada@example.com").await;
     let acme = create_org(&ada, "Acme").await;

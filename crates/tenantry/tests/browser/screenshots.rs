@@ -41,7 +41,7 @@ async fn capture(browser: &Browser, name: &str, width: u32) {
 async fn every_page_at_desktop_and_phone_width() {
     let site = Site::start().await;
     let target = Target::start().await;
-    let driver = Driver::start();
+    let driver = Driver::start().await;
     let made = support::tenantry(
         site.dir.path(),
         &[

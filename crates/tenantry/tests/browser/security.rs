@@ -7,7 +7,7 @@ use crate::harness::{Browser, Driver, Site, create_monitor, create_org, sign_up}
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pasted_urls_of_another_organization_and_forms_without_their_token_are_refused() {
     let site = Site::start().await;
-    let driver = Driver::start();
+    let driver = Driver::start().await;
     let ada = Browser::open(&driver, &site, 1280).await;
     sign_up(&ada, "Ada Lovelace", "ada@example.com").await;
     let acme = create_org(&ada, "Acme").await;

@@ -8,7 +8,7 @@ use crate::harness::{Browser, Driver, Site, create_org, sign_up};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_team_forms_by_invitation_switches_and_leaves() {
     let site = Site::start().await;
-    let driver = Driver::start();
+    let driver = Driver::start().await;
     let ada = Browser::open(&driver, &site, 1280).await;
     sign_up(&ada, "Ada Lovelace", "ada@example.com").await;
     // No organization yet: the start page offers to create one.

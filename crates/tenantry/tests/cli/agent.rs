@@ -85,15 +85,19 @@ async fn an_agent_process_runs_its_monitors_checks_and_stops_on_sigint() {
                 .unwrap()
         }
     };
-    let mut up = false;
-    for _ in 0..600 {
-        if read(api(&format!("/api/v1/monitors/{id}"))).await["status"] == "up" {
-            up = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(up, "the agent's check brought the monitor up");
+    tenantry_testkit::eventually(
+        "the agent's check bringing the monitor up",
+        Duration::from_secs(60),
+        async || {
+            let monitor = read(api(&format!("/api/v1/monitors/{id}"))).await;
+            if monitor["status"] == "up" {
+                Ok(())
+            } else {
+                Err(format!("status {}", monitor["status"]))
+            }
+        },
+    )
+    .await;
     let seen = read(api(&format!(
         "/api/v1/agents/{}",
         agent["id"].as_str().unwrap()

@@ -167,23 +167,37 @@ async fn two_servers_run_each_slot_once_and_a_killed_one_s_slots_are_taken_over(
     assert!(!b.stop(Signal::SIGKILL).success());
 
     // Taken over once the leases (2 × 2 s + 30 s) expire, then checked every interval again.
-    let mut after = BTreeMap::new();
-    for _ in 0..900 {
-        after = slots(&ctx).await;
-        let leased_done = leased
-            .iter()
-            .all(|(id, due)| after.get(id).is_some_and(|s| s.contains(due)));
-        let resumed = after.values().all(|s| {
-            s.iter()
-                .filter(|due| **due > killed_at + TimeDelta::seconds(35))
-                .count()
-                >= 2
-        });
-        if leased_done && resumed {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let after = tenantry_testkit::eventually(
+        "the killed server's leased slots recorded and every monitor checked again",
+        Duration::from_secs(90),
+        async || {
+            let after = slots(&ctx).await;
+            let leased_done = leased
+                .iter()
+                .filter(|(id, due)| after.get(id).is_some_and(|s| s.contains(due)))
+                .count();
+            let resumed = after
+                .values()
+                .filter(|s| {
+                    s.iter()
+                        .filter(|due| **due > killed_at + TimeDelta::seconds(35))
+                        .count()
+                        >= 2
+                })
+                .count();
+            if leased_done == leased.len() && resumed == after.len() {
+                Ok(after)
+            } else {
+                Err(format!(
+                    "{leased_done} of {} leased slots recorded, {resumed} of {} monitors \
+                     checked twice after the kill",
+                    leased.len(),
+                    after.len()
+                ))
+            }
+        },
+    )
+    .await;
     for (id, due) in &leased {
         assert!(
             after.get(id).is_some_and(|s| s.contains(due)),

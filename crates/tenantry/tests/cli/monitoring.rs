@@ -137,15 +137,15 @@ async fn a_stopped_service_sends_a_signed_incident_opened_and_its_return_inciden
             .unwrap();
         read["status"].as_str().unwrap().to_string()
     };
-    let mut up = false;
-    for _ in 0..300 {
-        if status().await == "up" {
-            up = true;
-            break;
+    tenantry_testkit::eventually("the monitor up", Duration::from_secs(30), async || {
+        let status = status().await;
+        if status == "up" {
+            Ok(())
+        } else {
+            Err(format!("status {status}"))
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(up, "the monitor came up");
+    })
+    .await;
     // The check's lag is on /metrics, under the organization's slug and plan.
     let metrics = server.metrics().await;
     assert!(
@@ -222,36 +222,37 @@ async fn a_channel_whose_feature_the_plan_lost_sends_nothing() {
     let engine = crate::support::engine(dir.path()).await;
     let record = engine.find(&slug).await.unwrap();
     let operator = tenantry_tenancy::Operator::new(&engine);
-    let mut noted = None;
-    for _ in 0..600 {
-        let mut conn = operator.tenant_storage(&record).await.unwrap();
-        let error: Option<String> = sqlx::query_scalar(
-            "SELECT last_error FROM alert_deliveries WHERE last_error IS NOT NULL LIMIT 1",
-        )
-        .fetch_optional(&mut conn)
-        .await
-        .unwrap()
-        .flatten();
-        sqlx::Connection::close(conn).await.unwrap();
-        if error.is_some() {
-            noted = error;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    if noted.is_none() {
-        let mut conn = operator.tenant_storage(&record).await.unwrap();
-        let rows: Vec<String> = sqlx::query_scalar(
-            "SELECT row_to_json(d)::text FROM alert_deliveries d
-             UNION ALL SELECT row_to_json(i)::text FROM incidents i
-             UNION ALL SELECT row_to_json(m)::text FROM monitors m",
-        )
-        .fetch_all(&mut conn)
-        .await
-        .unwrap();
-        panic!("no delivery attempt within 60 s: {rows:#?}");
-    }
-    let noted = noted.unwrap();
+    let noted = tenantry_testkit::eventually(
+        "a delivery attempt noted",
+        Duration::from_secs(60),
+        async || {
+            let mut conn = operator.tenant_storage(&record).await.unwrap();
+            let error: Option<String> = sqlx::query_scalar(
+                "SELECT last_error FROM alert_deliveries WHERE last_error IS NOT NULL LIMIT 1",
+            )
+            .fetch_optional(&mut conn)
+            .await
+            .unwrap()
+            .flatten();
+            let seen = match error {
+                Some(error) => Ok(error),
+                None => {
+                    let rows: Vec<String> = sqlx::query_scalar(
+                        "SELECT row_to_json(d)::text FROM alert_deliveries d
+                         UNION ALL SELECT row_to_json(i)::text FROM incidents i
+                         UNION ALL SELECT row_to_json(m)::text FROM monitors m",
+                    )
+                    .fetch_all(&mut conn)
+                    .await
+                    .unwrap();
+                    Err(format!("{rows:#?}"))
+                }
+            };
+            sqlx::Connection::close(conn).await.unwrap();
+            seen
+        },
+    )
+    .await;
     assert!(noted.contains("does not include webhook_alerts"), "{noted}");
     assert!(hooks.try_recv().is_err(), "a webhook was sent");
     let channels: Value = http

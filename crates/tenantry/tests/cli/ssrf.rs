@@ -105,14 +105,15 @@ impl<'a> Org<'a> {
 
     /// The monitor's first check result, waiting for it.
     async fn first_result(&self, id: &str) -> Value {
-        for _ in 0..300 {
+        let what = format!("a check of monitor {id}");
+        tenantry_testkit::eventually(&what, Duration::from_secs(30), async || {
             let results = self.get(&format!("/api/v1/monitors/{id}/results")).await;
-            if let Some(first) = results["items"].as_array().and_then(|items| items.first()) {
-                return first.clone();
+            match results["items"].as_array().and_then(|items| items.first()) {
+                Some(first) => Ok(first.clone()),
+                None => Err(results.to_string()),
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("no check of monitor {id} within 30 s");
+        })
+        .await
     }
 }
 

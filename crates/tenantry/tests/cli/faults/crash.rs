@@ -6,7 +6,7 @@
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -105,12 +105,15 @@ async fn a_server_killed_under_writes_loses_no_acknowledged_write_and_repeats_no
     let (base, key) = (server.base.clone(), org.key.clone());
     let target = refused.clone();
     let before = tokio::spawn(async move { write(&base, &key, &target, usize::MAX, "a").await });
-    for _ in 0..600 {
-        if hooks.lock().unwrap().len() >= 10 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    tenantry_testkit::eventually(
+        "10 webhooks before the kill",
+        Duration::from_secs(30),
+        async || match hooks.lock().unwrap().len() {
+            received if received >= 10 => Ok(()),
+            received => Err(format!("{received} received")),
+        },
+    )
+    .await;
     assert!(!server.stop(Signal::SIGKILL).success());
     let mut acknowledged = before.await.unwrap();
     assert!(!acknowledged.is_empty());
@@ -146,26 +149,30 @@ async fn a_server_killed_under_writes_loses_no_acknowledged_write_and_repeats_no
                 .collect::<HashSet<_>>()
         }
     };
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let incidents = incidents_of(after.clone()).await;
-        let announced: HashSet<String> = hooks
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|(_, _, incident)| incident.clone())
-            .collect();
-        if incidents.len() == after.len() && incidents.is_subset(&announced) {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{} of {} incidents announced",
-            incidents.intersection(&announced).count(),
-            after.len()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    tenantry_testkit::eventually(
+        "an announced incident of every monitor made after the restart",
+        Duration::from_secs(120),
+        async || {
+            let incidents = incidents_of(after.clone()).await;
+            let announced: HashSet<String> = hooks
+                .lock()
+                .unwrap()
+                .iter()
+                .map(|(_, _, incident)| incident.clone())
+                .collect();
+            if incidents.len() == after.len() && incidents.is_subset(&announced) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{} incidents, {} of {} announced",
+                    incidents.len(),
+                    incidents.intersection(&announced).count(),
+                    after.len()
+                ))
+            }
+        },
+    )
+    .await;
 
     let stored = monitor_ids(dir.path(), &org.id).await;
     for id in &acknowledged {

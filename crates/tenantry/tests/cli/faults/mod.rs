@@ -103,20 +103,24 @@ pub fn configure(dir: &Path, settings: &str) {
 /// server's own work finishes within milliseconds, a connection left inside a transaction never.
 pub async fn no_transaction_left_open(dir: &Path) {
     let mut owner = connect(dir, "tenantry_owner", "tenantry").await.unwrap();
-    let mut open = Vec::new();
-    for _ in 0..100 {
-        open = sqlx::query_scalar::<_, i32>(
-            "SELECT pid FROM pg_locks WHERE locktype = 'virtualxid' AND pid <> pg_backend_pid()",
-        )
-        .fetch_all(&mut owner)
-        .await
-        .unwrap();
-        if open.is_empty() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("backends {open:?} stayed inside a transaction");
+    tenantry_testkit::eventually(
+        "no backend left inside a transaction",
+        Duration::from_secs(10),
+        async || {
+            let open = sqlx::query_scalar::<_, i32>(
+                "SELECT pid FROM pg_locks WHERE locktype = 'virtualxid' AND pid <> pg_backend_pid()",
+            )
+            .fetch_all(&mut owner)
+            .await
+            .unwrap();
+            if open.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("backends {open:?} inside a transaction"))
+            }
+        },
+    )
+    .await;
 }
 
 /// Every monitor id of the organization, read in the database.

@@ -85,32 +85,39 @@ async fn a_killed_postgres_is_started_again_and_keeps_every_acknowledged_write()
             seen
         });
     }
-    for _ in 0..600 {
-        if created.load(Ordering::Relaxed) >= 20 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    tenantry_testkit::eventually(
+        "20 monitors created before the kill",
+        Duration::from_secs(30),
+        async || match created.load(Ordering::Relaxed) {
+            done if done >= 20 => Ok(()),
+            done => Err(format!("{done} created")),
+        },
+    )
+    .await;
     let killed = postmaster(&dir.path().join("tenantry-data"));
     kill(Pid::from_raw(killed), Signal::SIGKILL).unwrap();
     phase.store(DOWN, Ordering::SeqCst);
 
     // Ready again within 30 s, answering /readyz all along.
     let http = client();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let ready = http
-            .get(format!("{}/readyz", server.base))
-            .send()
-            .await
-            .unwrap();
-        if ready.status() == 200 {
-            break;
-        }
-        assert_eq!(unavailable(ready).await, "not_ready");
-        assert!(Instant::now() < deadline, "not ready 30 s after the kill");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    tenantry_testkit::eventually(
+        "ready again after the kill",
+        Duration::from_secs(30),
+        async || {
+            let ready = http
+                .get(format!("{}/readyz", server.base))
+                .send()
+                .await
+                .unwrap();
+            if ready.status() == 200 {
+                return Ok(());
+            }
+            let code = unavailable(ready).await;
+            assert_eq!(code, "not_ready");
+            Err(format!("503 {code}"))
+        },
+    )
+    .await;
     phase.store(READY, Ordering::SeqCst);
     let seen: Vec<Seen> = writers.join_all().await.into_iter().flatten().collect();
     assert_ne!(postmaster(&dir.path().join("tenantry-data")), killed);
@@ -276,12 +283,15 @@ async fn an_external_postgres_that_restarts_is_reconnected_to() {
     for pid in tenantry_pg::ManagedCluster::processes(external.path()) {
         let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
     }
-    for _ in 0..200 {
-        if tenantry_pg::ManagedCluster::processes(external.path()).is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    tenantry_testkit::eventually(
+        "every PostgreSQL process gone",
+        Duration::from_secs(10),
+        async || match tenantry_pg::ManagedCluster::processes(external.path()) {
+            left if left.is_empty() => Ok(()),
+            left => Err(format!("processes {left:?}")),
+        },
+    )
+    .await;
     assert_eq!(unavailable(readyz().await.unwrap()).await, "not_ready");
     assert_eq!(
         unavailable(read().await.unwrap()).await,
@@ -290,11 +300,15 @@ async fn an_external_postgres_that_restarts_is_reconnected_to() {
 
     // Started again by its operator: the server reconnects by itself.
     let _again = External::start(external.path()).await;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while readyz().await.unwrap().status() != 200 {
-        assert!(Instant::now() < deadline, "not ready again within 30 s");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    tenantry_testkit::eventually(
+        "ready again once PostgreSQL is back",
+        Duration::from_secs(30),
+        async || match readyz().await.unwrap().status() {
+            reqwest::StatusCode::OK => Ok(()),
+            status => Err(format!("status {status}")),
+        },
+    )
+    .await;
     assert_eq!(read().await.unwrap().status(), 200);
     let created = create_monitor(&http, &server.base, &org.key, &heartbeat("after"))
         .await

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use nix::sys::signal::Signal;
 use tenantry_ratelimit::server::RedisServer;
@@ -26,13 +26,19 @@ async fn budget_in_redis(client: &redis::Client, key: &str) -> bool {
         .is_ok_and(|n| n == 1)
 }
 
-/// Waits, a bounded time, until `check` holds.
-async fn until(what: &str, mut check: impl AsyncFnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !check().await {
-        assert!(Instant::now() < deadline, "{what}: not within 30 s");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+/// How long each step of the test may take to happen.
+const WITHIN: Duration = Duration::from_secs(30);
+
+/// Waits until Redis holds the organization's budget `key`.
+async fn until_budget_in_redis(what: &str, client: &redis::Client, key: &str) {
+    tenantry_testkit::eventually(what, WITHIN, async || {
+        if budget_in_redis(client, key).await {
+            Ok(())
+        } else {
+            Err(format!("no {key} in Redis"))
+        }
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -67,10 +73,7 @@ async fn requests_are_served_while_redis_is_away_and_the_shared_budget_resumes()
             statuses
         });
     }
-    until("the budget in Redis", async || {
-        budget_in_redis(&client, &budget).await
-    })
-    .await;
+    until_budget_in_redis("the budget in Redis", &client, &budget).await;
     redis.stop().await;
     // A while on the instance's own budgets: the key cannot come back while Redis is away.
     let metrics = format!("{}/metrics", server.base);
@@ -91,15 +94,20 @@ async fn requests_are_served_while_redis_is_away_and_the_shared_budget_resumes()
             .sum::<f64>()
     };
     let before = served().await;
-    until("200 requests without Redis", async || {
-        served().await >= before + 200.0
+    tenantry_testkit::eventually("200 requests without Redis", WITHIN, async || {
+        let now = served().await;
+        if now >= before + 200.0 {
+            Ok(())
+        } else {
+            Err(format!(
+                "{} requests served since Redis stopped",
+                now - before
+            ))
+        }
     })
     .await;
     redis.restart().await.unwrap();
-    until("the budget in Redis again", async || {
-        budget_in_redis(&client, &budget).await
-    })
-    .await;
+    until_budget_in_redis("the budget in Redis again", &client, &budget).await;
     stop.store(true, Ordering::Relaxed);
     let statuses = readers.join_all().await.concat();
     assert!(
@@ -114,7 +122,7 @@ async fn requests_are_served_while_redis_is_away_and_the_shared_budget_resumes()
         .await
         .unwrap();
     let org_id: Uuid = org.id.parse().unwrap();
-    until("the requests counted", async || {
+    tenantry_testkit::eventually("the requests counted", WITHIN, async || {
         let counted: i64 = sqlx::query_scalar(
             "SELECT coalesce(sum(api_requests), 0)::bigint FROM orgs.api_usage WHERE org_id = $1",
         )
@@ -122,7 +130,11 @@ async fn requests_are_served_while_redis_is_away_and_the_shared_budget_resumes()
         .fetch_one(&mut owner)
         .await
         .unwrap();
-        counted >= statuses.len() as i64
+        if counted >= statuses.len() as i64 {
+            Ok(())
+        } else {
+            Err(format!("{counted} of {} requests counted", statuses.len()))
+        }
     })
     .await;
     assert!(server.stop(Signal::SIGTERM).success());
