@@ -194,6 +194,34 @@ impl Server {
             .unwrap();
         let slug = org["slug"].as_str().unwrap();
         stdout(&tenantry(dir, &["tenant", "set-plan", slug, plan]));
+        // Changed by another process: the server hears of it on its invalidation channel, at
+        // once when idle, a moment later under load.
+        let url = format!(
+            "{}/api/v1/organizations/{}",
+            self.base,
+            org["id"].as_str().unwrap()
+        );
+        tenantry_testkit::eventually(
+            &format!("the server seeing the {plan} plan"),
+            Duration::from_secs(30),
+            async || {
+                let seen: serde_json::Value = http
+                    .get(&url)
+                    .bearer_auth(&token)
+                    .send()
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .json()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if seen["plan"] == plan {
+                    Ok(())
+                } else {
+                    Err(format!("plan {}", seen["plan"]))
+                }
+            },
+        )
+        .await;
         (token, org)
     }
 
