@@ -127,34 +127,7 @@ impl MigrationSet {
             if migration.version <= reached {
                 continue;
             }
-            let mut tx = conn.begin().await?;
-            lock_schema(&mut tx, schema).await?;
-            let done: Option<i32> = sqlx::query_scalar(&format!(
-                "SELECT version FROM {quoted}.schema_migrations WHERE version = $1"
-            ))
-            .bind(migration.version)
-            .fetch_optional(&mut *tx)
-            .await?;
-            if done.is_none() {
-                sqlx::query("SELECT set_config('search_path', $1, true)")
-                    .bind(&quoted)
-                    .execute(&mut *tx)
-                    .await?;
-                crate::sql::exec(&mut tx, &migration.sql)
-                    .await
-                    .with_context(|| {
-                        format!("migration {} failed in schema {schema}", migration.name)
-                    })?;
-                sqlx::query(&format!(
-                    "INSERT INTO {quoted}.schema_migrations (version, name, checksum) VALUES ($1, $2, $3)"
-                ))
-                .bind(migration.version)
-                .bind(migration.name.as_ref())
-                .bind(migration.checksum())
-                .execute(&mut *tx)
-                .await?;
-            }
-            tx.commit().await?;
+            apply_one(conn, schema, migration, Ledger::Single).await?;
             reached = migration.version;
         }
         Ok(reached)
@@ -186,15 +159,97 @@ impl MigrationSet {
     }
 }
 
-/// The highest version recorded in `schema`, or 0 when nothing ran there.
-pub async fn applied_version(conn: &mut PgConnection, schema: &str) -> anyhow::Result<i32> {
-    let exists: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM pg_tables WHERE schemaname = $1 AND tablename = 'schema_migrations')",
+/// Where a schema records the migrations that ran: `schema_migrations` for one set, or
+/// `tenant_migrations` keyed by the set's name (a tenant schema, [`crate::TenantSchema`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Ledger<'a> {
+    Single,
+    Set(&'a str),
+}
+
+/// Applies `migration` to `schema` in a transaction of its own, holding the schema's lock, unless
+/// a concurrent run recorded it meanwhile; records it in `ledger` in the same transaction.
+pub(crate) async fn apply_one(
+    conn: &mut PgConnection,
+    schema: &str,
+    migration: &Migration,
+    ledger: Ledger<'_>,
+) -> anyhow::Result<()> {
+    let quoted = quote_ident(schema);
+    let mut tx = conn.begin().await?;
+    lock_schema(&mut tx, schema).await?;
+    let sql = match ledger {
+        Ledger::Single => {
+            format!("SELECT version FROM {quoted}.schema_migrations WHERE version = $1")
+        }
+        Ledger::Set(_) => format!(
+            "SELECT version FROM {quoted}.tenant_migrations WHERE version = $1 AND set_name = $2"
+        ),
+    };
+    let mut query = sqlx::query_scalar::<_, i32>(&sql).bind(migration.version);
+    if let Ledger::Set(set) = ledger {
+        query = query.bind(set);
+    }
+    let done = query.fetch_optional(&mut *tx).await?;
+    if done.is_none() {
+        sqlx::query("SELECT set_config('search_path', $1, true)")
+            .bind(&quoted)
+            .execute(&mut *tx)
+            .await?;
+        crate::sql::exec(&mut tx, &migration.sql)
+            .await
+            .with_context(|| format!("migration {} failed in schema {schema}", migration.name))?;
+        record(&mut tx, &quoted, migration, ledger).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Records `migration` as applied in the ledger of the schema named `quoted` (quoted already).
+pub(crate) async fn record(
+    conn: &mut PgConnection,
+    quoted: &str,
+    migration: &Migration,
+    ledger: Ledger<'_>,
+) -> anyhow::Result<()> {
+    let sql = match ledger {
+        Ledger::Single => format!(
+            "INSERT INTO {quoted}.schema_migrations (version, name, checksum) VALUES ($1, $2, $3)"
+        ),
+        Ledger::Set(_) => format!(
+            "INSERT INTO {quoted}.tenant_migrations (version, name, checksum, set_name)
+             VALUES ($1, $2, $3, $4)"
+        ),
+    };
+    let mut query = sqlx::query(&sql)
+        .bind(migration.version)
+        .bind(migration.name.as_ref())
+        .bind(migration.checksum());
+    if let Ledger::Set(set) = ledger {
+        query = query.bind(set);
+    }
+    query.execute(&mut *conn).await?;
+    Ok(())
+}
+
+/// Whether `schema` has the table `table`.
+pub(crate) async fn has_table(
+    conn: &mut PgConnection,
+    schema: &str,
+    table: &str,
+) -> anyhow::Result<bool> {
+    Ok(sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM pg_tables WHERE schemaname = $1 AND tablename = $2)",
     )
     .bind(schema)
+    .bind(table)
     .fetch_one(&mut *conn)
-    .await?;
-    if !exists {
+    .await?)
+}
+
+/// The highest version recorded in `schema`'s `schema_migrations`, or 0 when nothing ran there.
+pub async fn applied_version(conn: &mut PgConnection, schema: &str) -> anyhow::Result<i32> {
+    if !has_table(conn, schema, "schema_migrations").await? {
         return Ok(0);
     }
     let version: Option<i32> = sqlx::query_scalar(&format!(

@@ -16,7 +16,9 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use sqlx::{Connection, PgConnection};
 
-use crate::migrations::{Migration, MigrationSet, lock_schema};
+use crate::migrations::{
+    Ledger, MigrationSet, applied_version, apply_one, has_table, lock_schema, record,
+};
 use crate::naming::{is_plain_identifier, quote_ident};
 
 /// The name of the engine's own set, always applied first.
@@ -192,7 +194,6 @@ impl TenantSchema {
         conn: &mut PgConnection,
         schema: &str,
     ) -> anyhow::Result<SchemaVersions> {
-        let quoted = quote_ident(schema);
         self.prepare(conn, schema)
             .await
             .with_context(|| format!("failed to prepare schema {schema}"))?;
@@ -202,29 +203,7 @@ impl TenantSchema {
                 if migration.version <= reached.get(set.name) {
                     continue;
                 }
-                let mut tx = conn.begin().await?;
-                lock_schema(&mut tx, schema).await?;
-                let done: Option<i32> = sqlx::query_scalar(&format!(
-                    "SELECT version FROM {quoted}.tenant_migrations
-                     WHERE set_name = $1 AND version = $2"
-                ))
-                .bind(set.name)
-                .bind(migration.version)
-                .fetch_optional(&mut *tx)
-                .await?;
-                if done.is_none() {
-                    sqlx::query("SELECT set_config('search_path', $1, true)")
-                        .bind(&quoted)
-                        .execute(&mut *tx)
-                        .await?;
-                    crate::sql::exec(&mut tx, &migration.sql)
-                        .await
-                        .with_context(|| {
-                            format!("migration {} failed in schema {schema}", migration.name)
-                        })?;
-                    record(&mut tx, &quoted, set.name, migration).await?;
-                }
-                tx.commit().await?;
+                apply_one(conn, schema, migration, Ledger::Set(set.name)).await?;
                 reached.0.insert(set.name.to_string(), migration.version);
             }
         }
@@ -256,16 +235,12 @@ impl TenantSchema {
         )
         .await?;
         if has_table(&mut tx, schema, "schema_migrations").await? {
-            let legacy: Option<i32> = sqlx::query_scalar(&format!(
-                "SELECT max(version) FROM {quoted}.schema_migrations"
-            ))
-            .fetch_one(&mut *tx)
-            .await?;
-            let versions = self.legacy_versions(legacy.unwrap_or(0));
+            let legacy = applied_version(&mut tx, schema).await?;
+            let versions = self.legacy_versions(legacy);
             for set in &self.sets {
                 for migration in set.migrations.items() {
                     if migration.version <= versions.get(set.name) {
-                        record(&mut tx, &quoted, set.name, migration).await?;
+                        record(&mut tx, &quoted, migration, Ledger::Set(set.name)).await?;
                     }
                 }
             }
@@ -287,13 +262,8 @@ impl TenantSchema {
             if !has_table(conn, schema, "schema_migrations").await? {
                 return Ok(None);
             }
-            let legacy: Option<i32> = sqlx::query_scalar(&format!(
-                "SELECT max(version) FROM {}.schema_migrations",
-                quote_ident(schema)
-            ))
-            .fetch_one(&mut *conn)
-            .await?;
-            return Ok(Some(self.legacy_versions(legacy.unwrap_or(0))));
+            let legacy = applied_version(conn, schema).await?;
+            return Ok(Some(self.legacy_versions(legacy)));
         }
         let rows: Vec<(String, i32)> = sqlx::query_as(&format!(
             "SELECT set_name, max(version) FROM {}.tenant_migrations GROUP BY set_name",
@@ -338,35 +308,6 @@ impl TenantSchema {
         }
         Ok(drift)
     }
-}
-
-async fn has_table(conn: &mut PgConnection, schema: &str, table: &str) -> anyhow::Result<bool> {
-    Ok(sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM pg_tables WHERE schemaname = $1 AND tablename = $2)",
-    )
-    .bind(schema)
-    .bind(table)
-    .fetch_one(&mut *conn)
-    .await?)
-}
-
-async fn record(
-    conn: &mut PgConnection,
-    quoted_schema: &str,
-    set: &str,
-    migration: &Migration,
-) -> anyhow::Result<()> {
-    sqlx::query(&format!(
-        "INSERT INTO {quoted_schema}.tenant_migrations (set_name, version, name, checksum)
-         VALUES ($1, $2, $3, $4)"
-    ))
-    .bind(set)
-    .bind(migration.version)
-    .bind(migration.name.as_ref())
-    .bind(migration.checksum())
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
 }
 
 /// A schema's version in each set (0 for a set it has nothing of).

@@ -183,6 +183,16 @@ const FRESH_PAST_LOOKAHEAD: Duration = Duration::from_secs(1);
 /// How long a stopping instance waits for its last released slots to be written.
 const FLUSH_WAIT: Duration = Duration::from_secs(10);
 
+/// Puts prepared checks in the timetable, each weighted by its plan and expected to take its
+/// time limit.
+fn queue(table: &mut Timetable<Ready>, ready: Vec<Ready>) {
+    for ready in ready {
+        let weight = ready.claim.weight.max(1) as u32;
+        let guess = Duration::from_secs(ready.monitor.timeout_seconds.max(1) as u64);
+        table.push(ready.claim.org_id, weight, ready.claim.due_at, guess, ready);
+    }
+}
+
 impl Shared {
     fn table(&self) -> std::sync::MutexGuard<'_, Timetable<Ready>> {
         // A panic while holding the lock leaves a timetable that is still consistent: every
@@ -254,11 +264,7 @@ impl Scheduler {
         if !claims.is_empty() {
             let ready = prepare::prepare(shared, claims, Instant::now()).await;
             let mut table = shared.table();
-            for ready in ready {
-                let weight = ready.claim.weight.max(1) as u32;
-                let guess = Duration::from_secs(ready.monitor.timeout_seconds.max(1) as u64);
-                table.push(ready.claim.org_id, weight, ready.claim.due_at, guess, ready);
-            }
+            queue(&mut table, ready);
             while let timetable::Next::Start(run, ready) = table.next(Utc::now()) {
                 started.push((run, ready));
             }
@@ -457,11 +463,7 @@ impl Claimer {
         if !claims.is_empty() {
             let ready = prepare::prepare(shared, claims, started).await;
             let mut table = shared.table();
-            for ready in ready {
-                let weight = ready.claim.weight.max(1) as u32;
-                let guess = Duration::from_secs(ready.monitor.timeout_seconds.max(1) as u64);
-                table.push(ready.claim.org_id, weight, ready.claim.due_at, guess, ready);
-            }
+            queue(&mut table, ready);
             shared.metrics.set_occupancy(table.len(), table.running());
             drop(table);
             shared.changed.notify_one();

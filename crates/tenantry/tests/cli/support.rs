@@ -172,26 +172,16 @@ impl Server {
     /// organization.
     pub async fn owner_of_new_org(&self, dir: &Path, plan: &str) -> (String, serde_json::Value) {
         let http = reqwest::Client::new();
-        let signed: serde_json::Value = http
+        let signed = json_of(http
             .post(format!("{}/api/v1/auth/signup", self.base))
-            .json(&serde_json::json!({"email": "ops@example.com", "password": "correct horse", "name": "Ops"}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+            .json(&serde_json::json!({"email": "ops@example.com", "password": "correct horse", "name": "Ops"}))).await;
         let token = signed["access_token"].as_str().unwrap().to_string();
-        let org: serde_json::Value = http
-            .post(format!("{}/api/v1/organizations", self.base))
-            .bearer_auth(&token)
-            .json(&serde_json::json!({"name": "Acme"}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let org = json_of(
+            http.post(format!("{}/api/v1/organizations", self.base))
+                .bearer_auth(&token)
+                .json(&serde_json::json!({"name": "Acme"})),
+        )
+        .await;
         let slug = org["slug"].as_str().unwrap();
         stdout(&tenantry(dir, &["tenant", "set-plan", slug, plan]));
         // Changed by another process: the server hears of it on its invalidation channel, at
@@ -291,4 +281,9 @@ pub fn stdout(output: &Output) -> String {
         String::from_utf8_lossy(&output.stderr)
     );
     String::from_utf8(output.stdout.clone()).unwrap()
+}
+
+/// Sends `request` and reads its answer as JSON, whatever the status.
+pub async fn json_of(request: reqwest::RequestBuilder) -> serde_json::Value {
+    request.send().await.unwrap().json().await.unwrap()
 }

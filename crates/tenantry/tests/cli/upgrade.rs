@@ -17,7 +17,7 @@ use tenantry_pg::{ClusterOptions, ManagedCluster, PgBinaries};
 
 use tenantry_tenancy::Quiet;
 
-use crate::support::{Server, data_dir, engine_with, stdout, tenantry};
+use crate::support::{Server, data_dir, engine_with, json_of, stdout, tenantry};
 
 const FIXTURE: &[u8] = include_bytes!("../fixtures/previous-release.sql.gz");
 
@@ -102,25 +102,13 @@ async fn an_installation_of_the_previous_release_upgrades_without_manual_steps()
     let server = Server::start(dir.path());
     let http = reqwest::Client::new();
     let url = |path: &str| format!("{}{path}", server.base);
-    let login: Value = http
-        .post(url("/api/v1/auth/login"))
-        .json(&json!({"email": "ada@example.test", "password": "correct horse battery"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let login = json_of(
+        http.post(url("/api/v1/auth/login"))
+            .json(&json!({"email": "ada@example.test", "password": "correct horse battery"})),
+    )
+    .await;
     let token = login["access_token"].as_str().unwrap().to_string();
-    let orgs: Value = http
-        .get(url("/api/v1/organizations"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let orgs = json_of(http.get(url("/api/v1/organizations")).bearer_auth(&token)).await;
     let orgs = orgs["items"]
         .as_array()
         .unwrap_or_else(|| orgs.as_array().unwrap());
@@ -128,29 +116,17 @@ async fn an_installation_of_the_previous_release_upgrades_without_manual_steps()
     for (slug, tier) in ORGS {
         let org = orgs.iter().find(|o| o["slug"] == slug).unwrap();
         assert_eq!(org["isolation"], tier, "{org}");
-        let switched: Value = http
-            .post(url(&format!(
+        let switched = json_of(
+            http.post(url(&format!(
                 "/api/v1/organizations/{}/switch",
                 org["id"].as_str().unwrap()
             )))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+            .bearer_auth(&token),
+        )
+        .await;
         let org_token = switched["access_token"].as_str().unwrap().to_string();
         // What the previous release wrote reads back through the door.
-        let monitors: Value = http
-            .get(url("/api/v1/monitors"))
-            .bearer_auth(&org_token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let monitors = json_of(http.get(url("/api/v1/monitors")).bearer_auth(&org_token)).await;
         let mut names: Vec<&str> = monitors["items"]
             .as_array()
             .unwrap()
