@@ -23,6 +23,7 @@ async fn every_key_of_the_tenant_schema_begins_with_tenant_id_in_every_tier() {
                 slug: Slug::parse(&slug).unwrap(),
                 isolation: tier,
                 plan: None,
+                server: None,
             })
             .await
             .unwrap();

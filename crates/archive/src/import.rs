@@ -112,6 +112,7 @@ pub async fn import(
             slug,
             isolation: options.isolation,
             plan: Some(checked.profile.plan.clone()),
+            server: None,
         })
         .await?;
     progress.tenant_created(&record);

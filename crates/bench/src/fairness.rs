@@ -152,6 +152,7 @@ async fn tenant(engine: &Tenancy, slug: &str) -> anyhow::Result<TenantCtx> {
             slug: Slug::parse(slug)?,
             isolation: Isolation::Shared,
             plan: None,
+            server: None,
         })
         .await?;
     Ok(engine.resolve_id(record.id).await?)

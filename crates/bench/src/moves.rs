@@ -36,6 +36,7 @@ pub async fn run(bench: &Bench) -> anyhow::Result<Vec<Row>> {
             slug: Slug::parse("moving")?,
             isolation: ROUTE[0],
             plan: None,
+            server: None,
         })
         .await?;
     let ctx = engine.resolve(&record.slug).await?;

@@ -35,6 +35,7 @@ pub fn new_tenant(tag: &str, tier: Isolation, i: usize) -> anyhow::Result<NewTen
         slug: Slug::parse(&slug).with_context(|| format!("bad slug {slug}"))?,
         isolation: tier,
         plan: None,
+        server: None,
     })
 }
 

@@ -30,6 +30,115 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(activate))
         .routes(routes!(suspend))
         .routes(routes!(restore))
+        .routes(routes!(move_tenant))
+        .routes(routes!(servers))
+}
+
+/// A PostgreSQL server database-tier tenants are placed on, as this server instance sees it.
+#[derive(Serialize, ToSchema)]
+struct AdminServer {
+    #[schema(example = "default")]
+    name: String,
+    /// Where it is: its URL without the password.
+    address: String,
+    /// The connection budget of one instance's tenant pools there.
+    max_connections: u32,
+    /// Takes no new tenants.
+    draining: bool,
+    /// Tenants placed there (deleted ones aside), by tier.
+    #[schema(value_type = std::collections::BTreeMap<String, i64>)]
+    tenants: std::collections::BTreeMap<String, i64>,
+    /// Connections this instance's tenant pools hold there (`null` when unreachable).
+    connections_in_use: Option<i64>,
+    /// False while the server refuses this instance's connections.
+    reachable: bool,
+    error: Option<String>,
+    created_at: DateTime<Utc>,
+}
+
+/// Every PostgreSQL server tenants are placed on (platform admin)
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/servers",
+    tag = "admin",
+    operation_id = "admin_list_servers",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Every server, `default` first, in one page", body = Items<AdminServer>),
+        AdminOnly,
+    )
+)]
+async fn servers(
+    State(state): State<AppState>,
+    _: PlatformAdmin,
+) -> Result<Json<Items<AdminServer>>, AppError> {
+    let servers = state.tenancy.servers_seen().await?;
+    Ok(Json(Items::all(
+        servers
+            .into_iter()
+            .map(|s| AdminServer {
+                name: s.name,
+                address: s.address,
+                max_connections: s.max_connections,
+                draining: s.draining,
+                tenants: s.tenants,
+                connections_in_use: s.connections_in_use,
+                reachable: s.reachable,
+                error: s.error,
+                created_at: s.created_at,
+            })
+            .collect(),
+    )))
+}
+
+/// Where to move a tenant.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct MoveRequest {
+    /// The tier to move to; `database` when only `server` is given.
+    #[schema(value_type = Option<schemas::Isolation>)]
+    to: Option<Isolation>,
+    /// The server of the database tier (`GET /api/v1/admin/servers`); the least-loaded one
+    /// when absent.
+    server: Option<String>,
+}
+
+/// Move a tenant to another tier or server while it is used (platform admin)
+///
+/// Starts the engine's verified, resumable move in the background and answers at once; the
+/// tenant's `isolation` and `placement` change when it switches, and the move is recorded in
+/// its audit trail.
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/tenants/{id}/move",
+    tag = "admin",
+    operation_id = "admin_move_tenant",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The tenant's id or slug")),
+    request_body = MoveRequest,
+    responses(
+        (status = 202, description = "The move started; the tenant as it is now", body = AdminTenant),
+        AdminOnly,
+        JsonBody,
+        (status = 409, description = "`conflict`: the tenant is not active or suspended, or a move of it is in progress", body = Problem, content_type = PROBLEM),
+        (status = 422, description = "`validation_failed`: `to` or `server` is missing, unknown, or where the tenant is already", body = Problem, content_type = PROBLEM),
+    )
+)]
+async fn move_tenant(
+    State(state): State<AppState>,
+    origin: crate::audit::Origin,
+    PlatformAdmin(admin): PlatformAdmin,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<MoveRequest>,
+) -> Result<(StatusCode, Json<AdminTenant>), AppError> {
+    let to = match (body.to, &body.server) {
+        (Some(to), _) => to,
+        (None, Some(_)) => Isolation::Database,
+        (None, None) => return Err(AppError::invalid("to", "name a tier, a server, or both")),
+    };
+    case::start_move(&state, origin.by_user(admin.id), &id, to, body.server).await?;
+    let record = case::tenant(&state, &id).await?;
+    Ok((StatusCode::ACCEPTED, Json(view(&state, record).await?)))
 }
 
 /// A platform admin, checked against the users table on every request (not trusted from the
@@ -139,6 +248,10 @@ struct NewAdminTenant {
     /// The tier; `shared` when absent.
     #[schema(value_type = Option<schemas::Isolation>)]
     isolation: Option<Isolation>,
+    /// The PostgreSQL server of a `database`-tier tenant (`GET /api/v1/admin/servers`); the
+    /// least-loaded one that is not draining when absent.
+    #[schema(example = "eu2")]
+    server: Option<String>,
 }
 
 async fn view(state: &AppState, record: TenantRecord) -> Result<AdminTenant, AppError> {
@@ -240,6 +353,7 @@ async fn create(
             admin_email: &body.admin_email,
             plan: body.plan.as_deref(),
             isolation: body.isolation.unwrap_or(Isolation::Shared),
+            server: body.server.as_deref(),
         },
     )
     .await?;

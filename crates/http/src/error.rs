@@ -59,6 +59,10 @@ pub enum AppError {
     /// within seconds.
     #[error("the organization is being moved")]
     Moving,
+    /// 503 `tenant_unavailable`: the PostgreSQL server holding the organization's data cannot
+    /// be reached; other organizations are served, and this one is again once it is back.
+    #[error("the organization's database server cannot be reached")]
+    TenantUnavailable,
     /// 503 `database_unavailable`: PostgreSQL cannot be reached or has no connection to spare
     /// (the pool timed out, connections refused or lost, `too_many_connections`). An
     /// `Unexpected` error caused by one of these is answered this way (see
@@ -257,6 +261,14 @@ impl AppError {
                     .to_string(),
                 None,
             ),
+            AppError::TenantUnavailable => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "tenant_unavailable",
+                "Organization unavailable",
+                "The database server holding this organization's data cannot be reached; retry in a moment."
+                    .to_string(),
+                None,
+            ),
             AppError::DatabaseUnavailable(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "database_unavailable",
@@ -365,7 +377,10 @@ impl IntoResponse for AppError {
                 .insert(LoggedError(format!("{e:#}")));
         }
         let retry_after = match error {
-            AppError::Moving | AppError::NotReady | AppError::DatabaseUnavailable(_) => Some(1),
+            AppError::Moving
+            | AppError::NotReady
+            | AppError::DatabaseUnavailable(_)
+            | AppError::TenantUnavailable => Some(1),
             AppError::ExportBusy => Some(30),
             AppError::TooManyAttempts { retry_after } => Some(retry_after),
             _ => None,
@@ -518,6 +533,7 @@ impl From<tenantry_tenancy::TenancyError> for AppError {
                 AppError::invalid("confirm", "must repeat the organization's slug")
             }
             TenancyError::Moving(_) => AppError::Moving,
+            TenancyError::Unavailable { .. } => AppError::TenantUnavailable,
             TenancyError::Unexpected(e) => AppError::Unexpected(e),
         }
     }

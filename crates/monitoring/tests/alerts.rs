@@ -66,6 +66,7 @@ async fn tenant(engine: &Tenancy, tier: Isolation) -> TenantCtx {
             slug: Slug::parse(&slug).unwrap(),
             isolation: tier,
             plan: None,
+            server: None,
         })
         .await
         .unwrap();

@@ -55,6 +55,7 @@ async fn tenant(engine: &Tenancy, tier: Isolation, plan: &str) -> TenantCtx {
             slug: Slug::parse(&slug).unwrap(),
             isolation: tier,
             plan: Some(plan.to_string()),
+            server: None,
         })
         .await
         .unwrap();

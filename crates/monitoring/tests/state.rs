@@ -29,6 +29,7 @@ async fn tenant(tier: Isolation) -> (Tenancy, TenantCtx) {
             slug: Slug::parse(&slug).unwrap(),
             isolation: tier,
             plan: None,
+            server: None,
         })
         .await
         .unwrap();

@@ -180,6 +180,7 @@ impl Orgs {
             slug,
             isolation,
             plan: None,
+            server: None,
         };
         Ok(self.tenancy.create_tenant(&new).await?)
     }

@@ -71,6 +71,7 @@ async fn main() -> anyhow::Result<()> {
                 slug: Slug::parse(&format!("{name}-{run}"))?,
                 isolation: tier,
                 plan: None,
+                server: None,
             })
             .await?;
         println!(

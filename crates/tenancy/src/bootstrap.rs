@@ -163,7 +163,7 @@ pub async fn prepare_control(
         &format!(
             "GRANT CONNECT ON DATABASE {db} TO {role};
          GRANT USAGE ON SCHEMA control TO {role};
-         GRANT SELECT ON control.tenants, control.schema_scopes TO {role};
+         GRANT SELECT ON control.tenants, control.schema_scopes, control.servers TO {role};
          GRANT UPDATE (name, slug, settings, updated_at) ON control.tenants TO {role};",
             db = quote_ident(control_database),
         ),

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::pool::PoolConnection;
-use sqlx::{PgConnection, PgPool, Postgres, Transaction};
+use sqlx::{PgConnection, Postgres, Transaction};
 
 use crate::engine::Inner;
 use crate::error::{TenancyError, sqlstate};
@@ -35,6 +35,8 @@ pub struct TenantCtx {
     id: TenantId,
     slug: String,
     isolation: Isolation,
+    /// The server holding the tenant's database (database tier).
+    server: String,
     database: String,
     schema: String,
     /// Whether the tenant's storage has the write gate (its schema version has reached it).
@@ -70,6 +72,7 @@ impl TenantCtx {
             id: record.id,
             slug: record.slug.clone(),
             isolation: record.isolation,
+            server: record.server.clone(),
             database: record.database_name.clone(),
             schema: record.schema_name.clone(),
             gated,
@@ -88,6 +91,11 @@ impl TenantCtx {
     /// The database holding the tenant's rows.
     pub fn database_name(&self) -> &str {
         &self.database
+    }
+
+    /// The PostgreSQL server holding the tenant's rows (by name).
+    pub fn server_name(&self) -> &str {
+        &self.server
     }
 
     /// The schema holding the tenant's rows.
@@ -113,8 +121,10 @@ impl TenantCtx {
             };
             attempts += 1;
             if attempts >= GATE_ATTEMPTS {
-                return Err(match sqlstate(&error).as_deref() {
-                    Some(RETIRED) => TenancyError::Moving(self.slug.clone()),
+                return Err(match &error {
+                    OpenError::Sql(e) if sqlstate(e).as_deref() == Some(RETIRED) => {
+                        TenancyError::Moving(self.slug.clone())
+                    }
                     _ => error.into(),
                 });
             }
@@ -124,6 +134,7 @@ impl TenantCtx {
                 .await?
                 .ok_or_else(|| TenancyError::NotFound(self.slug.clone()))?;
             if record.isolation != ctx.isolation
+                || record.server != ctx.server
                 || record.database_name != ctx.database
                 || record.schema_name != ctx.schema
             {
@@ -137,9 +148,11 @@ impl TenantCtx {
                 current = Some(TenantCtx::verified(&record, self.engine.clone())?);
                 continue;
             }
-            match sqlstate(&error).as_deref() {
+            match &error {
                 // Retired, and the switch not recorded yet: it is a moment away.
-                Some(RETIRED) => tokio::time::sleep(GATE_RETRY).await,
+                OpenError::Sql(e) if sqlstate(e).as_deref() == Some(RETIRED) => {
+                    tokio::time::sleep(GATE_RETRY).await
+                }
                 _ => return Err(error.into()),
             }
         }
@@ -151,7 +164,7 @@ impl TenantCtx {
         Ok(self.open(Mode::Read).await?)
     }
 
-    async fn open(&self, mode: Mode) -> Result<TenantTx, sqlx::Error> {
+    async fn open(&self, mode: Mode) -> Result<TenantTx, OpenError> {
         // Utility statements and one function call, in the same round trip as BEGIN. The values
         // are a UUID and a checked identifier, so they can be written into the text.
         let settings = format!(
@@ -175,10 +188,45 @@ impl TenantCtx {
         let mut attempts = 0;
         let tx = loop {
             attempts += 1;
-            match self.pool().begin_with(statement.clone()).await {
+            let result = match self.isolation {
+                Isolation::Shared | Isolation::Schema => {
+                    self.engine.runtime.begin_with(statement.clone()).await
+                }
+                Isolation::Database => {
+                    let server = self.engine.server(&self.server).await?;
+                    if server.is_down() {
+                        return Err(self.unavailable());
+                    }
+                    let pool = self.engine.tenant_pool(self.id, &server, &self.database);
+                    // A new connection is bounded on its own, so a server that does not answer
+                    // fails its tenants' requests in a moment, not at the acquire timeout.
+                    let connects = pool.num_idle() == 0
+                        && pool.size() < self.engine.pool_config.per_tenant_max;
+                    let begin = pool.begin_with(statement.clone());
+                    let result = if connects {
+                        match tokio::time::timeout(CONNECT_WAIT, begin).await {
+                            Ok(result) => result,
+                            Err(_) => Err(sqlx::Error::PoolTimedOut),
+                        }
+                    } else {
+                        begin.await
+                    };
+                    match result {
+                        Err(e) if crate::error::unreachable(&e) => {
+                            if connects {
+                                server.mark_down();
+                            }
+                            tracing::warn!(server = %server.name, slug = %self.slug, error = %e, "tenant's server cannot be reached");
+                            return Err(self.unavailable());
+                        }
+                        result => result,
+                    }
+                }
+            };
+            match result {
                 Ok(tx) => break tx,
                 Err(sqlx::Error::PoolClosed) if attempts < 3 => continue,
-                Err(e) => return Err(e),
+                Err(e) => return Err(e.into()),
             }
         };
         Ok(TenantTx {
@@ -194,14 +242,20 @@ impl TenantCtx {
     /// as JSON compare across copies. On a connection of its own, closed when the transaction
     /// ends. For [`crate::Operator::begin_restore`].
     pub(crate) async fn begin_as_owner(&self) -> Result<TenantTx, TenancyError> {
-        let database = match self.isolation {
-            Isolation::Database => self.database.clone(),
-            Isolation::Shared | Isolation::Schema => self.engine.control_database.clone(),
+        let options = match self.isolation {
+            Isolation::Database => self
+                .engine
+                .server(&self.server)
+                .await?
+                .owner
+                .clone()
+                .database(&self.database),
+            Isolation::Shared | Isolation::Schema => self.engine.owner_options.clone(),
         };
         let pool = sqlx::postgres::PgPoolOptions::new()
             .max_connections(1)
             .min_connections(0)
-            .connect_lazy_with(self.engine.owner_options.clone().database(&database));
+            .connect_lazy_with(options);
         self.engine
             .owner_uses
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -221,10 +275,42 @@ impl TenantCtx {
         })
     }
 
-    fn pool(&self) -> PgPool {
-        match self.isolation {
-            Isolation::Shared | Isolation::Schema => self.engine.runtime.clone(),
-            Isolation::Database => self.engine.tenant_pool(self.id, &self.database),
+    fn unavailable(&self) -> OpenError {
+        OpenError::Engine(TenancyError::Unavailable {
+            slug: self.slug.clone(),
+            server: self.server.clone(),
+        })
+    }
+}
+
+/// How long opening a transaction waits for a new connection to a database-tier tenant's
+/// server before the tenant is reported unavailable.
+const CONNECT_WAIT: Duration = Duration::from_secs(3);
+
+/// Why a transaction did not open: the database said no, or the engine did (an unknown or
+/// unreachable server).
+enum OpenError {
+    Sql(sqlx::Error),
+    Engine(TenancyError),
+}
+
+impl From<sqlx::Error> for OpenError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Sql(e)
+    }
+}
+
+impl From<TenancyError> for OpenError {
+    fn from(e: TenancyError) -> Self {
+        Self::Engine(e)
+    }
+}
+
+impl From<OpenError> for TenancyError {
+    fn from(e: OpenError) -> Self {
+        match e {
+            OpenError::Sql(e) => e.into(),
+            OpenError::Engine(e) => e,
         }
     }
 }

@@ -15,7 +15,7 @@ use tokio::sync::Semaphore;
 
 use crate::bootstrap;
 use crate::cache::{Cache, Caches};
-use crate::config::EngineConfig;
+use crate::config::{EngineConfig, PoolConfig};
 use crate::door::TenantCtx;
 use crate::error::TenancyError;
 use crate::handles::ControlDb;
@@ -26,6 +26,7 @@ use crate::pools::{self, ConnectionState, PoolStats, TenantPools};
 use crate::registry::{self, TenantRecord};
 use crate::schema::{SchemaVersions, TenantSchema};
 use crate::secrets::RoleKey;
+use crate::servers::{DEFAULT_SERVER, Server, Servers};
 
 /// An owner connection to a tenant's storage: from the control pool, or opened to the tenant's
 /// own database (close it with [`StorageConn::close`]).
@@ -135,22 +136,65 @@ pub(crate) struct Inner {
     pub runtime_options: PgConnectOptions,
     /// Owner-role connections handed out: pooled ones acquired, and connections of their own.
     pub owner_uses: Arc<AtomicU64>,
+    /// The servers database-tier tenants live on, as reached so far.
+    pub servers: Servers,
+    pub pool_config: PoolConfig,
 }
 
 impl Inner {
-    /// The pool of a database-tier tenant, connected as that tenant's own role.
-    pub fn tenant_pool(&self, id: TenantId, database: &str) -> PgPool {
+    /// The pool of a database-tier tenant on `server`, connected as that tenant's own role.
+    pub fn tenant_pool(&self, id: TenantId, server: &Server, database: &str) -> PgPool {
         self.tenant_pools
-            .get(id, || self.tenant_options(id, database))
+            .get(id, server, || self.tenant_options(id, server, database))
     }
 
-    pub fn tenant_options(&self, id: TenantId, database: &str) -> PgConnectOptions {
+    pub fn tenant_options(
+        &self,
+        id: TenantId,
+        server: &Server,
+        database: &str,
+    ) -> PgConnectOptions {
         let role = self.naming.tenant_role(id);
-        self.owner_options
+        server
+            .owner
             .clone()
             .username(&role)
             .password(&self.key.password_for(&role))
             .database(database)
+    }
+
+    /// An owner-role connection on `server` for DDL (databases and roles): pooled on the
+    /// control database's server, a connection of its own elsewhere.
+    pub async fn server_admin(&self, server: &str) -> Result<StorageConn, TenancyError> {
+        if server == DEFAULT_SERVER {
+            return Ok(StorageConn::Pooled(self.owner.acquire().await?));
+        }
+        let server = self.server(server).await?;
+        self.owner_uses.fetch_add(1, Ordering::Relaxed);
+        Ok(StorageConn::Direct(
+            server.owner.connect().await.with_context(|| {
+                format!(
+                    "failed to connect to server {} as its owner role",
+                    server.name
+                )
+            })?,
+        ))
+    }
+
+    /// Owner-role options on the server holding `record`'s database.
+    pub async fn owner_options_for(
+        &self,
+        record: &TenantRecord,
+    ) -> Result<PgConnectOptions, TenancyError> {
+        Ok(match record.isolation {
+            Isolation::Database => self
+                .server(&record.server)
+                .await?
+                .owner
+                .clone()
+                .database(&record.database_name),
+            Isolation::Shared | Isolation::Schema => self.owner_options.clone(),
+        })
     }
 }
 
@@ -253,6 +297,12 @@ impl Tenancy {
                 records,
                 runtime_options,
                 owner_uses,
+                servers: Servers::with_default(Server::new(
+                    DEFAULT_SERVER,
+                    config.owner.clone(),
+                    config.pools.tenant_connection_budget,
+                )),
+                pool_config: config.pools.clone(),
             }),
         };
         if engine.scope_versions(SHARED_SCHEMA).await? == SchemaVersions::default() {
@@ -417,9 +467,9 @@ impl Tenancy {
         Ok(match record.isolation {
             Isolation::Database => {
                 self.inner.owner_uses.fetch_add(1, Ordering::Relaxed);
+                let server = self.inner.server(&record.server).await?;
                 StorageConn::Direct(
-                    bootstrap::owner_connection(&self.inner.owner_options, &record.database_name)
-                        .await?,
+                    bootstrap::owner_connection(&server.owner, &record.database_name).await?,
                 )
             }
             Isolation::Shared | Isolation::Schema => {
@@ -438,10 +488,6 @@ impl Tenancy {
         &self,
         record: &TenantRecord,
     ) -> Result<PgConnection, TenancyError> {
-        let database = match record.isolation {
-            Isolation::Database => record.database_name.as_str(),
-            Isolation::Shared | Isolation::Schema => self.inner.control_database.as_str(),
-        };
         if !is_plain_identifier(&record.schema_name) {
             return Err(anyhow::anyhow!(
                 "tenant {} has an invalid schema name in the registry",
@@ -450,7 +496,9 @@ impl Tenancy {
             .into());
         }
         self.inner.owner_uses.fetch_add(1, Ordering::Relaxed);
-        let mut conn = bootstrap::owner_connection(&self.inner.owner_options, database).await?;
+        let options = self.inner.owner_options_for(record).await?;
+        let database = options.get_database().unwrap_or_default().to_string();
+        let mut conn = bootstrap::owner_connection(&options, &database).await?;
         sqlx::query(
             "SELECT set_config('search_path', $1, false), set_config('app.tenant_id', $2, false),
                     set_config('TimeZone', 'UTC', false)",

@@ -26,6 +26,12 @@ pub enum TenancyError {
     /// A move is switching the tenant to its new placement; writes resume in a moment.
     #[error("tenant {0} is being moved; try again in a moment")]
     Moving(String),
+    /// The PostgreSQL server holding the tenant's rows cannot be reached or has no connection to
+    /// spare; the tenant's requests fail until it is back, other servers' tenants are served.
+    #[error(
+        "tenant {slug} is unavailable: its server {server} cannot be reached; try again in a moment"
+    )]
+    Unavailable { slug: String, server: String },
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }
@@ -41,5 +47,18 @@ pub(crate) fn sqlstate(e: &sqlx::Error) -> Option<String> {
     match e {
         sqlx::Error::Database(db) => db.code().map(|c| c.into_owned()),
         _ => None,
+    }
+}
+
+/// Whether `e` says the server could not be reached (as opposed to a query that failed).
+pub(crate) fn unreachable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::PoolTimedOut => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            // connection_exception, operator_intervention (shutdown, cannot connect now),
+            // too_many_connections.
+            code.starts_with("08") || code.starts_with("57P") || code == "53300"
+        }),
+        _ => false,
     }
 }

@@ -74,6 +74,7 @@ mod relocate;
 mod rows;
 mod schema;
 mod secrets;
+mod servers;
 mod sql;
 mod storage;
 
@@ -97,6 +98,7 @@ pub use registry::TenantRecord;
 pub use relocate::{MoveOptions, MoveProgress, MoveReport};
 pub use rows::{TableChecksum, TenantTable, table_checksum, upsert_json_rows};
 pub use schema::{BASE_SET, SchemaVersions, TenantSchema, TenantSet};
+pub use servers::{DEFAULT_SERVER, NewServer, ServerInfo};
 
 pub use sqlx::postgres::PgConnectOptions;
 #[cfg(test)]

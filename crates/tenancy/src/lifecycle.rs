@@ -417,7 +417,7 @@ impl Tenancy {
                 if let Some(pool) = self.inner.tenant_pools.remove(placement.id) {
                     pool.close().await;
                 }
-                let mut conn = self.inner.owner.acquire().await?;
+                let mut conn = self.inner.server_admin(&placement.server).await?;
                 crate::sql::exec(
                     &mut conn,
                     &format!(
@@ -436,6 +436,7 @@ impl Tenancy {
                 )
                 .await
                 .context("failed to drop the tenant role")?;
+                conn.close().await;
             }
             Isolation::Schema => {
                 let mut tx = self.inner.owner.begin().await?;

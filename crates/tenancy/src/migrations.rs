@@ -67,6 +67,7 @@ impl MigrationSet {
                 3 => "control/0003_invalidation.sql",
                 4 => "control/0004_slug_quarantine.sql",
                 5 => "control/0005_tenant_migration_sets.sql",
+                6 => "control/0006_servers.sql",
             ],
         }
     }

@@ -19,6 +19,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 use crate::config::PoolConfig;
 use crate::ids::TenantId;
+use crate::servers::Server;
 
 /// The database-tier pools in use, at most `capacity` of them, each of at most
 /// `per_tenant_max` connections, so together they never exceed the budget.
@@ -33,6 +34,8 @@ pub struct TenantPools {
 #[derive(Debug)]
 struct Entry {
     pool: PgPool,
+    /// The server the pool connects to.
+    server: String,
     last_used: Instant,
 }
 
@@ -71,17 +74,34 @@ impl TenantPools {
         }
     }
 
-    /// The tenant's pool, opened (lazily: no connection yet) with `options` when not cached.
-    /// Opening one in a full cache closes the least recently used pool.
-    pub fn get(&self, id: TenantId, options: impl FnOnce() -> PgConnectOptions) -> PgPool {
+    /// The tenant's pool on `server`, opened (lazily: no connection yet) with `options` when not
+    /// cached. Opening one when the server's share of the cache is full closes the least recently
+    /// used pool on that server.
+    pub fn get(
+        &self,
+        id: TenantId,
+        server: &Server,
+        options: impl FnOnce() -> PgConnectOptions,
+    ) -> PgPool {
         let mut cache = self.lock();
-        if let Some(entry) = cache.get_mut(&id) {
+        if let Some(entry) = cache.get_mut(&id)
+            && entry.server == server.name
+        {
             entry.last_used = Instant::now();
             return entry.pool.clone();
         }
-        while cache.len() >= self.config.tenant_pool_capacity() {
+        if let Some(moved) = cache.remove(&id) {
+            close_in_background(moved.pool);
+        }
+        let capacity = (server.budget / self.config.per_tenant_max.max(1)).max(1) as usize;
+        loop {
+            let on_server = cache.values().filter(|e| e.server == server.name);
+            if on_server.clone().count() < capacity {
+                break;
+            }
             let Some(oldest) = cache
                 .iter()
+                .filter(|(_, e)| e.server == server.name)
                 .min_by_key(|(_, e)| e.last_used)
                 .map(|(id, _)| *id)
             else {
@@ -103,6 +123,7 @@ impl TenantPools {
             id,
             Entry {
                 pool: pool.clone(),
+                server: server.name.clone(),
                 last_used: Instant::now(),
             },
         );
@@ -137,6 +158,15 @@ impl TenantPools {
     /// How many tenant pools are open.
     pub fn count(&self) -> usize {
         self.lock().len()
+    }
+
+    /// Connections this engine's pools hold on `server`.
+    pub fn connections_on(&self, server: &str) -> u32 {
+        self.lock()
+            .values()
+            .filter(|e| e.server == server)
+            .map(|e| e.pool.size())
+            .sum()
     }
 
     fn connections(&self) -> u32 {

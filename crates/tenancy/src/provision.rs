@@ -13,6 +13,7 @@ use crate::error::TenancyError;
 use crate::ids::{Isolation, ProvisionStep, Slug, TenantId, TenantStatus};
 use crate::naming::{DATABASE_TIER_SCHEMA, SHARED_SCHEMA, quote_ident};
 use crate::registry::{self, NewRecord, TenantRecord};
+use crate::servers::DEFAULT_SERVER;
 
 /// A lock on one tenant's provisioning and deletion, released when committed or dropped.
 pub(crate) struct TenantLock {
@@ -37,6 +38,9 @@ pub struct NewTenant {
     pub slug: Slug,
     pub isolation: Isolation,
     pub plan: Option<String>,
+    /// The server of a database-tier tenant; `None` places it on the least-loaded server that is
+    /// not draining. Other tiers live on the control database's server.
+    pub server: Option<String>,
 }
 
 impl Tenancy {
@@ -51,6 +55,15 @@ impl Tenancy {
     /// slug whose provisioning did not finish.
     pub async fn register(&self, new: &NewTenant) -> Result<TenantRecord, TenancyError> {
         let id = TenantId::new();
+        let server = match (new.isolation, new.server.as_deref()) {
+            (Isolation::Database, named) => self.place(named).await?,
+            (_, None | Some(DEFAULT_SERVER)) => DEFAULT_SERVER.to_string(),
+            (tier, Some(_)) => {
+                return Err(TenancyError::Invalid(format!(
+                    "{tier}-tier tenants live on the control database's server: name a server for the database tier only"
+                )));
+            }
+        };
         let (database, schema) = self.placement(id, new.isolation);
         let inserted = registry::insert(
             &self.inner.owner,
@@ -60,6 +73,7 @@ impl Tenancy {
                 name: new.name.trim(),
                 plan: new.plan.as_deref().unwrap_or("free"),
                 isolation: new.isolation,
+                server: &server,
                 database_name: &database,
                 schema_name: &schema,
             },
@@ -214,7 +228,7 @@ impl Tenancy {
             (ProvisionStep::Registered, _) => Ok(()),
             (ProvisionStep::RoleCreated, Isolation::Database) => {
                 let role = naming.tenant_role(record.id);
-                let mut conn = self.inner.owner.acquire().await?;
+                let mut conn = self.inner.server_admin(&record.server).await?;
                 ensure_login_role(&mut conn, &role, &self.inner.key.password_for(&role)).await?;
                 // Membership lets the owner end the role's sessions when the tenant is deleted.
                 crate::sql::exec(
@@ -223,6 +237,7 @@ impl Tenancy {
                 )
                 .await
                 .context("failed to grant the tenant role to the owner")?;
+                conn.close().await;
                 Ok(())
             }
             (ProvisionStep::StorageCreated, Isolation::Database) => {
@@ -255,7 +270,7 @@ impl Tenancy {
     }
 
     async fn create_database(&self, record: &TenantRecord) -> anyhow::Result<()> {
-        let mut conn = self.inner.owner.acquire().await?;
+        let mut conn = self.inner.server_admin(&record.server).await?;
         let exists: bool =
             sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
                 .bind(&record.database_name)
@@ -277,6 +292,7 @@ impl Tenancy {
         )
         .await
         .context("failed to restrict the tenant database to its role")?;
+        conn.close().await;
         Ok(())
     }
 

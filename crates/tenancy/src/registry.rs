@@ -51,6 +51,7 @@ pub struct NewRecord<'a> {
     pub name: &'a str,
     pub plan: &'a str,
     pub isolation: Isolation,
+    pub server: &'a str,
     pub database_name: &'a str,
     pub schema_name: &'a str,
 }
@@ -105,8 +106,8 @@ pub async fn insert(
     new: &NewRecord<'_>,
 ) -> Result<Option<TenantRecord>, TenancyError> {
     let result = sqlx::query_as(&format!(
-        "INSERT INTO control.tenants (id, slug, name, plan, isolation, database_name, schema_name)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)
+        "INSERT INTO control.tenants (id, slug, name, plan, isolation, database_name, schema_name, server)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
          ON CONFLICT (slug) DO NOTHING
          RETURNING {COLUMNS}"
     ))
@@ -117,6 +118,7 @@ pub async fn insert(
     .bind(new.isolation.as_str())
     .bind(new.database_name)
     .bind(new.schema_name)
+    .bind(new.server)
     .fetch_optional(pool)
     .await;
     match result {

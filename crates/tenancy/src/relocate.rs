@@ -29,6 +29,7 @@ use crate::ids::{Isolation, MovePhase, ProvisionStep, TenantId, TenantStatus};
 use crate::registry::{self, TenantRecord};
 use crate::rows::{self, TableChecksum, TenantTable};
 use crate::schema::SchemaVersions;
+use crate::servers::DEFAULT_SERVER;
 
 /// How a move is run.
 #[derive(Debug, Clone)]
@@ -81,6 +82,9 @@ pub struct MoveReport {
     pub slug: String,
     pub from: Isolation,
     pub to: Isolation,
+    /// The servers of the old and the new placement.
+    pub from_server: String,
+    pub to_server: String,
     /// Rows written by the bulk copy and the catch-up before the switch.
     pub rows_copied: u64,
     /// Rows written while writes were paused.
@@ -97,10 +101,12 @@ pub struct MoveReport {
 struct MoveRow {
     #[sqlx(try_from = "String")]
     from_isolation: Isolation,
+    from_server: String,
     from_database: String,
     from_schema: String,
     #[sqlx(try_from = "String")]
     to_isolation: Isolation,
+    to_server: String,
     to_database: String,
     to_schema: String,
     #[sqlx(try_from = "String")]
@@ -112,11 +118,13 @@ impl MoveRow {
     fn placement(
         record: &TenantRecord,
         isolation: Isolation,
+        server: &str,
         database: &str,
         schema: &str,
     ) -> TenantRecord {
         TenantRecord {
             isolation,
+            server: server.to_string(),
             database_name: database.to_string(),
             schema_name: schema.to_string(),
             ..record.clone()
@@ -127,6 +135,7 @@ impl MoveRow {
         Self::placement(
             record,
             self.from_isolation,
+            &self.from_server,
             &self.from_database,
             &self.from_schema,
         )
@@ -136,6 +145,7 @@ impl MoveRow {
         Self::placement(
             record,
             self.to_isolation,
+            &self.to_server,
             &self.to_database,
             &self.to_schema,
         )
@@ -144,7 +154,7 @@ impl MoveRow {
 
 impl Tenancy {
     /// Moves the tenant named by `key` to the `to` tier, or resumes its interrupted move there.
-    #[tracing::instrument(skip_all, fields(tenant = key, to = %to))]
+    /// A move into the database tier goes to the least-loaded server that is not draining.
     pub async fn move_tenant(
         &self,
         key: &str,
@@ -152,6 +162,26 @@ impl Tenancy {
         options: &MoveOptions,
         progress: &(dyn Fn(MoveProgress) + Send + Sync),
     ) -> Result<MoveReport, TenancyError> {
+        self.move_tenant_to(key, to, None, options, progress).await
+    }
+
+    /// Moves the tenant named by `key` to the `to` tier, on `server` for the database tier
+    /// (`None`: the least-loaded server that is not draining), or resumes its interrupted move.
+    /// A database-tier tenant moves to another server with `to` = database and that server named.
+    #[tracing::instrument(skip_all, fields(tenant = key, to = %to, server))]
+    pub async fn move_tenant_to(
+        &self,
+        key: &str,
+        to: Isolation,
+        server: Option<&str>,
+        options: &MoveOptions,
+        progress: &(dyn Fn(MoveProgress) + Send + Sync),
+    ) -> Result<MoveReport, TenancyError> {
+        if to != Isolation::Database && server.is_some_and(|s| s != DEFAULT_SERVER) {
+            return Err(TenancyError::Invalid(format!(
+                "{to}-tier tenants live on the control database's server: name a server for the database tier only"
+            )));
+        }
         let found = self.find(key).await?;
         let lock = self.lock_tenant(found.id).await?;
         let record = registry::get(&self.inner.owner, found.id).await?;
@@ -167,10 +197,14 @@ impl Tenancy {
             });
         }
         let (row, resumed) = match self.move_row(record.id).await? {
-            Some(row) if row.to_isolation != to => {
+            Some(row)
+                if row.to_isolation != to
+                    || (to == Isolation::Database
+                        && server.is_some_and(|s| s != row.to_server)) =>
+            {
                 return Err(TenancyError::Invalid(format!(
-                    "a move of {} to the {} tier was interrupted: finish it with --to {}, or abandon it with --abort",
-                    record.slug, row.to_isolation, row.to_isolation
+                    "a move of {} to the {} tier on server {} was interrupted: finish it with --to {} --server {}, or abandon it with --abort",
+                    record.slug, row.to_isolation, row.to_server, row.to_isolation, row.to_server
                 )));
             }
             Some(row) => {
@@ -178,12 +212,29 @@ impl Tenancy {
                 (row, true)
             }
             None => {
-                if record.isolation == to {
-                    return Err(TenancyError::Invalid(format!(
-                        "{} is already in the {to} tier",
-                        record.slug
-                    )));
-                }
+                let to_server = match to {
+                    Isolation::Database if record.isolation == Isolation::Database => {
+                        match server {
+                            Some(named) if named != record.server => {
+                                self.place(Some(named)).await?
+                            }
+                            _ => {
+                                return Err(TenancyError::Invalid(format!(
+                                    "{} is already in the database tier on server {}: name another server to move it there",
+                                    record.slug, record.server
+                                )));
+                            }
+                        }
+                    }
+                    Isolation::Database => self.place(server).await?,
+                    _ if record.isolation == to => {
+                        return Err(TenancyError::Invalid(format!(
+                            "{} is already in the {to} tier",
+                            record.slug
+                        )));
+                    }
+                    _ => DEFAULT_SERVER.to_string(),
+                };
                 let latest = self.inner.schema.latest();
                 if !record.schema_versions.covers(&latest) {
                     return Err(TenancyError::Invalid(format!(
@@ -191,13 +242,15 @@ impl Tenancy {
                         record.slug, record.schema_versions
                     )));
                 }
-                (self.start_move(&record, to).await?, false)
+                (self.start_move(&record, to, &to_server).await?, false)
             }
         };
         let mut report = MoveReport {
             slug: record.slug.clone(),
             from: row.from_isolation,
             to: row.to_isolation,
+            from_server: row.from_server.clone(),
+            to_server: row.to_server.clone(),
             rows_copied: 0,
             rows_at_switch: 0,
             write_pause_ms: row.write_pause_ms.unwrap_or(0.0),
@@ -318,8 +371,8 @@ impl Tenancy {
 
     async fn move_row(&self, id: TenantId) -> Result<Option<MoveRow>, TenancyError> {
         Ok(sqlx::query_as(
-            "SELECT from_isolation, from_database, from_schema, to_isolation, to_database,
-                    to_schema, phase, write_pause_ms
+            "SELECT from_isolation, from_server, from_database, from_schema, to_isolation,
+                    to_server, to_database, to_schema, phase, write_pause_ms
              FROM control.tenant_moves WHERE id = $1",
         )
         .bind(id.as_uuid())
@@ -331,12 +384,13 @@ impl Tenancy {
         &self,
         record: &TenantRecord,
         to: Isolation,
+        to_server: &str,
     ) -> Result<MoveRow, TenancyError> {
         let (database, schema) = self.placement(record.id, to);
         sqlx::query(
             "INSERT INTO control.tenant_moves (id, from_isolation, from_database, from_schema,
-                 to_isolation, to_database, to_schema, phase)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, 'copying')",
+                 to_isolation, to_database, to_schema, phase, from_server, to_server)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 'copying', $8, $9)",
         )
         .bind(record.id.as_uuid())
         .bind(record.isolation.as_str())
@@ -345,6 +399,8 @@ impl Tenancy {
         .bind(to.as_str())
         .bind(&database)
         .bind(&schema)
+        .bind(&record.server)
+        .bind(to_server)
         .execute(&self.inner.owner)
         .await?;
         self.move_row(record.id)
@@ -435,7 +491,8 @@ impl Tenancy {
         checksums.reverse();
         set_retired(&mut gate, record.id, true).await?;
         let switch_registry = "UPDATE control.tenants SET isolation = $2, database_name = $3,
-                 schema_name = $4, schema_versions = $5, updated_at = now() WHERE id = $1";
+                 schema_name = $4, schema_versions = $5, server = $6, updated_at = now()
+             WHERE id = $1";
         let record_phase =
             "UPDATE control.tenant_moves SET phase = 'switched', write_pause_ms = $2,
                  updated_at = now() WHERE id = $1";
@@ -475,6 +532,7 @@ impl Tenancy {
             .bind(&target.database_name)
             .bind(&target.schema_name)
             .bind(sqlx::types::Json(&version))
+            .bind(&target.server)
             .execute(&mut *tx)
             .await?;
         let pause = paused.elapsed();
@@ -498,6 +556,7 @@ impl Tenancy {
     ) -> Result<(), TenancyError> {
         let current = registry::get(&self.inner.owner, placement.id).await?;
         if current.isolation == placement.isolation
+            && current.server == placement.server
             && current.database_name == placement.database_name
             && current.schema_name == placement.schema_name
         {

@@ -46,6 +46,9 @@ pub enum Command {
     /// Manage tenants
     #[command(subcommand)]
     Tenant(TenantCommand),
+    /// The PostgreSQL servers database-tier tenants are placed on
+    #[command(subcommand)]
+    Server(ServerCommand),
     /// Manage users
     #[command(subcommand)]
     User(UserCommand),
@@ -106,6 +109,40 @@ pub enum AuditCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum ServerCommand {
+    /// Add a PostgreSQL server for database-tier tenants
+    Add {
+        /// Its name in the registry (lowercase letters, digits, _)
+        name: String,
+        /// postgres://USER:PASSWORD@HOST:PORT/postgres for a role with CREATEDB and CREATEROLE
+        /// there; stored sealed, never printed. Better given as TENANTRY_SERVER_URL, which other
+        /// users of the machine cannot read from the process list
+        #[arg(long, env = "TENANTRY_SERVER_URL", hide_env_values = true)]
+        url: String,
+        /// The most connections one server instance's tenant pools may hold there (default:
+        /// the tenant_connection_budget setting)
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=10_000))]
+        max_connections: Option<u32>,
+        #[command(flatten)]
+        output: Output,
+    },
+    /// List the servers: tenants by tier, tenant connections in use, whether each answers
+    List {
+        #[command(flatten)]
+        output: Output,
+    },
+    /// Place no new tenants on a server (its tenants stay; move them with `tenant move --server`)
+    Drain {
+        name: String,
+        /// Take the mark away: the server takes new tenants again
+        #[arg(long)]
+        undo: bool,
+        #[command(flatten)]
+        output: Output,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum MailCommand {
     /// List emails, newest first, with their bodies while they are kept
     List {
@@ -152,6 +189,10 @@ pub enum TenantCommand {
         isolation: Tier,
         #[arg(long)]
         plan: Option<String>,
+        /// The PostgreSQL server of a database-tier tenant (`tenantry server list`); by default
+        /// the least-loaded one that is not draining
+        #[arg(long, value_name = "NAME")]
+        server: Option<String>,
         #[command(flatten)]
         output: Output,
     },
@@ -211,7 +252,7 @@ pub enum TenantCommand {
         #[arg(
             long,
             value_enum,
-            required_unless_present = "abort",
+            required_unless_present_any = ["abort", "server"],
             conflicts_with = "abort"
         )]
         to: Option<Tier>,
@@ -221,8 +262,9 @@ pub enum TenantCommand {
         /// Seconds to keep the old copy after the switch, for reads already in flight
         #[arg(long, default_value_t = 10)]
         drain: u64,
-        /// The PostgreSQL server to move to (this installation has one)
-        #[arg(long, value_name = "URL")]
+        /// The PostgreSQL server to move a database-tier tenant to (`tenantry server list`);
+        /// implies --to database
+        #[arg(long, value_name = "NAME", conflicts_with = "abort")]
         server: Option<String>,
         #[command(flatten)]
         output: Output,

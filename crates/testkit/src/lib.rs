@@ -9,6 +9,7 @@
 
 mod eventually;
 pub mod latency;
+pub mod server;
 pub mod smtp;
 
 pub use eventually::eventually;

@@ -35,6 +35,7 @@ pub async fn tenant(engine: &Tenancy, tier: Isolation) -> (TenantRecord, TenantC
             slug: Slug::parse(&slug).unwrap(),
             isolation: tier,
             plan: None,
+            server: None,
         })
         .await
         .unwrap();

@@ -34,6 +34,8 @@ pub(crate) struct NewTenantSpec<'a> {
     /// `free` when absent.
     pub plan: Option<&'a str>,
     pub isolation: Isolation,
+    /// The server of a database-tier tenant; the least-loaded one when absent.
+    pub server: Option<&'a str>,
 }
 
 /// Provisions the tenant in its tier, then invites its first owner by email; if the invitation
@@ -62,6 +64,7 @@ pub(crate) async fn create(
             slug,
             isolation: spec.isolation,
             plan: spec.plan.map(str::to_owned),
+            server: spec.server.map(str::to_owned),
         })
         .await?;
     let invited = state
@@ -287,14 +290,15 @@ fn describe(progress: &MoveProgress) -> String {
     }
 }
 
-/// Starts moving tenant `id` to tier `to` in the background (the engine's verified, resumable
-/// move); its progress is kept in `state.moves`, and the move is recorded in the tenant's trail
-/// when it is done.
+/// Starts moving tenant `id` to tier `to` (on `server`, for the database tier) in the
+/// background (the engine's verified, resumable move); its progress is kept in `state.moves`,
+/// and the move is recorded in the tenant's trail when it is done.
 pub(crate) async fn start_move(
     state: &AppState,
     audit: AuditContext,
     id: &str,
     to: Isolation,
+    server: Option<String>,
 ) -> Result<(), AppError> {
     let record = tenant(state, id).await?;
     if !matches!(
@@ -306,11 +310,26 @@ pub(crate) async fn start_move(
             record.status
         )));
     }
-    if record.isolation == to {
+    if record.isolation == to && server.as_ref().is_none_or(|s| *s == record.server) {
         return Err(AppError::invalid(
             "to",
             format!("the tenant is in the {to} tier already"),
         ));
+    }
+    if let Some(name) = &server {
+        if to != Isolation::Database {
+            return Err(AppError::invalid(
+                "server",
+                "only database-tier tenants live on a server of their choice",
+            ));
+        }
+        let known = state.tenancy.servers_named().await?;
+        if !known.iter().any(|k| k == name) {
+            return Err(AppError::invalid(
+                "server",
+                format!("there is no server {name:?}"),
+            ));
+        }
     }
     let slug = record.slug.clone();
     if !state.moves.start(&slug) {
@@ -326,9 +345,13 @@ pub(crate) async fn start_move(
             let slug = slug.clone();
             state
                 .tenancy
-                .move_tenant(&slug.clone(), to, &MoveOptions::default(), &move |p| {
-                    moves.note(&slug, describe(&p), false)
-                })
+                .move_tenant_to(
+                    &slug.clone(),
+                    to,
+                    server.as_deref(),
+                    &MoveOptions::default(),
+                    &move |p| moves.note(&slug, describe(&p), false),
+                )
                 .await
         };
         match report {
@@ -337,9 +360,12 @@ pub(crate) async fn start_move(
                     action: tenantry_audit::AuditAction::OrganizationMoved,
                     target_kind: "organization",
                     target_id: Some(record.id.to_string()),
-                    before: Some(serde_json::json!({ "isolation": report.from })),
+                    before: Some(
+                        serde_json::json!({ "isolation": report.from, "server": report.from_server }),
+                    ),
                     after: Some(serde_json::json!({
                         "isolation": report.to,
+                        "server": report.to_server,
                         "write_pause_ms": report.write_pause_ms,
                     })),
                 };

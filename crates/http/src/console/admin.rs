@@ -170,6 +170,7 @@ pub(crate) async fn create(
                 admin_email: value(&fields, "admin_email"),
                 plan: Some(value(&fields, "plan")).filter(|p| !p.is_empty()),
                 isolation,
+                server: None,
             };
             case::create(&state, &origin.by_user(user.id), &user, &spec).await
         }
@@ -444,7 +445,9 @@ pub(crate) async fn move_tier(
     Form(fields): Form<Fields>,
 ) -> Result<Response, ConsoleError> {
     let result = match tier(value(&fields, "to")) {
-        Ok(to) => case::start_move(&state, origin.by_user(admin.0.user().id), &slug, to).await,
+        Ok(to) => {
+            case::start_move(&state, origin.by_user(admin.0.user().id), &slug, to, None).await
+        }
         Err(e) => Err(AppError::invalid("to", e.to_string())),
     };
     outcome(

@@ -83,6 +83,7 @@ async fn metrics_count_tenants_pools_and_requests() {
                 slug: Slug::parse(slug).unwrap(),
                 isolation: tier,
                 plan: None,
+                server: None,
             })
             .await
             .unwrap();

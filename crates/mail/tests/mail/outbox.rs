@@ -174,6 +174,7 @@ async fn a_hard_deleted_organization_takes_its_emails_along() {
             slug: Slug::parse("acme").unwrap(),
             isolation: Isolation::Shared,
             plan: None,
+            server: None,
         })
         .await
         .unwrap();

@@ -11,4 +11,5 @@ mod lifecycle;
 mod moves;
 mod pools;
 mod provisioning;
+mod servers;
 mod support;

@@ -48,6 +48,7 @@ pub fn new_tenant(tier: Isolation) -> NewTenant {
         slug: Slug::parse(&slug).unwrap(),
         isolation: tier,
         plan: None,
+        server: None,
     }
 }
 

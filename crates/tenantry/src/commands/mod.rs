@@ -8,6 +8,7 @@ mod mail;
 mod migrate;
 mod moves;
 mod serve;
+mod server;
 mod tenant;
 mod user;
 
@@ -54,6 +55,7 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             }
         }
         Command::Tenant(command) => tenant::run(&backend.tenancy, &settings, command).await,
+        Command::Server(command) => server::run(&backend.tenancy, command).await,
         Command::User(command) => user::run(&backend.tenancy, &settings, command).await,
         Command::Mail(command) => mail::run(&backend.tenancy, command).await,
         Command::Audit(command) => audit::run(&backend.tenancy, command).await,

@@ -19,14 +19,6 @@ pub struct MoveArgs {
 }
 
 pub async fn run(tenancy: &Tenancy, args: MoveArgs) -> anyhow::Result<()> {
-    if let Some(server) = &args.server {
-        let record = tenancy.find(&args.slug).await?;
-        anyhow::ensure!(
-            *server == record.server,
-            "this installation has one PostgreSQL server ({:?}); moves to another server are not supported: leave out --server",
-            record.server
-        );
-    }
     if args.abort {
         return match tenancy.abort_move(&args.slug).await? {
             Some(to) => {
@@ -42,19 +34,26 @@ pub async fn run(tenancy: &Tenancy, args: MoveArgs) -> anyhow::Result<()> {
             }
         };
     }
-    let Some(to) = args.to else {
-        anyhow::bail!(
-            "name the tier to move {} to with --to shared|schema|database",
+    let to = match (args.to, &args.server) {
+        (Some(to), _) => Isolation::from(to),
+        (None, Some(_)) => Isolation::Database,
+        (None, None) => anyhow::bail!(
+            "name the tier to move {} to with --to shared|schema|database, or a server with --server NAME",
             args.slug
-        );
+        ),
     };
-    let to = Isolation::from(to);
     let options = MoveOptions {
         drain: Duration::from_secs(args.drain_seconds),
         ..MoveOptions::default()
     };
     let report = tenancy
-        .move_tenant(&args.slug, to, &options, &report_progress)
+        .move_tenant_to(
+            &args.slug,
+            to,
+            args.server.as_deref(),
+            &options,
+            &report_progress,
+        )
         .await
         .map_err(|e| match e {
             TenancyError::Unexpected(e) => e.context(format!(
@@ -73,9 +72,12 @@ pub async fn run(tenancy: &Tenancy, args: MoveArgs) -> anyhow::Result<()> {
             action: tenantry_audit::AuditAction::OrganizationMoved,
             target_kind: "organization",
             target_id: Some(record.id.to_string()),
-            before: Some(serde_json::json!({ "isolation": report.from })),
+            before: Some(
+                serde_json::json!({ "isolation": report.from, "server": report.from_server }),
+            ),
             after: Some(serde_json::json!({
                 "isolation": report.to,
+                "server": report.to_server,
                 "write_pause_ms": report.write_pause_ms,
             })),
         },
@@ -86,11 +88,15 @@ pub async fn run(tenancy: &Tenancy, args: MoveArgs) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(());
     }
+    let place = |tier: Isolation, server: &str| match tier {
+        Isolation::Database => format!("the database tier on server {server}"),
+        tier => format!("the {tier} tier"),
+    };
     println!(
-        "moved {} from the {} tier to the {} tier{}",
+        "moved {} from {} to {}{}",
         report.slug,
-        report.from,
-        report.to,
+        place(report.from, &report.from_server),
+        place(report.to, &report.to_server),
         if report.resumed { " (resumed)" } else { "" }
     );
     for table in &report.tables {

@@ -84,6 +84,7 @@ pub async fn run(
             slug,
             isolation,
             plan,
+            server,
             output,
         } => {
             let slug = Slug::parse(&slug)?;
@@ -92,6 +93,7 @@ pub async fn run(
                 slug,
                 isolation: isolation.into(),
                 plan,
+                server,
             };
             let record = tenancy.create_tenant(&new).await.map_err(explain)?;
             print_one(&record, output)
@@ -301,6 +303,9 @@ fn explain(e: TenancyError) -> anyhow::Error {
             Some("if this was interrupted, run the same command again to resume")
         }
         TenancyError::Moving(_) => Some("try again in a moment"),
+        TenancyError::Unavailable { .. } => {
+            Some("`tenantry server list` shows which servers answer")
+        }
         TenancyError::NotActive { .. } | TenancyError::Invalid(_) => None,
     };
     match hint {
