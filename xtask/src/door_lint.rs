@@ -2,7 +2,8 @@
 //! private to it (the compiler enforces that); this fails when product code outside the tenancy
 //! crate sets the tenant, the search path or the role itself (`set_config(`, `SET LOCAL app.` /
 //! `search_path`, `SET ROLE`, a session-level `SET`), or takes the owner role's handle
-//! (`Operator`) outside operator work.
+//! (`Operator`) outside operator work. It also runs the co-location check
+//! (`colocation::check`): every join of two tenant-schema tables equates their `tenant_id`s.
 
 use std::path::{Path, PathBuf};
 
@@ -77,15 +78,17 @@ pub fn run(root: &Path) -> anyhow::Result<bool> {
             }
         }
     }
-    for problem in &problems {
+    let (sql_files, joins) = crate::colocation::check(root)?;
+    for problem in problems.iter().chain(&joins) {
         eprintln!("door-lint: {problem}");
     }
     println!(
-        "door-lint: {} files checked, {} problems",
+        "door-lint: {} files checked, {} problems; co-location: {sql_files} files checked, {} cross-tenant joins",
         files.len(),
-        problems.len()
+        problems.len(),
+        joins.len()
     );
-    Ok(problems.is_empty())
+    Ok(problems.is_empty() && joins.is_empty())
 }
 
 fn collect(dir: &Path, files: &mut Vec<PathBuf>) -> anyhow::Result<()> {

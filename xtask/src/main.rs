@@ -4,7 +4,8 @@
 //! stops and removes it. With
 //! `TENANTRY_TEST_DATABASE_URL` already set, it uses that server instead.
 //! `cargo xtask door-lint` checks that only the tenancy engine sets the tenant or reaches its
-//! pools (see `door_lint.rs`). `cargo xtask architecture` checks that every invariant of
+//! pools (see `door_lint.rs`), and that no query of the tenant schema joins across tenants (see
+//! `colocation.rs`). `cargo xtask architecture` checks that every invariant of
 //! ARCHITECTURE.md names the tests or lints that enforce it, and that they exist (see
 //! `architecture.rs`).
 
@@ -14,6 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 mod architecture;
+mod colocation;
 mod door_lint;
 
 use anyhow::{Context, bail};

@@ -31,6 +31,9 @@ use crate::rows::{self, TableChecksum, TenantTable};
 use crate::schema::SchemaVersions;
 use crate::servers::DEFAULT_SERVER;
 
+/// A read of the old copy that sees every table at one moment.
+const SNAPSHOT: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
+
 /// How a move is run.
 #[derive(Debug, Clone)]
 pub struct MoveOptions {
@@ -265,18 +268,25 @@ impl Tenancy {
             let version = self.prepare_target(&target).await?;
             let mut from = self.owner_conn_for(&source).await?;
             let mut into = self.owner_conn_for(&target).await?;
-            let since = rows::change_horizon(&mut from).await?;
+            // Each pass reads one snapshot, so a child row is never copied without the parent
+            // row it refers to (written meanwhile, after that parent table's turn).
+            let mut snapshot = from.begin_with(SNAPSHOT).await?;
+            let since = rows::change_horizon(&mut snapshot).await?;
             for table in &tables {
-                let copied = rows::copy_table(&mut from, &mut into, table).await?;
+                let copied = rows::copy_table(&mut snapshot, &mut into, table).await?;
                 report.rows_copied += copied;
                 progress(MoveProgress::Copied {
                     table: table.name.clone(),
                     rows: copied,
                 });
             }
+            snapshot.commit().await?;
             // What changed during the bulk copy, so that little is left for the switch.
-            let horizon = rows::change_horizon(&mut from).await?;
-            let (copied, deleted) = rows::catch_up(&mut from, &mut into, &tables, &since).await?;
+            let mut snapshot = from.begin_with(SNAPSHOT).await?;
+            let horizon = rows::change_horizon(&mut snapshot).await?;
+            let (copied, deleted) =
+                rows::catch_up(&mut snapshot, &mut into, &tables, &since).await?;
+            snapshot.commit().await?;
             report.rows_copied += copied;
             progress(MoveProgress::CaughtUp {
                 rows: copied + deleted,
@@ -506,6 +516,7 @@ impl Tenancy {
                 .bind(&target.database_name)
                 .bind(&target.schema_name)
                 .bind(sqlx::types::Json(&version))
+                .bind(&target.server)
                 .execute(&mut *gate)
                 .await?;
             let pause = paused.elapsed();

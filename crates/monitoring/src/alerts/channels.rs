@@ -57,7 +57,8 @@ pub struct AlertChannel {
 }
 
 const COLUMNS: &str = "c.id, c.name, c.kind, c.url, c.secret_hint AS secret, c.email, \
-    array(SELECT m.monitor_id FROM alert_channel_monitors m WHERE m.channel_id = c.id \
+    array(SELECT m.monitor_id FROM alert_channel_monitors m \
+          WHERE m.tenant_id = c.tenant_id AND m.channel_id = c.id \
           ORDER BY m.monitor_id) AS monitor_ids, \
     c.all_monitors, c.created_at, c.updated_at";
 

@@ -40,7 +40,8 @@ pub async fn enqueue(tx: &mut TenantTx, transition: &Transition) -> sqlx::Result
         "SELECT c.id FROM alert_channels c
          WHERE c.all_monitors
             OR EXISTS (SELECT 1 FROM alert_channel_monitors m
-                       WHERE m.channel_id = c.id AND m.monitor_id = $1)
+                       WHERE m.tenant_id = c.tenant_id AND m.channel_id = c.id
+                         AND m.monitor_id = $1)
          ORDER BY c.id",
     )
     .bind(incident.monitor_id)

@@ -17,6 +17,7 @@ mod moves;
 mod plans;
 mod recovery;
 mod serve;
+mod servers;
 mod ssrf;
 mod support;
 mod upgrade;

@@ -51,5 +51,8 @@ fn a_tenant_moves_to_another_tier_from_the_cli() {
     );
     assert!(!elsewhere.status.success());
     let said = String::from_utf8_lossy(&elsewhere.stderr);
-    assert!(said.contains("leave out --server"), "{said}");
+    assert!(
+        said.contains("name a server for the database tier only"),
+        "{said}"
+    );
 }
