@@ -243,7 +243,7 @@ impl Tenancy {
         .fetch_one(&mut conn)
         .await?;
         sqlx::Connection::close(conn).await.ok();
-        if !superuser && !(create_db && create_role) {
+        if !(superuser || (create_db && create_role)) {
             return Err(TenancyError::Invalid(format!(
                 "the role of {address} needs CREATEDB and CREATEROLE: ALTER ROLE … CREATEDB CREATEROLE there, then add the server again"
             )));

@@ -346,7 +346,7 @@ async fn read_notes(engine: &Tenancy, record: &TenantRecord) -> Result<usize, Te
         .fetch_one(&mut *tx)
         .await
         .map_err(TenancyError::from)?;
-    tx.commit().await.map_err(TenancyError::from)?;
+    tx.commit().await?;
     Ok(n as usize)
 }
 
