@@ -7,10 +7,11 @@
 //! export and import throughput of a tenant with 100,000 monitors, (g) moves of a 100,000-row
 //! tenant between every pair of tiers while it is written, (h) the check scheduler's fairness,
 //! throughput and overhead, (i) an authenticated read through the HTTP API of a real `tenantry
-//! serve`, against the same read sent straight to its PostgreSQL. It starts its own throwaway
-//! PostgreSQL (or uses `TENANTRY_BENCH_DATABASE_URL`), `redis-server` and, for (i), the release
-//! `tenantry` binary on a data folder of its own, and stops them at the end, also after an error
-//! or a Ctrl-C.
+//! serve`, against the same read sent straight to its PostgreSQL, (k) PgBouncer in transaction
+//! mode in front of 500 tenant databases, against direct connections. It starts its own throwaway
+//! PostgreSQL (or uses `TENANTRY_BENCH_DATABASE_URL`), `redis-server`, for (i) the release
+//! `tenantry` binary on a data folder of its own and for (k) `pgbouncer` when installed, and stops
+//! them at the end, also after an error or a Ctrl-C.
 
 mod api;
 mod api_ceiling;
@@ -25,6 +26,7 @@ mod fairness;
 mod machine;
 mod migrate;
 mod moves;
+mod pooler;
 mod provisioning;
 mod ratelimit;
 mod report;
@@ -88,7 +90,7 @@ fn run() -> anyhow::Result<()> {
 }
 
 /// The benchmarks that run on the benchmark's own PostgreSQL.
-const ENGINE_BENCHMARKS: &str = "abcdefgh";
+const ENGINE_BENCHMARKS: &str = "abcdefghk";
 
 /// Runs the benchmarks until they end or Ctrl-C is pressed.
 async fn interruptible(
@@ -157,6 +159,9 @@ async fn engine_benchmarks(
     }
     if wanted('h') {
         rows.extend(fairness::run(&bench).await?);
+    }
+    if wanted('k') {
+        rows.extend(pooler::run(&bench).await?);
     }
     Ok(rows)
 }

@@ -93,7 +93,7 @@ impl Server {
     }
 }
 
-/// Whether benchmark `letter` (`a` to `i`) runs: all of them unless `TENANTRY_BENCH_ONLY` names
+/// Whether benchmark `letter` (`a` to `k`) runs: all of them unless `TENANTRY_BENCH_ONLY` names
 /// some.
 pub fn only() -> impl Fn(char) -> bool {
     let only = std::env::var(ONLY_VAR)
