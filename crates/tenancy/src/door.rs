@@ -199,33 +199,46 @@ impl TenantCtx {
                     }
                     let pool = self.engine.tenant_pool(self.id, &server, &self.database);
                     // A new connection is bounded on its own, so a server that does not answer
-                    // fails its tenants' requests in a moment, not at the acquire timeout.
+                    // fails its tenants' requests in a moment, not at the acquire timeout. The
+                    // bound is on the connection alone: a writer may then wait at the gate.
                     let connects = pool.num_idle() == 0
                         && pool.size() < self.engine.pool_config.per_tenant_max;
-                    let begin = pool.begin_with(statement.clone());
-                    let result = if connects {
-                        match tokio::time::timeout(CONNECT_WAIT, begin).await {
-                            Ok(result) => result,
+                    let acquired = if connects {
+                        match tokio::time::timeout(CONNECT_WAIT, pool.acquire()).await {
+                            Ok(acquired) => acquired,
                             Err(_) => Err(sqlx::Error::PoolTimedOut),
                         }
                     } else {
-                        begin.await
+                        pool.acquire().await
                     };
-                    match result {
-                        Err(e) if crate::error::unreachable(&e) => {
-                            if connects {
-                                server.mark_down();
-                            }
+                    match acquired {
+                        Ok(conn) => Transaction::begin(conn, Some(statement.clone().into())).await,
+                        // Only a new connection tells whether the server is there.
+                        Err(e) if connects && crate::error::unreachable(&e) => {
+                            server.mark_down();
                             tracing::warn!(server = %server.name, slug = %self.slug, error = %e, "tenant's server cannot be reached");
                             return Err(self.unavailable());
                         }
-                        result => result,
+                        // Every connection of the tenant's pool stayed busy past the acquire
+                        // timeout: the tenant is saturated, the server is not down.
+                        Err(sqlx::Error::PoolTimedOut) => return Err(self.unavailable()),
+                        Err(e) => Err(e),
                     }
                 }
             };
             match result {
                 Ok(tx) => break tx,
                 Err(sqlx::Error::PoolClosed) if attempts < 3 => continue,
+                // A pooled connection the server has ended (a restart, a database dropped by a
+                // move): it is gone from the pool; the next attempt connects anew and finds out
+                // whether the server is there.
+                Err(e)
+                    if self.isolation == Isolation::Database
+                        && attempts < 3
+                        && crate::error::connection_lost(&e) =>
+                {
+                    continue;
+                }
                 Err(e) => return Err(e.into()),
             }
         };

@@ -50,15 +50,29 @@ pub(crate) fn sqlstate(e: &sqlx::Error) -> Option<String> {
     }
 }
 
-/// Whether `e` says the server could not be reached (as opposed to a query that failed).
+/// Whether `e`, met while opening a new connection, says the server could not be reached: the
+/// connection failed or timed out, or the server refused it (connection exceptions,
+/// `57P03 cannot_connect_now`, `53300 too_many_connections`). Errors of an open connection (a
+/// session ended by `DROP DATABASE … WITH (FORCE)`, a database that no longer exists) are not:
+/// the door follows the tenant to its new placement on those.
 pub(crate) fn unreachable(e: &sqlx::Error) -> bool {
     match e {
         sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::PoolTimedOut => true,
-        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
-            // connection_exception, operator_intervention (shutdown, cannot connect now),
-            // too_many_connections.
-            code.starts_with("08") || code.starts_with("57P") || code == "53300"
-        }),
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|code| code.starts_with("08") || code == "57P03" || code == "53300"),
+        _ => false,
+    }
+}
+
+/// Whether `e` says an open connection was lost: the socket failed, or the server ended the
+/// session (`08…` connection exceptions, `57P01`/`57P02`/`57P03` shutdown or restart).
+pub(crate) fn connection_lost(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_) | sqlx::Error::Tls(_) => true,
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|code| code.starts_with("08") || code.starts_with("57P")),
         _ => false,
     }
 }
