@@ -8,7 +8,8 @@
 //! tenant between every pair of tiers while it is written, (h) the check scheduler's fairness,
 //! throughput and overhead, (i) an authenticated read through the HTTP API of a real `tenantry
 //! serve`, against the same read sent straight to its PostgreSQL, (k) PgBouncer in transaction
-//! mode in front of 500 tenant databases, against direct connections. It starts its own throwaway
+//! mode in front of 500 tenant databases, against direct connections, (l) the engine's pools
+//! under round-robin reads of 500 database-tier tenants, against as many shared-tier ones. It starts its own throwaway
 //! PostgreSQL (or uses `TENANTRY_BENCH_DATABASE_URL`), `redis-server`, for (i) the release
 //! `tenantry` binary on a data folder of its own and for (k) `pgbouncer` when installed, and stops
 //! them at the end, also after an error or a Ctrl-C.
@@ -20,6 +21,7 @@ mod api_load;
 mod api_serve;
 mod api_setup;
 mod archive;
+mod churn;
 mod door;
 mod door_paths;
 mod fairness;
@@ -90,7 +92,7 @@ fn run() -> anyhow::Result<()> {
 }
 
 /// The benchmarks that run on the benchmark's own PostgreSQL.
-const ENGINE_BENCHMARKS: &str = "abcdefghk";
+const ENGINE_BENCHMARKS: &str = "abcdefghkl";
 
 /// Runs the benchmarks until they end or Ctrl-C is pressed.
 async fn interruptible(
@@ -162,6 +164,9 @@ async fn engine_benchmarks(
     }
     if wanted('k') {
         rows.extend(pooler::run(&bench).await?);
+    }
+    if wanted('l') {
+        rows.extend(churn::run(&bench).await?);
     }
     Ok(rows)
 }

@@ -232,12 +232,19 @@ impl TenantCtx {
                 // A pooled connection the server has ended (a restart, a database dropped by a
                 // move): it is gone from the pool; the next attempt connects anew and finds out
                 // whether the server is there.
+                // (Each of the pool's idle connections may be one.)
                 Err(e)
                     if self.isolation == Isolation::Database
-                        && attempts < 3
+                        && attempts <= self.engine.pool_config.per_tenant_max + 1
                         && crate::error::connection_lost(&e) =>
                 {
                     continue;
+                }
+                Err(e)
+                    if self.isolation == Isolation::Database
+                        && crate::error::connection_lost(&e) =>
+                {
+                    return Err(self.unavailable());
                 }
                 Err(e) => return Err(e.into()),
             }

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use sqlx::{ConnectOptions, Connection, PgConnection};
 use tenantry_tenancy::{
-    DEFAULT_SERVER, Isolation, MoveOptions, NewServer, NewTenant, Tenancy, TenancyError,
-    TenantRecord,
+    DEFAULT_SERVER, Isolation, MoveOptions, NewServer, NewTenant, PoolConfig, Tenancy,
+    TenancyError, TenantRecord,
 };
 use tenantry_testkit::server::SecondServer;
 use tokio::sync::Mutex;
@@ -361,6 +361,15 @@ async fn a_dead_server_takes_only_its_own_tenants_down_and_they_recover_with_it(
         .unwrap();
     for record in [&on_b, &on_a, &shared] {
         insert_note(&engine.resolve(&record.slug).await.unwrap(), "x").await;
+    }
+    // The tenant's pool holds as many idle connections as it may, all of which the kill breaks.
+    let ctx = engine.resolve(&on_b.slug).await.unwrap();
+    let mut open = Vec::new();
+    for _ in 0..PoolConfig::default().per_tenant_max {
+        open.push(ctx.begin_read().await.unwrap());
+    }
+    for tx in open {
+        tx.commit().await.unwrap();
     }
     second.kill();
     // Requests for b's tenant fail as unavailable, and soon; the others go on as usual.
