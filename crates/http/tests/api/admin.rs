@@ -32,6 +32,8 @@ async fn the_admin_api_does_not_exist_for_anyone_else() {
         (Method::POST, format!("/api/v1/admin/tenants/{id}/activate")),
         (Method::POST, format!("/api/v1/admin/tenants/{id}/suspend")),
         (Method::POST, format!("/api/v1/admin/tenants/{id}/restore")),
+        (Method::POST, format!("/api/v1/admin/tenants/{id}/move")),
+        (Method::GET, "/api/v1/admin/servers".to_string()),
     ];
     for (method, path) in routes {
         let body = matches!(method, Method::POST | Method::PUT).then(|| json!({}));
@@ -281,4 +283,75 @@ async fn a_soft_deleted_organization_is_gone_for_its_members_but_its_export() {
     orgs.export(&org).await;
     app.as_(&root).admin_tenants().restore(&org).await;
     orgs.get(&org).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn servers_are_listed_and_a_tenant_is_moved_to_the_database_tier_through_the_api() {
+    let app = TestApp::spawn().await;
+    let root = platform_admin(&app).await;
+    let admin = app.as_(&root);
+    let servers = admin
+        .request(Method::GET, "/api/v1/admin/servers")
+        .send()
+        .await
+        .expect(200);
+    let default = &servers["items"][0];
+    assert_eq!(default["name"], "default");
+    assert_eq!(default["reachable"], true);
+    assert_eq!(default["draining"], false);
+    assert!(default["max_connections"].as_u64().unwrap() > 0);
+
+    let tenants = admin.admin_tenants();
+    let created = tenants
+        .create(json!({"name": "Acme", "slug": "acme", "admin_email": "boss@acme.test"}))
+        .await;
+    let id = created["id"].as_str().unwrap().to_string();
+    // A server that does not exist, a server for another tier, a body naming nothing: 422, and
+    // the tenant stays where it is.
+    for (body, field) in [
+        (json!({"server": "nowhere"}), "server"),
+        (json!({"to": "schema", "server": "default"}), "server"),
+        (json!({}), "to"),
+        (json!({"to": "shared"}), "to"),
+    ] {
+        let refused = admin
+            .request(Method::POST, format!("/api/v1/admin/tenants/{id}/move"))
+            .body(body.clone())
+            .send()
+            .await
+            .problem(422);
+        assert_eq!(refused["field"], field, "{body}");
+    }
+    let refused = tenants
+        .try_create(json!({"name": "B", "slug": "b-1", "admin_email": "b@acme.test", "isolation": "database", "server": "nowhere"}))
+        .await;
+    assert_eq!(refused.problem(422)["code"], "validation_failed");
+    assert_eq!(tenants.get(&id).await["isolation"], "shared");
+
+    let started = admin
+        .request(Method::POST, format!("/api/v1/admin/tenants/{id}/move"))
+        .body(json!({"to": "database", "server": "default"}))
+        .send()
+        .await
+        .expect(202);
+    assert_eq!(started["slug"], "acme");
+    let moved = tenantry_testkit::eventually(
+        "the tenant in the database tier",
+        std::time::Duration::from_secs(60),
+        async || {
+            let tenant = tenants.get(&id).await;
+            match tenant["isolation"].as_str() {
+                Some("database") => Ok(tenant),
+                other => Err(format!("{other:?}")),
+            }
+        },
+    )
+    .await;
+    assert_eq!(moved["placement"]["server"], "default");
+    let servers = admin
+        .request(Method::GET, "/api/v1/admin/servers")
+        .send()
+        .await
+        .expect(200);
+    assert_eq!(servers["items"][0]["tenants"]["database"], 1);
 }

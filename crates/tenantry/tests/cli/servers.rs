@@ -182,6 +182,44 @@ async fn an_organization_moves_to_a_second_server_and_back_and_only_it_feels_tha
         assert_eq!(problem["code"], "tenant_unavailable", "{problem}");
         assert_eq!(read(other_slug.clone()).await.status(), 200);
     }
+    // The scheduler goes on checking the other organization's monitors.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let monitor = json_of(
+        http.post(format!("{}/api/v1/monitors", server.base))
+            .bearer_auth(&token)
+            .header("x-tenant", &other_slug)
+            .json(&json!({"name": "Elsewhere", "kind": "tcp", "target": closed.to_string(), "interval_seconds": 60, "timeout_seconds": 2, "confirmations": 1})),
+    )
+    .await;
+    let monitor_url = format!(
+        "{}/api/v1/monitors/{}",
+        server.base,
+        monitor["id"].as_str().unwrap()
+    );
+    tenantry_testkit::eventually(
+        "the other organization's monitor checked while b is down",
+        Duration::from_secs(30),
+        async || {
+            let read: Value = http
+                .get(&monitor_url)
+                .bearer_auth(&token)
+                .header("x-tenant", &other_slug)
+                .send()
+                .await
+                .map_err(|e| e.to_string())?
+                .json()
+                .await
+                .map_err(|e| e.to_string())?;
+            match read["status"].as_str() {
+                Some("down") => Ok(()),
+                other => Err(format!("status {other:?}")),
+            }
+        },
+    )
+    .await;
     let listed = servers(dir.path());
     assert_eq!(listed[1]["reachable"], false);
     assert_eq!(listed[0]["reachable"], true);
