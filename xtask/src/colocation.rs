@@ -43,15 +43,7 @@ pub fn check(root: &Path) -> anyhow::Result<(usize, Vec<String>)> {
         !tables.is_empty(),
         "no CREATE TABLE in crates/*/migrations/tenant/"
     );
-    let mut files = Vec::new();
-    for krate in sorted_entries(&root.join("crates"))? {
-        let relative = krate.strip_prefix(root)?.to_string_lossy().to_string();
-        if SKIPPED.contains(&relative.as_str()) {
-            continue;
-        }
-        collect_rust(&krate.join("src"), &mut files)?;
-    }
-    files.sort();
+    let files = crate::door_lint::crate_sources(root, SKIPPED, &["rs"])?;
     let mut problems = Vec::new();
     for file in &files {
         let relative = file.strip_prefix(root)?.to_string_lossy().to_string();
@@ -173,21 +165,6 @@ fn sorted_entries(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     }
     entries.sort();
     Ok(entries)
-}
-
-fn collect_rust(dir: &Path, files: &mut Vec<PathBuf>) -> anyhow::Result<()> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Ok(());
-    };
-    for entry in entries {
-        let path = entry?.path();
-        if path.is_dir() {
-            collect_rust(&path, files)?;
-        } else if path.extension().is_some_and(|e| e == "rs") {
-            files.push(path);
-        }
-    }
-    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -38,16 +38,7 @@ const OPERATOR_ALLOWED: &[&str] = &[
 const EXEMPT: &[&str] = &["crates/tenancy", "crates/bench", "crates/testkit"];
 
 pub fn run(root: &Path) -> anyhow::Result<bool> {
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(root.join("crates")).context("failed to read crates/")? {
-        let krate = entry?.path();
-        let relative = krate.strip_prefix(root)?.to_string_lossy().to_string();
-        if EXEMPT.contains(&relative.as_str()) {
-            continue;
-        }
-        collect(&krate.join("src"), &mut files)?;
-    }
-    files.sort();
+    let files = crate_sources(root, EXEMPT, &["rs", "sql"])?;
     let mut problems = Vec::new();
     for file in &files {
         let relative = file.strip_prefix(root)?.to_string_lossy().to_string();
@@ -91,15 +82,37 @@ pub fn run(root: &Path) -> anyhow::Result<bool> {
     Ok(problems.is_empty() && joins.is_empty())
 }
 
-fn collect(dir: &Path, files: &mut Vec<PathBuf>) -> anyhow::Result<()> {
+/// The files under `crates/*/src` whose extension is one of `extensions`, sorted, the crates
+/// named in `skipped` (as `crates/NAME`) aside.
+pub fn crate_sources(
+    root: &Path,
+    skipped: &[&str],
+    extensions: &[&str],
+) -> anyhow::Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(root.join("crates")).context("failed to read crates/")? {
+        let krate = entry?.path();
+        let relative = krate.strip_prefix(root)?.to_string_lossy().to_string();
+        if !skipped.contains(&relative.as_str()) {
+            collect(&krate.join("src"), extensions, &mut files)?;
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+fn collect(dir: &Path, extensions: &[&str], files: &mut Vec<PathBuf>) -> anyhow::Result<()> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Ok(());
     };
     for entry in entries {
         let path = entry?.path();
         if path.is_dir() {
-            collect(&path, files)?;
-        } else if path.extension().is_some_and(|e| e == "rs" || e == "sql") {
+            collect(&path, extensions, files)?;
+        } else if path
+            .extension()
+            .is_some_and(|e| extensions.iter().any(|x| e == *x))
+        {
             files.push(path);
         }
     }

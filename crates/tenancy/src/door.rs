@@ -262,16 +262,10 @@ impl TenantCtx {
     /// as JSON compare across copies. On a connection of its own, closed when the transaction
     /// ends. For [`crate::Operator::begin_restore`].
     pub(crate) async fn begin_as_owner(&self) -> Result<TenantTx, TenancyError> {
-        let options = match self.isolation {
-            Isolation::Database => self
-                .engine
-                .server(&self.server)
-                .await?
-                .owner
-                .clone()
-                .database(&self.database),
-            Isolation::Shared | Isolation::Schema => self.engine.owner_options.clone(),
-        };
+        let options = self
+            .engine
+            .owner_options_at(self.isolation, &self.server, &self.database)
+            .await?;
         let pool = sqlx::postgres::PgPoolOptions::new()
             .max_connections(1)
             .min_connections(0)

@@ -181,18 +181,16 @@ impl Inner {
         ))
     }
 
-    /// Owner-role options on the server holding `record`'s database.
-    pub async fn owner_options_for(
+    /// Owner-role options on the database holding a tenant's rows: its own database on its
+    /// server (database tier), else the control database.
+    pub async fn owner_options_at(
         &self,
-        record: &TenantRecord,
+        isolation: Isolation,
+        server: &str,
+        database: &str,
     ) -> Result<PgConnectOptions, TenancyError> {
-        Ok(match record.isolation {
-            Isolation::Database => self
-                .server(&record.server)
-                .await?
-                .owner
-                .clone()
-                .database(&record.database_name),
+        Ok(match isolation {
+            Isolation::Database => self.server(server).await?.owner.clone().database(database),
             Isolation::Shared | Isolation::Schema => self.owner_options.clone(),
         })
     }
@@ -496,9 +494,16 @@ impl Tenancy {
             .into());
         }
         self.inner.owner_uses.fetch_add(1, Ordering::Relaxed);
-        let options = self.inner.owner_options_for(record).await?;
-        let database = options.get_database().unwrap_or_default().to_string();
-        let mut conn = bootstrap::owner_connection(&options, &database).await?;
+        let options = self
+            .inner
+            .owner_options_at(record.isolation, &record.server, &record.database_name)
+            .await?;
+        let mut conn = options.connect().await.with_context(|| {
+            format!(
+                "failed to connect to the storage of {} as the owner role",
+                record.slug
+            )
+        })?;
         sqlx::query(
             "SELECT set_config('search_path', $1, false), set_config('app.tenant_id', $2, false),
                     set_config('TimeZone', 'UTC', false)",

@@ -95,8 +95,7 @@ impl TenantPools {
         }
         let capacity = (server.budget / self.config.per_tenant_max.max(1)).max(1) as usize;
         loop {
-            let on_server = cache.values().filter(|e| e.server == server.name);
-            if on_server.clone().count() < capacity {
+            if cache.values().filter(|e| e.server == server.name).count() < capacity {
                 break;
             }
             let Some(oldest) = cache

@@ -285,7 +285,7 @@ impl Tenancy {
     }
 
     /// The names of the servers.
-    pub async fn servers_named(&self) -> Result<Vec<String>, TenancyError> {
+    async fn servers_named(&self) -> Result<Vec<String>, TenancyError> {
         Ok(
             sqlx::query_scalar("SELECT name FROM control.servers ORDER BY name <> 'default', name")
                 .fetch_all(&self.inner.runtime)
@@ -387,7 +387,7 @@ impl Tenancy {
     /// The server a new database-tier tenant goes to: `named` (which must exist and not be
     /// draining), else the one with the fewest database-tier tenants per connection of its
     /// budget among those not draining.
-    pub(crate) async fn place(&self, named: Option<&str>) -> Result<String, TenancyError> {
+    pub async fn place(&self, named: Option<&str>) -> Result<String, TenancyError> {
         if let Some(name) = named {
             let draining: Option<bool> =
                 sqlx::query_scalar("SELECT draining FROM control.servers WHERE name = $1")

@@ -323,12 +323,12 @@ pub(crate) async fn start_move(
                 "only database-tier tenants live on a server of their choice",
             ));
         }
-        let known = state.tenancy.servers_named().await?;
-        if !known.iter().any(|k| k == name) {
-            return Err(AppError::invalid(
-                "server",
-                format!("there is no server {name:?}"),
-            ));
+        // Refused now rather than by the move in the background: unknown or draining.
+        if let Err(e) = state.tenancy.place(Some(name)).await {
+            return Err(match e {
+                TenancyError::Invalid(detail) => AppError::invalid("server", detail),
+                e => e.into(),
+            });
         }
     }
     let slug = record.slug.clone();
