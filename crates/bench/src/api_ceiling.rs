@@ -9,6 +9,11 @@
 //! once, as the server's statement cache does), `COMMIT`. It skips everything around it (HTTP,
 //! authentication, the pool, JSON), so its rate is what PostgreSQL can give these reads on this
 //! machine with the same number of clients.
+//!
+//! The second form, [`Protocol::Statements`], is the ceiling as `pgbench -M prepared` measures
+//! it with the door's five statements as its script (`BEGIN READ ONLY`, each `SET LOCAL`, the
+//! read, `COMMIT`): each prepared once and run in a round trip of its own. Next to the first, it
+//! shows what the door's merging of `BEGIN` and the settings into one message is worth.
 
 use std::collections::BTreeMap;
 
@@ -26,10 +31,22 @@ const MONITOR_READ: &str = "SELECT id, name, kind, target, interval_seconds, tim
     keyword, enabled, status, confirmations, last_checked_at, last_ping_at, agent_id, \
     created_at, updated_at FROM monitors WHERE tenant_id = $1 AND id = $2";
 
+/// How a ceiling client sends the door's transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// Round trip for round trip as the server sends it: three.
+    AsServer,
+    /// Each of the five statements prepared and run on its own, as `pgbench -M prepared` runs a
+    /// script: five round trips.
+    Statements,
+}
+
 /// One ceiling client.
 pub struct DoorClient {
     options: PgConnectOptions,
+    protocol: Protocol,
     begin: String,
+    settings: [String; 2],
     tenant: Uuid,
     monitor: Uuid,
     conn: Option<PgConnection>,
@@ -37,7 +54,11 @@ pub struct DoorClient {
 
 impl DoorClient {
     /// Connects now, so that connecting is not part of the run.
-    pub async fn connect(options: PgConnectOptions, org: &Org) -> anyhow::Result<Self> {
+    pub async fn connect(
+        options: PgConnectOptions,
+        org: &Org,
+        protocol: Protocol,
+    ) -> anyhow::Result<Self> {
         let options = options.disable_statement_logging();
         let conn = options.connect().await.with_context(|| {
             format!(
@@ -45,14 +66,20 @@ impl DoorClient {
                 org.database, org.role
             )
         })?;
+        let settings = [
+            format!("SET LOCAL app.tenant_id = '{}'", org.id),
+            format!("SET LOCAL search_path = {}", quote_ident(&org.schema)),
+        ];
         Ok(Self {
             options,
+            protocol,
             // As `TenantCtx::begin_read` writes it.
             begin: format!(
                 "BEGIN READ ONLY; SET LOCAL app.tenant_id = '{}'; SET LOCAL search_path = {}",
                 org.id,
                 quote_ident(&org.schema)
             ),
+            settings,
             tenant: org.id,
             monitor: org.monitor,
             conn: Some(conn),
@@ -64,14 +91,29 @@ impl DoorClient {
             Some(conn) => conn,
             None => self.conn.insert(self.options.connect().await?),
         };
-        // Text without arguments goes as one simple-query message, as the door sends it.
-        conn.execute(self.begin.as_str()).await?;
-        let row = sqlx::query(MONITOR_READ)
+        let read = sqlx::query(MONITOR_READ)
             .bind(self.tenant)
-            .bind(self.monitor)
-            .fetch_optional(&mut *conn)
-            .await?;
-        conn.execute("COMMIT").await?;
+            .bind(self.monitor);
+        let row = match self.protocol {
+            Protocol::AsServer => {
+                // Text without arguments goes as one simple-query message, as the door sends it.
+                conn.execute(self.begin.as_str()).await?;
+                let row = read.fetch_optional(&mut *conn).await?;
+                conn.execute("COMMIT").await?;
+                row
+            }
+            Protocol::Statements => {
+                // `sqlx::query` prepares each text once per connection and then binds and
+                // executes it: one round trip per statement.
+                sqlx::query("BEGIN READ ONLY").execute(&mut *conn).await?;
+                for setting in &self.settings {
+                    sqlx::query(setting).execute(&mut *conn).await?;
+                }
+                let row = read.fetch_optional(&mut *conn).await?;
+                sqlx::query("COMMIT").execute(&mut *conn).await?;
+                row
+            }
+        };
         Ok(row.is_some())
     }
 }

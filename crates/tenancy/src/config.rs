@@ -38,7 +38,7 @@ pub struct PoolConfig {
 impl Default for PoolConfig {
     fn default() -> Self {
         Self {
-            runtime_max: 20,
+            runtime_max: Self::default_runtime_max(),
             owner_max: 8,
             tenant_connection_budget: 64,
             per_tenant_max: 4,
@@ -49,6 +49,18 @@ impl Default for PoolConfig {
 }
 
 impl PoolConfig {
+    /// The runtime pool's size unless configured: 4 connections per core of this machine, from
+    /// 8 to 32 (8 on 2 cores). Short transactions keep a core busy, not a connection waiting:
+    /// more connections than that only add backends taking turns on the same cores. On 2 cores,
+    /// reads through the HTTP API cost PostgreSQL 37 µs each with 20 connections and 29 µs with
+    /// 8 (BENCHMARKS.md, (i)).
+    pub fn default_runtime_max() -> u32 {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        u32::try_from(cores.saturating_mul(4))
+            .unwrap_or(u32::MAX)
+            .clamp(8, 32)
+    }
+
     /// How many database-tier pools may be open at once within the connection budget.
     pub fn tenant_pool_capacity(&self) -> usize {
         (self.tenant_connection_budget / self.per_tenant_max.max(1)).max(1) as usize

@@ -116,7 +116,7 @@ impl Default for Settings {
             database_prefix: "tenantry".to_string(),
             pg_bindir: None,
             pg_max_connections: 200,
-            pool_runtime_max: 20,
+            pool_runtime_max: PoolConfig::default_runtime_max(),
             pool_owner_max: 8,
             tenant_connection_budget: 64,
             tenant_pool_max: 4,
