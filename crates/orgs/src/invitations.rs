@@ -267,8 +267,11 @@ impl Orgs {
     /// What the token invites to, if it is still open: `NotFound` for a token that never
     /// existed, `Gone` for one expired, revoked, replaced or used.
     pub async fn preview_invitation(&self, token: &str) -> Result<InvitationPreview, OrgsError> {
-        let mut conn = self.runtime().acquire().await?;
-        let (open, expires_at) = find_open(&mut conn, token, false).await?;
+        let (open, expires_at) = {
+            let mut conn = self.runtime().acquire().await?;
+            find_open(&mut conn, token, false).await?
+        };
+        // The connection is back in the pool first: the lookup may need one of its own.
         let org = self.tenancy().find(&open.org_id.to_string()).await?;
         Ok(InvitationPreview {
             organization: PreviewOrg {

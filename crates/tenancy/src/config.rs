@@ -20,8 +20,14 @@ pub struct EngineConfig {
 
 #[derive(Debug, Clone)]
 pub struct PoolConfig {
-    /// Connections of the runtime role to the control database (shared and schema tiers).
+    /// Connections of the runtime role to the control database for everything but door
+    /// transactions: lookups, the control schemas, the scheduler's bookkeeping.
     pub runtime_max: u32,
+    /// Connections of the runtime role to the control database for door transactions of
+    /// shared- and schema-tier tenants, a pool of their own: a transaction's work on the side
+    /// (a lookup the caches miss, a row of the control schemas) takes a connection of
+    /// `runtime_max` and never waits for one that door transactions hold.
+    pub runtime_tx_max: u32,
     /// Connections of the owner role to the control database (provisioning, lifecycle,
     /// migrations); at least 2. Fleet migrations work on at most this many minus one tenants at
     /// once.
@@ -38,7 +44,8 @@ pub struct PoolConfig {
 impl Default for PoolConfig {
     fn default() -> Self {
         Self {
-            runtime_max: Self::default_runtime_max(),
+            runtime_max: 20,
+            runtime_tx_max: Self::default_runtime_tx_max(),
             owner_max: 8,
             tenant_connection_budget: 64,
             per_tenant_max: 4,
@@ -49,12 +56,13 @@ impl Default for PoolConfig {
 }
 
 impl PoolConfig {
-    /// The runtime pool's size unless configured: 4 connections per core of this machine, from
-    /// 8 to 32 (8 on 2 cores). Short transactions keep a core busy, not a connection waiting:
-    /// more connections than that only add backends taking turns on the same cores. On 2 cores,
-    /// reads through the HTTP API cost PostgreSQL 37 µs each with 20 connections and 29 µs with
-    /// 8 (BENCHMARKS.md, (i)).
-    pub fn default_runtime_max() -> u32 {
+    /// [`PoolConfig::runtime_tx_max`] unless configured: 4 per core of this machine, from 8 to
+    /// 32 (8 on 2 cores). A door transaction is short and keeps a core busy while it runs, not a
+    /// connection waiting: more connections than that only spread the transactions over more
+    /// backends, which take turns on the same cores with colder caches. On 2 cores, reads
+    /// through the HTTP API cost PostgreSQL 37 to 40 µs each on 20 connections and 29 µs on 8
+    /// (BENCHMARKS.md, (i)).
+    pub fn default_runtime_tx_max() -> u32 {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         u32::try_from(cores.saturating_mul(4))
             .unwrap_or(u32::MAX)

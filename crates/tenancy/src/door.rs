@@ -190,7 +190,7 @@ impl TenantCtx {
             attempts += 1;
             let result = match self.isolation {
                 Isolation::Shared | Isolation::Schema => {
-                    self.engine.runtime.begin_with(statement.clone()).await
+                    self.engine.door.begin_with(statement.clone()).await
                 }
                 Isolation::Database => {
                     let server = self.engine.server(&self.server).await?;

@@ -128,6 +128,9 @@ pub(crate) struct Inner {
     pub schema: TenantSchema,
     /// Tenant locks held at once: one fewer than the owner connections.
     pub lock_slots: Arc<Semaphore>,
+    /// The runtime role's connections for door transactions of shared- and schema-tier tenants
+    /// ([`PoolConfig::runtime_tx_max`]), apart from `runtime`, which serves everything else.
+    pub door: PgPool,
     /// The process's caches of authorization data, and their invalidation.
     pub caches: Arc<Caches>,
     /// Registry records by id and by slug (both keys hold the same record).
@@ -274,6 +277,14 @@ impl Tenancy {
             .connect_with(runtime_options.clone())
             .await
             .context("failed to connect to the control database as the runtime role")?;
+        // Apart, so that a door transaction's work on the side (a lookup the caches miss, a
+        // row of the control schemas) never waits for a connection that door transactions
+        // hold, and so that few backends, kept busy, serve the doors.
+        let door = PgPoolOptions::new()
+            .max_connections(config.pools.runtime_tx_max.max(1))
+            .acquire_timeout(config.pools.acquire_timeout)
+            .idle_timeout(Some(Duration::from_secs(300)))
+            .connect_lazy_with(runtime_options.clone());
         let caches = Caches::new();
         let records = Cache::new(&caches, |_, record: &Option<TenantRecord>, topic, id| {
             topic == "tenant" && record.as_ref().is_some_and(|r| r.id.to_string() == id)
@@ -291,6 +302,7 @@ impl Tenancy {
                 key,
                 schema,
                 lock_slots: Arc::new(Semaphore::new(config.pools.owner_max as usize - 1)),
+                door,
                 caches,
                 records,
                 runtime_options,
@@ -423,9 +435,13 @@ impl Tenancy {
     }
 
     pub fn pool_stats(&self) -> PoolStats {
-        self.inner
+        let mut stats = self
+            .inner
             .tenant_pools
-            .stats(&self.inner.runtime, &self.inner.owner)
+            .stats(&self.inner.runtime, &self.inner.owner);
+        stats.runtime_connections += self.inner.door.size();
+        stats.runtime_idle += self.inner.door.num_idle() as u32;
+        stats
     }
 
     /// Every idle connection of every pool of this engine (runtime, owner, each cached
@@ -434,6 +450,7 @@ impl Tenancy {
     /// diagnostics and the tests of pool hygiene; connections in use are not waited for.
     pub async fn inspect_idle_connections(&self) -> Result<Vec<ConnectionState>, TenancyError> {
         let mut states = pools::inspect_idle("runtime", &self.inner.runtime).await?;
+        states.extend(pools::inspect_idle("door", &self.inner.door).await?);
         states.extend(pools::inspect_idle("owner", &self.inner.owner).await?);
         for (id, pool) in self.inner.tenant_pools.cached() {
             states.extend(pools::inspect_idle(&format!("tenant:{id}"), &pool).await?);

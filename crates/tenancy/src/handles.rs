@@ -62,9 +62,14 @@ impl ControlDb {
         self.0.acquire().await
     }
 
-    /// A `LISTEN` connection of the runtime role.
+    /// A `LISTEN` connection of the runtime role, on a connection of its own: a listener holds
+    /// its connection as long as it lives, and one taken from the pool would leave the requests
+    /// a connection short for good.
     pub async fn listener(&self) -> Result<sqlx::postgres::PgListener, sqlx::Error> {
-        sqlx::postgres::PgListener::connect_with(&self.0).await
+        let own = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(1)
+            .connect_lazy_with((*self.0.connect_options()).clone());
+        sqlx::postgres::PgListener::connect_with(&own).await
     }
 }
 

@@ -60,6 +60,8 @@ pub struct Settings {
     /// `max_connections` of the managed cluster.
     pub pg_max_connections: u32,
     pub pool_runtime_max: u32,
+    /// Door transactions of shared- and schema-tier tenants open at once.
+    pub pool_runtime_tx_max: u32,
     pub pool_owner_max: u32,
     /// The most connections all database-tier tenant pools hold together.
     pub tenant_connection_budget: u32,
@@ -116,7 +118,8 @@ impl Default for Settings {
             database_prefix: "tenantry".to_string(),
             pg_bindir: None,
             pg_max_connections: 200,
-            pool_runtime_max: PoolConfig::default_runtime_max(),
+            pool_runtime_max: 20,
+            pool_runtime_tx_max: PoolConfig::default_runtime_tx_max(),
             pool_owner_max: 8,
             tenant_connection_budget: 64,
             tenant_pool_max: 4,
@@ -215,6 +218,7 @@ impl Settings {
     pub fn pools(&self) -> PoolConfig {
         PoolConfig {
             runtime_max: self.pool_runtime_max,
+            runtime_tx_max: self.pool_runtime_tx_max,
             owner_max: self.pool_owner_max,
             tenant_connection_budget: self.tenant_connection_budget,
             per_tenant_max: self.tenant_pool_max,

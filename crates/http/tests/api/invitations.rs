@@ -6,7 +6,7 @@ use reqwest::Method;
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::{Answer, TestApp, caller, jwt_claims as claims, new_org};
+use crate::{Answer, Spawn, TestApp, caller, jwt_claims as claims, new_org};
 
 /// Accepts invitation `token` signing up as `name`.
 async fn accept_signing_up(app: &TestApp, token: &str, name: &str) -> Answer {
@@ -205,7 +205,14 @@ async fn invitations_follow_the_rules() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_accepts_make_one_membership() {
-    let app = TestApp::spawn().await;
+    // A runtime pool smaller than the crowd: no request may hold one of its connections while
+    // it waits for another (the invitation's preview once held its connection through the
+    // organization's lookup, and eight accepts at once then waited out the acquire timeout).
+    let app = TestApp::spawn_with(Spawn {
+        runtime_max: Some(3),
+        ..Spawn::default()
+    })
+    .await;
     let ada = caller(&app, "ada@example.com").await;
     let org = new_org(&app, &ada, "Acme").await;
     let orgs = app.as_(&ada).organizations();

@@ -77,6 +77,8 @@ pub struct Spawn {
     /// Serve this control database (another instance's, `TestApp::control_database`) instead of
     /// a fresh one: a second server instance of the same deployment.
     pub control_database: Option<String>,
+    /// The runtime pool's size instead of the default (door transactions have their own).
+    pub runtime_max: Option<u32>,
 }
 
 impl TestApp {
@@ -110,8 +112,9 @@ impl TestApp {
             cap,
             redis_url,
             control_database,
+            runtime_max,
         } = spawn;
-        let config = match control_database {
+        let mut config = match control_database {
             Some(control_database) => EngineConfig {
                 owner: tenantry_testkit::owner(),
                 control_database,
@@ -126,6 +129,9 @@ impl TestApp {
                 .await
             }
         };
+        if let Some(runtime_max) = runtime_max {
+            config.pools.runtime_max = runtime_max;
+        }
         let tenancy = Tenancy::open_full(
             config,
             tenantry_app::tenant_schema(),

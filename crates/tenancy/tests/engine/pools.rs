@@ -32,3 +32,59 @@ async fn tenant_pools_are_evicted_to_stay_within_the_budget() {
     // The evicted tenant's pool is opened again on demand.
     assert_eq!(note_names(&ctxs[0]).await, ["m0"]);
 }
+
+/// Door transactions of the control database have connections of their own (`runtime_tx_max`):
+/// past them a transaction waits, and is refused at the acquire timeout, while lookups and other
+/// statements of the runtime role are served; a transaction given up while it waits takes
+/// nothing with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn door_transactions_of_the_control_database_take_turns() {
+    use std::time::Duration;
+
+    let mut config = fresh_config().await;
+    config.pools = PoolConfig {
+        runtime_max: 3,
+        runtime_tx_max: 1,
+        acquire_timeout: Duration::from_millis(500),
+        ..PoolConfig::default()
+    };
+    let engine = Tenancy::open_with(config, schema()).await.unwrap();
+    let (_, shared) = tenant(&engine, Isolation::Shared).await;
+    let (schema_record, schema_tenant) = tenant(&engine, Isolation::Schema).await;
+    let (_, database) = tenant(&engine, Isolation::Database).await;
+
+    let open = shared.begin().await.unwrap();
+    // Another tenant of the control database waits for a connection, and is refused at the
+    // acquire timeout.
+    let waited = schema_tenant.begin_read().await.unwrap_err();
+    assert!(
+        format!("{waited:?}").contains("pool timed out"),
+        "expected a pool timeout, got {waited:?}"
+    );
+    // Given up while waiting: nothing is held afterwards.
+    assert!(
+        tokio::time::timeout(Duration::from_millis(50), schema_tenant.begin())
+            .await
+            .is_err()
+    );
+    // The pool still serves the control database's lookups and other statements meanwhile,
+    // and the database tier's own pools are not counted.
+    engine.caches().flush();
+    assert_eq!(
+        engine.find(&schema_record.slug).await.unwrap().id,
+        schema_record.id
+    );
+    let one: i32 = sqlx::query_scalar("SELECT 1")
+        .fetch_one(engine.control_db())
+        .await
+        .unwrap();
+    assert_eq!(one, 1);
+    insert_note(&database, "beside").await;
+    open.commit().await.unwrap();
+
+    // One after another once the first connection is back.
+    for i in 0..3 {
+        insert_note(&schema_tenant, &format!("n{i}")).await;
+    }
+    assert_eq!(note_names(&schema_tenant).await, ["n0", "n1", "n2"]);
+}
