@@ -155,7 +155,13 @@ impl Orgs {
         conn: &mut sqlx::PgConnection,
         record: &TenantRecord,
     ) -> Result<Entitlements, OrgsError> {
-        let plan = self.plan(&record.plan).await?.unwrap_or_else(|| Plan {
+        // On `conn`: the caller holds it, and a second connection of the pool may not come.
+        let plan: Option<Plan> =
+            sqlx::query_as("SELECT name, limits, features FROM orgs.plans WHERE name = $1")
+                .bind(&record.plan)
+                .fetch_optional(&mut *conn)
+                .await?;
+        let plan = plan.unwrap_or_else(|| Plan {
             // A plan removed from the table leaves its tenants with no limits of its own.
             name: record.plan.clone(),
             limits: Map::new(),

@@ -166,7 +166,11 @@ impl Tenancy {
         slug: Option<&Slug>,
         settings: Option<&serde_json::Value>,
     ) -> Result<TenantRecord, TenancyError> {
-        let record = self.find(key).await?;
+        // Read on the caller's connection: a lookup the cache missed would otherwise wait for a
+        // second connection of the runtime pool while this one is held.
+        let record = registry::find(&mut *tx.tx, key)
+            .await?
+            .ok_or_else(|| TenancyError::NotFound(key.to_string()))?;
         // A savepoint: a refused update (a taken slug) leaves the caller's transaction usable.
         let mut savepoint = tx.tx.begin().await?;
         let updated = sqlx::query_as::<_, TenantRecord>(&format!(

@@ -82,7 +82,11 @@ impl Tenancy {
         let record = match inserted {
             Some(record) => record,
             None => {
-                let existing = self.find(new.slug.as_str()).await?;
+                // On the pool of the insert: a caller may hold a runtime connection (a user's
+                // organization is created inside their transaction).
+                let existing = registry::find(&self.inner.owner, new.slug.as_str())
+                    .await?
+                    .ok_or_else(|| TenancyError::NotFound(new.slug.to_string()))?;
                 if !matches!(
                     existing.status,
                     TenantStatus::Provisioning | TenantStatus::Failed

@@ -57,7 +57,10 @@ pub struct NewRecord<'a> {
 }
 
 /// Looks a tenant up by id (when `key` is a UUID) or slug.
-pub async fn find(pool: &PgPool, key: &str) -> Result<Option<TenantRecord>, TenancyError> {
+pub async fn find<'e>(
+    pool: impl sqlx::PgExecutor<'e>,
+    key: &str,
+) -> Result<Option<TenantRecord>, TenancyError> {
     let record = match key.parse::<Uuid>() {
         Ok(id) => {
             sqlx::query_as(&format!(
