@@ -230,14 +230,11 @@ impl TenantCtx {
                 Ok(tx) => break tx,
                 Err(sqlx::Error::PoolClosed) if attempts < 3 => continue,
                 // A pooled connection the server has ended (a restart, a database dropped by a
-                // move): it is gone from the pool; the next attempt connects anew and finds out
-                // whether the server is there.
-                // (Each of the pool's idle connections may be one.)
-                Err(e)
-                    if self.isolation == Isolation::Database
-                        && attempts <= self.engine.pool_config.per_tenant_max + 1
-                        && crate::error::connection_lost(&e) =>
-                {
+                // move), idle for less than the second after which the pool asks it before
+                // handing it out: it is gone from the pool, and the next attempt takes another
+                // or connects anew, finding out whether the server is there. (Each of the
+                // pool's idle connections may be one.)
+                Err(e) if attempts <= self.pool_max() + 1 && crate::error::connection_lost(&e) => {
                     continue;
                 }
                 Err(e)
@@ -287,6 +284,14 @@ impl TenantCtx {
             tenant: self.id,
             in_control: self.isolation != Isolation::Database,
         })
+    }
+
+    /// The most connections of the pool this tenant's transactions take.
+    fn pool_max(&self) -> u32 {
+        match self.isolation {
+            Isolation::Shared | Isolation::Schema => self.engine.pool_config.runtime_tx_max,
+            Isolation::Database => self.engine.pool_config.per_tenant_max,
+        }
     }
 
     fn unavailable(&self) -> OpenError {
