@@ -133,11 +133,15 @@ impl Orgs {
         )
     }
 
-    async fn plan(&self, name: &str) -> Result<Option<Plan>, OrgsError> {
+    /// The plan called `name`, read on `executor`.
+    async fn plan<'e>(
+        executor: impl sqlx::PgExecutor<'e>,
+        name: &str,
+    ) -> Result<Option<Plan>, OrgsError> {
         Ok(
             sqlx::query_as("SELECT name, limits, features FROM orgs.plans WHERE name = $1")
                 .bind(name)
-                .fetch_optional(self.runtime())
+                .fetch_optional(executor)
                 .await?,
         )
     }
@@ -156,17 +160,14 @@ impl Orgs {
         record: &TenantRecord,
     ) -> Result<Entitlements, OrgsError> {
         // On `conn`: the caller holds it, and a second connection of the pool may not come.
-        let plan: Option<Plan> =
-            sqlx::query_as("SELECT name, limits, features FROM orgs.plans WHERE name = $1")
-                .bind(&record.plan)
-                .fetch_optional(&mut *conn)
-                .await?;
-        let plan = plan.unwrap_or_else(|| Plan {
-            // A plan removed from the table leaves its tenants with no limits of its own.
-            name: record.plan.clone(),
-            limits: Map::new(),
-            features: Map::new(),
-        });
+        let plan = Self::plan(&mut *conn, &record.plan)
+            .await?
+            .unwrap_or_else(|| Plan {
+                // A plan removed from the table leaves its tenants with no limits of its own.
+                name: record.plan.clone(),
+                limits: Map::new(),
+                features: Map::new(),
+            });
         let overrides: Overrides =
             sqlx::query_as("SELECT limits, features FROM orgs.plan_overrides WHERE org_id = $1")
                 .bind(record.id.as_uuid())
@@ -194,7 +195,7 @@ impl Orgs {
     ) -> Result<(TenantRecord, Entitlements), OrgsError> {
         change.check()?;
         if let Some(plan) = &change.plan
-            && self.plan(plan).await?.is_none()
+            && Self::plan(self.runtime(), plan).await?.is_none()
         {
             let names: Vec<String> = self.plans().await?.into_iter().map(|p| p.name).collect();
             return Err(OrgsError::Invalid {

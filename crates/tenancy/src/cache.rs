@@ -170,12 +170,19 @@ impl Caches {
     }
 }
 
-/// Listens until the connection fails (`Err`) or the caches are dropped (`Ok`).
-async fn listen(caches: &Arc<Caches>, options: &PgConnectOptions) -> Result<(), sqlx::Error> {
-    let pool = PgPoolOptions::new()
+/// A `LISTEN` connection with `options` on a connection of its own: a listener holds its
+/// connection as long as it lives, and one taken from a pool would leave that pool a connection
+/// short for good.
+pub(crate) async fn own_listener(options: &PgConnectOptions) -> Result<PgListener, sqlx::Error> {
+    let own = PgPoolOptions::new()
         .max_connections(1)
         .connect_lazy_with(options.clone());
-    let mut listener = PgListener::connect_with(&pool).await?;
+    PgListener::connect_with(&own).await
+}
+
+/// Listens until the connection fails (`Err`) or the caches are dropped (`Ok`).
+async fn listen(caches: &Arc<Caches>, options: &PgConnectOptions) -> Result<(), sqlx::Error> {
+    let mut listener = own_listener(options).await?;
     listener.listen(CHANNEL).await?;
     // Changes made while nobody listened were missed.
     caches.flush();

@@ -270,20 +270,20 @@ impl Tenancy {
             .clone()
             .username(&runtime_role)
             .password(&key.password_for(&runtime_role));
-        let runtime = PgPoolOptions::new()
-            .max_connections(config.pools.runtime_max)
-            .acquire_timeout(config.pools.acquire_timeout)
-            .idle_timeout(Some(Duration::from_secs(300)))
+        let runtime_pool = |max: u32| {
+            PgPoolOptions::new()
+                .max_connections(max)
+                .acquire_timeout(config.pools.acquire_timeout)
+                .idle_timeout(Some(Duration::from_secs(300)))
+        };
+        let runtime = runtime_pool(config.pools.runtime_max)
             .connect_with(runtime_options.clone())
             .await
             .context("failed to connect to the control database as the runtime role")?;
         // Apart, so that a door transaction's work on the side (a lookup the caches miss, a
         // row of the control schemas) never waits for a connection that door transactions
         // hold, and so that few backends, kept busy, serve the doors.
-        let door = PgPoolOptions::new()
-            .max_connections(config.pools.runtime_tx_max.max(1))
-            .acquire_timeout(config.pools.acquire_timeout)
-            .idle_timeout(Some(Duration::from_secs(300)))
+        let door = runtime_pool(config.pools.runtime_tx_max.max(1))
             .connect_lazy_with(runtime_options.clone());
         let caches = Caches::new();
         let records = Cache::new(&caches, |_, record: &Option<TenantRecord>, topic, id| {
@@ -435,13 +435,9 @@ impl Tenancy {
     }
 
     pub fn pool_stats(&self) -> PoolStats {
-        let mut stats = self
-            .inner
+        self.inner
             .tenant_pools
-            .stats(&self.inner.runtime, &self.inner.owner);
-        stats.runtime_connections += self.inner.door.size();
-        stats.runtime_idle += self.inner.door.num_idle() as u32;
-        stats
+            .stats(&[&self.inner.runtime, &self.inner.door], &self.inner.owner)
     }
 
     /// Every idle connection of every pool of this engine (runtime, owner, each cached

@@ -62,14 +62,10 @@ impl ControlDb {
         self.0.acquire().await
     }
 
-    /// A `LISTEN` connection of the runtime role, on a connection of its own: a listener holds
-    /// its connection as long as it lives, and one taken from the pool would leave the requests
-    /// a connection short for good.
+    /// A `LISTEN` connection of the runtime role, on a connection of its own (not one of the
+    /// pool's, which it would hold as long as it lives).
     pub async fn listener(&self) -> Result<sqlx::postgres::PgListener, sqlx::Error> {
-        let own = sqlx::postgres::PgPoolOptions::new()
-            .max_connections(1)
-            .connect_lazy_with((*self.0.connect_options()).clone());
-        sqlx::postgres::PgListener::connect_with(&own).await
+        crate::cache::own_listener(&self.0.connect_options()).await
     }
 }
 

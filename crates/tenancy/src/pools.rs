@@ -176,10 +176,11 @@ impl TenantPools {
         self.lock().values().map(|e| e.pool.num_idle() as u32).sum()
     }
 
-    pub fn stats(&self, runtime: &PgPool, owner: &PgPool) -> PoolStats {
+    /// The figures of these pools, of the runtime role's pools (`runtime`) and of the owner's.
+    pub fn stats(&self, runtime: &[&PgPool], owner: &PgPool) -> PoolStats {
         PoolStats {
-            runtime_connections: runtime.size(),
-            runtime_idle: runtime.num_idle() as u32,
+            runtime_connections: runtime.iter().map(|p| p.size()).sum(),
+            runtime_idle: runtime.iter().map(|p| p.num_idle() as u32).sum(),
             owner_connections: owner.size(),
             owner_idle: owner.num_idle() as u32,
             tenant_pools: self.count(),

@@ -258,6 +258,14 @@ async fn a_logged_out_session_is_refused_at_once_on_every_instance() {
     }
 }
 
+/// The statuses of `requests`, sent at once.
+async fn statuses(
+    requests: impl IntoIterator<Item = impl std::future::Future<Output = crate::Answer>>,
+) -> Vec<u16> {
+    let answers = futures::future::join_all(requests).await;
+    answers.iter().map(|a| a.status().as_u16()).collect()
+}
+
 /// More requests at once than the runtime pool has connections: none may hold one of them while
 /// it waits for another, or the crowd waits out the acquire timeout and gets `503`. Reading an
 /// organization (its plan and overrides), renaming it, and creating organizations whose derived
@@ -274,22 +282,12 @@ async fn a_crowd_larger_than_the_runtime_pool_is_served() {
     let orgs = app.as_(&ada).organizations();
 
     let reads = (0..8).map(|_| orgs.try_get(&org));
-    let statuses: Vec<u16> = futures::future::join_all(reads)
-        .await
-        .iter()
-        .map(|a| a.status().as_u16())
-        .collect();
-    assert_eq!(statuses, [200; 8]);
+    assert_eq!(statuses(reads).await, [200; 8]);
 
     // The caches forget what they hold after every change, so the renames look the
     // organization up again while their transactions are open.
     let renames = (0..6).map(|i| orgs.try_update(&org, json!({"name": format!("Acme {i}")})));
-    let statuses: Vec<u16> = futures::future::join_all(renames)
-        .await
-        .iter()
-        .map(|a| a.status().as_u16())
-        .collect();
-    assert_eq!(statuses, [200; 6]);
+    assert_eq!(statuses(renames).await, [200; 6]);
 
     // "Acme" is taken: each creation finds that slug's row before it derives another.
     let creations = (0..6).map(|_| orgs.try_create(json!({"name": "Acme"})));

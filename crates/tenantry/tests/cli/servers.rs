@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tenantry_testkit::server::SecondServer;
 
-use crate::support::{Server, command, data_dir, json_of, stdout, tenantry};
+use crate::support::{Server, command, data_dir, json_of, stdout, tenantry, try_json_of};
 
 fn servers(dir: &std::path::Path) -> Value {
     serde_json::from_str(&stdout(&tenantry(dir, &["server", "list", "--json"]))).unwrap()
@@ -203,16 +203,12 @@ async fn an_organization_moves_to_a_second_server_and_back_and_only_it_feels_tha
         "the other organization's monitor checked while b is down",
         Duration::from_secs(30),
         async || {
-            let read: Value = http
-                .get(&monitor_url)
-                .bearer_auth(&token)
-                .header("x-tenant", &other_slug)
-                .send()
-                .await
-                .map_err(|e| e.to_string())?
-                .json()
-                .await
-                .map_err(|e| e.to_string())?;
+            let read = try_json_of(
+                http.get(&monitor_url)
+                    .bearer_auth(&token)
+                    .header("x-tenant", &other_slug),
+            )
+            .await?;
             match read["status"].as_str() {
                 Some("down") => Ok(()),
                 other => Err(format!("status {other:?}")),

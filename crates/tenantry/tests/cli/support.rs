@@ -195,15 +195,7 @@ impl Server {
             &format!("the server seeing the {plan} plan"),
             Duration::from_secs(30),
             async || {
-                let seen: serde_json::Value = http
-                    .get(&url)
-                    .bearer_auth(&token)
-                    .send()
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .json()
-                    .await
-                    .map_err(|e| e.to_string())?;
+                let seen = try_json_of(http.get(&url).bearer_auth(&token)).await?;
                 if seen["plan"] == plan {
                     Ok(())
                 } else {
@@ -285,5 +277,16 @@ pub fn stdout(output: &Output) -> String {
 
 /// Sends `request` and reads its answer as JSON, whatever the status.
 pub async fn json_of(request: reqwest::RequestBuilder) -> serde_json::Value {
-    request.send().await.unwrap().json().await.unwrap()
+    try_json_of(request).await.unwrap()
+}
+
+/// [`json_of`], with a failure to send or to read told rather than panicking (for `eventually`).
+pub async fn try_json_of(request: reqwest::RequestBuilder) -> Result<serde_json::Value, String> {
+    request
+        .send()
+        .await
+        .map_err(|e| e.to_string())?
+        .json()
+        .await
+        .map_err(|e| e.to_string())
 }
