@@ -205,7 +205,8 @@ fn group(
 
 fn test_command(select: &[&str], args: &[String], url: Option<&str>) -> Command {
     let mut command = Command::new(cargo());
-    command.arg("test").args(select);
+    // Every test binary runs even when one fails, so one run shows every failure.
+    command.arg("test").arg("--no-fail-fast").args(select);
     if select.is_empty() && !args.iter().any(|a| a == "-p" || a.starts_with("--package")) {
         command.arg("--workspace");
     }
@@ -224,6 +225,9 @@ fn summary(totals: &Totals, success: bool) -> ExitCode {
         "summary: {} passed, {} failed, {} skipped",
         totals.passed, totals.failed, totals.ignored
     );
+    for name in &totals.failures {
+        println!("failed: {name}");
+    }
     if success {
         ExitCode::SUCCESS
     } else {
@@ -269,6 +273,8 @@ struct Totals {
     passed: u64,
     failed: u64,
     ignored: u64,
+    /// The names of the tests that failed, from libtest's `test NAME ... FAILED` lines.
+    failures: Vec<String>,
 }
 
 impl Totals {
@@ -276,9 +282,16 @@ impl Totals {
         self.passed += other.passed;
         self.failed += other.failed;
         self.ignored += other.ignored;
+        self.failures.extend(other.failures.iter().cloned());
     }
 
     fn add(&mut self, line: &str) {
+        if let Some(name) = line
+            .strip_prefix("test ")
+            .and_then(|rest| rest.strip_suffix(" ... FAILED"))
+        {
+            self.failures.push(name.to_owned());
+        }
         let Some(rest) = line.strip_prefix("test result: ") else {
             return;
         };

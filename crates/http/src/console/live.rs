@@ -1,11 +1,12 @@
 //! `/o/{slug}/events`: Server-Sent Events of the organization's monitors, for the monitors
 //! pages to follow status changes without reloading. The stream reads the organization's
 //! monitors through its own door every [`EVERY`] and sends a `monitor` event for each one whose
-//! status, last check or open incident changed (all of them at first). It is scoped by
-//! construction: it can only read the organization it was opened for, and it ends once the
-//! user is no longer a member or the browser session ends (logged out, revoked).
+//! status, last check or open incident changed (all of them at first), in the order the monitors
+//! are listed. It is scoped by construction: it can only read the organization it was opened
+//! for, and it ends once the user is no longer a member or the browser session ends (logged out,
+//! revoked).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
 use std::time::Duration;
 
@@ -80,14 +81,14 @@ pub(crate) async fn events(
             state,
             ctx,
             HashMap::<Uuid, Change>::new(),
-            Vec::<Event>::new(),
+            VecDeque::<Event>::new(),
             true,
         ),
         move |(state, ctx, mut seen, mut queued, mut first)| {
             let slug = slug.clone();
             async move {
                 loop {
-                    if let Some(event) = queued.pop() {
+                    if let Some(event) = queued.pop_front() {
                         return Some((Ok(event), (state, ctx, seen, queued, false)));
                     }
                     // The server shutting down ends the stream (the browser reconnects to another).
@@ -115,7 +116,7 @@ pub(crate) async fn events(
                         if seen.get(&change.id) != Some(&change) {
                             if let Ok(event) = Event::default().event("monitor").json_data(&change)
                             {
-                                queued.push(event);
+                                queued.push_back(event);
                             }
                             seen.insert(change.id, change);
                         }
