@@ -51,7 +51,7 @@ pub struct Options {
 pub const EXPORT_SLOTS: usize = 4;
 
 /// Request bodies larger than this are refused with 413.
-const BODY_LIMIT: usize = 1024 * 1024;
+pub(crate) const BODY_LIMIT: usize = 1024 * 1024;
 
 pub struct Application {
     listener: TcpListener,

@@ -11,6 +11,7 @@ mod api_keys;
 mod audit;
 mod auth;
 mod client;
+mod connections;
 mod console;
 mod cross_tenant;
 mod export;
