@@ -50,6 +50,9 @@ pub struct Caches {
     listening: AtomicBool,
     /// Markers this process sent through the channel, waiting to come back ([`Caches::sync`]).
     markers: std::sync::Mutex<HashMap<String, tokio::sync::oneshot::Sender<()>>>,
+    /// Set once the engine closes: the listener stops, and losing its connection then is no
+    /// news.
+    stopped: tokio::sync::watch::Sender<bool>,
 }
 
 impl std::fmt::Debug for Caches {
@@ -112,6 +115,13 @@ impl Caches {
         }
     }
 
+    /// Stops the listener for good (the engine is closing): the caches serve nothing from now on.
+    pub fn stop_listening(&self) {
+        self.stopped.send_replace(true);
+        self.live.store(false, Ordering::Release);
+        self.flush();
+    }
+
     /// Waits (at most `limit`) until this process's listener has received every notification
     /// committed before now: it sends a marker through the channel and waits for it to come back
     /// (PostgreSQL delivers notifications in commit order). Every other instance's listener
@@ -149,19 +159,28 @@ impl Caches {
             return;
         }
         let weak = Arc::downgrade(self);
+        let mut stopped = self.stopped.subscribe();
         tokio::spawn(async move {
             let mut backoff = Duration::from_millis(100);
             loop {
-                let Some(caches) = weak.upgrade() else { return };
-                match listen(&caches, &options).await {
-                    Ok(()) => return,
-                    Err(error) => {
-                        if caches.live.swap(false, Ordering::AcqRel) {
-                            tracing::warn!(%error, "cache invalidation listener lost; caches off until it is back");
-                        }
+                let listening = tokio::select! {
+                    listening = listen(&weak, &options) => listening,
+                    _ = stopped.wait_for(|stopped| *stopped) => Ok(()),
+                };
+                if *stopped.borrow() {
+                    // A connection made as the engine closed may have turned the caches on.
+                    if let Some(caches) = weak.upgrade() {
+                        caches.live.store(false, Ordering::Release);
                         caches.flush();
                     }
+                    return;
                 }
+                let Err(error) = listening else { return };
+                let Some(caches) = weak.upgrade() else { return };
+                if caches.live.swap(false, Ordering::AcqRel) {
+                    tracing::warn!(%error, "cache invalidation listener lost; caches off until it is back");
+                }
+                caches.flush();
                 drop(caches);
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(2));
@@ -181,14 +200,17 @@ pub(crate) async fn own_listener(options: &PgConnectOptions) -> Result<PgListene
 }
 
 /// Listens until the connection fails (`Err`) or the caches are dropped (`Ok`).
-async fn listen(caches: &Arc<Caches>, options: &PgConnectOptions) -> Result<(), sqlx::Error> {
+async fn listen(weak: &Weak<Caches>, options: &PgConnectOptions) -> Result<(), sqlx::Error> {
     let mut listener = own_listener(options).await?;
     listener.listen(CHANNEL).await?;
+    let Some(caches) = weak.upgrade() else {
+        return Ok(());
+    };
     // Changes made while nobody listened were missed.
     caches.flush();
     caches.live.store(true, Ordering::Release);
+    drop(caches);
     tracing::debug!("cache invalidation listener connected");
-    let weak = Arc::downgrade(caches);
     loop {
         // `try_recv` answers `None` once the connection is lost (and would reconnect silently
         // on the next call: the loss is what the caller must see).

@@ -536,8 +536,9 @@ impl Tenancy {
         }
     }
 
-    /// Closes every pool.
+    /// Stops the invalidation listener, then closes every pool.
     pub async fn close(&self) {
+        self.inner.caches.stop_listening();
         self.inner.runtime.close().await;
         self.inner.owner.close().await;
     }

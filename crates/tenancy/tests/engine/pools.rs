@@ -88,3 +88,55 @@ async fn door_transactions_of_the_control_database_take_turns() {
     }
     assert_eq!(note_names(&schema_tenant).await, ["n0", "n1", "n2"]);
 }
+
+/// The cache invalidation listener holds a connection of its own while the engine is open, and
+/// closing the engine ends it: the caches stop serving, and the listener neither reconnects nor
+/// takes the end of its connection for a loss.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closing_the_engine_ends_its_invalidation_listener() {
+    use std::time::Duration;
+
+    use sqlx::Connection as _;
+
+    let engine = Tenancy::open_with(fresh_config().await, schema())
+        .await
+        .unwrap();
+    let database = engine.control_database().to_string();
+    let mut admin = sqlx::PgConnection::connect_with(&tenantry_testkit::superuser())
+        .await
+        .unwrap();
+    let listening = async |admin: &mut sqlx::PgConnection| -> i64 {
+        sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND query LIKE 'LISTEN %'",
+        )
+        .bind(&database)
+        .fetch_one(admin)
+        .await
+        .unwrap()
+    };
+    engine.start_cache_listener();
+    for _ in 0..200 {
+        if engine.caches().is_live() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(engine.caches().is_live());
+    assert_eq!(listening(&mut admin).await, 1);
+
+    engine.close().await;
+    assert!(!engine.caches().is_live());
+    let mut left = 1;
+    for _ in 0..200 {
+        left = listening(&mut admin).await;
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(left, 0, "the listener's connection outlived the engine");
+    // Past the listener's reconnection delay, it has not come back.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(listening(&mut admin).await, 0);
+    assert!(!engine.caches().is_live());
+}
