@@ -6,9 +6,9 @@
 //! the next request on this instance must not see the old value. So a request that may have
 //! changed such data — any request that is not a read, to the routes that manage
 //! organizations, their members, keys, invitations, plans and limits, users and sessions —
-//! flushes this instance's caches once its handler has finished (committed), and waits for the
-//! notifications committed so far to come back to this instance's listener (so every other
-//! instance has received them too), before its response is sent.
+//! flushes this instance's caches once its handler has finished (committed), and waits until
+//! every instance's listener has acknowledged the notifications committed so far (so every
+//! other instance has applied them too), before its response is sent.
 
 use axum::extract::{Request, State};
 use axum::http::Method;
@@ -40,7 +40,7 @@ pub(crate) async fn after_changes(
     let response = next.run(request).await;
     if changes {
         state.tenancy.caches().flush();
-        // Every instance has the change's invalidation once this instance has it back.
+        // Every instance has applied the change's invalidation once all have acknowledged it.
         state.tenancy.sync_caches().await;
     }
     response

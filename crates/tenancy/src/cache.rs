@@ -10,6 +10,11 @@
 //! - On the instance that made a change, the caches are also invalidated synchronously, before
 //!   the change's response is sent ([`Caches::invalidate`], [`Caches::flush`]), so the next
 //!   request never sees the old value even if the notification has not arrived yet.
+//! - Other instances have the change before its response is sent too: the instance that made it
+//!   sends a marker through the channel after the change committed, and waits until every
+//!   listener connected to the control database has acknowledged it ([`Caches::sync`]). A
+//!   listener receives notifications in commit order and applies them one by one, so its
+//!   acknowledgement means it has applied the change.
 //! - A read that raced an invalidation does not fill the cache: a load records the
 //!   invalidation generation before it reads, and stores its value only if no invalidation
 //!   happened meanwhile.
@@ -24,6 +29,9 @@ use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 
 /// The notification channel the invalidation triggers use.
 pub const CHANNEL: &str = "tenantry_invalidate";
+/// The `application_name` of every invalidation listener's connection: [`Caches::sync`] counts
+/// the listeners it waits for by it.
+pub const LISTENER_NAME: &str = "tenantry-cache-listener";
 
 /// How long an entry is trusted at most, notifications or not.
 const MAX_AGE: Duration = Duration::from_secs(60);
@@ -39,6 +47,25 @@ pub trait Invalidate: Send + Sync {
     fn flush(&self);
 }
 
+/// A marker sent by [`Caches::sync`]: how many listeners have yet to acknowledge it, and its
+/// waiter, told once none has.
+struct Marker {
+    awaited: usize,
+    done: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Marker {
+    /// One more listener has the marker.
+    fn acknowledged(&mut self) {
+        self.awaited = self.awaited.saturating_sub(1);
+        if self.awaited == 0
+            && let Some(done) = self.done.take()
+        {
+            let _ = done.send(());
+        }
+    }
+}
+
 /// The caches of one process, and whether they may serve.
 #[derive(Default)]
 pub struct Caches {
@@ -48,8 +75,9 @@ pub struct Caches {
     /// Bumped by every invalidation; see [`Cache::get_or_load`].
     generation: AtomicU64,
     listening: AtomicBool,
-    /// Markers this process sent through the channel, waiting to come back ([`Caches::sync`]).
-    markers: std::sync::Mutex<HashMap<String, tokio::sync::oneshot::Sender<()>>>,
+    /// Markers this process sent through the channel, waiting for every listener
+    /// ([`Caches::sync`]).
+    markers: std::sync::Mutex<HashMap<String, Marker>>,
     /// Set once the engine closes: the listener stops, and losing its connection then is no
     /// news.
     stopped: tokio::sync::watch::Sender<bool>,
@@ -97,21 +125,35 @@ impl Caches {
         self.each(|c| c.flush());
     }
 
-    /// Applies one notification payload, `<topic>:<id>`.
-    pub fn apply(&self, payload: &str) {
+    /// Applies one notification payload, `<topic>:<id>`; the acknowledgement to send back
+    /// when it is another process's `sync` marker.
+    pub fn apply(&self, payload: &str) -> Option<String> {
         match payload.split_once(':') {
             Some(("sync", marker)) => {
-                let waiter = self
-                    .markers
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .remove(marker);
-                if let Some(waiter) = waiter {
-                    let _ = waiter.send(());
+                let mut markers = self.markers.lock().unwrap_or_else(|p| p.into_inner());
+                match markers.get_mut(marker) {
+                    Some(own) => {
+                        own.acknowledged();
+                        None
+                    }
+                    None => Some(format!("ack:{marker}")),
                 }
             }
-            Some((topic, id)) => self.invalidate(topic, id),
-            None => self.flush(),
+            Some(("ack", marker)) => {
+                let mut markers = self.markers.lock().unwrap_or_else(|p| p.into_inner());
+                if let Some(own) = markers.get_mut(marker) {
+                    own.acknowledged();
+                }
+                None
+            }
+            Some((topic, id)) => {
+                self.invalidate(topic, id);
+                None
+            }
+            None => {
+                self.flush();
+                None
+            }
         }
     }
 
@@ -122,21 +164,39 @@ impl Caches {
         self.flush();
     }
 
-    /// Waits (at most `limit`) until this process's listener has received every notification
-    /// committed before now: it sends a marker through the channel and waits for it to come back
-    /// (PostgreSQL delivers notifications in commit order). Every other instance's listener
-    /// receives them at the same moment, so a change followed by `sync` is known everywhere
-    /// before its response leaves. Does nothing while the listener is not connected.
+    /// Waits (at most `limit`) until every listener connected to the control database, this
+    /// process's and every other instance's, has received every notification committed before
+    /// now: it sends a marker through the channel, which this process's listener receives and
+    /// every other listener acknowledges once it has applied what came before it (PostgreSQL
+    /// delivers notifications in commit order). So a change followed by `sync` is known on
+    /// every instance before its response leaves. Does nothing while this process's listener is
+    /// not connected; a listener that goes away meanwhile costs the wait, never a stale read
+    /// (its caches are off until it is back).
     pub async fn sync(&self, pool: &sqlx::PgPool, limit: Duration) {
         if !self.is_live() {
             return;
         }
+        let listeners: Result<i64, _> = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity \
+             WHERE datname = current_database() AND application_name = $1",
+        )
+        .bind(LISTENER_NAME)
+        .fetch_one(pool)
+        .await;
+        let Ok(listeners) = listeners else { return };
         let marker = uuid::Uuid::new_v4().simple().to_string();
-        let (sent, back) = tokio::sync::oneshot::channel();
+        let (done, back) = tokio::sync::oneshot::channel();
         self.markers
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(marker.clone(), sent);
+            .insert(
+                marker.clone(),
+                Marker {
+                    // This process's own listener is among them.
+                    awaited: usize::try_from(listeners).unwrap_or(0).max(1),
+                    done: Some(done),
+                },
+            );
         let notified = sqlx::query("SELECT pg_notify($1, $2)")
             .bind(CHANNEL)
             .bind(format!("sync:{marker}"))
@@ -158,6 +218,7 @@ impl Caches {
         if self.listening.swap(true, Ordering::AcqRel) {
             return;
         }
+        let options = options.application_name(LISTENER_NAME);
         let weak = Arc::downgrade(self);
         let mut stopped = self.stopped.subscribe();
         tokio::spawn(async move {
@@ -219,7 +280,17 @@ async fn listen(weak: &Weak<Caches>, options: &PgConnectOptions) -> Result<(), s
             return Ok(());
         };
         match notification {
-            Some(n) => caches.apply(n.payload()),
+            Some(n) => {
+                let ack = caches.apply(n.payload());
+                drop(caches);
+                if let Some(ack) = ack {
+                    sqlx::query("SELECT pg_notify($1, $2)")
+                        .bind(CHANNEL)
+                        .bind(ack)
+                        .execute(&mut listener)
+                        .await?;
+                }
+            }
             None => {
                 return Err(sqlx::Error::Protocol(
                     "the invalidation listener's connection was lost".into(),

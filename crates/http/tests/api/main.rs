@@ -80,6 +80,9 @@ pub struct Spawn {
     pub control_database: Option<String>,
     /// The runtime pool's size instead of the default (door transactions have their own).
     pub runtime_max: Option<u32>,
+    /// Reach the control database's server with these owner options (through a
+    /// `LatencyProxy`, say); only with `control_database`.
+    pub owner: Option<sqlx::postgres::PgConnectOptions>,
 }
 
 impl TestApp {
@@ -114,10 +117,11 @@ impl TestApp {
             redis_url,
             control_database,
             runtime_max,
+            owner,
         } = spawn;
         let mut config = match control_database {
             Some(control_database) => EngineConfig {
-                owner: tenantry_testkit::owner(),
+                owner: owner.unwrap_or_else(tenantry_testkit::owner),
                 control_database,
                 prefix: tenantry_testkit::PREFIX.to_string(),
                 pools: PoolConfig::default(),

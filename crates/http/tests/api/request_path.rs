@@ -7,7 +7,7 @@ use serde_json::json;
 use tenantry_tenancy::Isolation;
 
 use crate::client::Request;
-use crate::{Caller, TestApp, caller, org_in, platform_admin};
+use crate::{Caller, Spawn, TestApp, caller, org_in, platform_admin};
 
 /// A new API key of `org`: its id and secret.
 async fn new_key_with_id(app: &TestApp, owner: &Caller, org: &str, role: &str) -> (String, String) {
@@ -240,6 +240,43 @@ async fn removed_members_revoked_keys_and_suspended_organizations_are_refused_at
             );
         }
     }
+}
+
+/// Another instance may hear of a change later than the instance that made it: here every
+/// answer of PostgreSQL to the other instance, its invalidation listener's included, is held
+/// 30 ms. The change's response waits until every instance has acknowledged it, so the request
+/// that follows it on the other instance is refused all the same, change after change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_other_instance_refuses_at_once_however_late_it_hears_of_the_change() {
+    let one = TestApp::spawn().await;
+    let proxy = tenantry_testkit::latency::LatencyProxy::start(&tenantry_testkit::owner()).await;
+    let two = TestApp::spawn_with(Spawn {
+        control_database: Some(one.tenancy.control_database().to_string()),
+        owner: Some(proxy.options(tenantry_testkit::owner())),
+        ..Spawn::default()
+    })
+    .await;
+    proxy.set_delay(std::time::Duration::from_millis(30));
+    let admin = platform_admin(&one).await;
+    let ada = caller(&one, "ada@example.com").await;
+    let org = org_in(&one, &ada, "Late", Isolation::Shared).await;
+    let key = new_key(&one, &ada, &org, "member").await;
+    let mut stale = Vec::new();
+    for round in 0..10 {
+        // Cached on the other instance.
+        assert_eq!(two.as_(&key).monitors().try_list().await.status(), 200);
+        one.as_(&admin).admin_tenants().suspend(&org).await;
+        let status = two.as_(&key).monitors().try_list().await.status();
+        if status != 403 {
+            stale.push(format!("round {round}: suspended, served {status}"));
+        }
+        one.as_(&admin).admin_tenants().activate(&org).await;
+        let status = two.as_(&key).monitors().try_list().await.status();
+        if status != 200 {
+            stale.push(format!("round {round}: active again, answered {status}"));
+        }
+    }
+    assert!(stale.is_empty(), "{}", stale.join("\n"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

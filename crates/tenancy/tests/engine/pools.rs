@@ -107,9 +107,10 @@ async fn closing_the_engine_ends_its_invalidation_listener() {
         .unwrap();
     let listening = async |admin: &mut sqlx::PgConnection| -> i64 {
         sqlx::query_scalar(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND query LIKE 'LISTEN %'",
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND application_name = $2",
         )
         .bind(&database)
+        .bind(tenantry_tenancy::cache::LISTENER_NAME)
         .fetch_one(admin)
         .await
         .unwrap()
