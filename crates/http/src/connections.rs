@@ -83,15 +83,15 @@ pub(crate) async fn serve(
         let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
             let router = router.clone();
             async move {
-                let expects_continue = request
-                    .headers()
-                    .get(EXPECT)
-                    .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
                 let (mut request, leftover) = Leftover::track(request);
                 request.extensions_mut().insert(ConnectInfo(peer));
                 let deadline = tokio::time::Instant::now() + BODY_READ_TIMEOUT;
                 let mut response = router.oneshot(request).await?;
-                if !leftover.drain(expects_continue, deadline).await {
+                let reusable = match leftover {
+                    Some(leftover) => leftover.drain(deadline).await,
+                    None => true,
+                };
+                if !reusable {
                     response
                         .headers_mut()
                         .insert(CONNECTION, HeaderValue::from_static("close"));
@@ -120,11 +120,23 @@ pub(crate) async fn serve(
 
 /// A request's body, shared between the request (which reads it, or drops it unread) and its
 /// connection, which finds what is left of it once the request is answered.
-struct Leftover(Arc<Mutex<Option<Incoming>>>);
+struct Leftover {
+    slot: Arc<Mutex<Option<Incoming>>>,
+    /// The client waits for `100 Continue` before it sends the body.
+    expects_continue: bool,
+}
 
 impl Leftover {
-    /// `request` with its body tracked: dropped before its end, the body comes back here.
-    fn track(request: hyper::Request<Incoming>) -> (Request, Self) {
+    /// `request` with its body tracked: dropped before its end, the body comes back here. A
+    /// request without a body (most of them) is left as it is.
+    fn track(request: hyper::Request<Incoming>) -> (Request, Option<Self>) {
+        if request.body().is_end_stream() {
+            return (request.map(Body::new), None);
+        }
+        let expects_continue = request
+            .headers()
+            .get(EXPECT)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
         let slot = Arc::new(Mutex::new(None));
         let request = request.map(|body| {
             Body::new(Tracked {
@@ -132,17 +144,21 @@ impl Leftover {
                 slot: slot.clone(),
             })
         });
-        (request, Self(slot))
+        let leftover = Self {
+            slot,
+            expects_continue,
+        };
+        (request, Some(leftover))
     }
 
     /// Reads what the request left of its body, up to [`DRAIN_LIMIT`] bytes and until
     /// `deadline`; whether the connection can serve another request. A client waiting for
     /// `100 Continue` is not asked for a body nobody reads.
-    async fn drain(self, expects_continue: bool, deadline: tokio::time::Instant) -> bool {
-        let Some(body) = self.0.lock().unwrap_or_else(|e| e.into_inner()).take() else {
+    async fn drain(self, deadline: tokio::time::Instant) -> bool {
+        let Some(body) = self.slot.lock().unwrap_or_else(|e| e.into_inner()).take() else {
             return true;
         };
-        if expects_continue || body.size_hint().lower() > DRAIN_LIMIT as u64 {
+        if self.expects_continue || body.size_hint().lower() > DRAIN_LIMIT as u64 {
             return false;
         }
         let mut data = Body::new(body).into_data_stream();
