@@ -35,22 +35,29 @@ impl Site {
     pub async fn start() -> Site {
         let dir = support::data_dir();
         let mail = SmtpSink::start().await;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let public = format!("http://127.0.0.1:{port}");
-        let server = Server::spawn_on(
-            dir.path(),
-            port,
-            &[
-                ("TENANTRY_FORBID_PRIVATE_TARGETS", "false"),
-                ("TENANTRY_SMTP_URL", &mail.url()),
-                ("TENANTRY_PUBLIC_URL", &public),
-            ],
-        );
-        Site { server, mail, dir }
+        // The public address names the port, so the port is chosen first; it may be taken
+        // before serve binds it, and then another is tried.
+        for _ in 0..5 {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let public = format!("http://127.0.0.1:{port}");
+            let started = Server::try_spawn_on(
+                dir.path(),
+                port,
+                &[
+                    ("TENANTRY_FORBID_PRIVATE_TARGETS", "false"),
+                    ("TENANTRY_SMTP_URL", &mail.url()),
+                    ("TENANTRY_PUBLIC_URL", &public),
+                ],
+            );
+            if let Some(server) = started {
+                return Site { server, mail, dir };
+            }
+        }
+        panic!("serve found no free port in 5 tries");
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -89,27 +96,42 @@ pub struct Driver {
 
 impl Driver {
     pub async fn start() -> Driver {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new("chromedriver")
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("chromedriver is not installed: apt-get install chromium chromium-driver");
-        // Held from here, so that chromedriver is stopped if it never answers.
-        let driver = Driver { child, port };
-        tenantry_testkit::eventually("chromedriver listening", PATIENCE, async || {
-            tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .map(drop)
-                .map_err(|e| e.to_string())
-        })
-        .await;
-        driver
+        // A port found free may be taken before chromedriver binds it: then it ends, and
+        // another port is tried.
+        for _ in 0..5 {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let child = Command::new("chromedriver")
+                .arg(format!("--port={port}"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("chromedriver is not installed: apt-get install chromium chromium-driver");
+            // Held from here, so that chromedriver is stopped if it never answers.
+            let mut driver = Driver { child, port };
+            let deadline = tokio::time::Instant::now() + PATIENCE;
+            loop {
+                let listening = tokio::net::TcpStream::connect(("127.0.0.1", port))
+                    .await
+                    .is_ok();
+                let ended = driver.child.try_wait().unwrap().is_some();
+                if listening && !ended {
+                    return driver;
+                }
+                if ended {
+                    break;
+                }
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "chromedriver did not listen within {PATIENCE:?}"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+        panic!("chromedriver found no free port in 5 tries");
     }
 }
 

@@ -108,18 +108,16 @@ impl Server {
         Self::spawn(dir, &[])
     }
 
-    /// Starts `tenantry serve` with these `TENANTRY_*` variables and no others.
+    /// Starts `tenantry serve` with these `TENANTRY_*` variables and no others, on a port the
+    /// system picks as it binds (a port found free beforehand may be taken before serve binds
+    /// it).
     pub fn spawn(dir: &Path, env: &[(&str, &str)]) -> Server {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        Self::spawn_on(dir, port, env)
+        Self::try_spawn_on(dir, 0, env).expect("serve started")
     }
 
-    /// [`Server::spawn`] on `port`.
-    pub fn spawn_on(dir: &Path, port: u16, env: &[(&str, &str)]) -> Server {
+    /// [`Server::spawn`] on `port`; `None` when serve ended without listening (its error is
+    /// on the test's standard error: the port was taken, say).
+    pub fn try_spawn_on(dir: &Path, port: u16, env: &[(&str, &str)]) -> Option<Server> {
         let mut child = command(dir)
             .envs(env.iter().copied())
             .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
@@ -130,15 +128,20 @@ impl Server {
         let stdout = child.stdout.take().unwrap();
         let mut line = String::new();
         BufReader::new(stdout).read_line(&mut line).unwrap();
+        if line.is_empty() {
+            let status = child.wait().unwrap();
+            assert!(!status.success(), "serve ended at once, and {status}");
+            return None;
+        }
         assert!(
             line.starts_with("listening on http://"),
             "serve printed {line:?}"
         );
-        Server {
+        Some(Server {
             base: line.trim().trim_start_matches("listening on ").to_string(),
             child,
             dir: dir.to_path_buf(),
-        }
+        })
     }
 
     /// The metrics token, as `tenantry metrics token` prints it.
