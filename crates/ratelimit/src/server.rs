@@ -35,17 +35,25 @@ impl RedisServer {
             .prefix("tenantry-redis-")
             .tempdir()
             .map_err(|e| ServerError::Failed(format!("no temporary folder: {e}")))?;
-        let port = TcpListener::bind(("127.0.0.1", 0))
-            .and_then(|listener| listener.local_addr())
-            .map_err(|e| ServerError::Failed(format!("no free port: {e}")))?
-            .port();
         let mut server = RedisServer {
-            port,
+            port: 0,
             dir,
             child: None,
         };
-        server.restart().await?;
-        Ok(server)
+        // A port found free may be taken before the server binds it: then another is tried.
+        let mut tries = 0;
+        loop {
+            server.port = TcpListener::bind(("127.0.0.1", 0))
+                .and_then(|listener| listener.local_addr())
+                .map_err(|e| ServerError::Failed(format!("no free port: {e}")))?
+                .port();
+            tries += 1;
+            match server.restart().await {
+                Ok(()) => return Ok(server),
+                Err(ServerError::Failed(_)) if tries < 5 => continue,
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// `redis://127.0.0.1:<port>`.
