@@ -129,22 +129,17 @@ impl Caches {
     /// when it is another process's `sync` marker.
     pub fn apply(&self, payload: &str) -> Option<String> {
         match payload.split_once(':') {
-            Some(("sync", marker)) => {
+            Some((kind @ ("sync" | "ack"), marker)) => {
                 let mut markers = self.markers.lock().unwrap_or_else(|p| p.into_inner());
                 match markers.get_mut(marker) {
+                    // This process's own marker, back, or another listener's acknowledgement.
                     Some(own) => {
                         own.acknowledged();
                         None
                     }
-                    None => Some(format!("ack:{marker}")),
+                    // Another process's marker: acknowledged once what came before it applied.
+                    None => (kind == "sync").then(|| format!("ack:{marker}")),
                 }
-            }
-            Some(("ack", marker)) => {
-                let mut markers = self.markers.lock().unwrap_or_else(|p| p.into_inner());
-                if let Some(own) = markers.get_mut(marker) {
-                    own.acknowledged();
-                }
-                None
             }
             Some((topic, id)) => {
                 self.invalidate(topic, id);

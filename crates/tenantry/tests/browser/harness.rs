@@ -22,6 +22,15 @@ pub fn screenshots() -> PathBuf {
     dir
 }
 
+/// A port free now (it may be taken before whoever is given it binds it).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// A running server with an SMTP sink for its emails.
 pub struct Site {
     pub server: Server,
@@ -38,11 +47,7 @@ impl Site {
         // The public address names the port, so the port is chosen first; it may be taken
         // before serve binds it, and then another is tried.
         for _ in 0..5 {
-            let port = std::net::TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port();
+            let port = free_port();
             let public = format!("http://127.0.0.1:{port}");
             let started = Server::try_spawn_on(
                 dir.path(),
@@ -99,11 +104,7 @@ impl Driver {
         // A port found free may be taken before chromedriver binds it: then it ends, and
         // another port is tried.
         for _ in 0..5 {
-            let port = std::net::TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port();
+            let port = free_port();
             let child = Command::new("chromedriver")
                 .arg(format!("--port={port}"))
                 .stdout(Stdio::null())
