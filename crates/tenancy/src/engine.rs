@@ -540,6 +540,7 @@ impl Tenancy {
     pub async fn close(&self) {
         self.inner.caches.stop_listening();
         self.inner.runtime.close().await;
+        self.inner.door.close().await;
         self.inner.owner.close().await;
     }
 }

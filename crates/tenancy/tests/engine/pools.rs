@@ -141,3 +141,20 @@ async fn closing_the_engine_ends_its_invalidation_listener() {
     assert_eq!(listening(&mut admin).await, 0);
     assert!(!engine.caches().is_live());
 }
+
+/// Closing the engine closes every pool of the runtime and owner roles, the door
+/// transactions' included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closing_the_engine_closes_its_pools() {
+    let engine = Tenancy::open_with(fresh_config().await, schema())
+        .await
+        .unwrap();
+    let (_, ctx) = tenant(&engine, Isolation::Shared).await;
+    insert_note(&ctx, "before closing").await;
+    let stats = engine.pool_stats();
+    assert!(stats.runtime_connections > 0, "{stats:?}");
+    engine.close().await;
+    let stats = engine.pool_stats();
+    assert_eq!(stats.runtime_connections, 0, "{stats:?}");
+    assert_eq!(stats.owner_connections, 0, "{stats:?}");
+}
